@@ -1,0 +1,78 @@
+/* The dual-stream engine: value stream, Jacobian stream, losses and the backward pass
+ * through both streams (docs/DESIGN.md section 1), on BLIS.
+ *
+ * One call computes, for one micro-batch, the UN-normalized gradient sum
+ *     grad = d/dtheta [ sum_b task(f_b, y_b) + lambda * sum_b sum_l ||S_{l,b}||_F^2 ]
+ * into a buffer the caller owns (overwritten, same flat layout as the parameters). The
+ * result depends only on the parameters and the micro-batch's samples (and their dropout
+ * keys), never on where or when it runs: this is what makes the cross-rank reduction
+ * exact. The engine knows no MPI and no files; it allocates nothing after
+ * cz_workspace_new.
+ *
+ * Layouts: x [B x d] row-major; the Jacobian stream S_l is neuron-major n_l x (B*d)
+ * (row i = sample 0's d entries, then sample 1's, ...), so each stream product is one
+ * GEMM. Memory is B*d*(sum_{l<H} n_l + sum_{l>=2} n_l) reals for the stream. */
+#ifndef CHAINZ_ENGINE_H
+#define CHAINZ_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "chainz/loss.h"
+#include "chainz/model.h"
+
+typedef struct cz_workspace cz_workspace;
+
+/* @return a workspace for micro-batches of at most max_batch samples, or NULL with err set. */
+cz_workspace *cz_workspace_new(const cz_model *m, size_t max_batch, cz_error *err);
+void cz_workspace_free(cz_workspace *ws);
+/* Bytes the workspace holds (the stream dominates). */
+size_t cz_workspace_bytes(const cz_workspace *ws);
+
+typedef struct {
+    double lambda;      /* DREG coefficient (>= 0) */
+    int train;          /* 1: dropout active (needs keys) */
+    int stream;         /* 1: run the Jacobian stream even when lambda == 0 (statistics) */
+} cz_step_opts;
+
+typedef struct {
+    cz_loss_sums task;  /* task loss, correct, abs_err summed over the micro-batch */
+    double dreg;        /* sum_b sum_l ||S_{l,b}||_F^2 (not multiplied by lambda); 0 without stream */
+} cz_step_sums;
+
+/* One micro-batch: x [B x d], labels (y_class or y_value by head), keys [B] per-sample
+ * dropout keys (used only when opts->train and dropout > 0). grad may be NULL for a
+ * forward-only evaluation. Sums are overwritten.
+ * @return 0, or CZ_EINVAL if B exceeds the workspace or keys are missing. */
+int cz_engine_step(cz_workspace *ws, const cz_real *params, const cz_real *x,
+                   const int32_t *y_class, const cz_real *y_value, const uint64_t *keys,
+                   size_t B, const cz_step_opts *opts, cz_real *grad, cz_step_sums *sums,
+                   cz_error *err);
+
+/* ---- per-sample results of the last cz_engine_step (valid until the next call) ---- */
+
+/* f [B x n_out]: the outputs (logits / score). */
+const cz_real *cz_engine_outputs(const cz_workspace *ws);
+/* h_l [B x n_l] for hidden layer l (1-based): activations after dropout. */
+const cz_real *cz_engine_hidden(const cz_workspace *ws, int l);
+/* Per-sample ||S_l||_F^2 for hidden layer l (1-based), [B]; NULL if the stream did not run. */
+const double *cz_engine_jacobian_sqnorm(const cz_workspace *ws, int l);
+/* Copies sample b's Jacobian S_l = dh_l/dx [n_l x d] row-major into out. Valid after a
+ * step that ran the stream without a DREG backward (grad NULL or lambda 0), since that
+ * backward reuses the stream's memory. @return 0 or CZ_EINVAL. */
+int cz_engine_jacobian(const cz_workspace *ws, const cz_real *params, int l, size_t b,
+                       cz_real *out, cz_error *err);
+/* Per-sample gradient of the task loss with respect to the input, from the stream:
+ * out [B x d] = S_o^T dtask/df, with S_o = W_o S_H. Requires a step with grad and stream. */
+int cz_engine_input_grad(const cz_workspace *ws, const cz_real *params, cz_real *out,
+                         cz_error *err);
+/* The same quantity by ordinary backpropagation through the value stream (g_0 = W_1^T dz_1),
+ * [B x d]; an independent check of the identity above. Requires a step with grad. */
+int cz_engine_input_grad_backprop(const cz_workspace *ws, const cz_real *params, cz_real *out,
+                                  cz_error *err);
+
+/* BLIS threads used by this process's GEMMs (results do not depend on it). */
+void cz_engine_set_threads(int n);
+/* Flops of one step of B samples by the DESIGN cost formula (GEMM terms only). */
+double cz_engine_step_flops(const cz_model *m, size_t B, int stream);
+
+#endif

@@ -1,0 +1,142 @@
+#include "chainz/model.h"
+
+#include <math.h>
+#include <string.h>
+
+static const char *act_names[] = {"poly", "relu", "tanh", "gelu", "identity"};
+static const char *head_names[] = {"classify", "ordinal", "regress"};
+
+const char *cz_act_name(cz_act a) { return act_names[a]; }
+const char *cz_head_name(cz_head h) { return head_names[h]; }
+
+int cz_act_parse(const char *s, cz_act *out)
+{
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(s, act_names[i])) { *out = (cz_act)i; return 0; }
+    return CZ_EINVAL;
+}
+
+int cz_head_parse(const char *s, cz_head *out)
+{
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(s, head_names[i])) { *out = (cz_head)i; return 0; }
+    return CZ_EINVAL;
+}
+
+int cz_model_init(cz_model *m, const cz_model_spec *spec, cz_error *err)
+{
+    memset(m, 0, sizeof *m);
+    if (spec->d == 0) return cz_error_set(err, CZ_EINVAL, "model: input dimension d must be > 0");
+    if (spec->n_hidden < 1 || spec->n_hidden > CZ_MAX_HIDDEN)
+        return cz_error_set(err, CZ_EINVAL, "model: need 1..%d hidden layers, got %d",
+                            CZ_MAX_HIDDEN, spec->n_hidden);
+    if (spec->dropout < 0 || spec->dropout >= 1)
+        return cz_error_set(err, CZ_EINVAL, "model: dropout must be in [0, 1), got %g", spec->dropout);
+    size_t n_out;
+    switch (spec->head) {
+    case CZ_HEAD_CLASSIFY:
+        if (spec->classes < 2) return cz_error_set(err, CZ_EINVAL, "model: classify needs >= 2 classes, got %d", spec->classes);
+        n_out = (size_t)spec->classes;
+        break;
+    case CZ_HEAD_ORDINAL:
+        if (spec->classes < 2) return cz_error_set(err, CZ_EINVAL, "model: ordinal needs >= 2 classes, got %d", spec->classes);
+        n_out = (size_t)spec->classes - 1;
+        break;
+    case CZ_HEAD_REGRESS: n_out = 1; break;
+    default: return cz_error_set(err, CZ_EINVAL, "model: unknown head %d", (int)spec->head);
+    }
+    m->spec = *spec;
+    m->n_hidden = spec->n_hidden;
+    m->n_out = n_out;
+    int H = spec->n_hidden;
+    size_t off = 0, n_prev = spec->d;
+    for (int l = 0; l <= H; l++) { /* weights first: the decayed prefix */
+        size_t n = l < H ? spec->width[l] : n_out;
+        if (n == 0) return cz_error_set(err, CZ_EINVAL, "model: hidden layer %d has width 0", l + 1);
+        if (l < H && (unsigned)spec->act[l] > CZ_ACT_IDENTITY)
+            return cz_error_set(err, CZ_EINVAL, "model: layer %d has an unknown activation", l + 1);
+        cz_layer *L = &m->layer[l];
+        L->n_in = n_prev;
+        L->n_out = n;
+        L->act = l < H ? spec->act[l] : CZ_ACT_IDENTITY;
+        L->w = off;
+        off += n * n_prev;
+        n_prev = n;
+    }
+    m->n_weights = off;
+    for (int l = 0; l <= H; l++) {
+        cz_layer *L = &m->layer[l];
+        L->b = off;
+        off += L->n_out;
+        L->poly = CZ_NONE;
+        if (L->act == CZ_ACT_POLY) {
+            L->poly = off;
+            off += 4 * L->n_out;
+        }
+    }
+    m->n_params = off;
+    return 0;
+}
+
+void cz_model_params_init(const cz_model *m, cz_real *params, cz_rng *rng)
+{
+    memset(params, 0, m->n_params * sizeof *params);
+    for (int l = 0; l <= m->n_hidden; l++) {
+        const cz_layer *L = &m->layer[l];
+        double gain = (L->act == CZ_ACT_RELU || L->act == CZ_ACT_GELU) ? 2.0 : 1.0;
+        double lim = sqrt(3.0 * gain / (double)L->n_in);
+        for (size_t i = 0; i < L->n_out * L->n_in; i++)
+            params[L->w + i] = (cz_real)((2.0 * cz_rng_uniform(rng) - 1.0) * lim);
+        if (L->poly != CZ_NONE)
+            for (size_t i = 0; i < L->n_out; i++) params[L->poly + 4 * i + 1] = 1;
+    }
+}
+
+void cz_act_eval(cz_real *h, cz_real *dphi, cz_real *d2phi, cz_act act, const cz_real *poly,
+                 const cz_real *z, size_t B, size_t n)
+{
+    for (size_t b = 0; b < B; b++) {
+        for (size_t i = 0; i < n; i++) {
+            size_t k = b * n + i;
+            cz_real x = z[k], v, d1, d2;
+            switch (act) {
+            case CZ_ACT_POLY: {
+                const cz_real *a = poly + 4 * i;
+                v = a[0] + x * (a[1] + x * (a[2] + x * a[3]));
+                d1 = a[1] + x * (2 * a[2] + 3 * x * a[3]);
+                d2 = 2 * a[2] + 6 * x * a[3];
+                break;
+            }
+            case CZ_ACT_RELU:
+                v = x > 0 ? x : 0;
+                d1 = x > 0 ? 1 : 0;
+                d2 = 0;
+                break;
+            case CZ_ACT_TANH: {
+                cz_real t = (cz_real)tanh((double)x);
+                v = t;
+                d1 = 1 - t * t;
+                d2 = -2 * t * (1 - t * t);
+                break;
+            }
+            case CZ_ACT_GELU: { /* exact: x * Phi(x) */
+                double xd = (double)x;
+                double Phi = 0.5 * (1.0 + erf(xd * M_SQRT1_2));
+                double pdf = exp(-0.5 * xd * xd) * 0.3989422804014327;
+                v = (cz_real)(xd * Phi);
+                d1 = (cz_real)(Phi + xd * pdf);
+                d2 = (cz_real)(pdf * (2.0 - xd * xd));
+                break;
+            }
+            default:
+                v = x;
+                d1 = 1;
+                d2 = 0;
+                break;
+            }
+            if (h) h[k] = v;
+            if (dphi) dphi[k] = d1;
+            if (d2phi) d2phi[k] = d2;
+        }
+    }
+}

@@ -1,0 +1,504 @@
+/* Double-precision checks of the engine's math (docs/DESIGN.md section 1):
+ * - analytic gradient vs central finite differences for every parameter block
+ *   x every activation x DREG on/off x every head (x dropout on/off);
+ * - S_l from the stream vs a finite-difference Jacobian of h_l with respect to x;
+ * - the per-sample input gradient S_o^T dtask/df vs finite differences and backprop;
+ * - the batched GEMM path vs a naive per-sample reference written from the equations;
+ * - micro-batched accumulation vs one batch. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "chainz/engine.h"
+
+#ifndef CZ_REAL_DOUBLE
+#error "test_gradcheck must link the double-precision engine"
+#endif
+
+#define B_MAX 6
+
+typedef struct {
+    cz_model m;
+    cz_workspace *ws;
+    double *params, *grad, *x, *yv;
+    int32_t *yc;
+    uint64_t keys[B_MAX];
+    size_t B;
+    cz_step_opts opts;
+} fixture;
+
+static void fixture_init(fixture *f, const cz_act *acts, int H, const size_t *widths,
+                         cz_head head, double dropout, double lambda, uint64_t seed)
+{
+    memset(f, 0, sizeof *f);
+    cz_model_spec s = {.d = 5, .n_hidden = H, .head = head, .classes = 4, .dropout = dropout};
+    for (int l = 0; l < H; l++) {
+        s.width[l] = widths[l];
+        s.act[l] = acts[l];
+    }
+    cz_error err;
+    assert_int_equal(cz_model_init(&f->m, &s, &err), 0);
+    f->B = 4;
+    f->ws = cz_workspace_new(&f->m, B_MAX, &err);
+    assert_non_null(f->ws);
+    f->params = calloc(f->m.n_params, sizeof(double));
+    f->grad = calloc(f->m.n_params, sizeof(double));
+    f->x = calloc(B_MAX * s.d, sizeof(double));
+    f->yv = calloc(B_MAX, sizeof(double));
+    f->yc = calloc(B_MAX, sizeof(int32_t));
+    cz_rng r;
+    cz_rng_seed(&r, seed);
+    cz_model_params_init(&f->m, f->params, &r);
+    /* move every block off its special initial values so that every term is exercised */
+    for (int l = 0; l <= H; l++) {
+        const cz_layer *L = &f->m.layer[l];
+        for (size_t i = 0; i < L->n_out; i++) f->params[L->b + i] = 0.3 * cz_rng_normal(&r);
+        if (L->poly != CZ_NONE)
+            for (size_t i = 0; i < L->n_out; i++) {
+                double *a = f->params + L->poly + 4 * i;
+                a[0] = 0.2 * cz_rng_normal(&r);
+                a[1] = 1.0 + 0.3 * cz_rng_normal(&r);
+                a[2] = 0.4 * cz_rng_normal(&r);
+                a[3] = 0.3 * cz_rng_normal(&r);
+            }
+    }
+    for (size_t i = 0; i < B_MAX * s.d; i++) f->x[i] = cz_rng_normal(&r);
+    for (size_t b = 0; b < B_MAX; b++) {
+        f->yc[b] = (int32_t)cz_rng_below(&r, 4);
+        f->yv[b] = cz_rng_normal(&r);
+        f->keys[b] = cz_rng_u64(&r);
+    }
+    f->opts = (cz_step_opts){.lambda = lambda, .train = 1, .stream = 0};
+}
+
+static void fixture_free(fixture *f)
+{
+    cz_workspace_free(f->ws);
+    free(f->params);
+    free(f->grad);
+    free(f->x);
+    free(f->yv);
+    free(f->yc);
+}
+
+/* the un-normalized objective the engine differentiates */
+static double objective(fixture *f, const double *params, const double *x)
+{
+    cz_step_sums sums;
+    cz_error err;
+    assert_int_equal(cz_engine_step(f->ws, params, x, f->yc, f->yv, f->keys, f->B, &f->opts,
+                                     NULL, &sums, &err), 0);
+    return sums.task.loss + f->opts.lambda * sums.dreg;
+}
+
+static double rel_err(double a, double b) { return fabs(a - b) / fmax(1e-6, fmax(fabs(a), fabs(b))); }
+
+/* Five-point central difference of the objective in the coordinate *v (a parameter or an
+ * input): truncation O(h^4), so h can be large enough that rounding (~eps*|L|/h) stays
+ * far below the tolerance even where deep cubic layers make |L| large. */
+static double fd_derivative(fixture *f, const double *params, const double *x, double *v, double *L0)
+{
+    const double h = 1e-4, keep = *v;
+    double Lv[4], off[4] = {2 * h, h, -h, -2 * h};
+    for (int i = 0; i < 4; i++) {
+        *v = keep + off[i];
+        Lv[i] = objective(f, params, x);
+    }
+    *v = keep;
+    *L0 = objective(f, params, x);
+    return (-Lv[0] + 8 * Lv[1] - 8 * Lv[2] + Lv[3]) / (12 * h);
+}
+
+/* Error in units of the tolerance (<= 1 passes): 1e-6 relative, plus an absolute floor
+ * at the stencil's rounding level for the objective's magnitude. */
+static double fd_err(double analytic, double fd, double L)
+{
+    double tol = 1e-6 * fmax(fabs(analytic), fabs(fd)) + 1e-10 * fmax(1.0, fabs(L));
+    return fabs(analytic - fd) / tol;
+}
+
+/* Block of parameter index k, for the report: 0 hidden W, 1 hidden b, 2 poly, 3 output. */
+static int block_of(const cz_model *m, size_t k)
+{
+    const cz_layer *O = &m->layer[m->n_hidden];
+    if (k >= O->w && k < O->w + O->n_out * O->n_in) return 3;
+    if (k >= O->b && k < O->b + O->n_out) return 3;
+    if (k < m->n_weights) return 0;
+    for (int l = 0; l < m->n_hidden; l++) {
+        const cz_layer *L = &m->layer[l];
+        if (L->poly != CZ_NONE && k >= L->poly && k < L->poly + 4 * L->n_out) return 2;
+    }
+    return 1;
+}
+
+/* Returns the worst relative error; fails if any block was never checked. */
+static double check_params(fixture *f)
+{
+    cz_step_sums sums;
+    cz_error err;
+    assert_int_equal(cz_engine_step(f->ws, f->params, f->x, f->yc, f->yv, f->keys, f->B,
+                                    &f->opts, f->grad, &sums, &err), 0);
+    double worst = 0;
+    int seen[4] = {0};
+    for (size_t k = 0; k < f->m.n_params; k++) {
+        double L0;
+        double fd = fd_derivative(f, f->params, f->x, f->params + k, &L0);
+        double e = fd_err(f->grad[k], fd, L0);
+        if (e > 1)
+            print_error("param %zu (block %d): analytic %.10g fd %.10g (objective %.6g)\n", k,
+                        block_of(&f->m, k), f->grad[k], fd, L0);
+        if (e > worst) worst = e;
+        seen[block_of(&f->m, k)] = 1;
+    }
+    assert_true(seen[0] && seen[1] && seen[3]);
+    for (int l = 0; l < f->m.n_hidden; l++)
+        if (f->m.layer[l].act == CZ_ACT_POLY) assert_true(seen[2]);
+    return worst;
+}
+
+static const cz_act ALL_ACTS[] = {CZ_ACT_POLY, CZ_ACT_RELU, CZ_ACT_TANH, CZ_ACT_GELU, CZ_ACT_IDENTITY};
+static const cz_head ALL_HEADS[] = {CZ_HEAD_CLASSIFY, CZ_HEAD_ORDINAL, CZ_HEAD_REGRESS};
+
+static void run_grid(const size_t *widths, int H)
+{
+    int cases = 0;
+    for (int a = 0; a < 5; a++)
+        for (int hd = 0; hd < 3; hd++)
+            for (int dreg = 0; dreg < 2; dreg++)
+                for (int drop = 0; drop < 2; drop++) {
+                    cz_act acts[CZ_MAX_HIDDEN];
+                    for (int l = 0; l < H; l++) acts[l] = ALL_ACTS[a];
+                    fixture f;
+                    fixture_init(&f, acts, H, widths, ALL_HEADS[hd], drop ? 0.3 : 0.0,
+                                 dreg ? 0.37 : 0.0, 1000 + (uint64_t)cases);
+                    double worst = check_params(&f);
+                    if (worst > 1)
+                        print_error("act %s head %s lambda %g dropout %g: worst err %.3g x tol\n",
+                                    cz_act_name(ALL_ACTS[a]), cz_head_name(ALL_HEADS[hd]),
+                                    f.opts.lambda, f.m.spec.dropout, worst);
+                    assert_true(worst <= 1);
+                    fixture_free(&f);
+                    cases++;
+                }
+    assert_int_equal(cases, 60);
+}
+
+static void test_gradcheck_one_hidden_layer(void **state)
+{
+    (void)state;
+    size_t w[] = {4};
+    run_grid(w, 1);
+}
+
+static void test_gradcheck_two_hidden_layers(void **state)
+{
+    (void)state;
+    size_t w[] = {4, 3};
+    run_grid(w, 2);
+}
+
+static void test_gradcheck_three_hidden_layers(void **state)
+{
+    (void)state;
+    size_t w[] = {4, 3, 6};
+    run_grid(w, 3);
+}
+
+static void test_gradcheck_mixed_activations(void **state)
+{
+    (void)state;
+    size_t w[] = {4, 5, 3, 4};
+    cz_act acts[] = {CZ_ACT_POLY, CZ_ACT_RELU, CZ_ACT_GELU, CZ_ACT_POLY};
+    for (int hd = 0; hd < 3; hd++) {
+        fixture f;
+        fixture_init(&f, acts, 4, w, ALL_HEADS[hd], 0.2, 0.5, 77 + (uint64_t)hd);
+        assert_true(check_params(&f) <= 1);
+        fixture_free(&f);
+    }
+}
+
+/* S_l (stream) == d h_l / d x by central differences, for every layer and sample */
+static void test_gradcheck_stream_equals_fd_jacobian(void **state)
+{
+    (void)state;
+    size_t w[] = {4, 3, 5};
+    for (int a = 0; a < 5; a++) {
+        cz_act acts[] = {ALL_ACTS[a], ALL_ACTS[a], ALL_ACTS[a]};
+        fixture f;
+        fixture_init(&f, acts, 3, w, CZ_HEAD_CLASSIFY, 0.25, 0.0, 300 + (uint64_t)a);
+        f.opts.stream = 1;
+        cz_error err;
+        size_t d = f.m.spec.d;
+        double *S = malloc(8 * d * sizeof(double));
+        double *hp = malloc(B_MAX * 8 * sizeof(double)), *hm = malloc(B_MAX * 8 * sizeof(double));
+        for (int l = 1; l <= 3; l++) {
+            size_t n = f.m.layer[l - 1].n_out;
+            for (size_t b = 0; b < f.B; b++) {
+                objective(&f, f.params, f.x);
+                assert_int_equal(cz_engine_jacobian(f.ws, f.params, l, b, S, &err), 0);
+                double sq = 0;
+                for (size_t k = 0; k < n * d; k++) sq += S[k] * S[k];
+                assert_true(rel_err(sq, cz_engine_jacobian_sqnorm(f.ws, l)[b]) < 1e-12);
+                for (size_t j = 0; j < d; j++) {
+                    const double h = 1e-6, keep = f.x[b * d + j];
+                    f.x[b * d + j] = keep + h;
+                    objective(&f, f.params, f.x);
+                    memcpy(hp, cz_engine_hidden(f.ws, l), f.B * n * sizeof(double));
+                    f.x[b * d + j] = keep - h;
+                    objective(&f, f.params, f.x);
+                    memcpy(hm, cz_engine_hidden(f.ws, l), f.B * n * sizeof(double));
+                    f.x[b * d + j] = keep;
+                    for (size_t i = 0; i < n; i++) {
+                        double fd = (hp[b * n + i] - hm[b * n + i]) / (2 * h);
+                        assert_true(fabs(fd - S[i * d + j]) <= 1e-6 * fmax(1.0, fabs(fd)));
+                    }
+                }
+            }
+        }
+        free(S);
+        free(hp);
+        free(hm);
+        fixture_free(&f);
+    }
+}
+
+/* per-sample input gradient of the TASK loss: S_o^T dtask/df == fd == backprop */
+static void test_gradcheck_input_grad_identity(void **state)
+{
+    (void)state;
+    size_t w[] = {4, 3};
+    for (int a = 0; a < 5; a++)
+        for (int hd = 0; hd < 3; hd++)
+            for (int H = 1; H <= 2; H++) {
+                cz_act acts[] = {ALL_ACTS[a], ALL_ACTS[a]};
+                fixture f;
+                fixture_init(&f, acts, H, w, ALL_HEADS[hd], 0.0, 0.0, 500 + (uint64_t)(a * 3 + hd));
+                size_t d = f.m.spec.d;
+                double gs[B_MAX * 5], gb[B_MAX * 5];
+                cz_step_sums sums;
+                cz_error err;
+                /* lambda > 0: the stream's backward runs and the identity is computed fused */
+                f.opts.lambda = 0.4;
+                assert_int_equal(cz_engine_step(f.ws, f.params, f.x, f.yc, f.yv, f.keys, f.B,
+                                                &f.opts, f.grad, &sums, &err), 0);
+                assert_int_equal(cz_engine_input_grad(f.ws, f.params, gs, &err), 0);
+                f.opts.lambda = 0.0; /* task loss only for the finite differences */
+                for (size_t k = 0; k < f.B * d; k++) {
+                    double L0, fd = fd_derivative(&f, f.params, f.x, f.x + k, &L0);
+                    assert_true(fd_err(gs[k], fd, L0) <= 1);
+                }
+                /* lambda == 0 with the stream on: the unfused path, and backprop agrees */
+                f.opts.stream = 1;
+                assert_int_equal(cz_engine_step(f.ws, f.params, f.x, f.yc, f.yv, f.keys, f.B,
+                                                &f.opts, f.grad, &sums, &err), 0);
+                double gs0[B_MAX * 5];
+                assert_int_equal(cz_engine_input_grad(f.ws, f.params, gs0, &err), 0);
+                assert_int_equal(cz_engine_input_grad_backprop(f.ws, f.params, gb, &err), 0);
+                for (size_t k = 0; k < f.B * d; k++) {
+                    assert_true(rel_err(gs0[k], gs[k]) < 1e-12);
+                    assert_true(rel_err(gs0[k], gb[k]) < 1e-12);
+                }
+                fixture_free(&f);
+            }
+}
+
+/* ---- a naive per-sample reference, written from DESIGN's equations with plain loops ---- */
+
+typedef struct {
+    const cz_model *m;
+    const double *p;
+} ref_model;
+
+static void ref_act(cz_act act, const double *a, double z, double *v, double *d1, double *d2)
+{
+    cz_real zz = z, vv, dd1, dd2;
+    cz_act_eval(&vv, &dd1, &dd2, act, a, &zz, 1, 1);
+    *v = vv;
+    *d1 = dd1;
+    *d2 = dd2;
+}
+
+/* one sample, no dropout: returns task + lambda * sum ||S_l||^2, adds its gradient to g */
+static double ref_sample(const ref_model *R, const double *x, int32_t yc, double yv,
+                         double lambda, double *g)
+{
+    const cz_model *m = R->m;
+    const double *p = R->p;
+    int H = m->n_hidden;
+    size_t d = m->spec.d;
+    enum { NMAX = 8, DMAX = 5 };
+    double z[CZ_MAX_HIDDEN][NMAX], hv[CZ_MAX_HIDDEN + 1][NMAX], dp[CZ_MAX_HIDDEN][NMAX],
+        ddp[CZ_MAX_HIDDEN][NMAX];
+    double S[CZ_MAX_HIDDEN + 1][NMAX][DMAX], T[CZ_MAX_HIDDEN][NMAX][DMAX];
+    double dreg = 0;
+    const double *hin = x;
+    for (int l = 0; l < H; l++) {
+        const cz_layer *L = &m->layer[l];
+        for (size_t i = 0; i < L->n_out; i++) {
+            double s = p[L->b + i];
+            for (size_t k = 0; k < L->n_in; k++) s += p[L->w + i * L->n_in + k] * hin[k];
+            z[l][i] = s;
+            ref_act(L->act, L->poly == CZ_NONE ? NULL : p + L->poly + 4 * i, s, &hv[l][i],
+                    &dp[l][i], &ddp[l][i]);
+            for (size_t j = 0; j < d; j++) {
+                double t = 0;
+                if (l == 0) t = p[L->w + i * d + j];
+                else
+                    for (size_t k = 0; k < L->n_in; k++) t += p[L->w + i * L->n_in + k] * S[l - 1][k][j];
+                T[l][i][j] = t;
+                S[l][i][j] = dp[l][i] * t;
+                dreg += S[l][i][j] * S[l][i][j];
+            }
+        }
+        hin = hv[l];
+    }
+    const cz_layer *O = &m->layer[H];
+    double f[8], e[8];
+    for (size_t k = 0; k < O->n_out; k++) {
+        double s = p[O->b + k];
+        for (size_t i = 0; i < O->n_in; i++) s += p[O->w + k * O->n_in + i] * hin[i];
+        f[k] = s;
+    }
+    cz_real fr[8], er[8], yr = yv;
+    for (size_t k = 0; k < O->n_out; k++) fr[k] = f[k];
+    cz_loss_sums ls = {0};
+    cz_loss_eval(er, NULL, NULL, &ls, m, fr, &yc, &yr, 1);
+    for (size_t k = 0; k < O->n_out; k++) e[k] = er[k];
+    /* backward */
+    double gh[NMAX] = {0};
+    for (size_t k = 0; k < O->n_out; k++) {
+        g[O->b + k] += e[k];
+        for (size_t i = 0; i < O->n_in; i++) {
+            g[O->w + k * O->n_in + i] += e[k] * hin[i];
+            gh[i] += e[k] * p[O->w + k * O->n_in + i];
+        }
+    }
+    double U[NMAX][DMAX];
+    for (size_t i = 0; i < m->layer[H - 1].n_out; i++)
+        for (size_t j = 0; j < d; j++) U[i][j] = 2 * lambda * S[H - 1][i][j];
+    for (int l = H - 1; l >= 0; l--) {
+        const cz_layer *L = &m->layer[l];
+        const double *hprev = l == 0 ? x : hv[l - 1];
+        double V[NMAX][DMAX], q[NMAX], dz[NMAX], gprev[NMAX] = {0}, Uprev[NMAX][DMAX];
+        for (size_t i = 0; i < L->n_out; i++) {
+            q[i] = 0;
+            for (size_t j = 0; j < d; j++) {
+                q[i] += U[i][j] * T[l][i][j];
+                V[i][j] = dp[l][i] * U[i][j];
+            }
+        }
+        /* dW_l += V_l S_{l-1}^T, U_{l-1} = W_l^T V_l + 2 lambda S_{l-1} */
+        for (size_t i = 0; i < L->n_out; i++)
+            for (size_t k = 0; k < L->n_in; k++) {
+                double s = 0;
+                for (size_t j = 0; j < d; j++) s += V[i][j] * (l == 0 ? (k == j) : S[l - 1][k][j]);
+                g[L->w + i * L->n_in + k] += s;
+            }
+        if (l > 0)
+            for (size_t k = 0; k < L->n_in; k++)
+                for (size_t j = 0; j < d; j++) {
+                    double s = 2 * lambda * S[l - 1][k][j];
+                    for (size_t i = 0; i < L->n_out; i++) s += p[L->w + i * L->n_in + k] * V[i][j];
+                    Uprev[k][j] = s;
+                }
+        for (size_t i = 0; i < L->n_out; i++) {
+            dz[i] = gh[i] * dp[l][i] + q[i] * ddp[l][i];
+            double zz = z[l][i];
+            if (L->poly != CZ_NONE) {
+                double *da = g + L->poly + 4 * i;
+                da[0] += gh[i];
+                da[1] += gh[i] * zz + q[i];
+                da[2] += gh[i] * zz * zz + 2 * zz * q[i];
+                da[3] += gh[i] * zz * zz * zz + 3 * zz * zz * q[i];
+            }
+            g[L->b + i] += dz[i];
+            for (size_t k = 0; k < L->n_in; k++) {
+                g[L->w + i * L->n_in + k] += dz[i] * hprev[k];
+                gprev[k] += dz[i] * p[L->w + i * L->n_in + k];
+            }
+        }
+        memcpy(gh, gprev, sizeof gh);
+        if (l > 0) memcpy(U, Uprev, sizeof U);
+    }
+    return ls.loss + lambda * dreg;
+}
+
+static void test_gradcheck_batched_equals_naive_reference(void **state)
+{
+    (void)state;
+    size_t w[] = {4, 3, 5};
+    for (int a = 0; a < 5; a++)
+        for (int hd = 0; hd < 3; hd++) {
+            cz_act acts[] = {ALL_ACTS[a], ALL_ACTS[(a + 1) % 5], ALL_ACTS[a]};
+            fixture f;
+            fixture_init(&f, acts, 3, w, ALL_HEADS[hd], 0.0, 0.6, 900 + (uint64_t)(a * 3 + hd));
+            f.B = B_MAX;
+            cz_step_sums sums;
+            cz_error err;
+            assert_int_equal(cz_engine_step(f.ws, f.params, f.x, f.yc, f.yv, f.keys, f.B,
+                                            &f.opts, f.grad, &sums, &err), 0);
+            double *gref = calloc(f.m.n_params, sizeof(double));
+            ref_model R = {&f.m, f.params};
+            double obj = 0;
+            for (size_t b = 0; b < f.B; b++)
+                obj += ref_sample(&R, f.x + b * f.m.spec.d, f.yc[b], f.yv[b], f.opts.lambda, gref);
+            assert_true(rel_err(obj, sums.task.loss + f.opts.lambda * sums.dreg) < 1e-12);
+            for (size_t k = 0; k < f.m.n_params; k++) assert_true(rel_err(gref[k], f.grad[k]) < 1e-10);
+            free(gref);
+            fixture_free(&f);
+        }
+}
+
+/* gradient of B samples == sum of the gradients of its micro-batches */
+static void test_gradcheck_micro_batches_sum_to_batch(void **state)
+{
+    (void)state;
+    size_t w[] = {4, 3};
+    cz_act acts[] = {CZ_ACT_POLY, CZ_ACT_POLY};
+    fixture f;
+    fixture_init(&f, acts, 2, w, CZ_HEAD_ORDINAL, 0.3, 0.5, 4242);
+    f.B = B_MAX;
+    cz_step_sums all, part;
+    cz_error err;
+    assert_int_equal(cz_engine_step(f.ws, f.params, f.x, f.yc, f.yv, f.keys, f.B, &f.opts,
+                                    f.grad, &all, &err), 0);
+    double *acc = calloc(f.m.n_params, sizeof(double)), *gp = calloc(f.m.n_params, sizeof(double));
+    double loss = 0, dreg = 0;
+    size_t cuts[] = {0, 1, 4, B_MAX};
+    for (int c = 0; c < 3; c++) {
+        size_t b0 = cuts[c], nb = cuts[c + 1] - cuts[c];
+        assert_int_equal(cz_engine_step(f.ws, f.params, f.x + b0 * f.m.spec.d, f.yc + b0,
+                                        f.yv + b0, f.keys + b0, nb, &f.opts, gp, &part, &err), 0);
+        for (size_t k = 0; k < f.m.n_params; k++) acc[k] += gp[k];
+        loss += part.task.loss;
+        dreg += part.dreg;
+    }
+    assert_true(rel_err(loss, all.task.loss) < 1e-12);
+    assert_true(rel_err(dreg, all.dreg) < 1e-12);
+    for (size_t k = 0; k < f.m.n_params; k++) assert_true(rel_err(acc[k], f.grad[k]) < 1e-10);
+    free(acc);
+    free(gp);
+    fixture_free(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gradcheck_one_hidden_layer),
+        cmocka_unit_test(test_gradcheck_two_hidden_layers),
+        cmocka_unit_test(test_gradcheck_three_hidden_layers),
+        cmocka_unit_test(test_gradcheck_mixed_activations),
+        cmocka_unit_test(test_gradcheck_stream_equals_fd_jacobian),
+        cmocka_unit_test(test_gradcheck_input_grad_identity),
+        cmocka_unit_test(test_gradcheck_batched_equals_naive_reference),
+        cmocka_unit_test(test_gradcheck_micro_batches_sum_to_batch),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

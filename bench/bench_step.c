@@ -8,7 +8,7 @@
  *      directly with the engine's exact shapes, transposes and strides:
  *        NN  T_l      = W_l S_{l-1}            [n_l x Bd]   = [n_l x n_{l-1}] [n_{l-1} x Bd]
  *        NT  dW_l    += V_l S_{l-1}^T          [n_l x n_{l-1}], inner dimension Bd
- *        TN  U_{l-1}  = W_l^T V_l + c U_{l-1}  [n_{l-1} x Bd]
+ *        TN  U_{l-1}  = W_l^T V_l + c S_{l-1}  [n_{l-1} x Bd], in place over S_{l-1}
  *   B. cz_engine_step with grad, lambda > 0 (DREG on, poly activation);
  *   C. cz_engine_step with lambda = 0 and the stream off (a plain MLP step), for reference.
  * Reported: the median of each over the repetitions, GFLOP/s from cz_engine_step_flops
@@ -21,6 +21,7 @@
 #include <blis.h>
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,9 @@
 
 #define BENCH_LAMBDA 1e-3 /* any lambda > 0 runs the same code; its value does not change cost */
 #define BENCH_SEED 20240601u
+
+/* the reference is bli_sgemm: compare like with like (bench_step links the float32 engine) */
+_Static_assert(sizeof(cz_real) == sizeof(float), "bench_step needs the float32 engine");
 
 typedef struct {
     const char *name;
@@ -66,11 +70,15 @@ typedef struct {
     double *mlp;           /* plain MLP step */
 } bench_times;
 
-static void die(const char *fmt, const char *arg)
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
     fprintf(stderr, "bench_step: error: ");
-    fprintf(stderr, fmt, arg);
+    vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
+    va_end(ap);
     exit(EXIT_FAILURE);
 }
 
@@ -166,7 +174,8 @@ static void step_or_die(cz_workspace *ws, const cz_real *params, const cz_real *
         die("cz_engine_step failed: %s", err.msg);
     /* a NaN step would time a different (possibly slower or faster) code path */
     if (!isfinite(sums.task.loss) || !isfinite(sums.dreg))
-        die("cz_engine_step produced a non-finite loss (%s)", "check the engine");
+        die("cz_engine_step produced a non-finite loss (%g) or DREG sum (%g)", sums.task.loss,
+            sums.dreg);
 }
 
 static void run_config(const bench_config *c, const bench_opts *o)
@@ -259,6 +268,16 @@ static void run_config(const bench_config *c, const bench_opts *o)
         t.mlp[r] = t2 - t1;
     }
 
+    /* per-rep step/sgemm: A and B of one rep share the machine's state at that moment, so
+     * the median of paired ratios is less sensitive to slow drifts than ratio of medians */
+    double *paired = xalloc((size_t)R * sizeof(double), "ratios");
+    for (int r = 0; r < R; r++)
+        paired[r] = have_stream && t.step[r] > 0
+                        ? (flops_step / t.step[r]) / (flops_sgemm / t.sgemm[r])
+                        : 0;
+    double med_paired = median(paired, R, scratch);
+    free(paired);
+
     double med_kind[N_KINDS];
     for (int k = 0; k < N_KINDS; k++) med_kind[k] = median(t.kind[k], R, scratch);
     double med_sgemm = median(t.sgemm, R, scratch);
@@ -273,28 +292,32 @@ static void run_config(const bench_config *c, const bench_opts *o)
         for (int l = 0; l < c->n_hidden; l++) printf("%s%zu", l ? "," : "", c->width[l]);
         printf("],\"B\":%zu,\"threads\":%d,\"reps\":%d,\"statistic\":\"median\","
                "\"sgemm_gflops\":%.2f,\"step_gflops\":%.2f,\"ratio\":%.4f,\"step_ms\":%.3f,"
-               "\"mlp_step_ms\":%.3f,\"workspace_MB\":%.1f}\n",
-               B, o->threads, R, sgemm_gf, step_gf, ratio, 1e3 * med_step, 1e3 * med_mlp, ws_mb);
+               "\"ratio_paired\":%.4f,\"mlp_step_ms\":%.3f,\"workspace_MB\":%.1f,"
+               "\"blis_arch\":\"%s\"}\n",
+               B, o->threads, R, sgemm_gf, step_gf, ratio, 1e3 * med_step, med_paired,
+               1e3 * med_mlp, ws_mb, bli_arch_string(bli_arch_query_id()));
     } else {
         printf("config %s: d=%zu widths=", c->name, d);
         for (int l = 0; l < c->n_hidden; l++) printf("%s%zu", l ? "," : "", c->width[l]);
         printf(" B=%zu K=%d, poly, workspace %.1f MB, step %.2f GFLOP (stream GEMMs %.2f)\n", B,
                c->classes, ws_mb, flops_step / 1e9, flops_sgemm / 1e9);
         if (have_stream) {
-            static const char *kname[N_KINDS] = {"NN  T = W S      ", "NT  dW += V S^T  ",
-                                                 "TN  U = W^T V + cS"};
+            static const char *kname[N_KINDS] = {"sgemm NN  T = W S", "sgemm NT  dW += V S^T",
+                                                 "sgemm TN  U = W^T V + c S"};
             for (int k = 0; k < N_KINDS; k++)
-                printf("  sgemm %s %8.1f ms  %7.2f GFLOP/s\n", kname[k], 1e3 * med_kind[k],
+                printf("  %-30s %9.1f ms %8.2f GFLOP/s\n", kname[k], 1e3 * med_kind[k],
                        flops_sgemm / 3 / med_kind[k] / 1e9);
-            printf("  sgemm round (3 stream GEMMs)  %8.1f ms  %7.2f GFLOP/s  (min %.1f ms)\n",
-                   1e3 * med_sgemm, sgemm_gf, 1e3 * minimum(t.sgemm, R));
+            printf("  %-30s %9.1f ms %8.2f GFLOP/s  (min %.1f ms)\n",
+                   "sgemm round (3 stream GEMMs)", 1e3 * med_sgemm, sgemm_gf,
+                   1e3 * minimum(t.sgemm, R));
         } else {
             printf("  (one hidden layer: no stream GEMM, no sgemm reference)\n");
         }
-        printf("  DREG step (lambda=%g)         %8.1f ms  %7.2f GFLOP/s  (min %.1f ms)\n",
-               BENCH_LAMBDA, 1e3 * med_step, step_gf, 1e3 * minimum(t.step, R));
-        printf("  step / sgemm                  %7.1f %%\n", 100 * ratio);
-        printf("  plain MLP step (lambda=0, no stream) %.3f ms  (min %.3f ms)\n", 1e3 * med_mlp,
+        printf("  %-30s %9.1f ms %8.2f GFLOP/s  (min %.1f ms)\n", "DREG step (lambda > 0, grad)",
+               1e3 * med_step, step_gf, 1e3 * minimum(t.step, R));
+        printf("  %-30s %9.1f %%  (median of per-rep ratios %.1f %%)\n", "step / sgemm",
+               100 * ratio, 100 * med_paired);
+        printf("  %-30s %9.3f ms  (min %.3f ms)\n", "plain MLP step (lambda 0)", 1e3 * med_mlp,
                1e3 * minimum(t.mlp, R));
     }
     fflush(stdout);
@@ -311,17 +334,33 @@ static void run_config(const bench_config *c, const bench_opts *o)
     free(y);
 }
 
+/* BLIS 0.9.0 does not know newer CPUs (e.g. AMD family 0x1A) and then falls back to its
+ * unoptimized generic kernels, several times slower: every number below is then about
+ * that, not about the engine. Say so, with the override that works. */
+static void warn_generic(void)
+{
+    if (bli_arch_query_id() != BLIS_ARCH_GENERIC) return;
+    const char *hint = "a number from BLIS's arch_t list";
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    if (__builtin_cpu_supports("avx512f"))
+        hint = "0 (skx, AVX-512)";
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        hint = "3 (haswell, AVX2)";
+#endif
+    fprintf(stderr,
+            "bench_step: note: BLIS selected its generic (unoptimized) kernels for this CPU; "
+            "set BLIS_ARCH_TYPE=%s to use optimized ones (it takes a number, not a name)\n",
+            hint);
+}
+
 static long parse_long(const char *opt, const char *s, long lo, long hi)
 {
     if (!s) die("%s needs a value", opt);
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
-    if (errno || end == s || *end != '\0' || v < lo || v > hi) {
-        fprintf(stderr, "bench_step: error: %s: bad value '%s' (expected %ld..%ld)\n", opt, s, lo,
-                hi);
-        exit(EXIT_FAILURE);
-    }
+    if (errno || end == s || *end != '\0' || v < lo || v > hi)
+        die("%s: bad value '%s' (expected %ld..%ld)", opt, s, lo, hi);
     return v;
 }
 
@@ -369,8 +408,12 @@ int main(int argc, char **argv)
         }
     }
 
+    /* Initialise BLIS before anything queries its architecture: BLIS 0.9.0 aborts when
+     * BLIS_ARCH_TYPE is set and bli_arch_query_id() runs first. */
+    bli_init();
     /* one BLIS thread by default: the trainer runs one MPI rank per core */
     cz_engine_set_threads(o.threads);
+    warn_generic();
     if (!o.json)
         printf("bench_step: BLIS %s (%s kernels), %d thread(s), %s, %d reps after 1 warm-up; "
                "sgemm / DREG step / MLP step interleaved each rep, medians reported\n",

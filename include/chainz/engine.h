@@ -70,6 +70,13 @@ int cz_engine_input_grad(const cz_workspace *ws, const cz_real *params, cz_real 
 int cz_engine_input_grad_backprop(const cz_workspace *ws, const cz_real *params, cz_real *out,
                                   cz_error *err);
 
+/* Call once at program start, before any other BLIS use. BLIS 0.9.0 does not recognise
+ * some recent CPUs and falls back to its generic kernels (about 5x slower here); unless
+ * the user set BLIS_ARCH_TYPE, pick the AVX-512 (skx) or AVX2 (haswell) kernels when the
+ * CPU has them. Results stay bitwise reproducible between nodes of one CPU type. */
+void cz_engine_init(void);
+/* The BLIS kernel set in use (e.g. "skx", "haswell", "generic"). */
+const char *cz_engine_blas_arch(void);
 /* BLIS threads used by this process's GEMMs (results do not depend on it). */
 void cz_engine_set_threads(int n);
 /* Flops of one step of B samples by the DESIGN cost formula (GEMM terms only). */

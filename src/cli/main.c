@@ -1,11 +1,282 @@
+/* chainz: the command line. The only place that exits. Exit status: 0 done, 1 usage or
+ * input error (the message names the file and place), 2 runtime failure. */
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "chainz/config.h"
+#include "chainz/dist.h"
+#include "chainz/engine.h"
+#include "chainz/prep.h"
+#include "chainz/train.h"
+
+enum { EXIT_USAGE = 1, EXIT_RUNTIME = 2 };
+
+static int exit_code(int rc) { return rc == 0 ? 0 : rc == CZ_EINVAL ? EXIT_USAGE : EXIT_RUNTIME; }
+
+static void usage_main(FILE *f)
+{
+    fprintf(f,
+            "usage: chainz COMMAND [OPTIONS]\n"
+            "  train    train a CR network (or a baseline) on P ranks: mpirun -np P chainz train ...\n"
+            "  eval     evaluate a checkpoint on a data set\n"
+            "  prep     convert ARFF / IDX files into chainz-data HDF5 sets\n"
+            "  --version\n"
+            "Run 'chainz COMMAND --help' for the options of a command.\n");
+}
+
+static void usage_train(FILE *f)
+{
+    cz_config c;
+    cz_config_defaults(&c);
+    fprintf(f,
+            "usage: mpirun -np P chainz train --data TRAIN.h5 --out RUN_DIR [options]\n"
+            "data\n"
+            "  --data FILE            training set (chainz-data HDF5)            required\n"
+            "  --val FILE             validation set                              none\n"
+            "  --holdout F            hold out fraction F of --data for validation %g\n"
+            "  --no-standardize       use raw features (default: z-score with training statistics)\n"
+            "  --out DIR              run directory: config.json, history.jsonl, checkpoints/  required\n"
+            "model\n"
+            "  --layers W1,W2,...     hidden widths                               %s\n"
+            "  --act A[,A...]         poly|relu|tanh|gelu|identity, one or per layer  %s\n"
+            "  --head H               classify|ordinal|regress                    the data's task\n"
+            "  --dropout P            inverted dropout on hidden outputs          %g\n"
+            "DREG\n"
+            "  --dreg LAMBDA          constant DREG coefficient                   %g\n"
+            "  --dreg-schedule S:A:B  constant|linear|cosine|exp from A to B       constant --dreg\n"
+            "  --dreg-range F:T       anneal between epochs F and T (or Ns:Ms steps)  whole run\n"
+            "  --dreg-warmup E        lambda = 0 for E epochs (or Ns steps)       0\n"
+            "optimizer\n"
+            "  --optim O              adamw|sgd                                   %s\n"
+            "  --lr X                 peak learning rate                          %g\n"
+            "  --lr-schedule S        constant|linear|cosine (decay to --lr-min)  %s\n"
+            "  --lr-min X             final learning rate of the decay           %g\n"
+            "  --warmup-steps N       linear warmup from 0 to --lr                %ld\n"
+            "  --weight-decay W       decoupled, on weights only                  %g\n"
+            "  --momentum M           SGD momentum                                %g\n"
+            "  --beta1 B --beta2 B    AdamW moments                               %g %g\n"
+            "schedule and execution\n"
+            "  --epochs E                                                         %d\n"
+            "  --batch B              global batch (samples per optimizer step)   %ld\n"
+            "  --micro-batch M        chunk computed at once (bounds memory; fixed\n"
+            "                         whatever the rank count)                    %ld\n"
+            "  --max-steps N          stop after N steps in total (0: no limit)   %ld\n"
+            "  --seed S               init, shuffling, dropout, holdout           %llu\n"
+            "  --threads T            BLIS threads per rank                       %d\n"
+            "  --reduce exact|float   exact: bitwise identical for any rank count;\n"
+            "                         float: plain MPI float sum (faster, rank-dependent rounding)  exact\n"
+            "  --log-seconds S        interval of log lines without a terminal    %g\n",
+            c.holdout, c.layers, c.acts, c.model.dropout, c.dreg, cz_optim_name(c.optim.kind), c.lr,
+            cz_shape_name(c.lr_shape), c.lr_min, c.warmup_steps, c.optim.weight_decay,
+            c.optim.momentum, c.optim.beta1, c.optim.beta2, c.epochs, c.batch, c.micro_batch,
+            c.max_steps, (unsigned long long)c.seed, c.threads, c.log_seconds);
+}
+
+static void usage_eval(FILE *f)
+{
+    fprintf(f,
+            "usage: mpirun -np P chainz eval --model CKPT.h5|RUN_DIR --data TEST.h5 [options]\n"
+            "  --model PATH           checkpoint file, or a run directory (its checkpoints/latest)  required\n"
+            "  --data FILE            evaluation set (chainz-data HDF5)           required\n"
+            "  --json FILE            also write the report as JSON               none\n"
+            "  --micro-batch M                                                    256\n"
+            "  --threads T            BLIS threads per rank                       1\n");
+}
+
+/* strict number parsing: the whole argument must be a number */
+static int num(const char *opt, const char *s, double *out, cz_error *err)
+{
+    char *end;
+    *out = strtod(s, &end);
+    if (end == s || *end)
+        return cz_error_set(err, CZ_EINVAL, "%s: '%s' is not a number", opt, s);
+    return 0;
+}
+
+static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_error *err)
+{
+    enum {
+        O_DATA = 256, O_VAL, O_HOLDOUT, O_NOSTD, O_OUT, O_LAYERS, O_ACT, O_HEAD, O_DROPOUT, O_DREG,
+        O_DSCHED, O_DRANGE, O_DWARM, O_OPTIM, O_LR, O_LRS, O_LRMIN, O_WARM, O_WD, O_MOM, O_B1, O_B2,
+        O_EPOCHS, O_BATCH, O_MB, O_MAXSTEPS, O_SEED, O_THREADS, O_REDUCE, O_LOGS, O_HELP
+    };
+    static const struct option opts[] = {
+        {"data", 1, 0, O_DATA}, {"val", 1, 0, O_VAL}, {"holdout", 1, 0, O_HOLDOUT},
+        {"no-standardize", 0, 0, O_NOSTD}, {"out", 1, 0, O_OUT}, {"layers", 1, 0, O_LAYERS},
+        {"act", 1, 0, O_ACT}, {"head", 1, 0, O_HEAD}, {"dropout", 1, 0, O_DROPOUT},
+        {"dreg", 1, 0, O_DREG}, {"dreg-schedule", 1, 0, O_DSCHED}, {"dreg-range", 1, 0, O_DRANGE},
+        {"dreg-warmup", 1, 0, O_DWARM}, {"optim", 1, 0, O_OPTIM}, {"lr", 1, 0, O_LR},
+        {"lr-schedule", 1, 0, O_LRS}, {"lr-min", 1, 0, O_LRMIN}, {"warmup-steps", 1, 0, O_WARM},
+        {"weight-decay", 1, 0, O_WD}, {"momentum", 1, 0, O_MOM}, {"beta1", 1, 0, O_B1},
+        {"beta2", 1, 0, O_B2}, {"epochs", 1, 0, O_EPOCHS}, {"batch", 1, 0, O_BATCH},
+        {"micro-batch", 1, 0, O_MB}, {"max-steps", 1, 0, O_MAXSTEPS}, {"seed", 1, 0, O_SEED},
+        {"threads", 1, 0, O_THREADS}, {"reduce", 1, 0, O_REDUCE}, {"log-seconds", 1, 0, O_LOGS},
+        {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+    cz_config_defaults(c);
+    *head_given = 0;
+    optind = 1;
+    opterr = 0;
+    int o, rc = 0, li = 0;
+    while (!rc && (o = getopt_long(argc, argv, "", opts, &li)) != -1) {
+        double v = 0;
+        char name[64];
+        snprintf(name, sizeof name, "--%s", opts[li].name);
+        switch (o) {
+        case O_DATA: snprintf(c->data, sizeof c->data, "%s", optarg); break;
+        case O_VAL: snprintf(c->val, sizeof c->val, "%s", optarg); break;
+        case O_OUT: snprintf(c->out, sizeof c->out, "%s", optarg); break;
+        case O_NOSTD: c->standardize = 0; break;
+        case O_LAYERS: snprintf(c->layers, sizeof c->layers, "%s", optarg); break;
+        case O_ACT: snprintf(c->acts, sizeof c->acts, "%s", optarg); break;
+        case O_HEAD:
+            if (cz_head_parse(optarg, &c->model.head))
+                rc = cz_error_set(err, CZ_EINVAL, "--head '%s': expected classify, ordinal or regress", optarg);
+            *head_given = 1;
+            break;
+        case O_DSCHED: snprintf(c->dreg_schedule, sizeof c->dreg_schedule, "%s", optarg); break;
+        case O_DRANGE: snprintf(c->dreg_range, sizeof c->dreg_range, "%s", optarg); break;
+        case O_DWARM: snprintf(c->dreg_warmup, sizeof c->dreg_warmup, "%s", optarg); break;
+        case O_OPTIM:
+            if (cz_optim_parse(optarg, &c->optim.kind))
+                rc = cz_error_set(err, CZ_EINVAL, "--optim '%s': expected adamw or sgd", optarg);
+            break;
+        case O_LRS:
+            if (cz_shape_parse(optarg, &c->lr_shape) || c->lr_shape == CZ_SHAPE_EXP)
+                rc = cz_error_set(err, CZ_EINVAL, "--lr-schedule '%s': expected constant, linear or cosine", optarg);
+            break;
+        case O_REDUCE:
+            if (!strcmp(optarg, "exact")) c->reduce = CZ_REDUCE_EXACT;
+            else if (!strcmp(optarg, "float")) c->reduce = CZ_REDUCE_FLOAT;
+            else rc = cz_error_set(err, CZ_EINVAL, "--reduce '%s': expected exact or float", optarg);
+            break;
+        case O_HELP: return 1;
+        case '?':
+            return cz_error_set(err, CZ_EINVAL, "unknown option or missing value: %s (see chainz train --help)",
+                                argv[optind - 1]);
+        default:
+            rc = num(name, optarg, &v, err);
+            if (rc) break;
+            switch (o) {
+            case O_HOLDOUT: c->holdout = v; break;
+            case O_DROPOUT: c->model.dropout = v; break;
+            case O_DREG: c->dreg = v; break;
+            case O_LR: c->lr = v; break;
+            case O_LRMIN: c->lr_min = v; break;
+            case O_WARM: c->warmup_steps = (long)v; break;
+            case O_WD: c->optim.weight_decay = v; break;
+            case O_MOM: c->optim.momentum = v; break;
+            case O_B1: c->optim.beta1 = v; break;
+            case O_B2: c->optim.beta2 = v; break;
+            case O_EPOCHS: c->epochs = (int)v; break;
+            case O_BATCH: c->batch = (long)v; break;
+            case O_MB: c->micro_batch = (long)v; break;
+            case O_MAXSTEPS: c->max_steps = (long)v; break;
+            case O_SEED: c->seed = (uint64_t)v; break;
+            case O_THREADS: c->threads = (int)v; break;
+            case O_LOGS: c->log_seconds = v; break;
+            }
+        }
+    }
+    if (rc) return rc;
+    if (optind < argc) return cz_error_set(err, CZ_EINVAL, "unexpected argument '%s'", argv[optind]);
+    if (!c->data[0]) return cz_error_set(err, CZ_EINVAL, "--data is required (see chainz train --help)");
+    if (!c->out[0]) return cz_error_set(err, CZ_EINVAL, "--out is required (see chainz train --help)");
+    if (c->epochs < 1) return cz_error_set(err, CZ_EINVAL, "--epochs must be >= 1");
+    if (c->batch < 1 || c->micro_batch < 1)
+        return cz_error_set(err, CZ_EINVAL, "--batch and --micro-batch must be >= 1");
+    if (c->threads < 1) return cz_error_set(err, CZ_EINVAL, "--threads must be >= 1");
+    if (c->holdout < 0 || c->holdout >= 1) return cz_error_set(err, CZ_EINVAL, "--holdout must be in [0, 1)");
+    if (c->dreg < 0) return cz_error_set(err, CZ_EINVAL, "--dreg must be >= 0");
+    if (c->lr <= 0) return cz_error_set(err, CZ_EINVAL, "--lr must be > 0");
+    if (c->model.dropout < 0 || c->model.dropout >= 1)
+        return cz_error_set(err, CZ_EINVAL, "--dropout must be in [0, 1)");
+    return cz_config_parse_model(c, err);
+}
+
+static int parse_eval(int argc, char **argv, cz_eval_opts *o, cz_error *err)
+{
+    static const struct option opts[] = {{"model", 1, 0, 'm'}, {"data", 1, 0, 'd'},
+                                         {"json", 1, 0, 'j'}, {"micro-batch", 1, 0, 'b'},
+                                         {"threads", 1, 0, 't'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    *o = (cz_eval_opts){.model = "", .data = "", .json = "", .micro_batch = 256, .threads = 1};
+    optind = 1;
+    opterr = 0;
+    int c;
+    double v;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': o->model = optarg; break;
+        case 'd': o->data = optarg; break;
+        case 'j': o->json = optarg; break;
+        case 'b':
+            if (num("--micro-batch", optarg, &v, err)) return CZ_EINVAL;
+            o->micro_batch = (long)v;
+            break;
+        case 't':
+            if (num("--threads", optarg, &v, err)) return CZ_EINVAL;
+            o->threads = (int)v;
+            break;
+        case 'h': return 1;
+        default:
+            return cz_error_set(err, CZ_EINVAL, "unknown option or missing value: %s (see chainz eval --help)",
+                                argv[optind - 1]);
+        }
+    }
+    if (!o->model[0] || !o->data[0])
+        return cz_error_set(err, CZ_EINVAL, "--model and --data are required (see chainz eval --help)");
+    if (o->micro_batch < 1 || o->threads < 1)
+        return cz_error_set(err, CZ_EINVAL, "--micro-batch and --threads must be >= 1");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc > 1 && !strcmp(argv[1], "--version")) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage_main(argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
         printf("chainz %s\n", CHAINZ_VERSION);
         return 0;
     }
-    fprintf(stderr, "usage: chainz --version\n");
-    return 1;
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "prep")) return cz_cmd_prep(argc - 1, argv + 1);
+    if (strcmp(cmd, "train") && strcmp(cmd, "eval")) {
+        fprintf(stderr, "chainz: unknown command '%s'\n", cmd);
+        usage_main(stderr);
+        return EXIT_USAGE;
+    }
+    cz_engine_init();
+    cz_dist d;
+    cz_error err = {0};
+    if (cz_dist_init(&argc, &argv, &d, &err)) {
+        fprintf(stderr, "chainz: %s\n", err.msg);
+        return EXIT_RUNTIME;
+    }
+    /* options are parsed identically on every rank, so all ranks agree on a usage error */
+    int rc, head_given = 0;
+    cz_config cfg;
+    cz_eval_opts eo;
+    if (!strcmp(cmd, "train")) {
+        rc = parse_train(argc - 1, argv + 1, &cfg, &head_given, &err);
+        if (rc == 1) {
+            if (d.rank == 0) usage_train(stdout);
+            cz_dist_finalize();
+            return 0;
+        }
+        if (!rc) rc = cz_train(&cfg, head_given, &d, &err);
+    } else {
+        rc = parse_eval(argc - 1, argv + 1, &eo, &err);
+        if (rc == 1) {
+            if (d.rank == 0) usage_eval(stdout);
+            cz_dist_finalize();
+            return 0;
+        }
+        if (!rc) rc = cz_eval(&eo, &d, &err);
+    }
+    if (rc && d.rank == 0) fprintf(stderr, "chainz %s: error: %s\n", cmd, err.msg);
+    cz_dist_finalize();
+    return exit_code(rc);
 }

@@ -122,6 +122,23 @@ void cz_workspace_free(cz_workspace *ws)
 
 size_t cz_workspace_bytes(const cz_workspace *ws) { return ws->bytes; }
 
+void cz_engine_init(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    /* arch ids of BLIS 0.9.0's arch_t enum: skx = 0, haswell = 3 */
+    if (!getenv("BLIS_ARCH_TYPE") && !strcmp(bli_info_get_version_str(), "0.9.0")) {
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq"))
+            setenv("BLIS_ARCH_TYPE", "0", 0);
+        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+            setenv("BLIS_ARCH_TYPE", "3", 0);
+    }
+#endif
+    bli_init();
+}
+
+const char *cz_engine_blas_arch(void) { return bli_arch_string(bli_arch_query_id()); }
+
 void cz_engine_set_threads(int n) { bli_thread_set_num_threads(n > 0 ? n : 1); }
 
 /* sum_j a_j b_j with 8 independent partial sums: vectorizes without -ffast-math and the

@@ -1,0 +1,49 @@
+/* The whole training configuration: what the CLI parses, what rank 0 echoes at start
+ * and keeps with the run (config.json, checkpoint attributes). */
+#ifndef CHAINZ_CONFIG_H
+#define CHAINZ_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "chainz/model.h"
+#include "chainz/optim.h"
+#include "chainz/schedule.h"
+
+typedef enum { CZ_REDUCE_EXACT, CZ_REDUCE_FLOAT } cz_reduce_mode;
+
+typedef struct {
+    char data[4096], val[4096], out[4096];
+    double holdout;            /* fraction of --data held out for validation (0: none) */
+    int standardize;           /* z-score features with training-set statistics */
+
+    cz_model_spec model;       /* d and classes come from the data file */
+    char layers[256];          /* as given, e.g. "512,512" */
+    char acts[256];            /* as given, e.g. "poly" or "poly,relu" */
+
+    double dreg;               /* constant lambda (when no schedule) */
+    char dreg_schedule[128];   /* "" or SHAPE:START:END */
+    char dreg_range[64];       /* "" (whole run) or FROM:TO */
+    char dreg_warmup[64];      /* "" or epochs / "Ns" steps with lambda = 0 */
+
+    cz_optim_spec optim;
+    double lr, lr_min;
+    cz_shape lr_shape;
+    long warmup_steps;
+
+    int epochs;
+    long batch, micro_batch;
+    uint64_t seed;
+    int threads;
+    cz_reduce_mode reduce;
+    double log_seconds;        /* interval of plain log lines without a terminal */
+    long max_steps;            /* stop after this many steps in total (0: no limit) */
+} cz_config;
+
+void cz_config_defaults(cz_config *c);
+/* Writes the configuration as one JSON object. @return bytes needed (like snprintf). */
+size_t cz_config_json(const cz_config *c, char *buf, size_t len);
+/* "512,512" -> widths; "poly" or "poly,relu" -> one act per layer (a single name applies
+ * to every layer). */
+int cz_config_parse_model(cz_config *c, cz_error *err);
+
+#endif

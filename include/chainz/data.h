@@ -1,0 +1,50 @@
+/* chainz-data HDF5 sets (docs/DESIGN.md section 3): /features [N, d], /labels [N] and
+ * attributes format="chainz-data", version, task, classes, source.
+ *
+ * Reading never loads the whole feature matrix: rows are read on demand, from a shared
+ * read-only mapping of the contiguous dataset when the file allows it (all ranks of a
+ * node then share the page cache: one copy per node, not per rank), otherwise by HDF5
+ * hyperslab selections of exactly the rows asked for. float64 features and int64 labels
+ * (what h5py/numpy write naturally) are converted on read. This module knows no MPI. */
+#ifndef CHAINZ_DATA_H
+#define CHAINZ_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "chainz/error.h"
+#include "chainz/model.h"
+
+typedef struct cz_data cz_data;
+
+typedef struct {
+    size_t n, d;
+    cz_head task;
+    int classes;          /* K for classify/ordinal, 0 for regress */
+    char source[256];
+} cz_data_info;
+
+/* Opens and validates the file's structure (format, ranks, dtypes, label range, shape
+ * agreement). Errors name the file and the problem. */
+int cz_data_open(cz_data **out, const char *path, cz_error *err);
+void cz_data_close(cz_data *ds);
+const cz_data_info *cz_data_get_info(const cz_data *ds);
+const char *cz_data_path(const cz_data *ds);
+/* 1 if rows come from a shared mapping, 0 if from hyperslab reads. */
+int cz_data_is_mapped(const cz_data *ds);
+
+/* All labels [N] (small: every rank may hold them): classes as int32 (y_class) or values
+ * as float (y_value, regress); the other pointer is NULL. */
+const int32_t *cz_data_labels_class(const cz_data *ds);
+const float *cz_data_labels_value(const cz_data *ds);
+
+/* Gathers rows idx[0..n) into x [n x d] as float32. Non-finite values are an error naming
+ * the file and row. */
+int cz_data_read_rows(cz_data *ds, const uint64_t *idx, size_t n, float *x, cz_error *err);
+
+/* Writes a chainz-data file atomically (temporary name, fsync, rename). labels_class for
+ * classify/ordinal, labels_value for regress. */
+int cz_data_write(const char *path, const float *x, const int32_t *labels_class,
+                  const float *labels_value, size_t n, size_t d, cz_head task, int classes,
+                  const char *source, cz_error *err);
+
+#endif

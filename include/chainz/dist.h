@@ -1,0 +1,40 @@
+/* Everything MPI, behind intent-named wrappers (the only module that includes mpi.h).
+ * Collective calls must be made by every rank in the same order. */
+#ifndef CHAINZ_DIST_H
+#define CHAINZ_DIST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "chainz/error.h"
+#include "chainz/fixed.h"
+
+typedef struct {
+    int rank, size;
+} cz_dist;
+
+int cz_dist_init(int *argc, char ***argv, cz_dist *d, cz_error *err);
+void cz_dist_finalize(void);
+/* Ends every rank now (a rank that cannot reach the next collective). */
+void cz_dist_abort(int code);
+
+/* Every rank passes its status (0 or negative) and message; if any rank failed, all
+ * return the lowest failing rank's code with its message (prefixed by its rank), so that
+ * every rank stops together with the same message. */
+int cz_dist_agree(const cz_dist *d, int status, cz_error *err);
+
+/* Sums fixed-point accumulators over all ranks, in place (exact: integer addition). */
+int cz_dist_sum_fixed(const cz_dist *d, cz_fixed_acc *a, cz_error *err);
+int cz_dist_sum_float(const cz_dist *d, float *x, size_t n, cz_error *err);
+int cz_dist_sum_double(const cz_dist *d, double *x, size_t n, cz_error *err);
+int cz_dist_sum_u64(const cz_dist *d, uint64_t *x, size_t n, cz_error *err);
+int cz_dist_max_double(const cz_dist *d, double *x, size_t n, cz_error *err);
+int cz_dist_max_int(const cz_dist *d, int *x, size_t n, cz_error *err);
+int cz_dist_bcast(const cz_dist *d, void *buf, size_t bytes, int root, cz_error *err);
+
+/* Compares a checksum of the parameters across ranks; a mismatch is CZ_ERUNTIME naming
+ * the ranks that drifted. */
+int cz_dist_check_replicas(const cz_dist *d, uint64_t checksum, cz_error *err);
+
+double cz_dist_time(void);
+
+#endif

@@ -1,0 +1,25 @@
+/* The training and evaluation loops over MPI ranks (docs/DESIGN.md section 2).
+ * Global batch k of an epoch is cut into fixed-size chunks of --micro-batch samples;
+ * rank r computes a contiguous share of the chunks; chunk gradients are summed exactly
+ * (128-bit fixed point, integer MPI sum) and divided by the GLOBAL sample count, so that
+ * any number of ranks and threads trains the same parameters bit for bit. */
+#ifndef CHAINZ_TRAIN_H
+#define CHAINZ_TRAIN_H
+
+#include "chainz/config.h"
+#include "chainz/dist.h"
+
+int cz_train(const cz_config *cfg, int head_given, const cz_dist *d, cz_error *err);
+
+typedef struct {
+    const char *model;      /* checkpoint file, or a run directory (uses its latest) */
+    const char *data;
+    const char *json;       /* "" or path for the JSON report */
+    long micro_batch;
+    int threads;
+    cz_reduce_mode reduce;
+} cz_eval_opts;
+
+int cz_eval(const cz_eval_opts *o, const cz_dist *d, cz_error *err);
+
+#endif

@@ -1,0 +1,291 @@
+#include "chainz/checkpoint.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "h5util.h"
+
+uint64_t cz_checksum(const void *data, size_t bytes)
+{
+    const unsigned char *p = data;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < bytes; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+static const char *moment_names(cz_optim_kind k, int i)
+{
+    static const char *adam[] = {"m", "v"}, *sgd[] = {"momentum"};
+    return k == CZ_OPT_ADAMW ? adam[i] : sgd[i];
+}
+
+static hid_t make_group(hid_t loc, const char *name)
+{
+    return H5Gcreate2(loc, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+}
+
+/* Writes (or, with read = 1, reads) one flat buffer as the per-layer tree under grp. */
+static int model_tree(hid_t grp, const cz_model *m, float *buf, int read, const char *file,
+                      cz_error *err)
+{
+    int rc = 0;
+    for (int l = 0; l <= m->n_hidden && !rc; l++) {
+        const cz_layer *L = &m->layer[l];
+        char name[32];
+        if (l < m->n_hidden) snprintf(name, sizeof name, "layer_%d", l + 1);
+        else snprintf(name, sizeof name, "output");
+        hid_t g = read ? H5Gopen2(grp, name, H5P_DEFAULT) : make_group(grp, name);
+        if (g < 0) return cz_error_set(err, read ? CZ_EINVAL : CZ_EIO, "%s: group %s missing", file, name);
+        size_t wd[2] = {L->n_out, L->n_in}, bd[1] = {L->n_out}, pd[2] = {L->n_out, 4};
+        struct {
+            const char *name;
+            size_t off, count;
+            int rank;
+            size_t *dims;
+        } part[3] = {{"weight", L->w, L->n_out * L->n_in, 2, wd},
+                     {"bias", L->b, L->n_out, 1, bd},
+                     {"poly", L->poly, 4 * L->n_out, 2, pd}};
+        for (int k = 0; k < 3 && !rc; k++) {
+            if (part[k].off == CZ_NONE) continue;
+            if (read) {
+                int r = cz_h5_read(g, part[k].name, H5T_NATIVE_FLOAT, part[k].count,
+                                   buf + part[k].off, file, err);
+                if (r == 1) rc = cz_error_set(err, CZ_EINVAL, "%s: %s/%s missing", file, name, part[k].name);
+                else if (r) rc = r;
+            } else if (cz_h5_write(g, part[k].name, H5T_NATIVE_FLOAT, part[k].rank, part[k].dims,
+                                   buf + part[k].off)) {
+                rc = cz_error_set(err, CZ_EIO, "%s: cannot write %s/%s", file, name, part[k].name);
+            }
+        }
+        if (!read && !rc) {
+            cz_h5_set_str(g, "activation", cz_act_name(L->act));
+            cz_h5_set_str(g, "meaning", l < m->n_hidden
+                                            ? "h = act(weight @ h_prev + bias); poly[i] = (a0,a1,a2,a3)"
+                                            : "f = weight @ h_H + bias");
+        }
+        H5Gclose(g);
+    }
+    return rc;
+}
+
+static void join_widths(const cz_model *m, char *layers, size_t ll, char *acts, size_t al)
+{
+    layers[0] = acts[0] = 0;
+    for (int l = 0; l < m->n_hidden; l++) {
+        size_t a = strlen(layers), b = strlen(acts);
+        snprintf(layers + a, ll - a, "%s%zu", l ? "," : "", m->spec.width[l]);
+        snprintf(acts + b, al - b, "%s%s", l ? "," : "", cz_act_name(m->spec.act[l]));
+    }
+}
+
+int cz_ckpt_save(const char *path, const cz_checkpoint *c, cz_error *err)
+{
+    cz_h5_quiet();
+    char tmp[4200];
+    cz_tmp_name(tmp, sizeof tmp, path);
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0) return cz_error_set(err, CZ_EIO, "%s: cannot create %s", path, tmp);
+    const cz_model *m = &c->model;
+    int rc = 0;
+    hid_t g = make_group(f, "model");
+    rc = g < 0 ? CZ_EIO : model_tree(g, m, c->params, 0, path, err);
+    if (!rc && c->mean) {
+        hid_t gi = make_group(g, "input");
+        size_t dd[1] = {m->spec.d};
+        rc = cz_h5_write(gi, "mean", H5T_NATIVE_FLOAT, 1, dd, c->mean) |
+             cz_h5_write(gi, "std", H5T_NATIVE_FLOAT, 1, dd, c->std);
+        cz_h5_set_str(gi, "meaning", "x_used = (x_file - mean) / std, statistics of the training set");
+        H5Gclose(gi);
+    }
+    if (g >= 0) H5Gclose(g);
+    if (!rc && c->opt_state) {
+        hid_t go = make_group(f, "optimizer");
+        cz_h5_set_str(go, "kind", cz_optim_name(c->optim));
+        cz_h5_set_long(go, "step", c->state.step);
+        size_t moments = c->opt_len / m->n_params;
+        for (size_t k = 0; k < moments && !rc; k++) {
+            hid_t gm = make_group(go, moment_names(c->optim, (int)k));
+            rc = model_tree(gm, m, c->opt_state + k * m->n_params, 0, path, err);
+            H5Gclose(gm);
+        }
+        H5Gclose(go);
+    }
+    if (!rc) {
+        hid_t gs = make_group(f, "state");
+        size_t rd[1] = {4};
+        rc = cz_h5_write(gs, "rng", H5T_NATIVE_UINT64, 1, rd, c->state.rng.s);
+        cz_h5_set_long(gs, "epoch", c->state.epoch);
+        cz_h5_set_long(gs, "step", c->state.step);
+        cz_h5_set_long(gs, "position", c->state.position);
+        cz_h5_set_double(gs, "lambda", c->state.lambda);
+        cz_h5_set_double(gs, "lr", c->state.lr);
+        cz_h5_set_str(gs, "meaning", "epoch in progress (0-based), optimizer steps done, batches done in the epoch");
+        H5Gclose(gs);
+    }
+    if (!rc) {
+        char layers[256], acts[256], sum[32], when[64];
+        join_widths(m, layers, sizeof layers, acts, sizeof acts);
+        snprintf(sum, sizeof sum, "%016llx",
+                 (unsigned long long)cz_checksum(c->params, m->n_params * sizeof(float)));
+        time_t now = time(NULL);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+        rc = cz_h5_set_str(f, "format", "chainz-checkpoint") | cz_h5_set_long(f, "version", 1) |
+             cz_h5_set_str(f, "config", c->config_json ? c->config_json : "{}") |
+             cz_h5_set_long(f, "d", (long)m->spec.d) | cz_h5_set_str(f, "layers", layers) |
+             cz_h5_set_str(f, "act", acts) | cz_h5_set_str(f, "head", cz_head_name(m->spec.head)) |
+             cz_h5_set_long(f, "classes", m->spec.classes) |
+             cz_h5_set_double(f, "dropout", m->spec.dropout) |
+             cz_h5_set_long(f, "world_size", c->state.world_size) |
+             cz_h5_set_str(f, "checksum", sum) |
+             cz_h5_set_str(f, "checksum_meaning", "FNV-1a 64 of the flat float32 parameter buffer") |
+             cz_h5_set_str(f, "chainz_version", c->version) | cz_h5_set_str(f, "time", when) |
+             cz_h5_set_str(f, "slurm", c->state.slurm);
+        if (rc) rc = cz_error_set(err, CZ_EIO, "%s: cannot write attributes", path);
+    }
+    if (H5Fclose(f) < 0 && !rc) rc = cz_error_set(err, CZ_EIO, "%s: closing failed", path);
+    if (!rc) rc = cz_file_commit(tmp, path, err);
+    if (rc) unlink(tmp);
+    return rc;
+}
+
+void cz_ckpt_free(cz_checkpoint *c)
+{
+    if (!c) return;
+    free(c->params);
+    free(c->opt_state);
+    free(c->mean);
+    free(c->std);
+    free(c->config_json);
+    memset(c, 0, sizeof *c);
+}
+
+int cz_ckpt_load(const char *path, cz_checkpoint *c, cz_error *err)
+{
+    memset(c, 0, sizeof *c);
+    cz_h5_quiet();
+    if (access(path, R_OK) != 0) return cz_error_set(err, CZ_EINVAL, "%s: cannot read the file", path);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) return cz_error_set(err, CZ_EINVAL, "%s: not an HDF5 file (truncated or damaged?)", path);
+    int rc = 0;
+    char fmt[64], layers[256], acts[256], head[32], sum[32];
+    long version = 0, d = 0, classes = 0;
+    double dropout = 0;
+    if (cz_h5_attr_str(f, "format", fmt, sizeof fmt) || strcmp(fmt, "chainz-checkpoint")) {
+        rc = cz_error_set(err, CZ_EINVAL, "%s: format is '%s', expected 'chainz-checkpoint'", path, fmt);
+        goto out;
+    }
+    if (cz_h5_attr_long(f, "version", &version) || version != 1) {
+        rc = cz_error_set(err, CZ_EINVAL, "%s: checkpoint version %ld, this chainz reads version 1", path, version);
+        goto out;
+    }
+    if (cz_h5_attr_long(f, "d", &d) || cz_h5_attr_str(f, "layers", layers, sizeof layers) ||
+        cz_h5_attr_str(f, "act", acts, sizeof acts) || cz_h5_attr_str(f, "head", head, sizeof head) ||
+        cz_h5_attr_long(f, "classes", &classes) || cz_h5_attr_double(f, "dropout", &dropout) ||
+        cz_h5_attr_str(f, "checksum", sum, sizeof sum)) {
+        rc = cz_error_set(err, CZ_EINVAL, "%s: model attributes (d, layers, act, head, classes, dropout, checksum) incomplete", path);
+        goto out;
+    }
+    cz_model_spec s = {.d = (size_t)d, .classes = (int)classes, .dropout = dropout};
+    if (cz_head_parse(head, &s.head)) {
+        rc = cz_error_set(err, CZ_EINVAL, "%s: unknown head '%s'", path, head);
+        goto out;
+    }
+    char *save = NULL;
+    for (char *t = strtok_r(layers, ",", &save); t && s.n_hidden < CZ_MAX_HIDDEN; t = strtok_r(NULL, ",", &save))
+        s.width[s.n_hidden++] = (size_t)strtoul(t, NULL, 10);
+    int na = 0;
+    for (char *t = strtok_r(acts, ",", &save); t && na < CZ_MAX_HIDDEN; t = strtok_r(NULL, ",", &save))
+        if (cz_act_parse(t, &s.act[na++])) {
+            rc = cz_error_set(err, CZ_EINVAL, "%s: unknown activation '%s'", path, t);
+            goto out;
+        }
+    if (na != s.n_hidden) {
+        rc = cz_error_set(err, CZ_EINVAL, "%s: %d activations for %d layers", path, na, s.n_hidden);
+        goto out;
+    }
+    if ((rc = cz_model_init(&c->model, &s, err))) goto out;
+    size_t n = c->model.n_params;
+    c->params = malloc(n * sizeof(float));
+    if (!c->params) {
+        rc = cz_error_set(err, CZ_ENOMEM, "%s: out of memory", path);
+        goto out;
+    }
+    hid_t g = H5Gopen2(f, "model", H5P_DEFAULT);
+    if (g < 0) {
+        rc = cz_error_set(err, CZ_EINVAL, "%s: group /model missing", path);
+        goto out;
+    }
+    rc = model_tree(g, &c->model, c->params, 1, path, err);
+    if (!rc && H5Lexists(g, "input", H5P_DEFAULT) > 0) {
+        c->mean = malloc(s.d * sizeof(float));
+        c->std = malloc(s.d * sizeof(float));
+        hid_t gi = H5Gopen2(g, "input", H5P_DEFAULT);
+        if (!c->mean || !c->std) rc = cz_error_set(err, CZ_ENOMEM, "%s: out of memory", path);
+        else if (cz_h5_read(gi, "mean", H5T_NATIVE_FLOAT, s.d, c->mean, path, err) ||
+                 cz_h5_read(gi, "std", H5T_NATIVE_FLOAT, s.d, c->std, path, err))
+            rc = cz_error_set(err, CZ_EINVAL, "%s: /model/input/mean or std unreadable", path);
+        H5Gclose(gi);
+    }
+    H5Gclose(g);
+    if (rc) goto out;
+    char want[32];
+    snprintf(want, sizeof want, "%016llx", (unsigned long long)cz_checksum(c->params, n * sizeof(float)));
+    if (strcmp(want, sum)) {
+        rc = cz_error_set(err, CZ_EINVAL, "%s: parameter checksum %s does not match the stored %s (corrupted)",
+                          path, want, sum);
+        goto out;
+    }
+    if (H5Lexists(f, "optimizer", H5P_DEFAULT) > 0) {
+        hid_t go = H5Gopen2(f, "optimizer", H5P_DEFAULT);
+        char kind[32];
+        cz_h5_attr_str(go, "kind", kind, sizeof kind);
+        if (cz_optim_parse(kind, &c->optim)) {
+            rc = cz_error_set(err, CZ_EINVAL, "%s: unknown optimizer '%s'", path, kind);
+        } else {
+            cz_optim_spec os = {.kind = c->optim};
+            size_t moments = cz_optim_state_len(&os);
+            c->opt_len = moments * n;
+            c->opt_state = malloc(c->opt_len * sizeof(float));
+            if (!c->opt_state) rc = cz_error_set(err, CZ_ENOMEM, "%s: out of memory", path);
+            for (size_t k = 0; k < moments && !rc; k++) {
+                hid_t gm = H5Gopen2(go, moment_names(c->optim, (int)k), H5P_DEFAULT);
+                if (gm < 0) rc = cz_error_set(err, CZ_EINVAL, "%s: optimizer moment %s missing", path,
+                                              moment_names(c->optim, (int)k));
+                else {
+                    rc = model_tree(gm, &c->model, c->opt_state + k * n, 1, path, err);
+                    H5Gclose(gm);
+                }
+            }
+        }
+        H5Gclose(go);
+        if (rc) goto out;
+    }
+    if (H5Lexists(f, "state", H5P_DEFAULT) > 0) {
+        hid_t gs = H5Gopen2(f, "state", H5P_DEFAULT);
+        if (cz_h5_read(gs, "rng", H5T_NATIVE_UINT64, 4, c->state.rng.s, path, err) ||
+            cz_h5_attr_long(gs, "epoch", &c->state.epoch) || cz_h5_attr_long(gs, "step", &c->state.step) ||
+            cz_h5_attr_long(gs, "position", &c->state.position) ||
+            cz_h5_attr_double(gs, "lambda", &c->state.lambda) || cz_h5_attr_double(gs, "lr", &c->state.lr))
+            rc = cz_error_set(err, CZ_EINVAL, "%s: /state incomplete", path);
+        H5Gclose(gs);
+        if (rc) goto out;
+    }
+    long ws = 0;
+    cz_h5_attr_long(f, "world_size", &ws);
+    c->state.world_size = (int)ws;
+    cz_h5_attr_str(f, "slurm", c->state.slurm, sizeof c->state.slurm);
+    cz_h5_attr_str(f, "chainz_version", c->version, sizeof c->version);
+    char cfg[65536];
+    cz_h5_attr_str(f, "config", cfg, sizeof cfg);
+    c->config_json = strdup(cfg);
+out:
+    H5Fclose(f);
+    if (rc) cz_ckpt_free(c);
+    return rc;
+}

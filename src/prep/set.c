@@ -1,0 +1,199 @@
+/* In-memory prep sets: freeing, the stratified split, and writing rows out as chainz-data
+ * files through cz_data_write. */
+#include "chainz/prep.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chainz/data.h"
+#include "chainz/rng.h"
+
+static const char *const split_names[CZ_SPLIT_COUNT] = {"train", "val", "test"};
+
+const char *cz_split_name(int which)
+{
+    return which >= 0 && which < CZ_SPLIT_COUNT ? split_names[which] : "?";
+}
+
+void cz_prep_set_free(cz_prep_set *s)
+{
+    if (!s) return;
+    free(s->x);
+    free(s->y_class);
+    free(s->y_value);
+    if (s->class_names)
+        for (int k = 0; k < s->classes; k++) free(s->class_names[k]);
+    free(s->class_names);
+    memset(s, 0, sizeof *s);
+}
+
+int cz_prep_split_parse(const char *spec, double frac[CZ_SPLIT_COUNT], cz_error *err)
+{
+    int seen[CZ_SPLIT_COUNT] = {0};
+    for (int i = 0; i < CZ_SPLIT_COUNT; i++) frac[i] = 0;
+    const char *p = spec;
+    double sum = 0;
+    for (;;) {
+        const char *end = strchr(p, ','), *eq = strchr(p, '=');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (!eq || eq >= p + len)
+            return cz_error_set(err, CZ_EINVAL,
+                                "split '%s': part '%.*s' is not NAME=FRACTION (e.g. train=0.8,val=0.1,test=0.1)",
+                                spec, (int)len, p);
+        size_t nlen = (size_t)(eq - p);
+        int which = -1;
+        for (int i = 0; i < CZ_SPLIT_COUNT; i++)
+            if (strlen(split_names[i]) == nlen && !strncmp(p, split_names[i], nlen)) which = i;
+        if (which < 0)
+            return cz_error_set(err, CZ_EINVAL, "split '%s': unknown part '%.*s', expected train, val or test",
+                                spec, (int)nlen, p);
+        if (seen[which]++)
+            return cz_error_set(err, CZ_EINVAL, "split '%s': '%s' is given twice", spec, split_names[which]);
+        char num[64];
+        size_t vlen = len - nlen - 1;
+        if (vlen == 0 || vlen >= sizeof num)
+            return cz_error_set(err, CZ_EINVAL, "split '%s': '%s' needs a fraction in [0, 1]", spec,
+                                split_names[which]);
+        memcpy(num, eq + 1, vlen);
+        num[vlen] = '\0';
+        char *e;
+        double v = strtod(num, &e);
+        if (e == num || *e || !(v >= 0 && v <= 1))
+            return cz_error_set(err, CZ_EINVAL, "split '%s': %s=%s is not a fraction in [0, 1]", spec,
+                                split_names[which], num);
+        frac[which] = v;
+        sum += v;
+        if (!end) break;
+        p = end + 1;
+    }
+    if (fabs(sum - 1) > 1e-6)
+        return cz_error_set(err, CZ_EINVAL, "split '%s': the fractions add up to %g, expected 1", spec, sum);
+    return 0;
+}
+
+void cz_prep_split_free(cz_prep_split *sp)
+{
+    if (!sp) return;
+    for (int i = 0; i < CZ_SPLIT_COUNT; i++) free(sp->rows[i]);
+    memset(sp, 0, sizeof *sp);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Cut points of a stratum of nc rows: split j takes shuffled positions [cut[j], cut[j+1]). */
+static void strata_cuts(size_t cut[CZ_SPLIT_COUNT + 1], size_t nc, const double frac[CZ_SPLIT_COUNT])
+{
+    int last = 0;
+    for (int j = 0; j < CZ_SPLIT_COUNT; j++)
+        if (frac[j] > 0) last = j;
+    double cum = 0;
+    cut[0] = 0;
+    for (int j = 0; j < CZ_SPLIT_COUNT; j++) {
+        cum += frac[j];
+        size_t c = j >= last ? nc : (size_t)floor(cum * (double)nc + 0.5);
+        if (c > nc) c = nc;
+        if (c < cut[j]) c = cut[j];
+        cut[j + 1] = c;
+    }
+}
+
+int cz_prep_split_make(cz_prep_split *out, const cz_prep_set *s,
+                       const double frac[CZ_SPLIT_COUNT], uint64_t seed, cz_error *err)
+{
+    memset(out, 0, sizeof *out);
+    size_t K = s->task == CZ_HEAD_REGRESS ? 1 : (size_t)s->classes, n = s->n;
+    size_t *start = calloc(K + 1, sizeof *start);
+    uint64_t *members = malloc((n ? n : 1) * sizeof *members); /* row ids grouped by class */
+    uint64_t *perm = malloc((n ? n : 1) * sizeof *perm);
+    int rc = 0;
+    if (!start || !members || !perm) {
+        rc = cz_error_set(err, CZ_ENOMEM, "split: out of memory for %zu rows", n);
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (K > 1 && (s->y_class[i] < 0 || (size_t)s->y_class[i] >= K)) {
+            rc = cz_error_set(err, CZ_EINVAL, "split: row %zu has class %d, expected 0..%zu", i,
+                              (int)s->y_class[i], K - 1);
+            goto done;
+        }
+        start[(K > 1 ? (size_t)s->y_class[i] : 0) + 1]++;
+    }
+    for (size_t c = 0; c < K; c++) start[c + 1] += start[c];
+    for (size_t i = 0; i < n; i++) {
+        size_t c = K > 1 ? (size_t)s->y_class[i] : 0;
+        members[start[c]++] = i;
+    }
+    for (size_t c = K; c > 0; c--) start[c] = start[c - 1]; /* the fill advanced each start to the next */
+    start[0] = 0;
+    for (size_t c = 0; c < K; c++) {
+        size_t cut[CZ_SPLIT_COUNT + 1];
+        strata_cuts(cut, start[c + 1] - start[c], frac);
+        for (int j = 0; j < CZ_SPLIT_COUNT; j++) out->n[j] += cut[j + 1] - cut[j];
+    }
+    for (int j = 0; j < CZ_SPLIT_COUNT; j++)
+        if (!(out->rows[j] = malloc((out->n[j] ? out->n[j] : 1) * sizeof *out->rows[j]))) {
+            rc = cz_error_set(err, CZ_ENOMEM, "split: out of memory for %zu rows", n);
+            goto done;
+        }
+    cz_rng rng;
+    cz_rng_seed(&rng, seed);
+    size_t fill[CZ_SPLIT_COUNT] = {0};
+    for (size_t c = 0; c < K; c++) {
+        size_t nc = start[c + 1] - start[c], cut[CZ_SPLIT_COUNT + 1];
+        const uint64_t *m = members + start[c];
+        cz_rng_permutation(&rng, perm, nc);
+        strata_cuts(cut, nc, frac);
+        for (int j = 0; j < CZ_SPLIT_COUNT; j++)
+            for (size_t i = cut[j]; i < cut[j + 1]; i++) out->rows[j][fill[j]++] = m[perm[i]];
+    }
+    for (int j = 0; j < CZ_SPLIT_COUNT; j++) qsort(out->rows[j], out->n[j], sizeof(uint64_t), cmp_u64);
+done:
+    free(start);
+    free(members);
+    free(perm);
+    if (rc) cz_prep_split_free(out);
+    return rc;
+}
+
+int cz_prep_write(const cz_prep_set *s, const uint64_t *rows, size_t n, const char *path,
+                  const char *source_note, cz_error *err)
+{
+    char source[512];
+    snprintf(source, sizeof source, "%s%s%s", s->source, source_note ? "; " : "",
+             source_note ? source_note : "");
+    if (!rows)
+        return cz_data_write(path, s->x, s->y_class, s->y_value, s->n, s->d, s->task, s->classes,
+                             source, err);
+    if (n == 0)
+        return cz_error_set(err, CZ_EINVAL, "%s: no rows to write (the split is empty)", path);
+    size_t d = s->d;
+    float *x = malloc(n * d * sizeof *x);
+    int32_t *yc = s->y_class ? malloc(n * sizeof *yc) : NULL;
+    float *yv = s->y_value ? malloc(n * sizeof *yv) : NULL;
+    int rc = 0;
+    if (!x || (s->y_class && !yc) || (s->y_value && !yv)) {
+        rc = cz_error_set(err, CZ_ENOMEM, "%s: out of memory for %zu x %zu features", path, n, d);
+    } else {
+        for (size_t i = 0; i < n && !rc; i++) {
+            if (rows[i] >= s->n) {
+                rc = cz_error_set(err, CZ_EINVAL, "%s: row %llu out of range (n = %zu)", path,
+                                  (unsigned long long)rows[i], s->n);
+                break;
+            }
+            memcpy(x + i * d, s->x + rows[i] * d, d * sizeof *x);
+            if (yc) yc[i] = s->y_class[rows[i]];
+            if (yv) yv[i] = s->y_value[rows[i]];
+        }
+        if (!rc) rc = cz_data_write(path, x, yc, yv, n, d, s->task, s->classes, source, err);
+    }
+    free(x);
+    free(yc);
+    free(yv);
+    return rc;
+}

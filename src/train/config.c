@@ -1,0 +1,121 @@
+#include "chainz/config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void cz_config_defaults(cz_config *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->layers, sizeof c->layers, "256,256");
+    snprintf(c->acts, sizeof c->acts, "poly");
+    c->model.head = CZ_HEAD_CLASSIFY;
+    c->dreg = 0.01;
+    c->optim = (cz_optim_spec){.kind = CZ_OPT_ADAMW, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
+                               .momentum = 0.9, .weight_decay = 0.0};
+    c->lr = 1e-3;
+    c->lr_min = 0.0;
+    c->lr_shape = CZ_SHAPE_CONSTANT;
+    c->epochs = 10;
+    c->batch = 128;
+    c->micro_batch = 32;
+    c->seed = 1;
+    c->threads = 1;
+    c->standardize = 1;
+    c->reduce = CZ_REDUCE_EXACT;
+    c->log_seconds = 10;
+}
+
+int cz_config_parse_model(cz_config *c, cz_error *err)
+{
+    cz_model_spec *m = &c->model;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", c->layers);
+    m->n_hidden = 0;
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        char *end;
+        long w = strtol(t, &end, 10);
+        if (*end || w <= 0)
+            return cz_error_set(err, CZ_EINVAL, "--layers '%s': '%s' is not a positive width", c->layers, t);
+        if (m->n_hidden == CZ_MAX_HIDDEN)
+            return cz_error_set(err, CZ_EINVAL, "--layers '%s': at most %d hidden layers", c->layers, CZ_MAX_HIDDEN);
+        m->width[m->n_hidden++] = (size_t)w;
+    }
+    if (m->n_hidden == 0) return cz_error_set(err, CZ_EINVAL, "--layers is empty: give widths like 256,256");
+    snprintf(buf, sizeof buf, "%s", c->acts);
+    int n = 0;
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (n == CZ_MAX_HIDDEN || cz_act_parse(t, &m->act[n]))
+            return cz_error_set(err, CZ_EINVAL, "--act '%s': '%s' is not poly, relu, tanh, gelu or identity",
+                                c->acts, t);
+        n++;
+    }
+    if (n == 1)
+        for (int l = 1; l < m->n_hidden; l++) m->act[l] = m->act[0];
+    else if (n != m->n_hidden)
+        return cz_error_set(err, CZ_EINVAL, "--act '%s' names %d activations for %d hidden layers",
+                            c->acts, n, m->n_hidden);
+    return 0;
+}
+
+/* JSON string escaping for paths */
+static void put_str(char **p, size_t *left, size_t *need, const char *key, const char *v, int comma)
+{
+    char tmp[8300];
+    size_t k = 0;
+    for (const char *s = v; *s && k < sizeof tmp - 8; s++) {
+        if (*s == '"' || *s == '\\') tmp[k++] = '\\';
+        if ((unsigned char)*s < 0x20) continue;
+        tmp[k++] = *s;
+    }
+    tmp[k] = 0;
+    int w = snprintf(*p, *left, "%s\"%s\": \"%s\"", comma ? ", " : "", key, tmp);
+    *need += (size_t)w;
+    size_t adv = (size_t)w < *left ? (size_t)w : (*left ? *left - 1 : 0);
+    *p += adv;
+    *left -= adv;
+}
+
+static void put_fmt(char **p, size_t *left, size_t *need, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(*p, *left, fmt, ap);
+    va_end(ap);
+    *need += (size_t)w;
+    size_t adv = (size_t)w < *left ? (size_t)w : (*left ? *left - 1 : 0);
+    *p += adv;
+    *left -= adv;
+}
+
+size_t cz_config_json(const cz_config *c, char *buf, size_t len)
+{
+    char *p = buf;
+    size_t left = len, need = 0;
+    if (len) buf[0] = 0;
+    put_fmt(&p, &left, &need, "{");
+    put_str(&p, &left, &need, "data", c->data, 0);
+    put_str(&p, &left, &need, "val", c->val, 1);
+    put_str(&p, &left, &need, "out", c->out, 1);
+    put_fmt(&p, &left, &need, ", \"holdout\": %.17g, \"standardize\": %d", c->holdout, c->standardize);
+    put_str(&p, &left, &need, "layers", c->layers, 1);
+    put_str(&p, &left, &need, "act", c->acts, 1);
+    put_str(&p, &left, &need, "head", cz_head_name(c->model.head), 1);
+    put_fmt(&p, &left, &need, ", \"dropout\": %.17g, \"weight_decay\": %.17g, \"dreg\": %.17g",
+            c->model.dropout, c->optim.weight_decay, c->dreg);
+    put_str(&p, &left, &need, "dreg_schedule", c->dreg_schedule, 1);
+    put_str(&p, &left, &need, "dreg_range", c->dreg_range, 1);
+    put_str(&p, &left, &need, "dreg_warmup", c->dreg_warmup, 1);
+    put_str(&p, &left, &need, "optim", cz_optim_name(c->optim.kind), 1);
+    put_fmt(&p, &left, &need,
+            ", \"lr\": %.17g, \"lr_min\": %.17g, \"lr_schedule\": \"%s\", \"warmup_steps\": %ld, "
+            "\"beta1\": %.17g, \"beta2\": %.17g, \"eps\": %.17g, \"momentum\": %.17g, "
+            "\"epochs\": %d, \"batch\": %ld, \"micro_batch\": %ld, \"seed\": %llu, \"threads\": %d, "
+            "\"reduce\": \"%s\", \"max_steps\": %ld}",
+            c->lr, c->lr_min, cz_shape_name(c->lr_shape), c->warmup_steps, c->optim.beta1,
+            c->optim.beta2, c->optim.eps, c->optim.momentum, c->epochs, c->batch, c->micro_batch,
+            (unsigned long long)c->seed, c->threads, c->reduce == CZ_REDUCE_EXACT ? "exact" : "float",
+            c->max_steps);
+    return need;
+}

@@ -1,0 +1,761 @@
+/* chainz train / chainz eval: prolog (data, model, run directory), the step loop,
+ * epilog (validation, history, checkpoint). Every rank runs the same control flow; every
+ * failure goes through cz_dist_agree so that all ranks stop together. */
+#include "chainz/train.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "chainz/checkpoint.h"
+#include "chainz/data.h"
+#include "chainz/engine.h"
+#include "chainz/fixed.h"
+
+#ifndef CHAINZ_VERSION
+#define CHAINZ_VERSION "dev"
+#endif
+
+enum { SC_LOSS, SC_DREG, SC_CORRECT, SC_ABSERR, SC_N }; /* scalar slots after the gradient */
+
+/* Samples of one evaluation or training pass, as rows of the file, and the buffers one
+ * chunk needs. */
+typedef struct {
+    cz_data *ds;
+    const float *mean, *std; /* NULL: raw features */
+    size_t d;
+    float *x;                /* [M x d] */
+    int32_t *yc;
+    float *yv;
+    uint64_t *keys, *rows;
+} chunk_io;
+
+static int chunk_io_init(chunk_io *io, cz_data *ds, size_t M, const float *mean, const float *std,
+                         cz_error *err)
+{
+    memset(io, 0, sizeof *io);
+    io->ds = ds;
+    io->d = cz_data_get_info(ds)->d;
+    io->mean = mean;
+    io->std = std;
+    io->x = malloc(M * io->d * sizeof(float));
+    io->yc = malloc(M * sizeof(int32_t));
+    io->yv = malloc(M * sizeof(float));
+    io->keys = malloc(M * sizeof(uint64_t));
+    io->rows = malloc(M * sizeof(uint64_t));
+    if (!io->x || !io->yc || !io->yv || !io->keys || !io->rows)
+        return cz_error_set(err, CZ_ENOMEM, "out of memory for a micro-batch of %zu", M);
+    return 0;
+}
+
+static void chunk_io_free(chunk_io *io)
+{
+    free(io->x);
+    free(io->yc);
+    free(io->yv);
+    free(io->keys);
+    free(io->rows);
+}
+
+/* Reads rows[0..n) into io->x (standardized) and their labels. */
+static int chunk_load(chunk_io *io, size_t n, cz_error *err)
+{
+    int rc = cz_data_read_rows(io->ds, io->rows, n, io->x, err);
+    if (rc) return rc;
+    if (io->mean)
+        for (size_t b = 0; b < n; b++)
+            for (size_t j = 0; j < io->d; j++)
+                io->x[b * io->d + j] = (io->x[b * io->d + j] - io->mean[j]) / io->std[j];
+    const int32_t *yc = cz_data_labels_class(io->ds);
+    const float *yv = cz_data_labels_value(io->ds);
+    for (size_t b = 0; b < n; b++) {
+        if (yc) io->yc[b] = yc[io->rows[b]];
+        if (yv) io->yv[b] = yv[io->rows[b]];
+    }
+    return 0;
+}
+
+/* The share of chunks [*c0, *c1) of C that rank r of P computes: contiguous, balanced. */
+static void my_chunks(size_t C, int r, int P, size_t *c0, size_t *c1)
+{
+    *c0 = C * (size_t)r / (size_t)P;
+    *c1 = C * (size_t)(r + 1) / (size_t)P;
+}
+
+typedef struct {
+    double samples, loss, acc, mae;
+    uint64_t *confusion; /* [K x K] (true x predicted) or NULL */
+} eval_result;
+
+/* Forward-only pass over rows[0..n) on all ranks; sums are exact whatever the world size. */
+static int evaluate(const cz_dist *d, cz_workspace *ws, const cz_model *m, const float *params,
+                    chunk_io *io, const uint64_t *rows, size_t n, size_t M, eval_result *res,
+                    cz_error *err)
+{
+    size_t K = m->spec.head == CZ_HEAD_REGRESS ? 0 : (size_t)m->spec.classes;
+    cz_fixed_acc acc;
+    if (cz_fixed_init(&acc, SC_N)) return cz_error_set(err, CZ_ENOMEM, "out of memory");
+    int32_t *pred = malloc(M * sizeof(int32_t));
+    if (res->confusion) memset(res->confusion, 0, K * K * sizeof(uint64_t));
+    int rc = pred ? 0 : cz_error_set(err, CZ_ENOMEM, "out of memory");
+    size_t C = (n + M - 1) / M, c0, c1;
+    my_chunks(C, d->rank, d->size, &c0, &c1);
+    cz_step_opts opts = {0};
+    for (size_t c = c0; c < c1 && !rc; c++) {
+        size_t b0 = c * M, nb = n - b0 < M ? n - b0 : M;
+        memcpy(io->rows, rows + b0, nb * sizeof(uint64_t));
+        cz_step_sums sums;
+        rc = chunk_load(io, nb, err);
+        if (!rc) rc = cz_engine_step(ws, params, io->x, io->yc, io->yv, NULL, nb, &opts, NULL, &sums, err);
+        if (rc) break;
+        cz_loss_sums ls = {0};
+        cz_loss_eval(NULL, NULL, pred, &ls, m, cz_engine_outputs(ws), io->yc, io->yv, nb);
+        double v[SC_N] = {ls.loss, 0, ls.correct, ls.abs_err};
+        cz_fixed_add_double(&acc, 0, v, SC_N);
+        if (res->confusion)
+            for (size_t b = 0; b < nb; b++) {
+                int32_t p = pred[b] < 0 ? 0 : pred[b] >= (int32_t)K ? (int32_t)K - 1 : pred[b];
+                res->confusion[(size_t)io->yc[b] * K + (size_t)p]++;
+            }
+    }
+    rc = cz_dist_agree(d, rc, err);
+    if (!rc) rc = cz_dist_sum_fixed(d, &acc, err);
+    if (!rc && res->confusion) rc = cz_dist_sum_u64(d, res->confusion, K * K, err);
+    if (!rc && acc.bad) rc = cz_error_set(err, CZ_ERUNTIME, "evaluation produced a non-finite loss");
+    if (!rc) {
+        res->samples = (double)n;
+        res->loss = cz_fixed_value(&acc, SC_LOSS) / (double)n;
+        res->acc = cz_fixed_value(&acc, SC_CORRECT) / (double)n;
+        res->mae = cz_fixed_value(&acc, SC_ABSERR) / (double)n;
+    }
+    free(pred);
+    cz_fixed_free(&acc);
+    return rc;
+}
+
+/* ---- prolog helpers ---- */
+
+static int mkdir_p(const char *path, cz_error *err)
+{
+    char buf[4300];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(buf, 0755) && errno != EEXIST)
+                return cz_error_set(err, CZ_EIO, "%s: cannot create directory: %s", buf, strerror(errno));
+            *p = '/';
+        }
+    if (mkdir(buf, 0755) && errno != EEXIST)
+        return cz_error_set(err, CZ_EIO, "%s: cannot create directory: %s", buf, strerror(errno));
+    return 0;
+}
+
+static int write_text_atomic(const char *path, const char *text, cz_error *err)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) return cz_error_set(err, CZ_EIO, "%s: cannot write: %s", tmp, strerror(errno));
+    int bad = fputs(text, f) < 0;
+    bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path)) {
+        unlink(tmp);
+        return cz_error_set(err, CZ_EIO, "%s: cannot write: %s", path, strerror(errno));
+    }
+    return 0;
+}
+
+/* Mean and standard deviation per feature over the training rows, computed by rank 0 in
+ * one fixed order and broadcast: identical whatever the world size. */
+static int feature_stats(const cz_dist *d, cz_data *ds, const uint64_t *rows, size_t n,
+                         float *mean, float *std, cz_error *err)
+{
+    size_t dd = cz_data_get_info(ds)->d;
+    int rc = 0;
+    if (d->rank == 0) {
+        enum { BLK = 256 };
+        double *s1 = calloc(dd, sizeof(double)), *s2 = calloc(dd, sizeof(double));
+        float *x = malloc(BLK * dd * sizeof(float));
+        if (!s1 || !s2 || !x) rc = cz_error_set(err, CZ_ENOMEM, "out of memory for feature statistics");
+        for (size_t b0 = 0; b0 < n && !rc; b0 += BLK) {
+            size_t nb = n - b0 < BLK ? n - b0 : BLK;
+            rc = cz_data_read_rows(ds, rows + b0, nb, x, err);
+            for (size_t b = 0; b < nb && !rc; b++)
+                for (size_t j = 0; j < dd; j++) {
+                    double v = x[b * dd + j];
+                    s1[j] += v;
+                    s2[j] += v * v;
+                }
+        }
+        for (size_t j = 0; j < dd && !rc; j++) {
+            double mu = s1[j] / (double)n, var = s2[j] / (double)n - mu * mu;
+            mean[j] = (float)mu;
+            /* constant features would divide by zero: leave them centred, unscaled */
+            std[j] = var > 1e-12 ? (float)sqrt(var) : 1.0f;
+        }
+        free(s1);
+        free(s2);
+        free(x);
+    }
+    rc = cz_dist_agree(d, rc, err);
+    if (!rc) rc = cz_dist_bcast(d, mean, dd * sizeof(float), 0, err);
+    if (!rc) rc = cz_dist_bcast(d, std, dd * sizeof(float), 0, err);
+    return rc;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void utc_now(char *buf, size_t len)
+{
+    time_t t = time(NULL);
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+}
+
+static void fmt_eta(char *buf, size_t len, double s)
+{
+    if (!(s >= 0) || s > 1e7) {
+        snprintf(buf, len, "--:--");
+        return;
+    }
+    long t = (long)s;
+    if (t >= 3600) snprintf(buf, len, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else snprintf(buf, len, "%02ld:%02ld", t / 60, t % 60);
+}
+
+/* ---- the training run ---- */
+
+typedef struct {
+    const cz_config *cfg;
+    const cz_dist *d;
+    cz_data *train, *val;
+    uint64_t *train_rows, *val_rows;
+    size_t n_train, n_val;
+    cz_model m;
+    cz_workspace *ws;
+    float *params, *grad, *gsum, *opt;
+    float *mean, *std;
+    cz_fixed_acc acc;
+    chunk_io io, vio;
+    cz_schedule lr_s, dreg_s;
+    size_t steps_per_epoch;
+    char ckpt_dir[4200];
+    char *config_json;
+    int tty;
+    uint64_t rows_read;      /* training rows this rank read (the share it computed) */
+} trainer;
+
+static void trainer_free(trainer *t)
+{
+    cz_data_close(t->train);
+    cz_data_close(t->val);
+    free(t->train_rows);
+    free(t->val_rows);
+    cz_workspace_free(t->ws);
+    free(t->params);
+    free(t->grad);
+    free(t->gsum);
+    free(t->opt);
+    free(t->mean);
+    free(t->std);
+    cz_fixed_free(&t->acc);
+    chunk_io_free(&t->io);
+    chunk_io_free(&t->vio);
+    free(t->config_json);
+}
+
+static int open_data(trainer *t, int head_given, cz_error *err)
+{
+    const cz_config *cfg = t->cfg;
+    int rc = cz_data_open(&t->train, cfg->data, err);
+    if (!rc && cfg->val[0]) rc = cz_data_open(&t->val, cfg->val, err);
+    if (rc) return rc;
+    const cz_data_info *ti = cz_data_get_info(t->train);
+    if (t->val) {
+        const cz_data_info *vi = cz_data_get_info(t->val);
+        if (vi->d != ti->d)
+            return cz_error_set(err, CZ_EINVAL, "%s has d = %zu features but %s has d = %zu", cfg->val,
+                                vi->d, cfg->data, ti->d);
+        if (vi->task != ti->task || vi->classes != ti->classes)
+            return cz_error_set(err, CZ_EINVAL, "%s is %s with %d classes but %s is %s with %d classes",
+                                cfg->val, cz_head_name(vi->task), vi->classes, cfg->data,
+                                cz_head_name(ti->task), ti->classes);
+    }
+    cz_head head = head_given ? cfg->model.head : ti->task;
+    if ((head == CZ_HEAD_REGRESS) != (ti->task == CZ_HEAD_REGRESS))
+        return cz_error_set(err, CZ_EINVAL, "--head %s does not fit %s, whose task is %s",
+                            cz_head_name(head), cfg->data, cz_head_name(ti->task));
+    /* rows: a held-out fraction is drawn from a permutation seeded by --seed */
+    size_t N = ti->n, n_hold = (size_t)floor(cfg->holdout * (double)N);
+    if (cfg->holdout > 0 && (n_hold == 0 || n_hold >= N))
+        return cz_error_set(err, CZ_EINVAL, "--holdout %g of %zu rows leaves no training or validation rows",
+                            cfg->holdout, N);
+    uint64_t *perm = malloc(N * sizeof(uint64_t));
+    if (!perm) return cz_error_set(err, CZ_ENOMEM, "out of memory for %zu row indices", N);
+    if (n_hold) {
+        cz_rng r;
+        cz_rng_seed(&r, cz_hash64(cfg->seed, 0x686f6c646f7574ULL)); /* "holdout" */
+        cz_rng_permutation(&r, perm, N);
+        qsort(perm, n_hold, sizeof *perm, cmp_u64);
+        qsort(perm + n_hold, N - n_hold, sizeof *perm, cmp_u64);
+    } else {
+        for (size_t i = 0; i < N; i++) perm[i] = i;
+    }
+    t->n_train = N - n_hold;
+    t->train_rows = malloc((t->n_train ? t->n_train : 1) * sizeof(uint64_t));
+    if (!t->train_rows) {
+        free(perm);
+        return cz_error_set(err, CZ_ENOMEM, "out of memory");
+    }
+    memcpy(t->train_rows, perm + n_hold, t->n_train * sizeof(uint64_t));
+    if (t->val) {
+        t->n_val = cz_data_get_info(t->val)->n;
+        t->val_rows = malloc(t->n_val * sizeof(uint64_t));
+        for (size_t i = 0; t->val_rows && i < t->n_val; i++) t->val_rows[i] = i;
+    } else if (n_hold) {
+        t->n_val = n_hold;
+        t->val_rows = malloc(n_hold * sizeof(uint64_t));
+        if (t->val_rows) memcpy(t->val_rows, perm, n_hold * sizeof(uint64_t));
+    }
+    free(perm);
+    if (t->n_val && !t->val_rows) return cz_error_set(err, CZ_ENOMEM, "out of memory");
+    cz_model_spec spec = cfg->model;
+    spec.d = ti->d;
+    spec.head = head;
+    spec.classes = ti->classes;
+    return cz_model_init(&t->m, &spec, err);
+}
+
+static int setup(trainer *t, int head_given, cz_error *err)
+{
+    const cz_config *cfg = t->cfg;
+    const cz_dist *d = t->d;
+    int rc = open_data(t, head_given, err);
+    rc = cz_dist_agree(d, rc, err);
+    if (rc) return rc;
+    size_t n = t->m.n_params, dd = t->m.spec.d, M = (size_t)cfg->micro_batch;
+    cz_optim_spec os = cfg->optim;
+    t->params = malloc(n * sizeof(float));
+    t->grad = malloc(n * sizeof(float));
+    t->gsum = malloc(n * sizeof(float));
+    t->opt = calloc(cz_optim_state_len(&os) * n, sizeof(float));
+    t->mean = malloc(dd * sizeof(float));
+    t->std = malloc(dd * sizeof(float));
+    if (!t->params || !t->grad || !t->gsum || !t->opt || !t->mean || !t->std ||
+        cz_fixed_init(&t->acc, n + SC_N))
+        rc = cz_error_set(err, CZ_ENOMEM, "out of memory for %zu parameters", n);
+    if (!rc && !(t->ws = cz_workspace_new(&t->m, M, err))) rc = err->code;
+    if (!rc) rc = chunk_io_init(&t->io, t->train, M, cfg->standardize ? t->mean : NULL, t->std, err);
+    if (!rc) rc = chunk_io_init(&t->vio, t->val ? t->val : t->train, M,
+                                cfg->standardize ? t->mean : NULL, t->std, err);
+    rc = cz_dist_agree(d, rc, err);
+    if (rc) return rc;
+    if (cfg->standardize) rc = feature_stats(d, t->train, t->train_rows, t->n_train, t->mean, t->std, err);
+    if (rc) return rc;
+    cz_rng r;
+    cz_rng_seed(&r, cfg->seed);
+    cz_model_params_init(&t->m, t->params, &r);
+
+    /* schedules, in global optimizer steps */
+    t->steps_per_epoch = (t->n_train + (size_t)cfg->batch - 1) / (size_t)cfg->batch;
+    double spe = (double)t->steps_per_epoch, total = spe * cfg->epochs;
+    t->lr_s = (cz_schedule){.shape = cfg->lr_shape, .start = cfg->lr, .end = cfg->lr_min,
+                            .from = (double)cfg->warmup_steps, .to = total,
+                            .warmup = (double)cfg->warmup_steps, .ramp = 1};
+    t->dreg_s = (cz_schedule){.shape = CZ_SHAPE_CONSTANT, .start = cfg->dreg, .end = cfg->dreg, .to = total};
+    if (cfg->dreg_schedule[0]) rc = cz_schedule_parse(cfg->dreg_schedule, &t->dreg_s, err);
+    if (!rc && cfg->dreg_range[0]) rc = cz_range_parse(cfg->dreg_range, spe, &t->dreg_s.from, &t->dreg_s.to, err);
+    if (!rc && cfg->dreg_warmup[0]) {
+        double dummy;
+        char spec[128];
+        snprintf(spec, sizeof spec, "0:%s", cfg->dreg_warmup);
+        rc = cz_range_parse(spec, spe, &dummy, &t->dreg_s.warmup, err);
+    }
+    if (rc) return cz_dist_agree(d, rc, err);
+
+    /* run directory, configuration echo (rank 0) */
+    size_t need = cz_config_json(cfg, NULL, 0) + 1;
+    t->config_json = malloc(need);
+    if (t->config_json) cz_config_json(cfg, t->config_json, need);
+    snprintf(t->ckpt_dir, sizeof t->ckpt_dir, "%s/checkpoints", cfg->out);
+    if (d->rank == 0) {
+        rc = !t->config_json ? cz_error_set(err, CZ_ENOMEM, "out of memory") : mkdir_p(t->ckpt_dir, err);
+        if (!rc) {
+            char path[4200], *text = malloc(need + 2);
+            snprintf(path, sizeof path, "%s/config.json", cfg->out);
+            if (!text) rc = cz_error_set(err, CZ_ENOMEM, "out of memory");
+            else {
+                snprintf(text, need + 2, "%s\n", t->config_json);
+                rc = write_text_atomic(path, text, err);
+                free(text);
+            }
+        }
+        if (!rc) {
+            const cz_data_info *ti = cz_data_get_info(t->train);
+            printf("chainz %s: train %s (%zu rows, d = %zu, %s, %d classes, %s), %d rank%s x %d thread%s\n",
+                   CHAINZ_VERSION, cfg->data, t->n_train, ti->d, cz_head_name(t->m.spec.head),
+                   ti->classes, cz_data_is_mapped(t->train) ? "shared mapping" : "hyperslab reads",
+                   d->size, d->size > 1 ? "s" : "", cfg->threads, cfg->threads > 1 ? "s" : "");
+            printf("chainz: validation %zu rows (%s)\n", t->n_val,
+                   t->val ? cfg->val : t->n_val ? "held out of --data" : "none");
+            printf("chainz: model %zu parameters, workspace %.1f MB per rank, %zu steps per epoch\n",
+                   t->m.n_params, cz_workspace_bytes(t->ws) / 1e6, t->steps_per_epoch);
+            printf("chainz: config %s\n", t->config_json);
+            fflush(stdout);
+        }
+    }
+    return cz_dist_agree(d, rc, err);
+}
+
+/* One optimizer step on global batch rows[0..nb): chunks of M, exact reduction. */
+static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, long epoch,
+                      double lambda, double lr, double sc[SC_N], cz_error *err)
+{
+    const cz_config *cfg = t->cfg;
+    const cz_dist *d = t->d;
+    size_t n = t->m.n_params, M = (size_t)cfg->micro_batch;
+    size_t C = (nb + M - 1) / M, c0, c1;
+    my_chunks(C, d->rank, d->size, &c0, &c1);
+    int exact = cfg->reduce == CZ_REDUCE_EXACT;
+    if (exact) cz_fixed_zero(&t->acc);
+    else memset(t->gsum, 0, n * sizeof(float));
+    double local[SC_N] = {0};
+    cz_step_opts opts = {.lambda = lambda, .train = 1};
+    uint64_t epoch_key = cz_hash64(cfg->seed, 0x64726f70ULL + (uint64_t)epoch); /* "drop" */
+    int rc = 0;
+    for (size_t c = c0; c < c1 && !rc; c++) {
+        size_t b0 = c * M, mb = nb - b0 < M ? nb - b0 : M;
+        memcpy(t->io.rows, rows + b0, mb * sizeof(uint64_t));
+        for (size_t b = 0; b < mb; b++) t->io.keys[b] = cz_hash64(epoch_key, t->io.rows[b]);
+        cz_step_sums s;
+        rc = chunk_load(&t->io, mb, err);
+        t->rows_read += mb;
+        if (!rc) rc = cz_engine_step(t->ws, t->params, t->io.x, t->io.yc, t->io.yv, t->io.keys, mb,
+                                     &opts, t->grad, &s, err);
+        if (rc) break;
+        double v[SC_N] = {s.task.loss, s.dreg, s.task.correct, s.task.abs_err};
+        if (exact) {
+            cz_fixed_add_float(&t->acc, 0, t->grad, n);
+            cz_fixed_add_double(&t->acc, n, v, SC_N);
+        } else {
+            for (size_t i = 0; i < n; i++) t->gsum[i] += t->grad[i];
+            for (int k = 0; k < SC_N; k++) local[k] += v[k];
+        }
+    }
+    rc = cz_dist_agree(d, rc, err);
+    if (rc) return rc;
+    double inv = 1.0 / (double)nb;
+    if (exact) {
+        if ((rc = cz_dist_sum_fixed(d, &t->acc, err))) return rc;
+        if (t->acc.bad)
+            return cz_error_set(err, CZ_ERUNTIME,
+                                "step %ld: %ld gradient values are NaN, infinite or beyond 7e13 "
+                                "(training diverged: lower --lr or --dreg)", step + 1, t->acc.bad);
+        for (size_t i = 0; i < n; i++) t->grad[i] = (float)(cz_fixed_value(&t->acc, i) * inv);
+        for (int k = 0; k < SC_N; k++) sc[k] = cz_fixed_value(&t->acc, n + (size_t)k);
+    } else {
+        if ((rc = cz_dist_sum_float(d, t->gsum, n, err)) || (rc = cz_dist_sum_double(d, local, SC_N, err)))
+            return rc;
+        for (size_t i = 0; i < n; i++) {
+            t->grad[i] = (float)(t->gsum[i] * inv);
+            if (!isfinite(t->grad[i]))
+                return cz_error_set(err, CZ_ERUNTIME, "step %ld: non-finite gradient (training diverged)", step + 1);
+        }
+        memcpy(sc, local, sizeof local);
+    }
+    cz_optim_step(&cfg->optim, t->params, t->grad, t->opt, n, t->m.n_weights, step + 1, lr);
+    return 0;
+}
+
+static int save_checkpoint(trainer *t, long epoch, long step, long position, double lambda,
+                           double lr, cz_error *err)
+{
+    int rc = 0;
+    if (t->d->rank == 0) {
+        cz_optim_spec os = t->cfg->optim;
+        cz_checkpoint c = {.model = t->m, .params = t->params, .optim = os.kind,
+                           .opt_len = cz_optim_state_len(&os) * t->m.n_params, .opt_state = t->opt,
+                           .mean = t->cfg->standardize ? t->mean : NULL,
+                           .std = t->cfg->standardize ? t->std : NULL, .config_json = t->config_json};
+        c.state = (cz_train_state){.epoch = epoch, .step = step, .position = position,
+                                   .lambda = lambda, .lr = lr, .world_size = t->d->size};
+        cz_rng_seed(&c.state.rng, t->cfg->seed);
+        snprintf(c.version, sizeof c.version, "%s", CHAINZ_VERSION);
+        char path[4300], latest[4300];
+        snprintf(path, sizeof path, "%s/ckpt-%08ld.h5", t->ckpt_dir, step);
+        rc = cz_ckpt_save(path, &c, err);
+        if (!rc) { /* the pointer moves only once the file is complete */
+            snprintf(latest, sizeof latest, "%s/latest", t->ckpt_dir);
+            char text[64];
+            snprintf(text, sizeof text, "ckpt-%08ld.h5\n", step);
+            rc = write_text_atomic(latest, text, err);
+        }
+    }
+    return cz_dist_agree(t->d, rc, err);
+}
+
+static void progress(trainer *t, long epoch, size_t s, double t0, double samples, double loss,
+                     double dreg, double seen, double *last_log, int force)
+{
+    if (t->d->rank != 0) return;
+    double now = cz_dist_time(), el = now - t0, rate = samples / (el > 0 ? el : 1e-9);
+    double left = (double)t->steps_per_epoch * t->cfg->epochs - (double)(epoch * (long)t->steps_per_epoch) - (double)s;
+    double sps = (double)(epoch * (long)t->steps_per_epoch + (long)s) / (el > 0 ? el : 1e-9);
+    char eta[32];
+    fmt_eta(eta, sizeof eta, sps > 0 ? left / sps : -1);
+    double L = seen > 0 ? loss / seen : 0, D = seen > 0 ? dreg / seen : 0;
+    if (t->tty) {
+        fprintf(stderr, "\repoch %ld/%d step %zu/%zu %8.0f samples/s loss %.4f dreg %.4g ETA %s   ",
+                epoch + 1, t->cfg->epochs, s, t->steps_per_epoch, rate, L, D, eta);
+        fflush(stderr);
+    } else if (force || now - *last_log >= t->cfg->log_seconds) {
+        char ts[32];
+        utc_now(ts, sizeof ts);
+        printf("[%s] epoch %ld/%d step %zu/%zu %.0f samples/s loss %.4f dreg %.4g ETA %s\n", ts,
+               epoch + 1, t->cfg->epochs, s, t->steps_per_epoch, rate, L, D, eta);
+        fflush(stdout);
+        *last_log = now;
+    }
+}
+
+int cz_train(const cz_config *cfg, int head_given, const cz_dist *d, cz_error *err)
+{
+    trainer t;
+    memset(&t, 0, sizeof t);
+    t.cfg = cfg;
+    t.d = d;
+    t.tty = isatty(STDERR_FILENO);
+    cz_engine_set_threads(cfg->threads);
+    int rc = setup(&t, head_given, err);
+    uint64_t *perm = NULL, *rows = NULL;
+    char hist_path[4200];
+    snprintf(hist_path, sizeof hist_path, "%s/history.jsonl", cfg->out);
+    FILE *hist = NULL;
+    if (!rc) { /* every rank reaches the agreement, whatever failed locally */
+        int lrc = 0;
+        perm = malloc((t.n_train ? t.n_train : 1) * sizeof(uint64_t));
+        rows = malloc((size_t)cfg->batch * sizeof(uint64_t));
+        if (!perm || !rows) lrc = cz_error_set(err, CZ_ENOMEM, "out of memory");
+        if (!lrc && d->rank == 0 && !(hist = fopen(hist_path, "w")))
+            lrc = cz_error_set(err, CZ_EIO, "%s: cannot write: %s", hist_path, strerror(errno));
+        rc = cz_dist_agree(d, lrc, err);
+    }
+    double t_start = cz_dist_time(), samples = 0, last_log = t_start;
+    long step = 0;
+    double lambda = 0, lr = 0;
+    for (long epoch = 0; !rc && epoch < cfg->epochs; epoch++) {
+        double te = cz_dist_time(), ep_loss = 0, ep_dreg = 0, ep_correct = 0, ep_abs = 0, seen = 0;
+        cz_rng r;
+        cz_rng_seed(&r, cz_hash64(cfg->seed, 0x7368756666ULL + (uint64_t)epoch)); /* "shuff" */
+        cz_rng_permutation(&r, perm, t.n_train);
+        for (size_t i = 0; i < t.n_train; i++) perm[i] = t.train_rows[perm[i]];
+        for (size_t s = 0; s < t.steps_per_epoch && !rc; s++) {
+            if (cfg->max_steps && step >= cfg->max_steps) break;
+            size_t b0 = s * (size_t)cfg->batch;
+            size_t nb = t.n_train - b0 < (size_t)cfg->batch ? t.n_train - b0 : (size_t)cfg->batch;
+            memcpy(rows, perm + b0, nb * sizeof(uint64_t));
+            lambda = cz_schedule_value(&t.dreg_s, (double)step);
+            lr = cz_schedule_value(&t.lr_s, (double)step);
+            double sc[SC_N];
+            rc = train_step(&t, rows, nb, step, epoch, lambda, lr, sc, err);
+            if (rc) break;
+            step++;
+            samples += (double)nb;
+            seen += (double)nb;
+            ep_loss += sc[SC_LOSS];
+            ep_dreg += sc[SC_DREG];
+            ep_correct += sc[SC_CORRECT];
+            ep_abs += sc[SC_ABSERR];
+            progress(&t, epoch, s + 1, t_start, samples, ep_loss, ep_dreg, seen, &last_log, 0);
+        }
+        if (rc || seen == 0) break;
+        if (t.tty && d->rank == 0) fputc('\n', stderr);
+        eval_result vr = {0};
+        if (t.n_val) rc = evaluate(d, t.ws, &t.m, t.params, &t.vio, t.val_rows, t.n_val,
+                                   (size_t)cfg->micro_batch, &vr, err);
+        if (!rc) rc = cz_dist_check_replicas(d, cz_checksum(t.params, t.m.n_params * sizeof(float)), err);
+        if (!rc) rc = cz_dist_agree(d, rc, err);
+        if (rc) break;
+        double secs = cz_dist_time() - te;
+        if (d->rank == 0) {
+            char line[1024];
+            int w = snprintf(line, sizeof line,
+                             "{\"epoch\": %ld, \"step\": %ld, \"train_loss\": %.9g, \"dreg\": %.9g, "
+                             "\"lambda\": %.9g, \"lr\": %.9g, \"train_acc\": %.9g, ",
+                             epoch + 1, step, ep_loss / seen, ep_dreg / seen, lambda, lr, ep_correct / seen);
+            if (t.n_val)
+                w += snprintf(line + w, sizeof line - (size_t)w,
+                              "\"val_loss\": %.9g, \"val_acc\": %.9g, \"val_mae\": %.9g, ", vr.loss,
+                              vr.acc, vr.mae);
+            else
+                w += snprintf(line + w, sizeof line - (size_t)w,
+                              "\"val_loss\": null, \"val_acc\": null, \"val_mae\": null, ");
+            snprintf(line + w, sizeof line - (size_t)w, "\"seconds\": %.3f}\n", secs);
+            if (fputs(line, hist) < 0 || fflush(hist) || fsync(fileno(hist)))
+                rc = cz_error_set(err, CZ_EIO, "%s: cannot append: %s", hist_path, strerror(errno));
+            char ts[32];
+            utc_now(ts, sizeof ts);
+            printf("[%s] epoch %ld/%d done: train loss %.4f dreg %.4g acc %.4f", ts, epoch + 1,
+                   cfg->epochs, ep_loss / seen, ep_dreg / seen, ep_correct / seen);
+            if (t.n_val) printf(" | val loss %.4f acc %.4f mae %.4f", vr.loss, vr.acc, vr.mae);
+            printf(" | lambda %.3g lr %.3g | %.1f s\n", lambda, lr, secs);
+            fflush(stdout);
+        }
+        rc = cz_dist_agree(d, rc, err);
+        if (!rc) rc = save_checkpoint(&t, epoch + 1, step, 0, lambda, lr, err);
+    }
+    if (!rc) { /* each rank's share: together one pass over the data per epoch */
+        uint64_t *share = calloc((size_t)d->size, sizeof(uint64_t));
+        rc = share ? 0 : cz_error_set(err, CZ_ENOMEM, "out of memory");
+        if (!rc) share[d->rank] = t.rows_read;
+        rc = cz_dist_agree(d, rc, err);
+        if (!rc) rc = cz_dist_sum_u64(d, share, (size_t)d->size, err);
+        if (!rc && d->rank == 0) {
+            uint64_t total = 0;
+            printf("chainz: training rows read per rank:");
+            for (int r = 0; r < d->size; r++) {
+                printf(" %llu", (unsigned long long)share[r]);
+                total += share[r];
+            }
+            printf(" (total %llu = %d epochs x %zu)\n", (unsigned long long)total, cfg->epochs, t.n_train);
+        }
+        free(share);
+    }
+    if (!rc && d->rank == 0) {
+        printf("chainz: done, %ld steps, %.1f s, final checkpoint %s/latest\n", step,
+               cz_dist_time() - t_start, t.ckpt_dir);
+        fflush(stdout);
+    }
+    if (hist) fclose(hist);
+    free(perm);
+    free(rows);
+    trainer_free(&t);
+    return rc;
+}
+
+/* ---- chainz eval ---- */
+
+static int resolve_model_path(const char *model, char *out, size_t len, cz_error *err)
+{
+    struct stat st;
+    if (stat(model, &st) != 0) return cz_error_set(err, CZ_EINVAL, "%s: no such file or directory", model);
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(out, len, "%s", model);
+        return 0;
+    }
+    char latest[4300], name[256] = "";
+    snprintf(latest, sizeof latest, "%s/checkpoints/latest", model);
+    FILE *f = fopen(latest, "r");
+    if (!f) return cz_error_set(err, CZ_EINVAL, "%s: no checkpoints/latest in this run directory", model);
+    if (!fgets(name, sizeof name, f)) name[0] = 0;
+    fclose(f);
+    name[strcspn(name, "\n")] = 0;
+    snprintf(out, len, "%s/checkpoints/%s", model, name);
+    return 0;
+}
+
+int cz_eval(const cz_eval_opts *o, const cz_dist *d, cz_error *err)
+{
+    cz_engine_set_threads(o->threads);
+    cz_checkpoint c;
+    memset(&c, 0, sizeof c);
+    cz_data *ds = NULL;
+    cz_workspace *ws = NULL;
+    chunk_io io;
+    memset(&io, 0, sizeof io);
+    uint64_t *rows = NULL, *conf = NULL;
+    char path[4600];
+    int rc = resolve_model_path(o->model, path, sizeof path, err);
+    if (!rc) rc = cz_ckpt_load(path, &c, err);
+    if (!rc) rc = cz_data_open(&ds, o->data, err);
+    if (!rc) {
+        const cz_data_info *di = cz_data_get_info(ds);
+        if (di->d != c.model.spec.d)
+            rc = cz_error_set(err, CZ_EINVAL, "%s has d = %zu features but the model %s expects %zu",
+                              o->data, di->d, path, c.model.spec.d);
+        else if (c.model.spec.head != CZ_HEAD_REGRESS && di->classes != c.model.spec.classes)
+            rc = cz_error_set(err, CZ_EINVAL, "%s has %d classes but the model %s has %d", o->data,
+                              di->classes, path, c.model.spec.classes);
+    }
+    size_t M = (size_t)o->micro_batch;
+    if (!rc && !(ws = cz_workspace_new(&c.model, M, err))) rc = err->code;
+    if (!rc) rc = chunk_io_init(&io, ds, M, c.mean, c.std, err);
+    size_t n = rc ? 0 : cz_data_get_info(ds)->n;
+    size_t K = c.model.spec.head == CZ_HEAD_REGRESS ? 0 : (size_t)c.model.spec.classes;
+    if (!rc) {
+        rows = malloc(n * sizeof(uint64_t));
+        conf = calloc(K * K + 1, sizeof(uint64_t));
+        if (!rows || !conf) rc = cz_error_set(err, CZ_ENOMEM, "out of memory");
+        for (size_t i = 0; !rc && i < n; i++) rows[i] = i;
+    }
+    rc = cz_dist_agree(d, rc, err);
+    eval_result r = {.confusion = K ? conf : NULL};
+    if (!rc) rc = evaluate(d, ws, &c.model, c.params, &io, rows, n, M, &r, err);
+    if (!rc && d->rank == 0) {
+        printf("chainz eval: model %s on %s (%zu samples, %d rank%s)\n", path, o->data, n, d->size,
+               d->size > 1 ? "s" : "");
+        printf("loss %.6f", r.loss);
+        if (K) printf("  accuracy %.4f", r.acc);
+        if (c.model.spec.head != CZ_HEAD_CLASSIFY) printf("  MAE %.4f", r.mae);
+        printf("\n");
+        if (K) {
+            printf("per-class accuracy:");
+            for (size_t k = 0; k < K; k++) {
+                uint64_t tot = 0;
+                for (size_t p = 0; p < K; p++) tot += conf[k * K + p];
+                printf(" %zu:%.3f", k, tot ? (double)conf[k * K + k] / (double)tot : 0.0);
+            }
+            printf("\nconfusion (rows true, columns predicted):\n");
+            for (size_t k = 0; k < K; k++) {
+                for (size_t p = 0; p < K; p++) printf(" %7llu", (unsigned long long)conf[k * K + p]);
+                printf("\n");
+            }
+        }
+        if (o->json && o->json[0]) {
+            size_t cap = 512 + K * 32 + K * K * 24;
+            char *js = malloc(cap);
+            if (!js) rc = cz_error_set(err, CZ_ENOMEM, "out of memory");
+            else {
+                size_t w = (size_t)snprintf(js, cap, "{\"model\": \"%s\", \"data\": \"%s\", \"samples\": %zu, "
+                                                     "\"loss\": %.9g, \"acc\": %.9g, \"mae\": %.9g, \"per_class\": [",
+                                            path, o->data, n, r.loss, r.acc, r.mae);
+                for (size_t k = 0; k < K; k++) {
+                    uint64_t tot = 0;
+                    for (size_t p = 0; p < K; p++) tot += conf[k * K + p];
+                    w += (size_t)snprintf(js + w, cap - w, "%s%.9g", k ? ", " : "",
+                                          tot ? (double)conf[k * K + k] / (double)tot : 0.0);
+                }
+                w += (size_t)snprintf(js + w, cap - w, "], \"confusion\": [");
+                for (size_t k = 0; k < K; k++) {
+                    w += (size_t)snprintf(js + w, cap - w, "%s[", k ? ", " : "");
+                    for (size_t p = 0; p < K; p++)
+                        w += (size_t)snprintf(js + w, cap - w, "%s%llu", p ? ", " : "",
+                                              (unsigned long long)conf[k * K + p]);
+                    w += (size_t)snprintf(js + w, cap - w, "]");
+                }
+                snprintf(js + w, cap - w, "]}\n");
+                rc = write_text_atomic(o->json, js, err);
+                free(js);
+            }
+        }
+        fflush(stdout);
+    }
+    rc = cz_dist_agree(d, rc, err);
+    free(rows);
+    free(conf);
+    chunk_io_free(&io);
+    cz_workspace_free(ws);
+    cz_data_close(ds);
+    cz_ckpt_free(&c);
+    return rc;
+}

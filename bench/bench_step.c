@@ -408,9 +408,9 @@ int main(int argc, char **argv)
         }
     }
 
-    /* Initialise BLIS before anything queries its architecture: BLIS 0.9.0 aborts when
-     * BLIS_ARCH_TYPE is set and bli_arch_query_id() runs first. */
-    bli_init();
+    /* the same kernel choice as chainz itself (cz_engine_init picks skx/haswell kernels
+     * where BLIS 0.9.0 would fall back to generic ones, unless BLIS_ARCH_TYPE is set) */
+    cz_engine_init();
     /* one BLIS thread by default: the trainer runs one MPI rank per core */
     cz_engine_set_threads(o.threads);
     warn_generic();

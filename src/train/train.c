@@ -515,6 +515,8 @@ static void progress(trainer *t, long epoch, size_t s, double t0, double samples
     fmt_eta(eta, sizeof eta, sps > 0 ? left / sps : -1);
     double L = seen > 0 ? loss / seen : 0, D = seen > 0 ? dreg / seen : 0;
     if (t->tty) {
+        if (!force && now - *last_log < 0.1) return; /* redraw at most 10 times a second */
+        *last_log = now;
         fprintf(stderr, "\repoch %ld/%d step %zu/%zu %8.0f samples/s loss %.4f dreg %.4g ETA %s   ",
                 epoch + 1, t->cfg->epochs, s, t->steps_per_epoch, rate, L, D, eta);
         fflush(stderr);
@@ -576,7 +578,8 @@ int cz_train(const cz_config *cfg, int head_given, const cz_dist *d, cz_error *e
             ep_dreg += sc[SC_DREG];
             ep_correct += sc[SC_CORRECT];
             ep_abs += sc[SC_ABSERR];
-            progress(&t, epoch, s + 1, t_start, samples, ep_loss, ep_dreg, seen, &last_log, 0);
+            progress(&t, epoch, s + 1, t_start, samples, ep_loss, ep_dreg, seen, &last_log,
+                     s + 1 == t.steps_per_epoch);
         }
         if (rc || seen == 0) break;
         if (t.tty && d->rank == 0) fputc('\n', stderr);

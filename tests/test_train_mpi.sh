@@ -88,7 +88,7 @@ done
 # another's share (with every rank reading everything the total would be P times larger)
 for p in 2 3; do
     line=$(grep 'training rows read per rank' "$work/run-$p-"*.log | head -1)
-    if grep -qE "total 2100 = 3 epochs x 700" <<<"$line" && [ "$(grep -oE 'rank: ([0-9]+ )+' <<<"$line" | wc -w)" -eq $((p + 1)) ]; then
+    if grep -qE "total 2100 over 33 steps" <<<"$line" && [ "$(grep -oE 'rank: ([0-9]+ )+' <<<"$line" | wc -w)" -eq $((p + 1)) ]; then
         ok "$p ranks share the rows: $line"
     else
         bad "$p ranks: rows per rank not a partition: $line"

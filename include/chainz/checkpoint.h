@@ -4,7 +4,8 @@
  *   /model/output/{weight, bias}
  *   /model/input/{mean, std} [d]          (when features are standardized)
  *   /optimizer/<moment>/... the same tree per moment (m, v for AdamW; momentum for SGD)
- *   /state  attrs epoch, step, position, lambda, lr; dataset rng [4] (xoshiro state)
+ *   /state  attrs epoch, step, position, lambda, lr; datasets rng [4] (xoshiro state) and
+ *           epoch_sums [5] (the epoch's running sums, so a mid-epoch resume is exact)
  *   root attrs: format, version, config (JSON), model shape, world_size, checksum,
  *   chainz_version, time, SLURM job fields.
  * Files are written under a temporary name, fsynced and renamed: a crash at any moment
@@ -25,6 +26,7 @@ typedef struct {
     long position;    /* batches done within the epoch */
     double lambda, lr;
     cz_rng rng;
+    double epoch_sums[5]; /* the epoch's running task loss, DREG, correct, |error| and samples */
     int world_size;
     char slurm[256];  /* "job=.. array=.._.. restart=.." or "" */
 } cz_train_state;

@@ -37,6 +37,12 @@ typedef struct {
     cz_reduce_mode reduce;
     double log_seconds;        /* interval of plain log lines without a terminal */
     long max_steps;            /* stop after this many steps in total (0: no limit) */
+
+    long ckpt_every_steps;     /* checkpoint every N optimizer steps (0: off) */
+    int ckpt_every_epochs;     /* checkpoint every E epochs (0: off) */
+    int keep;                  /* keep the newest K checkpoints */
+    long keep_every;           /* also keep every checkpoint whose step is a multiple of M (0: none) */
+    char resume[4096];         /* "" (fresh run), "auto" or a checkpoint path */
 } cz_config;
 
 void cz_config_defaults(cz_config *c);

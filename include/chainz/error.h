@@ -9,6 +9,7 @@ enum {
     CZ_EIO = -2,      /* a file or library call failed */
     CZ_ENOMEM = -3,   /* allocation failed */
     CZ_ERUNTIME = -4, /* a numeric or cross-rank failure during a run */
+    CZ_ESTOPPED = -5, /* stopped on a signal after writing a checkpoint: requeue me */
 };
 
 typedef struct {

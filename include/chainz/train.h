@@ -6,9 +6,17 @@
 #ifndef CHAINZ_TRAIN_H
 #define CHAINZ_TRAIN_H
 
+#include <signal.h>
+
 #include "chainz/config.h"
 #include "chainz/dist.h"
 
+/* Set (to the signal number) by the program's signal handlers; the training loop checks it
+ * at every step boundary with a MAX reduction, so one signalled rank is enough: all ranks
+ * write the same checkpoint and cz_train returns CZ_ESTOPPED. */
+extern volatile sig_atomic_t cz_stop_requested;
+
+/* @return 0, CZ_ESTOPPED (checkpointed on a signal), or an error with err set. */
 int cz_train(const cz_config *cfg, int head_given, const cz_dist *d, cz_error *err);
 
 typedef struct {

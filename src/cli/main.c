@@ -1,6 +1,8 @@
 /* chainz: the command line. The only place that exits. Exit status: 0 done, 1 usage or
- * input error (the message names the file and place), 2 runtime failure. */
+ * input error (the message names the file and place), 2 runtime failure, 75 stopped on a
+ * signal after writing a checkpoint (a batch script requeues on it). */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,9 +13,31 @@
 #include "chainz/prep.h"
 #include "chainz/train.h"
 
-enum { EXIT_USAGE = 1, EXIT_RUNTIME = 2 };
+enum { EXIT_USAGE = 1, EXIT_RUNTIME = 2, EXIT_REQUEUE = 75 /* EX_TEMPFAIL */ };
 
-static int exit_code(int rc) { return rc == 0 ? 0 : rc == CZ_EINVAL ? EXIT_USAGE : EXIT_RUNTIME; }
+static int exit_code(int rc)
+{
+    return rc == 0 ? 0 : rc == CZ_EINVAL ? EXIT_USAGE : rc == CZ_ESTOPPED ? EXIT_REQUEUE : EXIT_RUNTIME;
+}
+
+/* The handler only sets the flag; the ranks agree on it at the next step boundary.
+ * A second SIGINT (an impatient terminal user) ends the process at once. */
+static void on_signal(int sig)
+{
+    cz_stop_requested = sig;
+    if (sig == SIGINT) signal(SIGINT, SIG_DFL);
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
 
 static void usage_main(FILE *f)
 {
@@ -67,11 +91,22 @@ static void usage_train(FILE *f)
             "  --threads T            BLIS threads per rank                       %d\n"
             "  --reduce exact|float   exact: bitwise identical for any rank count;\n"
             "                         float: plain MPI float sum (faster, rank-dependent rounding)  exact\n"
-            "  --log-seconds S        interval of log lines without a terminal    %g\n",
+            "  --log-seconds S        interval of log lines without a terminal    %g\n"
+            "checkpoints and resume (RUN_DIR/checkpoints/ckpt-<step>.h5, pointer 'latest')\n"
+            "  --ckpt-every-steps N   also checkpoint every N steps (0: off)      %ld\n"
+            "  --ckpt-every-epochs E  checkpoint every E epochs (0: off)          %d\n"
+            "  --keep K               keep the newest K checkpoints               %d\n"
+            "  --keep-every M         also keep every checkpoint whose step is a multiple of M  %ld\n"
+            "  --resume auto|PATH     auto: newest checkpoint of --out that verifies (none: start\n"
+            "                         fresh); PATH: that checkpoint               none\n"
+            "signals: SIGTERM, SIGUSR1 (SLURM's warning) and SIGINT write a checkpoint at the next\n"
+            "step boundary on every rank and exit with status 75 (requeue me); a second SIGINT\n"
+            "stops at once.\n",
             c.holdout, c.layers, c.acts, c.model.dropout, c.dreg, cz_optim_name(c.optim.kind), c.lr,
             cz_shape_name(c.lr_shape), c.lr_min, c.warmup_steps, c.optim.weight_decay,
             c.optim.momentum, c.optim.beta1, c.optim.beta2, c.epochs, c.batch, c.micro_batch,
-            c.max_steps, (unsigned long long)c.seed, c.threads, c.log_seconds);
+            c.max_steps, (unsigned long long)c.seed, c.threads, c.log_seconds, c.ckpt_every_steps,
+            c.ckpt_every_epochs, c.keep, c.keep_every);
 }
 
 static void usage_eval(FILE *f)
@@ -100,7 +135,8 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
     enum {
         O_DATA = 256, O_VAL, O_HOLDOUT, O_NOSTD, O_OUT, O_LAYERS, O_ACT, O_HEAD, O_DROPOUT, O_DREG,
         O_DSCHED, O_DRANGE, O_DWARM, O_OPTIM, O_LR, O_LRS, O_LRMIN, O_WARM, O_WD, O_MOM, O_B1, O_B2,
-        O_EPOCHS, O_BATCH, O_MB, O_MAXSTEPS, O_SEED, O_THREADS, O_REDUCE, O_LOGS, O_HELP
+        O_EPOCHS, O_BATCH, O_MB, O_MAXSTEPS, O_SEED, O_THREADS, O_REDUCE, O_LOGS, O_HELP,
+        O_CKS, O_CKE, O_KEEP, O_KEEPEVERY, O_RESUME
     };
     static const struct option opts[] = {
         {"data", 1, 0, O_DATA}, {"val", 1, 0, O_VAL}, {"holdout", 1, 0, O_HOLDOUT},
@@ -113,6 +149,8 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
         {"beta2", 1, 0, O_B2}, {"epochs", 1, 0, O_EPOCHS}, {"batch", 1, 0, O_BATCH},
         {"micro-batch", 1, 0, O_MB}, {"max-steps", 1, 0, O_MAXSTEPS}, {"seed", 1, 0, O_SEED},
         {"threads", 1, 0, O_THREADS}, {"reduce", 1, 0, O_REDUCE}, {"log-seconds", 1, 0, O_LOGS},
+        {"ckpt-every-steps", 1, 0, O_CKS}, {"ckpt-every-epochs", 1, 0, O_CKE},
+        {"keep", 1, 0, O_KEEP}, {"keep-every", 1, 0, O_KEEPEVERY}, {"resume", 1, 0, O_RESUME},
         {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
     cz_config_defaults(c);
     *head_given = 0;
@@ -151,6 +189,7 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
             else if (!strcmp(optarg, "float")) c->reduce = CZ_REDUCE_FLOAT;
             else rc = cz_error_set(err, CZ_EINVAL, "--reduce '%s': expected exact or float", optarg);
             break;
+        case O_RESUME: snprintf(c->resume, sizeof c->resume, "%s", optarg); break;
         case O_HELP: return 1;
         case '?':
             return cz_error_set(err, CZ_EINVAL, "unknown option or missing value: %s (see chainz train --help)",
@@ -176,6 +215,10 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
             case O_SEED: c->seed = (uint64_t)v; break;
             case O_THREADS: c->threads = (int)v; break;
             case O_LOGS: c->log_seconds = v; break;
+            case O_CKS: c->ckpt_every_steps = (long)v; break;
+            case O_CKE: c->ckpt_every_epochs = (int)v; break;
+            case O_KEEP: c->keep = (int)v; break;
+            case O_KEEPEVERY: c->keep_every = (long)v; break;
             }
         }
     }
@@ -187,6 +230,9 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
     if (c->batch < 1 || c->micro_batch < 1)
         return cz_error_set(err, CZ_EINVAL, "--batch and --micro-batch must be >= 1");
     if (c->threads < 1) return cz_error_set(err, CZ_EINVAL, "--threads must be >= 1");
+    if (c->keep < 1) return cz_error_set(err, CZ_EINVAL, "--keep must be >= 1");
+    if (c->ckpt_every_steps < 0 || c->ckpt_every_epochs < 0 || c->keep_every < 0)
+        return cz_error_set(err, CZ_EINVAL, "checkpoint cadences must be >= 0");
     if (c->holdout < 0 || c->holdout >= 1) return cz_error_set(err, CZ_EINVAL, "--holdout must be in [0, 1)");
     if (c->dreg < 0) return cz_error_set(err, CZ_EINVAL, "--dreg must be >= 0");
     if (c->lr <= 0) return cz_error_set(err, CZ_EINVAL, "--lr must be > 0");
@@ -266,7 +312,10 @@ int main(int argc, char **argv)
             cz_dist_finalize();
             return 0;
         }
-        if (!rc) rc = cz_train(&cfg, head_given, &d, &err);
+        if (!rc) {
+            install_signals();
+            rc = cz_train(&cfg, head_given, &d, &err);
+        }
     } else {
         rc = parse_eval(argc - 1, argv + 1, &eo, &err);
         if (rc == 1) {
@@ -276,7 +325,8 @@ int main(int argc, char **argv)
         }
         if (!rc) rc = cz_eval(&eo, &d, &err);
     }
-    if (rc && d.rank == 0) fprintf(stderr, "chainz %s: error: %s\n", cmd, err.msg);
+    if (rc == CZ_ESTOPPED && d.rank == 0) fprintf(stderr, "chainz %s: %s\n", cmd, err.msg);
+    else if (rc && d.rank == 0) fprintf(stderr, "chainz %s: error: %s\n", cmd, err.msg);
     cz_dist_finalize();
     return exit_code(rc);
 }

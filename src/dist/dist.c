@@ -2,6 +2,7 @@
 
 #include <mpi.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Every MPI call is checked; the failing call and MPI's own message go into err. */
@@ -30,7 +31,7 @@ static void add_fixed(void *in, void *inout, int *len, MPI_Datatype *dt)
         cz_fixed x, y;
         memcpy(&x, a + 16 * (size_t)i, 16);
         memcpy(&y, b + 16 * (size_t)i, 16);
-        y += x;
+        y = cz_fixed_add(x, y);
         memcpy(b + 16 * (size_t)i, &y, 16);
     }
 }
@@ -135,13 +136,29 @@ int cz_dist_bcast(const cz_dist *d, void *buf, size_t bytes, int root, cz_error 
 
 int cz_dist_check_replicas(const cz_dist *d, uint64_t checksum, cz_error *err)
 {
-    uint64_t lo = checksum, hi = checksum;
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_UINT64_T, MPI_MIN, MPI_COMM_WORLD), err);
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD), err);
-    if (lo == hi) return 0;
+    uint64_t *all = malloc((size_t)d->size * sizeof *all);
+    if (!all) return cz_error_set(err, CZ_ENOMEM, "out of memory for the replica check");
+    int rc = MPI_Allgather(&checksum, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, MPI_COMM_WORLD);
+    if (rc != MPI_SUCCESS) {
+        free(all);
+        return cz_error_set(err, CZ_ERUNTIME, "replica check: MPI_Allgather failed");
+    }
+    /* every rank builds the same message: the ranks that differ from rank 0 */
+    char list[512] = "";
+    size_t w = 0;
+    int n_bad = 0;
+    for (int r = 1; r < d->size; r++)
+        if (all[r] != all[0]) {
+            n_bad++;
+            if (w < sizeof list - 32)
+                w += (size_t)snprintf(list + w, sizeof list - w, "%s%d (%016llx)", n_bad > 1 ? ", " : "",
+                                      r, (unsigned long long)all[r]);
+        }
+    uint64_t ref = all[0];
+    free(all);
+    if (!n_bad) return 0;
     return cz_error_set(err, CZ_ERUNTIME,
-                        "parameter replicas drifted apart (rank %d checksum %016llx, range "
-                        "%016llx..%016llx): ranks no longer train the same model",
-                        d->rank, (unsigned long long)checksum, (unsigned long long)lo,
-                        (unsigned long long)hi);
+                        "parameter replicas drifted apart: rank%s %s differ%s from rank 0 (%016llx); "
+                        "the ranks no longer train the same model", n_bad > 1 ? "s" : "", list,
+                        n_bad > 1 ? "" : "s", (unsigned long long)ref);
 }

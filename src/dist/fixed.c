@@ -54,7 +54,7 @@ void cz_fixed_add_float(cz_fixed_acc *a, size_t off, const float *x, size_t n)
     for (size_t i = 0; i < n; i++) {
         cz_fixed q;
         if (to_fixed((double)x[i], &q)) a->bad++;
-        else a->v[off + i] += q;
+        else if ((a->v[off + i] = cz_fixed_add(a->v[off + i], q)) == CZ_FIXED_INVALID) a->bad++;
     }
 }
 
@@ -63,11 +63,14 @@ void cz_fixed_add_double(cz_fixed_acc *a, size_t off, const double *x, size_t n)
     for (size_t i = 0; i < n; i++) {
         cz_fixed q;
         if (to_fixed(x[i], &q)) a->bad++;
-        else a->v[off + i] += q;
+        else if ((a->v[off + i] = cz_fixed_add(a->v[off + i], q)) == CZ_FIXED_INVALID) a->bad++;
     }
 }
 
-double cz_fixed_value(const cz_fixed_acc *a, size_t i) { return ldexp((double)a->v[i], -FRAC_BITS); }
+double cz_fixed_value(const cz_fixed_acc *a, size_t i)
+{
+    return a->v[i] == CZ_FIXED_INVALID ? NAN : ldexp((double)a->v[i], -FRAC_BITS);
+}
 
 void cz_fixed_get(const cz_fixed_acc *a, size_t off, double *out, size_t n, double scale)
 {

@@ -1,5 +1,6 @@
 #include "chainz/checkpoint.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,16 @@ static void join_widths(const cz_model *m, char *layers, size_t ll, char *acts, 
     }
 }
 
+/* Testing aid (docs/DESIGN.md section 6): CHAINZ_FAULT_KILL_IN_CKPT=N kills this process
+ * with SIGKILL in the middle of its N-th checkpoint write, after the model is on disk and
+ * before the file is complete, to prove that a crash there loses nothing. */
+static int fault_kill_now(void)
+{
+    static long count = 0;
+    const char *s = getenv("CHAINZ_FAULT_KILL_IN_CKPT");
+    return s && ++count == atol(s);
+}
+
 int cz_ckpt_save(const char *path, const cz_checkpoint *c, cz_error *err)
 {
     cz_h5_quiet();
@@ -104,6 +115,10 @@ int cz_ckpt_save(const char *path, const cz_checkpoint *c, cz_error *err)
         H5Gclose(gi);
     }
     if (g >= 0) H5Gclose(g);
+    if (fault_kill_now()) {
+        H5Fflush(f, H5F_SCOPE_GLOBAL);
+        raise(SIGKILL);
+    }
     if (!rc && c->opt_state) {
         hid_t go = make_group(f, "optimizer");
         cz_h5_set_str(go, "kind", cz_optim_name(c->optim));
@@ -119,13 +134,16 @@ int cz_ckpt_save(const char *path, const cz_checkpoint *c, cz_error *err)
     if (!rc) {
         hid_t gs = make_group(f, "state");
         size_t rd[1] = {4};
-        rc = cz_h5_write(gs, "rng", H5T_NATIVE_UINT64, 1, rd, c->state.rng.s);
+        size_t ed[1] = {5};
+        rc = cz_h5_write(gs, "rng", H5T_NATIVE_UINT64, 1, rd, c->state.rng.s) |
+             cz_h5_write(gs, "epoch_sums", H5T_NATIVE_DOUBLE, 1, ed, c->state.epoch_sums);
         cz_h5_set_long(gs, "epoch", c->state.epoch);
         cz_h5_set_long(gs, "step", c->state.step);
         cz_h5_set_long(gs, "position", c->state.position);
         cz_h5_set_double(gs, "lambda", c->state.lambda);
         cz_h5_set_double(gs, "lr", c->state.lr);
         cz_h5_set_str(gs, "meaning", "epoch in progress (0-based), optimizer steps done, batches done in the epoch");
+        cz_h5_set_str(gs, "epoch_sums_meaning", "running sums of the epoch: task loss, dreg, correct, abs error, samples");
         H5Gclose(gs);
     }
     if (!rc) {
@@ -269,6 +287,7 @@ int cz_ckpt_load(const char *path, cz_checkpoint *c, cz_error *err)
     if (H5Lexists(f, "state", H5P_DEFAULT) > 0) {
         hid_t gs = H5Gopen2(f, "state", H5P_DEFAULT);
         if (cz_h5_read(gs, "rng", H5T_NATIVE_UINT64, 4, c->state.rng.s, path, err) ||
+            cz_h5_read(gs, "epoch_sums", H5T_NATIVE_DOUBLE, 5, c->state.epoch_sums, path, err) ||
             cz_h5_attr_long(gs, "epoch", &c->state.epoch) || cz_h5_attr_long(gs, "step", &c->state.step) ||
             cz_h5_attr_long(gs, "position", &c->state.position) ||
             cz_h5_attr_double(gs, "lambda", &c->state.lambda) || cz_h5_attr_double(gs, "lr", &c->state.lr))

@@ -25,6 +25,8 @@ void cz_config_defaults(cz_config *c)
     c->standardize = 1;
     c->reduce = CZ_REDUCE_EXACT;
     c->log_seconds = 10;
+    c->ckpt_every_epochs = 1;
+    c->keep = 3;
 }
 
 int cz_config_parse_model(cz_config *c, cz_error *err)
@@ -98,6 +100,7 @@ size_t cz_config_json(const cz_config *c, char *buf, size_t len)
     put_str(&p, &left, &need, "data", c->data, 0);
     put_str(&p, &left, &need, "val", c->val, 1);
     put_str(&p, &left, &need, "out", c->out, 1);
+    put_str(&p, &left, &need, "resume", c->resume, 1);
     put_fmt(&p, &left, &need, ", \"holdout\": %.17g, \"standardize\": %d", c->holdout, c->standardize);
     put_str(&p, &left, &need, "layers", c->layers, 1);
     put_str(&p, &left, &need, "act", c->acts, 1);
@@ -112,10 +115,11 @@ size_t cz_config_json(const cz_config *c, char *buf, size_t len)
             ", \"lr\": %.17g, \"lr_min\": %.17g, \"lr_schedule\": \"%s\", \"warmup_steps\": %ld, "
             "\"beta1\": %.17g, \"beta2\": %.17g, \"eps\": %.17g, \"momentum\": %.17g, "
             "\"epochs\": %d, \"batch\": %ld, \"micro_batch\": %ld, \"seed\": %llu, \"threads\": %d, "
-            "\"reduce\": \"%s\", \"max_steps\": %ld}",
+            "\"reduce\": \"%s\", \"max_steps\": %ld, \"ckpt_every_steps\": %ld, "
+            "\"ckpt_every_epochs\": %d, \"keep\": %d, \"keep_every\": %ld}",
             c->lr, c->lr_min, cz_shape_name(c->lr_shape), c->warmup_steps, c->optim.beta1,
             c->optim.beta2, c->optim.eps, c->optim.momentum, c->epochs, c->batch, c->micro_batch,
             (unsigned long long)c->seed, c->threads, c->reduce == CZ_REDUCE_EXACT ? "exact" : "float",
-            c->max_steps);
+            c->max_steps, c->ckpt_every_steps, c->ckpt_every_epochs, c->keep, c->keep_every);
     return need;
 }

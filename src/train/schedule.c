@@ -41,7 +41,8 @@ int cz_schedule_parse(const char *spec, cz_schedule *out, cz_error *err)
         return cz_error_set(err, CZ_EINVAL,
                             "schedule '%s': expected SHAPE:START:END with SHAPE constant, linear, "
                             "cosine or exp (e.g. cosine:0.1:0.001)", spec);
-    if (a < 0 || b < 0) return cz_error_set(err, CZ_EINVAL, "schedule '%s': values must be >= 0", spec);
+    if (!isfinite(a) || !isfinite(b) || a < 0 || b < 0)
+        return cz_error_set(err, CZ_EINVAL, "schedule '%s': values must be finite and >= 0", spec);
     if (out->shape == CZ_SHAPE_EXP && (a <= 0 || b <= 0))
         return cz_error_set(err, CZ_EINVAL, "schedule '%s': exp needs START and END > 0", spec);
     out->start = a;
@@ -53,7 +54,7 @@ static int parse_point(const char *s, double spe, double *out)
 {
     char *end;
     double v = strtod(s, &end);
-    if (end == s || v < 0) return -1;
+    if (end == s || !isfinite(v) || v < 0) return -1;
     if (*end == 's' && end[1] == 0) *out = v;
     else if (*end == 0) *out = v * spe;
     else return -1;

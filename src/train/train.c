@@ -3,6 +3,7 @@
  * failure goes through cz_dist_agree so that all ranks stop together. */
 #include "chainz/train.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -16,6 +17,8 @@
 #include "chainz/data.h"
 #include "chainz/engine.h"
 #include "chainz/fixed.h"
+
+volatile sig_atomic_t cz_stop_requested = 0;
 
 #ifndef CHAINZ_VERSION
 #define CHAINZ_VERSION "dev"
@@ -466,19 +469,65 @@ static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, lo
     } else {
         if ((rc = cz_dist_sum_float(d, t->gsum, n, err)) || (rc = cz_dist_sum_double(d, local, SC_N, err)))
             return rc;
-        for (size_t i = 0; i < n; i++) {
-            t->grad[i] = (float)(t->gsum[i] * inv);
-            if (!isfinite(t->grad[i]))
-                return cz_error_set(err, CZ_ERUNTIME, "step %ld: non-finite gradient (training diverged)", step + 1);
-        }
+        for (size_t i = 0; i < n; i++) t->grad[i] = (float)(t->gsum[i] * inv);
         memcpy(sc, local, sizeof local);
     }
+    /* identical on every rank after the reduction, so every rank stops here together */
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(t->grad[i]))
+            return cz_error_set(err, CZ_ERUNTIME, "step %ld: non-finite gradient (training diverged: "
+                                "lower --lr or --dreg)", step + 1);
     cz_optim_step(&cfg->optim, t->params, t->grad, t->opt, n, t->m.n_weights, step + 1, lr);
     return 0;
 }
 
-static int save_checkpoint(trainer *t, long epoch, long step, long position, double lambda,
-                           double lr, cz_error *err)
+/* Where training stands: written into checkpoints, restored on resume. */
+typedef struct {
+    long epoch, position, step;    /* epoch in progress, batches done in it, steps done */
+    double lambda, lr;
+    double sums[5];                /* the epoch's loss, dreg, correct, abs error, samples */
+} progress_state;
+
+static int ckpt_step_of(const char *name, long *step)
+{
+    char tail;
+    return sscanf(name, "ckpt-%ld.h5%c", step, &tail) == 1 ? 0 : -1;
+}
+
+/* Deletes checkpoints beyond the newest `keep` (except every keep_every-th step). Only
+ * runs after the newest file is complete and `latest` points at it. */
+static void prune_checkpoints(const trainer *t)
+{
+    DIR *dir = opendir(t->ckpt_dir);
+    if (!dir) return;
+    long steps[4096];
+    int n = 0;
+    for (struct dirent *de; (de = readdir(dir)) && n < 4096;) {
+        long st;
+        if (!ckpt_step_of(de->d_name, &st)) steps[n++] = st;
+    }
+    closedir(dir);
+    for (int i = 0; i < n; i++) {
+        int newer = 0;
+        for (int j = 0; j < n; j++) newer += steps[j] > steps[i];
+        if (newer < t->cfg->keep) continue;
+        if (t->cfg->keep_every && steps[i] % t->cfg->keep_every == 0) continue;
+        char path[4400];
+        snprintf(path, sizeof path, "%s/ckpt-%08ld.h5", t->ckpt_dir, steps[i]);
+        unlink(path);
+    }
+}
+
+static void slurm_fields(char *buf, size_t len)
+{
+    const char *job = getenv("SLURM_JOB_ID"), *aj = getenv("SLURM_ARRAY_JOB_ID"),
+               *at = getenv("SLURM_ARRAY_TASK_ID"), *rc = getenv("SLURM_RESTART_COUNT");
+    buf[0] = 0;
+    if (!job) return;
+    snprintf(buf, len, "job=%s array=%s_%s restart=%s", job, aj ? aj : "-", at ? at : "-", rc ? rc : "0");
+}
+
+static int save_checkpoint(trainer *t, const progress_state *ps, cz_error *err)
 {
     int rc = 0;
     if (t->d->rank == 0) {
@@ -487,21 +536,225 @@ static int save_checkpoint(trainer *t, long epoch, long step, long position, dou
                            .opt_len = cz_optim_state_len(&os) * t->m.n_params, .opt_state = t->opt,
                            .mean = t->cfg->standardize ? t->mean : NULL,
                            .std = t->cfg->standardize ? t->std : NULL, .config_json = t->config_json};
-        c.state = (cz_train_state){.epoch = epoch, .step = step, .position = position,
-                                   .lambda = lambda, .lr = lr, .world_size = t->d->size};
-        cz_rng_seed(&c.state.rng, t->cfg->seed);
+        c.state = (cz_train_state){.epoch = ps->epoch, .step = ps->step, .position = ps->position,
+                                   .lambda = ps->lambda, .lr = ps->lr, .world_size = t->d->size};
+        memcpy(c.state.epoch_sums, ps->sums, sizeof ps->sums);
+        cz_rng_seed(&c.state.rng, t->cfg->seed); /* all randomness is hashed from the seed */
+        slurm_fields(c.state.slurm, sizeof c.state.slurm);
         snprintf(c.version, sizeof c.version, "%s", CHAINZ_VERSION);
         char path[4300], latest[4300];
-        snprintf(path, sizeof path, "%s/ckpt-%08ld.h5", t->ckpt_dir, step);
+        snprintf(path, sizeof path, "%s/ckpt-%08ld.h5", t->ckpt_dir, ps->step);
         rc = cz_ckpt_save(path, &c, err);
         if (!rc) { /* the pointer moves only once the file is complete */
             snprintf(latest, sizeof latest, "%s/latest", t->ckpt_dir);
             char text[64];
-            snprintf(text, sizeof text, "ckpt-%08ld.h5\n", step);
+            snprintf(text, sizeof text, "ckpt-%08ld.h5\n", ps->step);
             rc = write_text_atomic(latest, text, err);
         }
+        if (!rc) prune_checkpoints(t);
     }
     return cz_dist_agree(t->d, rc, err);
+}
+
+/* ---- resume ---- */
+
+/* The value of "key": in a flat JSON object written by cz_config_json, as text. */
+static int json_field(const char *json, const char *key, char *out, size_t len)
+{
+    char pat[80];
+    snprintf(pat, sizeof pat, "\"%s\": ", key);
+    const char *p = json ? strstr(json, pat) : NULL;
+    if (!p) return -1;
+    p += strlen(pat);
+    size_t n = 0;
+    if (*p == '"') {
+        p++;
+        while (p[n] && p[n] != '"' && n + 1 < len) n++;
+    } else {
+        while (p[n] && p[n] != ',' && p[n] != '}' && n + 1 < len) n++;
+    }
+    memcpy(out, p, n);
+    out[n] = 0;
+    return 0;
+}
+
+/* Refuses a checkpoint whose model or data order contradicts this run's configuration;
+ * options that may change on resume (epochs, cadence, ranks, threads, lr, lambda, ...)
+ * are listed on rank 0's log when they differ. */
+static int check_compatible(const trainer *t, const cz_checkpoint *c, const char *path, cz_error *err)
+{
+    const cz_model_spec *a = &t->m.spec, *b = &c->model.spec;
+    char mine[512], theirs[512];
+    if (a->d != b->d || a->classes != b->classes || a->head != b->head)
+        return cz_error_set(err, CZ_EINVAL,
+                            "%s: the checkpoint's model has d = %zu, %d classes, head %s; this run has "
+                            "d = %zu, %d classes, head %s", path, b->d, b->classes,
+                            cz_head_name(b->head), a->d, a->classes, cz_head_name(a->head));
+    int same = a->n_hidden == b->n_hidden;
+    for (int l = 0; same && l < a->n_hidden; l++) same = a->width[l] == b->width[l];
+    if (!same) {
+        char ck[256];
+        if (json_field(c->config_json, "layers", ck, sizeof ck)) snprintf(ck, sizeof ck, "?");
+        return cz_error_set(err, CZ_EINVAL, "%s: the checkpoint has --layers %s, this run asks for --layers %s",
+                            path, ck, t->cfg->layers);
+    }
+    for (int l = 0; l < a->n_hidden; l++)
+        if (a->act[l] != b->act[l])
+            return cz_error_set(err, CZ_EINVAL, "%s: layer %d of the checkpoint is %s, this run asks for %s",
+                                path, l + 1, cz_act_name(b->act[l]), cz_act_name(a->act[l]));
+    if (c->optim != t->cfg->optim.kind)
+        return cz_error_set(err, CZ_EINVAL, "%s: the checkpoint was trained with --optim %s, this run asks for %s",
+                            path, cz_optim_name(c->optim), cz_optim_name(t->cfg->optim.kind));
+    /* the data order and the sample set must not change under a resumed run */
+    static const char *fixed_keys[] = {"batch", "seed", "holdout", "standardize", "dropout", "data"};
+    for (size_t k = 0; k < sizeof fixed_keys / sizeof *fixed_keys; k++) {
+        if (json_field(c->config_json, fixed_keys[k], theirs, sizeof theirs)) continue;
+        json_field(t->config_json, fixed_keys[k], mine, sizeof mine);
+        if (strcmp(mine, theirs))
+            return cz_error_set(err, CZ_EINVAL, "%s: the checkpoint has %s = %s, this run asks for %s = %s "
+                                "(it cannot change within a run)", path, fixed_keys[k], theirs, fixed_keys[k], mine);
+    }
+    if (t->d->rank == 0) {
+        static const char *free_keys[] = {"epochs", "lr", "lr_schedule", "dreg", "dreg_schedule", "micro_batch",
+                                          "threads", "reduce", "weight_decay", "ckpt_every_steps", "keep"};
+        for (size_t k = 0; k < sizeof free_keys / sizeof *free_keys; k++)
+            if (!json_field(c->config_json, free_keys[k], theirs, sizeof theirs) &&
+                !json_field(t->config_json, free_keys[k], mine, sizeof mine) && strcmp(mine, theirs))
+                printf("chainz: resume: %s changes from %s to %s\n", free_keys[k], theirs, mine);
+        if (c->state.world_size != t->d->size)
+            printf("chainz: resume: written by %d rank%s, continuing on %d\n", c->state.world_size,
+                   c->state.world_size > 1 ? "s" : "", t->d->size);
+    }
+    return 0;
+}
+
+/* Picks the checkpoint to resume from (rank 0 decides, every rank loads the same file).
+ * @return 0 with *found = 0 when --resume auto finds nothing to resume. */
+static int choose_checkpoint(trainer *t, char *chosen, size_t len, int *found, cz_error *err)
+{
+    const char *want = t->cfg->resume;
+    int rc = 0;
+    chosen[0] = 0;
+    if (t->d->rank == 0) {
+        if (strcmp(want, "auto")) {
+            snprintf(chosen, len, "%s", want);
+        } else {
+            long steps[4096];
+            int n = 0;
+            DIR *dir = opendir(t->ckpt_dir);
+            for (struct dirent *de; dir && (de = readdir(dir)) && n < 4096;) {
+                long st;
+                if (!ckpt_step_of(de->d_name, &st)) steps[n++] = st;
+                else if (!strncmp(de->d_name, "ckpt-", 5) && strstr(de->d_name, ".h5.tmp.")) {
+                    /* a write that a crash interrupted: never published, safe to drop */
+                    char p[4600];
+                    snprintf(p, sizeof p, "%s/%s", t->ckpt_dir, de->d_name);
+                    printf("chainz: resume auto: removed %s (an interrupted checkpoint write)\n", p);
+                    unlink(p);
+                }
+            }
+            if (dir) closedir(dir);
+            for (int i = 0; i < n; i++) /* newest first */
+                for (int j = i + 1; j < n; j++)
+                    if (steps[j] > steps[i]) {
+                        long tmp = steps[i];
+                        steps[i] = steps[j];
+                        steps[j] = tmp;
+                    }
+            for (int i = 0; i < n && !chosen[0]; i++) {
+                char path[4400];
+                snprintf(path, sizeof path, "%s/ckpt-%08ld.h5", t->ckpt_dir, steps[i]);
+                cz_checkpoint c;
+                cz_error e2;
+                if (cz_ckpt_load(path, &c, &e2) == 0) {
+                    snprintf(chosen, len, "%s", path);
+                    cz_ckpt_free(&c);
+                } else {
+                    printf("chainz: resume auto: skipped %s: %s\n", path, e2.msg);
+                }
+            }
+            if (!chosen[0]) printf("chainz: resume auto: no usable checkpoint in %s, starting fresh\n", t->ckpt_dir);
+        }
+        fflush(stdout);
+    }
+    rc = cz_dist_bcast(t->d, chosen, len, 0, err);
+    *found = chosen[0] != 0;
+    return rc;
+}
+
+static int resume(trainer *t, progress_state *ps, cz_error *err)
+{
+    char path[4400];
+    int found = 0;
+    int rc = choose_checkpoint(t, path, sizeof path, &found, err);
+    if (rc || !found) return rc;
+    cz_checkpoint c;
+    rc = cz_ckpt_load(path, &c, err);
+    if (!rc) {
+        rc = check_compatible(t, &c, path, err);
+        if (!rc && (!c.opt_state || c.opt_len != cz_optim_state_len(&t->cfg->optim) * t->m.n_params))
+            rc = cz_error_set(err, CZ_EINVAL, "%s: no optimizer state for %s", path, cz_optim_name(t->cfg->optim.kind));
+        if (!rc && t->cfg->standardize && !c.mean)
+            rc = cz_error_set(err, CZ_EINVAL, "%s: no standardization statistics", path);
+        if (!rc) {
+            memcpy(t->params, c.params, t->m.n_params * sizeof(float));
+            memcpy(t->opt, c.opt_state, c.opt_len * sizeof(float));
+            if (c.mean) { /* the run's own statistics, not a recomputation */
+                memcpy(t->mean, c.mean, t->m.spec.d * sizeof(float));
+                memcpy(t->std, c.std, t->m.spec.d * sizeof(float));
+            }
+            *ps = (progress_state){.epoch = c.state.epoch, .position = c.state.position,
+                                   .step = c.state.step, .lambda = c.state.lambda, .lr = c.state.lr};
+            memcpy(ps->sums, c.state.epoch_sums, sizeof ps->sums);
+            if (t->d->rank == 0) {
+                printf("chainz: resumed from %s: epoch %ld, step %ld, batch %ld of the epoch%s%s\n", path,
+                       ps->epoch + 1, ps->step, ps->position, c.state.slurm[0] ? ", written by SLURM " : "",
+                       c.state.slurm);
+                fflush(stdout);
+            }
+        }
+        cz_ckpt_free(&c);
+    }
+    return cz_dist_agree(t->d, rc, err);
+}
+
+/* Keeps the history lines of the epochs the checkpoint has completed: an abandoned
+ * attempt's later lines are dropped, so no epoch is duplicated or missing. */
+static int truncate_history(const char *path, long epochs_done, cz_error *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char tmp[4300], line[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *o = fopen(tmp, "w");
+    if (!o) {
+        fclose(f);
+        return cz_error_set(err, CZ_EIO, "%s: cannot write: %s", tmp, strerror(errno));
+    }
+    while (fgets(line, sizeof line, f)) {
+        long ep;
+        if (sscanf(line, "{\"epoch\": %ld", &ep) == 1 && ep <= epochs_done && strchr(line, '\n')) fputs(line, o);
+    }
+    fclose(f);
+    int bad = fflush(o) || fsync(fileno(o));
+    bad |= fclose(o);
+    if (bad || rename(tmp, path)) {
+        unlink(tmp);
+        return cz_error_set(err, CZ_EIO, "%s: cannot rewrite: %s", path, strerror(errno));
+    }
+    return 0;
+}
+
+/* srun with an MPI that lacks SLURM's PMI support starts N singletons of world size 1,
+ * each of which would train alone: refuse that. */
+static int check_slurm(const cz_dist *d, cz_error *err)
+{
+    const char *n = getenv("SLURM_STEP_NUM_TASKS");
+    if (d->size == 1 && getenv("SLURM_STEP_ID") && n && atoi(n) > 1)
+        return cz_error_set(err, CZ_EINVAL,
+                            "SLURM started %s tasks but MPI sees a world of 1: srun launched singletons "
+                            "(use srun --mpi=pmix, or mpirun inside the allocation)", n);
+    return 0;
 }
 
 static void progress(trainer *t, long epoch, size_t s, double t0, double samples, double loss,
@@ -538,7 +791,10 @@ int cz_train(const cz_config *cfg, int head_given, const cz_dist *d, cz_error *e
     t.d = d;
     t.tty = isatty(STDERR_FILENO);
     cz_engine_set_threads(cfg->threads);
-    int rc = setup(&t, head_given, err);
+    int rc = cz_dist_agree(d, check_slurm(d, err), err);
+    if (!rc) rc = setup(&t, head_given, err);
+    progress_state ps = {0};
+    if (!rc && cfg->resume[0]) rc = resume(&t, &ps, err);
     uint64_t *perm = NULL, *rows = NULL;
     char hist_path[4200];
     snprintf(hist_path, sizeof hist_path, "%s/history.jsonl", cfg->out);
@@ -548,54 +804,88 @@ int cz_train(const cz_config *cfg, int head_given, const cz_dist *d, cz_error *e
         perm = malloc((t.n_train ? t.n_train : 1) * sizeof(uint64_t));
         rows = malloc((size_t)cfg->batch * sizeof(uint64_t));
         if (!perm || !rows) lrc = cz_error_set(err, CZ_ENOMEM, "out of memory");
-        if (!lrc && d->rank == 0 && !(hist = fopen(hist_path, "w")))
-            lrc = cz_error_set(err, CZ_EIO, "%s: cannot write: %s", hist_path, strerror(errno));
+        if (!lrc && d->rank == 0) {
+            char slurm[256];
+            slurm_fields(slurm, sizeof slurm);
+            if (slurm[0]) printf("chainz: SLURM %s\n", slurm);
+            lrc = ps.step ? truncate_history(hist_path, ps.epoch, err) : 0;
+            if (!lrc && !(hist = fopen(hist_path, ps.step ? "a" : "w")))
+                lrc = cz_error_set(err, CZ_EIO, "%s: cannot write: %s", hist_path, strerror(errno));
+        }
         rc = cz_dist_agree(d, lrc, err);
     }
     double t_start = cz_dist_time(), samples = 0, last_log = t_start;
-    long step = 0;
-    double lambda = 0, lr = 0;
-    for (long epoch = 0; !rc && epoch < cfg->epochs; epoch++) {
-        double te = cz_dist_time(), ep_loss = 0, ep_dreg = 0, ep_correct = 0, ep_abs = 0, seen = 0;
+    long first_step = ps.step;
+    for (long epoch = ps.epoch; !rc && epoch < cfg->epochs; epoch++) {
+        double te = cz_dist_time();
         cz_rng r;
         cz_rng_seed(&r, cz_hash64(cfg->seed, 0x7368756666ULL + (uint64_t)epoch)); /* "shuff" */
         cz_rng_permutation(&r, perm, t.n_train);
         for (size_t i = 0; i < t.n_train; i++) perm[i] = t.train_rows[perm[i]];
-        for (size_t s = 0; s < t.steps_per_epoch && !rc; s++) {
-            if (cfg->max_steps && step >= cfg->max_steps) break;
+        if (epoch != ps.epoch) { /* a new epoch (the resumed one keeps its position and sums) */
+            ps.epoch = epoch;
+            ps.position = 0;
+            memset(ps.sums, 0, sizeof ps.sums);
+        }
+        int stop = 0;
+        for (size_t s = (size_t)ps.position; s < t.steps_per_epoch && !rc; s++) {
+            /* step boundary: one signalled rank is enough for all to stop here */
+            int flag = cz_stop_requested != 0;
+            if ((rc = cz_dist_max_int(d, &flag, 1, err))) break;
+            if (flag || (cfg->max_steps && ps.step >= cfg->max_steps)) {
+                stop = flag ? 2 : 1;
+                break;
+            }
             size_t b0 = s * (size_t)cfg->batch;
             size_t nb = t.n_train - b0 < (size_t)cfg->batch ? t.n_train - b0 : (size_t)cfg->batch;
             memcpy(rows, perm + b0, nb * sizeof(uint64_t));
-            lambda = cz_schedule_value(&t.dreg_s, (double)step);
-            lr = cz_schedule_value(&t.lr_s, (double)step);
+            ps.lambda = cz_schedule_value(&t.dreg_s, (double)ps.step);
+            ps.lr = cz_schedule_value(&t.lr_s, (double)ps.step);
             double sc[SC_N];
-            rc = train_step(&t, rows, nb, step, epoch, lambda, lr, sc, err);
+            rc = train_step(&t, rows, nb, ps.step, epoch, ps.lambda, ps.lr, sc, err);
             if (rc) break;
-            step++;
+            ps.step++;
+            ps.position = (long)s + 1;
             samples += (double)nb;
-            seen += (double)nb;
-            ep_loss += sc[SC_LOSS];
-            ep_dreg += sc[SC_DREG];
-            ep_correct += sc[SC_CORRECT];
-            ep_abs += sc[SC_ABSERR];
-            progress(&t, epoch, s + 1, t_start, samples, ep_loss, ep_dreg, seen, &last_log,
+            ps.sums[0] += sc[SC_LOSS];
+            ps.sums[1] += sc[SC_DREG];
+            ps.sums[2] += sc[SC_CORRECT];
+            ps.sums[3] += sc[SC_ABSERR];
+            ps.sums[4] += (double)nb;
+            progress(&t, epoch, s + 1, t_start, samples, ps.sums[0], ps.sums[1], ps.sums[4], &last_log,
                      s + 1 == t.steps_per_epoch);
+            if (cfg->ckpt_every_steps && ps.step % cfg->ckpt_every_steps == 0 && s + 1 < t.steps_per_epoch)
+                rc = save_checkpoint(&t, &ps, err);
         }
-        if (rc || seen == 0) break;
         if (t.tty && d->rank == 0) fputc('\n', stderr);
+        if (!rc && stop) { /* a signal or --max-steps: checkpoint where we are and stop */
+            rc = save_checkpoint(&t, &ps, err);
+            if (!rc && d->rank == 0) {
+                printf("chainz: %s at step %ld: checkpoint %s/ckpt-%08ld.h5 written\n",
+                       stop == 2 ? "stopping on a signal" : "reached --max-steps", ps.step, t.ckpt_dir, ps.step);
+                fflush(stdout);
+            }
+            if (!rc && stop == 2)
+                rc = cz_error_set(err, CZ_ESTOPPED, "stopped on a signal at step %ld after writing a "
+                                  "checkpoint; resume with --resume auto (exit status 75)", ps.step);
+            break;
+        }
+        if (rc) break;
+        double seen = ps.sums[4];
         eval_result vr = {0};
         if (t.n_val) rc = evaluate(d, t.ws, &t.m, t.params, &t.vio, t.val_rows, t.n_val,
                                    (size_t)cfg->micro_batch, &vr, err);
         if (!rc) rc = cz_dist_check_replicas(d, cz_checksum(t.params, t.m.n_params * sizeof(float)), err);
-        if (!rc) rc = cz_dist_agree(d, rc, err);
         if (rc) break;
         double secs = cz_dist_time() - te;
-        if (d->rank == 0) {
+        int lrc = 0;
+        if (d->rank == 0 && seen > 0) {
             char line[1024];
             int w = snprintf(line, sizeof line,
                              "{\"epoch\": %ld, \"step\": %ld, \"train_loss\": %.9g, \"dreg\": %.9g, "
                              "\"lambda\": %.9g, \"lr\": %.9g, \"train_acc\": %.9g, ",
-                             epoch + 1, step, ep_loss / seen, ep_dreg / seen, lambda, lr, ep_correct / seen);
+                             epoch + 1, ps.step, ps.sums[0] / seen, ps.sums[1] / seen, ps.lambda, ps.lr,
+                             ps.sums[2] / seen);
             if (t.n_val)
                 w += snprintf(line + w, sizeof line - (size_t)w,
                               "\"val_loss\": %.9g, \"val_acc\": %.9g, \"val_mae\": %.9g, ", vr.loss,
@@ -605,17 +895,23 @@ int cz_train(const cz_config *cfg, int head_given, const cz_dist *d, cz_error *e
                               "\"val_loss\": null, \"val_acc\": null, \"val_mae\": null, ");
             snprintf(line + w, sizeof line - (size_t)w, "\"seconds\": %.3f}\n", secs);
             if (fputs(line, hist) < 0 || fflush(hist) || fsync(fileno(hist)))
-                rc = cz_error_set(err, CZ_EIO, "%s: cannot append: %s", hist_path, strerror(errno));
+                lrc = cz_error_set(err, CZ_EIO, "%s: cannot append: %s", hist_path, strerror(errno));
             char ts[32];
             utc_now(ts, sizeof ts);
             printf("[%s] epoch %ld/%d done: train loss %.4f dreg %.4g acc %.4f", ts, epoch + 1,
-                   cfg->epochs, ep_loss / seen, ep_dreg / seen, ep_correct / seen);
+                   cfg->epochs, ps.sums[0] / seen, ps.sums[1] / seen, ps.sums[2] / seen);
             if (t.n_val) printf(" | val loss %.4f acc %.4f mae %.4f", vr.loss, vr.acc, vr.mae);
-            printf(" | lambda %.3g lr %.3g | %.1f s\n", lambda, lr, secs);
+            printf(" | lambda %.3g lr %.3g | %.1f s\n", ps.lambda, ps.lr, secs);
             fflush(stdout);
         }
-        rc = cz_dist_agree(d, rc, err);
-        if (!rc) rc = save_checkpoint(&t, epoch + 1, step, 0, lambda, lr, err);
+        rc = cz_dist_agree(d, lrc, err);
+        /* the epoch is complete: the checkpoint says so (position 0 of the next epoch) */
+        ps.epoch = epoch + 1;
+        ps.position = 0;
+        memset(ps.sums, 0, sizeof ps.sums);
+        int last = epoch + 1 == cfg->epochs;
+        if (!rc && (last || (cfg->ckpt_every_epochs && (epoch + 1) % cfg->ckpt_every_epochs == 0)))
+            rc = save_checkpoint(&t, &ps, err);
     }
     if (!rc) { /* each rank's share: together one pass over the data per epoch */
         uint64_t *share = calloc((size_t)d->size, sizeof(uint64_t));
@@ -630,12 +926,12 @@ int cz_train(const cz_config *cfg, int head_given, const cz_dist *d, cz_error *e
                 printf(" %llu", (unsigned long long)share[r]);
                 total += share[r];
             }
-            printf(" (total %llu = %d epochs x %zu)\n", (unsigned long long)total, cfg->epochs, t.n_train);
+            printf(" (total %llu over %ld steps)\n", (unsigned long long)total, ps.step - first_step);
         }
         free(share);
     }
     if (!rc && d->rank == 0) {
-        printf("chainz: done, %ld steps, %.1f s, final checkpoint %s/latest\n", step,
+        printf("chainz: done, %ld steps, %.1f s, final checkpoint %s/latest\n", ps.step,
                cz_dist_time() - t_start, t.ckpt_dir);
         fflush(stdout);
     }

@@ -488,6 +488,46 @@ static void test_gradcheck_micro_batches_sum_to_batch(void **state)
     fixture_free(&f);
 }
 
+/* per-sample norms for tau: sample_grad[b] == ||gradient of task_b alone|| (from a B = 1
+ * step with lambda 0), even when the batched step ran with DREG; input_grad[b] == the row
+ * norm of the stream's input gradient */
+static void test_gradcheck_sample_norms(void **state)
+{
+    (void)state;
+    size_t w[] = {4, 3, 5};
+    for (int a = 0; a < 5; a++)
+        for (int hd = 0; hd < 3; hd++) {
+            cz_act acts[] = {ALL_ACTS[a], ALL_ACTS[(a + 2) % 5], ALL_ACTS[a]};
+            fixture f;
+            fixture_init(&f, acts, 3, w, ALL_HEADS[hd], 0.25, 0.4, 1300 + (uint64_t)(a * 3 + hd));
+            f.opts.stream = 1;
+            cz_step_sums sums;
+            cz_error err;
+            double sg[B_MAX], ig[B_MAX], gin[B_MAX * 5];
+            assert_int_equal(cz_engine_step(f.ws, f.params, f.x, f.yc, f.yv, f.keys, f.B, &f.opts,
+                                            f.grad, &sums, &err), 0);
+            assert_int_equal(cz_engine_sample_norms(f.ws, f.params, ig, sg, &err), 0);
+            assert_int_equal(cz_engine_input_grad(f.ws, f.params, gin, &err), 0);
+            size_t d = f.m.spec.d;
+            for (size_t b = 0; b < f.B; b++) {
+                double r = 0;
+                for (size_t j = 0; j < d; j++) r += gin[b * d + j] * gin[b * d + j];
+                assert_true(rel_err(ig[b], sqrt(r)) < 1e-12);
+            }
+            cz_step_opts task_only = {.lambda = 0, .train = 1};
+            for (size_t b = 0; b < f.B; b++) {
+                assert_int_equal(cz_engine_step(f.ws, f.params, f.x + b * d, f.yc + b, f.yv + b, f.keys + b,
+                                                1, &task_only, f.grad, &sums, &err), 0);
+                double n2 = 0;
+                for (size_t k = 0; k < f.m.n_params; k++) n2 += f.grad[k] * f.grad[k];
+                if (rel_err(sg[b], sqrt(n2)) >= 1e-10)
+                    print_error("act %d head %d sample %zu: %.12g vs %.12g\n", a, hd, b, sg[b], sqrt(n2));
+                assert_true(rel_err(sg[b], sqrt(n2)) < 1e-10);
+            }
+            fixture_free(&f);
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -499,6 +539,7 @@ int main(void)
         cmocka_unit_test(test_gradcheck_input_grad_identity),
         cmocka_unit_test(test_gradcheck_batched_equals_naive_reference),
         cmocka_unit_test(test_gradcheck_micro_batches_sum_to_batch),
+        cmocka_unit_test(test_gradcheck_sample_norms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,9 +22,18 @@ ok() { echo "ok: $*"; }
 bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
 params_of() { h5dump -g /model "$1/checkpoints/$(cat "$1/checkpoints/latest")" | grep -v '^HDF5'; }
 history_of() { sed -E 's/, "seconds": [0-9.]+//' "$1/history.jsonl"; }
+# the metrics file without timings: every histogram and every history column but seconds
+metrics_of() {
+    local f=$1/metrics.h5 args=()
+    for c in epoch step train_loss dreg lambda lr train_acc val_loss val_acc val_mae; do args+=(-d "/history/$c"); done
+    h5dump -g /tau "$f" | grep -v '^HDF5'
+    h5dump "${args[@]}" "$f" | grep -v '^HDF5'
+}
+
 same_as_ref() { # same_as_ref RUN_DIR LABEL
-    if cmp -s <(params_of "$ref") <(params_of "$1") && cmp -s <(history_of "$ref") <(history_of "$1"); then
-        ok "$2: parameters and history bitwise equal to the uninterrupted run"
+    if cmp -s <(params_of "$ref") <(params_of "$1") && cmp -s <(history_of "$ref") <(history_of "$1") &&
+       cmp -s <(metrics_of "$ref") <(metrics_of "$1"); then
+        ok "$2: parameters, history and metrics.h5 bitwise equal to the uninterrupted run"
     else
         bad "$2: differs from the uninterrupted run"; diff <(history_of "$ref") <(history_of "$1") | head -6
     fi

@@ -31,6 +31,14 @@ run() {
 # parameters of a checkpoint as text (h5dump), and the history without timings
 params_of() { h5dump -g /model "$1" | grep -v '^HDF5'; }
 history_of() { sed -E 's/, "seconds": [0-9.]+//' "$1"; }
+# the metrics file without timings: every histogram and every history column but seconds
+metrics_of() {
+    local f=$1/metrics.h5 args=()
+    for c in epoch step train_loss dreg lambda lr train_acc val_loss val_acc val_mae; do args+=(-d "/history/$c"); done
+    h5dump -g /tau "$f" | grep -v '^HDF5'
+    h5dump "${args[@]}" "$f" | grep -v '^HDF5'
+}
+
 
 "$make_data" "$work/train.h5" --n 700 --d 7 --classes 4 --seed 3 || exit 1
 "$make_data" "$work/val.h5" --n 150 --d 7 --classes 4 --seed 4 || exit 1
@@ -48,14 +56,19 @@ for cfg in "1 1" "2 2" "3 1" "4 1" "2 1"; do
     ckpt="$out/checkpoints/$(cat "$out/checkpoints/latest")"
     params_of "$ckpt" >"$out.params"
     history_of "$out/history.jsonl" >"$out.hist"
+    metrics_of "$out" >"$out.metrics"
     if [ -z "$ref" ]; then ref=$out; continue; fi
-    if cmp -s "$ref.params" "$out.params" && cmp -s "$ref.hist" "$out.hist"; then
-        ok "$p ranks x $th threads: parameters and history bitwise equal to 1 rank"
+    if cmp -s "$ref.params" "$out.params" && cmp -s "$ref.hist" "$out.hist" && cmp -s "$ref.metrics" "$out.metrics"; then
+        ok "$p ranks x $th threads: parameters, history and tau histograms bitwise equal to 1 rank"
     else
         bad "$p ranks x $th threads differ from 1 rank"; diff "$ref.hist" "$out.hist" | head -5
     fi
 done
 [ "$(wc -l <"$ref.hist")" -eq 3 ] && ok "history has one line per epoch" || bad "history lines: $(wc -l <"$ref.hist")"
+for fam in input_grad param_grad sample_grad jacobian/layer_1 jacobian/layer_2; do
+    grep -q "GROUP \"$(basename "$fam")\"" "$ref.metrics" || bad "metrics.h5 has no /tau/$fam"
+done
+grep -q 'DATASET "counts"' "$ref.metrics" && ok "metrics.h5 holds every tau family's per-epoch histograms" || bad "no counts in metrics.h5"
 grep -q '"val_acc"' "$ref.hist" && ok "history carries validation metrics" || bad "no val metrics"
 acc=$(tail -1 "$ref.hist" | sed -E 's/.*"val_acc": ([0-9.e-]+).*/\1/')
 awk -v a="$acc" 'BEGIN { exit !(a > 0.8) }' && ok "learns: val acc $acc > 0.8" || bad "val acc $acc <= 0.8"

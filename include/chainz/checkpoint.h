@@ -5,7 +5,9 @@
  *   /model/input/{mean, std} [d]          (when features are standardized)
  *   /optimizer/<moment>/... the same tree per moment (m, v for AdamW; momentum for SGD)
  *   /state  attrs epoch, step, position, lambda, lr; datasets rng [4] (xoshiro state) and
- *           epoch_sums [5] (the epoch's running sums, so a mid-epoch resume is exact)
+ *           epoch_sums [5] (the epoch's running sums, so a mid-epoch resume is exact);
+ *           /state/tau/<family>/{counts, sum [2] (128-bit fixed point, low word first)}
+ *           with attrs count, max: the epoch's histograms so far
  *   root attrs: format, version, config (JSON), model shape, world_size, checksum,
  *   chainz_version, time, SLURM job fields.
  * Files are written under a temporary name, fsynced and renamed: a crash at any moment
@@ -16,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "chainz/error.h"
+#include "chainz/hist.h"
 #include "chainz/model.h"
 #include "chainz/optim.h"
 #include "chainz/rng.h"
@@ -41,6 +44,9 @@ typedef struct {
     cz_train_state state;
     char *config_json;
     char version[32];
+    int n_tau;                /* the epoch's partial tau histograms (merged over ranks) */
+    cz_hist *tau;             /* [n_tau] */
+    char (*tau_names)[64];    /* [n_tau] */
 } cz_checkpoint;
 
 /* Checksum of a flat buffer (FNV-1a 64 over its bytes); also the replica drift check. */

@@ -37,6 +37,7 @@ typedef struct {
     cz_reduce_mode reduce;
     double log_seconds;        /* interval of plain log lines without a terminal */
     long max_steps;            /* stop after this many steps in total (0: no limit) */
+    int tau;                   /* record the per-epoch gradient-norm histograms (metrics.h5) */
 
     long ckpt_every_steps;     /* checkpoint every N optimizer steps (0: off) */
     int ckpt_every_epochs;     /* checkpoint every E epochs (0: off) */

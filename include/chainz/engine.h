@@ -77,6 +77,15 @@ int cz_engine_input_grad_backprop(const cz_workspace *ws, const cz_real *params,
 void cz_engine_init(void);
 /* The BLIS kernel set in use (e.g. "skx", "haswell", "generic"). */
 const char *cz_engine_blas_arch(void);
+/* Per-sample norms for the tau statistics, from the last step with grad (and the stream,
+ * for input_grad): input_grad[b] = ||S_o^T dtask/df|| (the task loss's input gradient);
+ * sample_grad[b] = ||d task_b / d theta||, the task loss's per-sample parameter gradient,
+ * from a task-only pass over the value stream (per layer ||delta_b||^2 (||a_b||^2 + 1) plus
+ * the poly terms; DREG's share is excluded). It costs O(B sum n_l n_{l-1}), nothing next
+ * to the stream. Either output may be NULL. */
+int cz_engine_sample_norms(cz_workspace *ws, const cz_real *params, double *input_grad,
+                           double *sample_grad, cz_error *err);
+
 /* BLIS threads used by this process's GEMMs (results do not depend on it). */
 void cz_engine_set_threads(int n);
 /* Flops of one step of B samples by the DESIGN cost formula (GEMM terms only). */

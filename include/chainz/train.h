@@ -25,7 +25,7 @@ typedef struct {
     const char *json;       /* "" or path for the JSON report */
     long micro_batch;
     int threads;
-    cz_reduce_mode reduce;
+    int tau;                /* also the gradient-norm statistics (tau) on this set */
 } cz_eval_opts;
 
 int cz_eval(const cz_eval_opts *o, const cz_dist *d, cz_error *err);

@@ -10,6 +10,7 @@
 #include "chainz/config.h"
 #include "chainz/dist.h"
 #include "chainz/engine.h"
+#include "chainz/metrics_read.h"
 #include "chainz/prep.h"
 #include "chainz/train.h"
 
@@ -46,6 +47,7 @@ static void usage_main(FILE *f)
             "  train    train a CR network (or a baseline) on P ranks: mpirun -np P chainz train ...\n"
             "  eval     evaluate a checkpoint on a data set\n"
             "  prep     convert ARFF / IDX files into chainz-data HDF5 sets\n"
+            "  tau      per-epoch gradient-norm statistics (tau = p99/mean) of runs; compare; plot\n"
             "  --version\n"
             "Run 'chainz COMMAND --help' for the options of a command.\n");
 }
@@ -92,6 +94,9 @@ static void usage_train(FILE *f)
             "  --reduce exact|float   exact: bitwise identical for any rank count;\n"
             "                         float: plain MPI float sum (faster, rank-dependent rounding)  exact\n"
             "  --log-seconds S        interval of log lines without a terminal    %g\n"
+            "  --no-tau               do not record the per-epoch gradient-norm histograms\n"
+            "                         (RUN_DIR/metrics.h5; for lambda = 0 runs they cost the\n"
+            "                         Jacobian stream's forward pass)             recorded\n"
             "checkpoints and resume (RUN_DIR/checkpoints/ckpt-<step>.h5, pointer 'latest')\n"
             "  --ckpt-every-steps N   also checkpoint every N steps (0: off)      %ld\n"
             "  --ckpt-every-epochs E  checkpoint every E epochs (0: off)          %d\n"
@@ -116,6 +121,9 @@ static void usage_eval(FILE *f)
             "  --model PATH           checkpoint file, or a run directory (its checkpoints/latest)  required\n"
             "  --data FILE            evaluation set (chainz-data HDF5)           required\n"
             "  --json FILE            also write the report as JSON               none\n"
+            "  --tau                  also the gradient-norm statistics on this set: per-sample\n"
+            "                         input gradient, parameter gradient and layer Jacobian\n"
+            "                         norms, with p50/p90/p99/max and tau = p99/mean    off\n"
             "  --micro-batch M                                                    256\n"
             "  --threads T            BLIS threads per rank                       1\n");
 }
@@ -136,7 +144,7 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
         O_DATA = 256, O_VAL, O_HOLDOUT, O_NOSTD, O_OUT, O_LAYERS, O_ACT, O_HEAD, O_DROPOUT, O_DREG,
         O_DSCHED, O_DRANGE, O_DWARM, O_OPTIM, O_LR, O_LRS, O_LRMIN, O_WARM, O_WD, O_MOM, O_B1, O_B2,
         O_EPOCHS, O_BATCH, O_MB, O_MAXSTEPS, O_SEED, O_THREADS, O_REDUCE, O_LOGS, O_HELP,
-        O_CKS, O_CKE, O_KEEP, O_KEEPEVERY, O_RESUME
+        O_CKS, O_CKE, O_KEEP, O_KEEPEVERY, O_RESUME, O_NOTAU
     };
     static const struct option opts[] = {
         {"data", 1, 0, O_DATA}, {"val", 1, 0, O_VAL}, {"holdout", 1, 0, O_HOLDOUT},
@@ -150,7 +158,7 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
         {"micro-batch", 1, 0, O_MB}, {"max-steps", 1, 0, O_MAXSTEPS}, {"seed", 1, 0, O_SEED},
         {"threads", 1, 0, O_THREADS}, {"reduce", 1, 0, O_REDUCE}, {"log-seconds", 1, 0, O_LOGS},
         {"ckpt-every-steps", 1, 0, O_CKS}, {"ckpt-every-epochs", 1, 0, O_CKE},
-        {"keep", 1, 0, O_KEEP}, {"keep-every", 1, 0, O_KEEPEVERY}, {"resume", 1, 0, O_RESUME},
+        {"keep", 1, 0, O_KEEP}, {"no-tau", 0, 0, O_NOTAU}, {"keep-every", 1, 0, O_KEEPEVERY}, {"resume", 1, 0, O_RESUME},
         {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
     cz_config_defaults(c);
     *head_given = 0;
@@ -166,6 +174,7 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
         case O_VAL: snprintf(c->val, sizeof c->val, "%s", optarg); break;
         case O_OUT: snprintf(c->out, sizeof c->out, "%s", optarg); break;
         case O_NOSTD: c->standardize = 0; break;
+        case O_NOTAU: c->tau = 0; break;
         case O_LAYERS: snprintf(c->layers, sizeof c->layers, "%s", optarg); break;
         case O_ACT: snprintf(c->acts, sizeof c->acts, "%s", optarg); break;
         case O_HEAD:
@@ -245,7 +254,8 @@ static int parse_eval(int argc, char **argv, cz_eval_opts *o, cz_error *err)
 {
     static const struct option opts[] = {{"model", 1, 0, 'm'}, {"data", 1, 0, 'd'},
                                          {"json", 1, 0, 'j'}, {"micro-batch", 1, 0, 'b'},
-                                         {"threads", 1, 0, 't'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+                                         {"threads", 1, 0, 't'}, {"tau", 0, 0, 'T'},
+                                         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     *o = (cz_eval_opts){.model = "", .data = "", .json = "", .micro_batch = 256, .threads = 1};
     optind = 1;
     opterr = 0;
@@ -264,6 +274,7 @@ static int parse_eval(int argc, char **argv, cz_eval_opts *o, cz_error *err)
             if (num("--threads", optarg, &v, err)) return CZ_EINVAL;
             o->threads = (int)v;
             break;
+        case 'T': o->tau = 1; break;
         case 'h': return 1;
         default:
             return cz_error_set(err, CZ_EINVAL, "unknown option or missing value: %s (see chainz eval --help)",
@@ -289,6 +300,7 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "prep")) return cz_cmd_prep(argc - 1, argv + 1);
+    if (!strcmp(cmd, "tau")) return cz_cmd_tau(argc - 1, argv + 1);
     if (strcmp(cmd, "train") && strcmp(cmd, "eval")) {
         fprintf(stderr, "chainz: unknown command '%s'\n", cmd);
         usage_main(stderr);

@@ -35,6 +35,7 @@ struct cz_workspace {
     cz_real *q;                     /* B x max n: dloss/dD_l */
     cz_real *d2phi;                 /* B x max n */
     cz_real *gin;                   /* B x d: stream input gradient */
+    const cz_real *x;               /* the last step's input (caller's buffer) */
     int dropout_on;                 /* last step used dropout masks */
     int stream_ran;                 /* the last step ran the stream: sq (and gin) valid */
     int stream_fwd;                 /* S/T still hold the forward stream of the last step */
@@ -331,6 +332,7 @@ int cz_engine_step(cz_workspace *ws, const cz_real *params, const cz_real *x,
     if (ws->dropout_on && !keys)
         return cz_error_set(err, CZ_EINVAL, "engine: dropout needs per-sample keys");
     ws->B = B;
+    ws->x = x;
     memset(sums, 0, sizeof *sums);
     int run_stream = opts->lambda > 0 || opts->stream;
     int stream_bwd = grad && opts->lambda > 0;
@@ -457,6 +459,58 @@ int cz_engine_input_grad_backprop(const cz_workspace *ws, const cz_real *params,
      * the task-only gradient only when lambda == 0. */
     cz_gemm(0, 0, ws->B, L->n_in, L->n_out, 1, ws->dz[0], L->n_out, params + L->w, L->n_in, 0,
             out, L->n_in);
+    return 0;
+}
+
+static double row_sq(const cz_real *a, size_t n)
+{
+    double s = 0;
+    for (size_t j = 0; j < n; j++) s += (double)a[j] * (double)a[j];
+    return s;
+}
+
+int cz_engine_sample_norms(cz_workspace *ws, const cz_real *params, double *input_grad,
+                           double *sample_grad, cz_error *err)
+{
+    const cz_model *m = &ws->m;
+    size_t B = ws->B, d = m->spec.d;
+    int H = m->n_hidden;
+    if (!ws->have_grad) return cz_error_set(err, CZ_EINVAL, "engine: sample norms need a step with grad");
+    if (input_grad) {
+        if (!ws->have_gin) return cz_error_set(err, CZ_EINVAL, "engine: input gradient norms need the stream");
+        for (size_t b = 0; b < B; b++) input_grad[b] = sqrt(row_sq(ws->gin + b * d, d));
+    }
+    if (!sample_grad) return 0;
+    const cz_layer *O = &m->layer[H];
+    for (size_t b = 0; b < B; b++)
+        sample_grad[b] = row_sq(ws->e + b * O->n_out, O->n_out) * (row_sq(ws->h[H - 1] + b * O->n_in, O->n_in) + 1);
+    const cz_real *g = ws->gH; /* dtask/dh_H: the value backward's, before any DREG term */
+    for (int l = H - 1; l >= 0; l--) {
+        const cz_layer *L = &m->layer[l];
+        size_t n = L->n_out, n_in = L->n_in;
+        const cz_real *a = l == 0 ? ws->x : ws->h[l - 1];
+        cz_real *dzt = ws->d2phi; /* scratch: the task-only dz_l */
+        for (size_t b = 0; b < B; b++) {
+            double sq = 0, poly = 0;
+            for (size_t i = 0; i < n; i++) {
+                size_t k = b * n + i;
+                dzt[k] = g[k] * ws->D[l][k];
+                sq += (double)dzt[k] * (double)dzt[k];
+                if (L->poly != CZ_NONE) { /* d/da_j = g' z^j, g' = g * mask */
+                    double gm = ws->dropout_on ? (double)g[k] * ws->mask[l][k] : (double)g[k];
+                    double z2 = (double)ws->z[l][k] * (double)ws->z[l][k];
+                    poly += gm * gm * (1 + z2 * (1 + z2 * (1 + z2)));
+                }
+            }
+            sample_grad[b] += sq * (row_sq(a + b * n_in, n_in) + 1) + poly;
+        }
+        if (l > 0) {
+            cz_real *gn = ws->g[l & 1];
+            cz_gemm(0, 0, B, n_in, n, 1, dzt, n, params + L->w, n_in, 0, gn, n_in);
+            g = gn;
+        }
+    }
+    for (size_t b = 0; b < B; b++) sample_grad[b] = sqrt(sample_grad[b]);
     return 0;
 }
 

@@ -144,6 +144,23 @@ int cz_ckpt_save(const char *path, const cz_checkpoint *c, cz_error *err)
         cz_h5_set_double(gs, "lr", c->state.lr);
         cz_h5_set_str(gs, "meaning", "epoch in progress (0-based), optimizer steps done, batches done in the epoch");
         cz_h5_set_str(gs, "epoch_sums_meaning", "running sums of the epoch: task loss, dreg, correct, abs error, samples");
+        for (int i = 0; !rc && i < c->n_tau; i++) {
+            char name[128];
+            snprintf(name, sizeof name, "tau_%s", c->tau_names[i]);
+            for (char *p = name; *p; p++)
+                if (*p == '/') *p = '_';
+            hid_t gt = make_group(gs, name);
+            size_t bd[1] = {CZ_HIST_BINS}, sd[1] = {2};
+            uint64_t sum[2];
+            memcpy(sum, &c->tau[i].sum, sizeof sum);
+            rc = gt < 0 ? CZ_EIO
+                        : cz_h5_write(gt, "counts", H5T_NATIVE_UINT64, 1, bd, c->tau[i].counts) |
+                              cz_h5_write(gt, "sum", H5T_NATIVE_UINT64, 1, sd, sum) |
+                              cz_h5_set_double(gt, "count", (double)c->tau[i].count) |
+                              cz_h5_set_double(gt, "max", c->tau[i].max) |
+                              cz_h5_set_str(gt, "family", c->tau_names[i]);
+            if (gt >= 0) H5Gclose(gt);
+        }
         H5Gclose(gs);
     }
     if (!rc) {
@@ -180,6 +197,8 @@ void cz_ckpt_free(cz_checkpoint *c)
     free(c->mean);
     free(c->std);
     free(c->config_json);
+    free(c->tau);
+    free(c->tau_names);
     memset(c, 0, sizeof *c);
 }
 
@@ -292,6 +311,36 @@ int cz_ckpt_load(const char *path, cz_checkpoint *c, cz_error *err)
             cz_h5_attr_long(gs, "position", &c->state.position) ||
             cz_h5_attr_double(gs, "lambda", &c->state.lambda) || cz_h5_attr_double(gs, "lr", &c->state.lr))
             rc = cz_error_set(err, CZ_EINVAL, "%s: /state incomplete", path);
+        /* the partial histograms: every subgroup tau_* of /state */
+        hsize_t nobj = 0;
+        H5Gget_num_objs(gs, &nobj);
+        for (hsize_t i = 0; !rc && i < nobj; i++) {
+            char name[128];
+            H5Gget_objname_by_idx(gs, i, name, sizeof name);
+            if (strncmp(name, "tau_", 4)) continue;
+            int k = c->n_tau;
+            cz_hist *th = realloc(c->tau, (size_t)(k + 1) * sizeof *th);
+            if (th) c->tau = th;
+            char (*tn)[64] = realloc(c->tau_names, (size_t)(k + 1) * sizeof *tn);
+            if (tn) c->tau_names = tn;
+            if (!th || !tn) {
+                rc = cz_error_set(err, CZ_ENOMEM, "%s: out of memory", path);
+                break;
+            }
+            hid_t gt = H5Gopen2(gs, name, H5P_DEFAULT);
+            uint64_t sum[2];
+            double count = 0;
+            cz_hist_reset(&c->tau[k]);
+            if (cz_h5_read(gt, "counts", H5T_NATIVE_UINT64, CZ_HIST_BINS, c->tau[k].counts, path, err) ||
+                cz_h5_read(gt, "sum", H5T_NATIVE_UINT64, 2, sum, path, err) ||
+                cz_h5_attr_double(gt, "count", &count) || cz_h5_attr_double(gt, "max", &c->tau[k].max) ||
+                cz_h5_attr_str(gt, "family", c->tau_names[k], sizeof c->tau_names[k]))
+                rc = cz_error_set(err, CZ_EINVAL, "%s: /state/%s incomplete", path, name);
+            memcpy(&c->tau[k].sum, sum, sizeof sum);
+            c->tau[k].count = (uint64_t)count;
+            c->n_tau = k + 1;
+            H5Gclose(gt);
+        }
         H5Gclose(gs);
         if (rc) goto out;
     }

@@ -27,6 +27,7 @@ void cz_config_defaults(cz_config *c)
     c->log_seconds = 10;
     c->ckpt_every_epochs = 1;
     c->keep = 3;
+    c->tau = 1;
 }
 
 int cz_config_parse_model(cz_config *c, cz_error *err)
@@ -115,11 +116,11 @@ size_t cz_config_json(const cz_config *c, char *buf, size_t len)
             ", \"lr\": %.17g, \"lr_min\": %.17g, \"lr_schedule\": \"%s\", \"warmup_steps\": %ld, "
             "\"beta1\": %.17g, \"beta2\": %.17g, \"eps\": %.17g, \"momentum\": %.17g, "
             "\"epochs\": %d, \"batch\": %ld, \"micro_batch\": %ld, \"seed\": %llu, \"threads\": %d, "
-            "\"reduce\": \"%s\", \"max_steps\": %ld, \"ckpt_every_steps\": %ld, "
+            "\"reduce\": \"%s\", \"max_steps\": %ld, \"tau\": %d, \"ckpt_every_steps\": %ld, "
             "\"ckpt_every_epochs\": %d, \"keep\": %d, \"keep_every\": %ld}",
             c->lr, c->lr_min, cz_shape_name(c->lr_shape), c->warmup_steps, c->optim.beta1,
             c->optim.beta2, c->optim.eps, c->optim.momentum, c->epochs, c->batch, c->micro_batch,
             (unsigned long long)c->seed, c->threads, c->reduce == CZ_REDUCE_EXACT ? "exact" : "float",
-            c->max_steps, c->ckpt_every_steps, c->ckpt_every_epochs, c->keep, c->keep_every);
+            c->max_steps, c->tau, c->ckpt_every_steps, c->ckpt_every_epochs, c->keep, c->keep_every);
     return need;
 }

@@ -17,6 +17,7 @@
 #include "chainz/data.h"
 #include "chainz/engine.h"
 #include "chainz/fixed.h"
+#include "chainz/metrics.h"
 
 volatile sig_atomic_t cz_stop_requested = 0;
 
@@ -90,15 +91,113 @@ static void my_chunks(size_t C, int r, int P, size_t *c0, size_t *c1)
     *c1 = C * (size_t)(r + 1) / (size_t)P;
 }
 
+/* ---- tau statistics: per-epoch histograms of gradient norms (docs/DESIGN.md section 3) ----
+ * Each rank fills its own histograms from the chunks it computes; merging is an exact
+ * sum (counts and fixed-point sums; max by MAX), so 1, 2 or 3 ranks give the same bits. */
+enum { FAM_INPUT, FAM_PARAM, FAM_SAMPLE, FAM_JACOBIAN };
+
+typedef struct {
+    int nf;
+    char (*names)[64];
+    cz_hist *h;                  /* [nf], this rank's share (rank 0: the merged partial too) */
+    double *in_norm, *sg_norm;   /* [M] scratch */
+    uint64_t *pack;              /* [nf * (CZ_HIST_BINS + 1)] */
+    double *maxes;               /* [nf] */
+    cz_fixed_acc sums;           /* [nf] */
+} tau_set;
+
+static int tau_init(tau_set *ts, int n_hidden, size_t M, int with_param, cz_error *err)
+{
+    memset(ts, 0, sizeof *ts);
+    ts->nf = FAM_JACOBIAN + n_hidden;
+    ts->names = calloc((size_t)ts->nf, sizeof *ts->names);
+    ts->h = calloc((size_t)ts->nf, sizeof *ts->h);
+    ts->in_norm = malloc(M * sizeof(double));
+    ts->sg_norm = malloc(M * sizeof(double));
+    ts->pack = malloc((size_t)ts->nf * (CZ_HIST_BINS + 1) * sizeof(uint64_t));
+    ts->maxes = malloc((size_t)ts->nf * sizeof(double));
+    if (!ts->names || !ts->h || !ts->in_norm || !ts->sg_norm || !ts->pack || !ts->maxes ||
+        cz_fixed_init(&ts->sums, (size_t)ts->nf))
+        return cz_error_set(err, CZ_ENOMEM, "out of memory for the tau histograms");
+    snprintf(ts->names[FAM_INPUT], 64, "input_grad");
+    snprintf(ts->names[FAM_PARAM], 64, with_param ? "param_grad" : "unused");
+    snprintf(ts->names[FAM_SAMPLE], 64, "sample_grad");
+    for (int l = 0; l < n_hidden; l++) snprintf(ts->names[FAM_JACOBIAN + l], 64, "jacobian/layer_%d", l + 1);
+    return 0;
+}
+
+static void tau_free(tau_set *ts)
+{
+    free(ts->names);
+    free(ts->h);
+    free(ts->in_norm);
+    free(ts->sg_norm);
+    free(ts->pack);
+    free(ts->maxes);
+    cz_fixed_free(&ts->sums);
+}
+
+static void tau_reset(tau_set *ts)
+{
+    for (int f = 0; f < ts->nf; f++) cz_hist_reset(&ts->h[f]);
+}
+
+/* the per-sample families of the chunk the workspace just computed */
+static int tau_collect(tau_set *ts, cz_workspace *ws, const float *params, int n_hidden, size_t nb,
+                       cz_error *err)
+{
+    int rc = cz_engine_sample_norms(ws, params, ts->in_norm, ts->sg_norm, err);
+    if (rc) return rc;
+    for (size_t b = 0; b < nb; b++) {
+        cz_hist_add(&ts->h[FAM_INPUT], ts->in_norm[b]);
+        cz_hist_add(&ts->h[FAM_SAMPLE], ts->sg_norm[b]);
+    }
+    for (int l = 1; l <= n_hidden; l++) {
+        const double *sq = cz_engine_jacobian_sqnorm(ws, l);
+        for (size_t b = 0; sq && b < nb; b++) cz_hist_add(&ts->h[FAM_JACOBIAN + l - 1], sqrt(sq[b]));
+    }
+    return 0;
+}
+
+/* Sums every rank's histograms into rank 0's (collective); the others restart from zero. */
+static int tau_merge(tau_set *ts, const cz_dist *d, cz_error *err)
+{
+    size_t stride = CZ_HIST_BINS + 1;
+    for (int f = 0; f < ts->nf; f++) {
+        memcpy(ts->pack + (size_t)f * stride, ts->h[f].counts, CZ_HIST_BINS * sizeof(uint64_t));
+        ts->pack[(size_t)f * stride + CZ_HIST_BINS] = ts->h[f].count;
+        ts->maxes[f] = ts->h[f].max;
+        ts->sums.v[f] = ts->h[f].sum;
+    }
+    ts->sums.bad = 0;
+    int rc = cz_dist_sum_u64(d, ts->pack, (size_t)ts->nf * stride, err);
+    if (!rc) rc = cz_dist_max_double(d, ts->maxes, (size_t)ts->nf, err);
+    if (!rc) rc = cz_dist_sum_fixed(d, &ts->sums, err);
+    if (rc) return rc;
+    for (int f = 0; f < ts->nf; f++) {
+        if (d->rank != 0) {
+            cz_hist_reset(&ts->h[f]);
+            continue;
+        }
+        memcpy(ts->h[f].counts, ts->pack + (size_t)f * stride, CZ_HIST_BINS * sizeof(uint64_t));
+        ts->h[f].count = ts->pack[(size_t)f * stride + CZ_HIST_BINS];
+        ts->h[f].max = ts->maxes[f];
+        ts->h[f].sum = ts->sums.v[f];
+    }
+    return 0;
+}
+
 typedef struct {
     double samples, loss, acc, mae;
     uint64_t *confusion; /* [K x K] (true x predicted) or NULL */
 } eval_result;
 
 /* Forward-only pass over rows[0..n) on all ranks; sums are exact whatever the world size. */
+/* tau (may be NULL): also collect the per-sample families, which needs a backward pass
+ * (lambda 0, stream on) into the scratch gradient buffer grad. */
 static int evaluate(const cz_dist *d, cz_workspace *ws, const cz_model *m, const float *params,
                     chunk_io *io, const uint64_t *rows, size_t n, size_t M, eval_result *res,
-                    cz_error *err)
+                    tau_set *tau, float *grad, cz_error *err)
 {
     size_t K = m->spec.head == CZ_HEAD_REGRESS ? 0 : (size_t)m->spec.classes;
     cz_fixed_acc acc;
@@ -108,13 +207,15 @@ static int evaluate(const cz_dist *d, cz_workspace *ws, const cz_model *m, const
     int rc = pred ? 0 : cz_error_set(err, CZ_ENOMEM, "out of memory");
     size_t C = (n + M - 1) / M, c0, c1;
     my_chunks(C, d->rank, d->size, &c0, &c1);
-    cz_step_opts opts = {0};
+    cz_step_opts opts = {.stream = tau != NULL};
     for (size_t c = c0; c < c1 && !rc; c++) {
         size_t b0 = c * M, nb = n - b0 < M ? n - b0 : M;
         memcpy(io->rows, rows + b0, nb * sizeof(uint64_t));
         cz_step_sums sums;
         rc = chunk_load(io, nb, err);
-        if (!rc) rc = cz_engine_step(ws, params, io->x, io->yc, io->yv, NULL, nb, &opts, NULL, &sums, err);
+        if (!rc) rc = cz_engine_step(ws, params, io->x, io->yc, io->yv, NULL, nb, &opts,
+                                     tau ? grad : NULL, &sums, err);
+        if (!rc && tau) rc = tau_collect(tau, ws, params, m->n_hidden, nb, err);
         if (rc) break;
         cz_loss_sums ls = {0};
         cz_loss_eval(NULL, NULL, pred, &ls, m, cz_engine_outputs(ws), io->yc, io->yv, nb);
@@ -128,6 +229,7 @@ static int evaluate(const cz_dist *d, cz_workspace *ws, const cz_model *m, const
     }
     rc = cz_dist_agree(d, rc, err);
     if (!rc) rc = cz_dist_sum_fixed(d, &acc, err);
+    if (!rc && tau) rc = tau_merge(tau, d, err);
     if (!rc && res->confusion) rc = cz_dist_sum_u64(d, res->confusion, K * K, err);
     if (!rc && acc.bad) rc = cz_error_set(err, CZ_ERUNTIME, "evaluation produced a non-finite loss");
     if (!rc) {
@@ -256,6 +358,8 @@ typedef struct {
     char *config_json;
     int tty;
     uint64_t rows_read;      /* training rows this rank read (the share it computed) */
+    tau_set ts;
+    cz_metrics *mx;          /* rank 0 */
 } trainer;
 
 static void trainer_free(trainer *t)
@@ -275,6 +379,8 @@ static void trainer_free(trainer *t)
     chunk_io_free(&t->io);
     chunk_io_free(&t->vio);
     free(t->config_json);
+    tau_free(&t->ts);
+    cz_metrics_close(t->mx);
 }
 
 static int open_data(trainer *t, int head_given, cz_error *err)
@@ -361,6 +467,7 @@ static int setup(trainer *t, int head_given, cz_error *err)
     if (!rc) rc = chunk_io_init(&t->io, t->train, M, cfg->standardize ? t->mean : NULL, t->std, err);
     if (!rc) rc = chunk_io_init(&t->vio, t->val ? t->val : t->train, M,
                                 cfg->standardize ? t->mean : NULL, t->std, err);
+    if (!rc && cfg->tau) rc = tau_init(&t->ts, t->m.n_hidden, M, 1, err);
     rc = cz_dist_agree(d, rc, err);
     if (rc) return rc;
     if (cfg->standardize) rc = feature_stats(d, t->train, t->train_rows, t->n_train, t->mean, t->std, err);
@@ -433,7 +540,7 @@ static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, lo
     if (exact) cz_fixed_zero(&t->acc);
     else memset(t->gsum, 0, n * sizeof(float));
     double local[SC_N] = {0};
-    cz_step_opts opts = {.lambda = lambda, .train = 1};
+    cz_step_opts opts = {.lambda = lambda, .train = 1, .stream = cfg->tau};
     uint64_t epoch_key = cz_hash64(cfg->seed, 0x64726f70ULL + (uint64_t)epoch); /* "drop" */
     int rc = 0;
     for (size_t c = c0; c < c1 && !rc; c++) {
@@ -445,6 +552,7 @@ static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, lo
         t->rows_read += mb;
         if (!rc) rc = cz_engine_step(t->ws, t->params, t->io.x, t->io.yc, t->io.yv, t->io.keys, mb,
                                      &opts, t->grad, &s, err);
+        if (!rc && cfg->tau) rc = tau_collect(&t->ts, t->ws, t->params, t->m.n_hidden, mb, err);
         if (rc) break;
         double v[SC_N] = {s.task.loss, s.dreg, s.task.correct, s.task.abs_err};
         if (exact) {
@@ -473,10 +581,15 @@ static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, lo
         memcpy(sc, local, sizeof local);
     }
     /* identical on every rank after the reduction, so every rank stops here together */
-    for (size_t i = 0; i < n; i++)
+    double gsq = 0;
+    for (size_t i = 0; i < n; i++) {
         if (!isfinite(t->grad[i]))
             return cz_error_set(err, CZ_ERUNTIME, "step %ld: non-finite gradient (training diverged: "
                                 "lower --lr or --dreg)", step + 1);
+        gsq += (double)t->grad[i] * (double)t->grad[i];
+    }
+    /* one value per step, the same on every rank: rank 0 records it */
+    if (cfg->tau && d->rank == 0) cz_hist_add(&t->ts.h[FAM_PARAM], sqrt(gsq));
     cz_optim_step(&cfg->optim, t->params, t->grad, t->opt, n, t->m.n_weights, step + 1, lr);
     return 0;
 }
@@ -529,7 +642,9 @@ static void slurm_fields(char *buf, size_t len)
 
 static int save_checkpoint(trainer *t, const progress_state *ps, cz_error *err)
 {
-    int rc = 0;
+    /* the epoch's histograms so far, merged into rank 0's, travel with the checkpoint */
+    int rc = t->cfg->tau ? tau_merge(&t->ts, t->d, err) : 0;
+    if (rc) return rc;
     if (t->d->rank == 0) {
         cz_optim_spec os = t->cfg->optim;
         cz_checkpoint c = {.model = t->m, .params = t->params, .optim = os.kind,
@@ -539,6 +654,11 @@ static int save_checkpoint(trainer *t, const progress_state *ps, cz_error *err)
         c.state = (cz_train_state){.epoch = ps->epoch, .step = ps->step, .position = ps->position,
                                    .lambda = ps->lambda, .lr = ps->lr, .world_size = t->d->size};
         memcpy(c.state.epoch_sums, ps->sums, sizeof ps->sums);
+        if (t->cfg->tau) {
+            c.n_tau = t->ts.nf;
+            c.tau = t->ts.h;
+            c.tau_names = t->ts.names;
+        }
         cz_rng_seed(&c.state.rng, t->cfg->seed); /* all randomness is hashed from the seed */
         slurm_fields(c.state.slurm, sizeof c.state.slurm);
         snprintf(c.version, sizeof c.version, "%s", CHAINZ_VERSION);
@@ -713,6 +833,10 @@ static int resume(trainer *t, progress_state *ps, cz_error *err)
                 fflush(stdout);
             }
         }
+        if (!rc && t->cfg->tau && t->d->rank == 0) /* the epoch's partial histograms */
+            for (int k = 0; k < c.n_tau; k++)
+                for (int f = 0; f < t->ts.nf; f++)
+                    if (!strcmp(c.tau_names[k], t->ts.names[f])) t->ts.h[f] = c.tau[k];
         cz_ckpt_free(&c);
     }
     return cz_dist_agree(t->d, rc, err);
@@ -809,6 +933,13 @@ int cz_train(const cz_config *cfg, int head_given, const cz_dist *d, cz_error *e
             slurm_fields(slurm, sizeof slurm);
             if (slurm[0]) printf("chainz: SLURM %s\n", slurm);
             lrc = ps.step ? truncate_history(hist_path, ps.epoch, err) : 0;
+            char mpath[4200];
+            snprintf(mpath, sizeof mpath, "%s/metrics.h5", cfg->out);
+            const char *fam[CZ_MAX_HIDDEN + FAM_JACOBIAN];
+            for (int f = 0; cfg->tau && f < t.ts.nf; f++) fam[f] = t.ts.names[f];
+            if (!lrc)
+                lrc = cz_metrics_open(&t.mx, mpath, cfg->tau ? t.ts.nf : 0, fam, t.config_json,
+                                      ps.step ? ps.epoch : -1, err);
             if (!lrc && !(hist = fopen(hist_path, ps.step ? "a" : "w")))
                 lrc = cz_error_set(err, CZ_EIO, "%s: cannot write: %s", hist_path, strerror(errno));
         }
@@ -874,7 +1005,8 @@ int cz_train(const cz_config *cfg, int head_given, const cz_dist *d, cz_error *e
         double seen = ps.sums[4];
         eval_result vr = {0};
         if (t.n_val) rc = evaluate(d, t.ws, &t.m, t.params, &t.vio, t.val_rows, t.n_val,
-                                   (size_t)cfg->micro_batch, &vr, err);
+                                   (size_t)cfg->micro_batch, &vr, NULL, NULL, err);
+        if (!rc && cfg->tau) rc = tau_merge(&t.ts, d, err);
         if (!rc) rc = cz_dist_check_replicas(d, cz_checksum(t.params, t.m.n_params * sizeof(float)), err);
         if (rc) break;
         double secs = cz_dist_time() - te;
@@ -896,15 +1028,31 @@ int cz_train(const cz_config *cfg, int head_given, const cz_dist *d, cz_error *e
             snprintf(line + w, sizeof line - (size_t)w, "\"seconds\": %.3f}\n", secs);
             if (fputs(line, hist) < 0 || fflush(hist) || fsync(fileno(hist)))
                 lrc = cz_error_set(err, CZ_EIO, "%s: cannot append: %s", hist_path, strerror(errno));
+            double row[CZ_HISTORY_FIELDS] = {(double)(epoch + 1), (double)ps.step, ps.sums[0] / seen,
+                                             ps.sums[1] / seen, ps.lambda, ps.lr, ps.sums[2] / seen,
+                                             t.n_val ? vr.loss : NAN, t.n_val ? vr.acc : NAN,
+                                             t.n_val ? vr.mae : NAN, secs};
+            if (!lrc) lrc = cz_metrics_append(t.mx, row, cfg->tau ? t.ts.h : NULL, err);
             char ts[32];
             utc_now(ts, sizeof ts);
             printf("[%s] epoch %ld/%d done: train loss %.4f dreg %.4g acc %.4f", ts, epoch + 1,
                    cfg->epochs, ps.sums[0] / seen, ps.sums[1] / seen, ps.sums[2] / seen);
             if (t.n_val) printf(" | val loss %.4f acc %.4f mae %.4f", vr.loss, vr.acc, vr.mae);
             printf(" | lambda %.3g lr %.3g | %.1f s\n", ps.lambda, ps.lr, secs);
+            if (cfg->tau) {
+                cz_hist_summary is;
+                cz_hist_summarize(&t.ts.h[FAM_INPUT], &is);
+                printf("    tau: input_grad %.3g", is.tau);
+                for (int f = FAM_PARAM; f < t.ts.nf; f++) {
+                    cz_hist_summarize(&t.ts.h[f], &is);
+                    printf(" | %s %.3g", t.ts.names[f], is.tau);
+                }
+                printf("\n");
+            }
             fflush(stdout);
         }
         rc = cz_dist_agree(d, lrc, err);
+        if (cfg->tau) tau_reset(&t.ts);
         /* the epoch is complete: the checkpoint says so (position 0 of the next epoch) */
         ps.epoch = epoch + 1;
         ps.position = 0;
@@ -997,9 +1145,17 @@ int cz_eval(const cz_eval_opts *o, const cz_dist *d, cz_error *err)
         if (!rows || !conf) rc = cz_error_set(err, CZ_ENOMEM, "out of memory");
         for (size_t i = 0; !rc && i < n; i++) rows[i] = i;
     }
+    tau_set ts;
+    memset(&ts, 0, sizeof ts);
+    float *grad = NULL;
+    if (!rc && o->tau) {
+        rc = tau_init(&ts, c.model.n_hidden, M, 0, err);
+        if (!rc && !(grad = malloc(c.model.n_params * sizeof(float))))
+            rc = cz_error_set(err, CZ_ENOMEM, "out of memory");
+    }
     rc = cz_dist_agree(d, rc, err);
     eval_result r = {.confusion = K ? conf : NULL};
-    if (!rc) rc = evaluate(d, ws, &c.model, c.params, &io, rows, n, M, &r, err);
+    if (!rc) rc = evaluate(d, ws, &c.model, c.params, &io, rows, n, M, &r, o->tau ? &ts : NULL, grad, err);
     if (!rc && d->rank == 0) {
         printf("chainz eval: model %s on %s (%zu samples, %d rank%s)\n", path, o->data, n, d->size,
                d->size > 1 ? "s" : "");
@@ -1020,8 +1176,20 @@ int cz_eval(const cz_eval_opts *o, const cz_dist *d, cz_error *err)
                 printf("\n");
             }
         }
+        if (o->tau) {
+            printf("gradient-norm statistics (per sample, task loss):\n");
+            printf("  %-20s %10s %11s %11s %11s %11s %11s %8s\n", "family", "count", "mean", "p50", "p90",
+                   "p99", "max", "tau");
+            for (int f = 0; f < ts.nf; f++) {
+                if (f == FAM_PARAM) continue; /* a per-step statistic: training only */
+                cz_hist_summary hs;
+                cz_hist_summarize(&ts.h[f], &hs);
+                printf("  %-20s %10.0f %11.4g %11.4g %11.4g %11.4g %11.4g %8.3f\n", ts.names[f], hs.count,
+                       hs.mean, hs.p50, hs.p90, hs.p99, hs.max, hs.tau);
+            }
+        }
         if (o->json && o->json[0]) {
-            size_t cap = 512 + K * 32 + K * K * 24;
+            size_t cap = 1024 + K * 32 + K * K * 24 + (o->tau ? (size_t)ts.nf * 256 : 0);
             char *js = malloc(cap);
             if (!js) rc = cz_error_set(err, CZ_ENOMEM, "out of memory");
             else {
@@ -1042,7 +1210,23 @@ int cz_eval(const cz_eval_opts *o, const cz_dist *d, cz_error *err)
                                               (unsigned long long)conf[k * K + p]);
                     w += (size_t)snprintf(js + w, cap - w, "]");
                 }
-                snprintf(js + w, cap - w, "]}\n");
+                w += (size_t)snprintf(js + w, cap - w, "]");
+                if (o->tau) {
+                    w += (size_t)snprintf(js + w, cap - w, ", \"tau\": {");
+                    for (int f = 0, first = 1; f < ts.nf; f++) {
+                        if (f == FAM_PARAM) continue;
+                        cz_hist_summary hs;
+                        cz_hist_summarize(&ts.h[f], &hs);
+                        w += (size_t)snprintf(js + w, cap - w,
+                                              "%s\"%s\": {\"count\": %.0f, \"mean\": %.9g, \"p50\": %.9g, "
+                                              "\"p90\": %.9g, \"p99\": %.9g, \"max\": %.9g, \"tau\": %.9g}",
+                                              first ? "" : ", ", ts.names[f], hs.count, hs.mean, hs.p50, hs.p90,
+                                              hs.p99, hs.max, hs.tau);
+                        first = 0;
+                    }
+                    w += (size_t)snprintf(js + w, cap - w, "}");
+                }
+                snprintf(js + w, cap - w, "}\n");
                 rc = write_text_atomic(o->json, js, err);
                 free(js);
             }
@@ -1050,6 +1234,8 @@ int cz_eval(const cz_eval_opts *o, const cz_dist *d, cz_error *err)
         fflush(stdout);
     }
     rc = cz_dist_agree(d, rc, err);
+    tau_free(&ts);
+    free(grad);
     free(rows);
     free(conf);
     chunk_io_free(&io);

@@ -1,0 +1,33 @@
+/* The run's metrics file (RUN_DIR/metrics.h5, format "chainz-metrics"), written by rank 0:
+ *   /history/{epoch, step, train_loss, dreg, lambda, lr, train_acc, val_loss, val_acc,
+ *             val_mae, seconds}                        float64 [E]  (val_* NaN without validation)
+ *   /tau/<family>/counts                               uint64 [E, CZ_HIST_BINS] (deflate)
+ *   /tau/<family>/edges                                float64 [CZ_HIST_BINS + 1]
+ *   /tau/<family>/{count, mean, p50, p90, p99, max, tau}  float64 [E]
+ *   attrs: format, version, families (comma list), alpha, gamma, config (JSON)
+ * The whole file is rewritten under a temporary name and renamed after every epoch, so a
+ * reader (h5py, h5dump, chainz tau) always sees a complete file while the run goes on,
+ * and a crash never leaves a half-written one. On resume the rows of epochs the
+ * checkpoint has not completed (an abandoned attempt's) are dropped. */
+#ifndef CHAINZ_METRICS_H
+#define CHAINZ_METRICS_H
+
+#include "chainz/error.h"
+#include "chainz/hist.h"
+
+#define CZ_HISTORY_FIELDS 11
+extern const char *const cz_history_names[CZ_HISTORY_FIELDS];
+
+typedef struct cz_metrics cz_metrics;
+
+/* Starts the run's metrics. keep_epochs < 0: a fresh file; otherwise the existing file's
+ * rows with epoch <= keep_epochs are kept (a missing file is not an error). */
+int cz_metrics_open(cz_metrics **out, const char *path, int n_families, const char *const *families,
+                    const char *config_json, long keep_epochs, cz_error *err);
+/* Appends one epoch (history row in cz_history_names order, one merged histogram per
+ * family) and rewrites the file. */
+int cz_metrics_append(cz_metrics *mx, const double *row, const cz_hist *hists, cz_error *err);
+long cz_metrics_epochs(const cz_metrics *mx);
+void cz_metrics_close(cz_metrics *mx);
+
+#endif

@@ -1,0 +1,250 @@
+#include "chainz/metrics.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "h5util.h"
+
+const char *const cz_history_names[CZ_HISTORY_FIELDS] = {
+    "epoch", "step", "train_loss", "dreg", "lambda", "lr", "train_acc", "val_loss", "val_acc", "val_mae", "seconds"};
+
+static const char *const summary_names[7] = {"count", "mean", "p50", "p90", "p99", "max", "tau"};
+
+struct cz_metrics {
+    char path[4096];
+    char *config;
+    int nf;
+    char (*names)[64];
+    long epochs, cap;
+    double *history;      /* [cap x CZ_HISTORY_FIELDS] */
+    double *summary;      /* [cap x nf x 7] */
+    uint64_t *counts;     /* [cap x nf x CZ_HIST_BINS] */
+};
+
+/* room for `need` epochs */
+static int grow_to(cz_metrics *mx, long need)
+{
+    if (need <= mx->cap) return 0;
+    long cap = mx->cap ? mx->cap : 16;
+    while (cap < need) cap *= 2;
+    double *h = realloc(mx->history, (size_t)cap * CZ_HISTORY_FIELDS * sizeof(double));
+    if (h) mx->history = h;
+    double *s = realloc(mx->summary, (size_t)cap * (size_t)mx->nf * 7 * sizeof(double));
+    if (s) mx->summary = s;
+    uint64_t *c = realloc(mx->counts, (size_t)cap * (size_t)mx->nf * CZ_HIST_BINS * sizeof(uint64_t));
+    if (c) mx->counts = c;
+    if (!h || !s || !c) return -1;
+    mx->cap = cap;
+    return 0;
+}
+
+void cz_metrics_close(cz_metrics *mx)
+{
+    if (!mx) return;
+    free(mx->config);
+    free(mx->names);
+    free(mx->history);
+    free(mx->summary);
+    free(mx->counts);
+    free(mx);
+}
+
+long cz_metrics_epochs(const cz_metrics *mx) { return mx->epochs; }
+
+/* reads column `name` (float64 [E]) of group g into dst with stride */
+static int read_column(hid_t g, const char *name, long E, double *dst, size_t stride, const char *file,
+                       cz_error *err)
+{
+    double *tmp = malloc((size_t)(E ? E : 1) * sizeof(double));
+    if (!tmp) return cz_error_set(err, CZ_ENOMEM, "out of memory");
+    int rc = cz_h5_read(g, name, H5T_NATIVE_DOUBLE, (size_t)E, tmp, file, err);
+    if (rc == 1) rc = cz_error_set(err, CZ_EINVAL, "%s: %s missing", file, name);
+    for (long e = 0; !rc && e < E; e++) dst[(size_t)e * stride] = tmp[e];
+    free(tmp);
+    return rc;
+}
+
+/* Loads the rows of epochs <= keep from an existing file (resume). */
+static int load_existing(cz_metrics *mx, long keep, cz_error *err)
+{
+    if (access(mx->path, F_OK) != 0) return 0;
+    hid_t f = H5Fopen(mx->path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) return cz_error_set(err, CZ_EINVAL, "%s: cannot open the run's metrics to continue them", mx->path);
+    int rc = 0;
+    hid_t gh = H5Gopen2(f, "history", H5P_DEFAULT);
+    long E = 0;
+    if (gh < 0) rc = cz_error_set(err, CZ_EINVAL, "%s: no /history", mx->path);
+    else {
+        hid_t ds = H5Dopen2(gh, "epoch", H5P_DEFAULT);
+        hid_t sp = ds >= 0 ? H5Dget_space(ds) : -1;
+        E = sp >= 0 ? (long)H5Sget_simple_extent_npoints(sp) : -1;
+        if (sp >= 0) H5Sclose(sp);
+        if (ds >= 0) H5Dclose(ds);
+        if (E < 0) rc = cz_error_set(err, CZ_EINVAL, "%s: no /history/epoch", mx->path);
+    }
+    if (!rc && grow_to(mx, E)) rc = cz_error_set(err, CZ_ENOMEM, "out of memory");
+    for (int k = 0; !rc && k < CZ_HISTORY_FIELDS; k++)
+        rc = read_column(gh, cz_history_names[k], E, mx->history + k, CZ_HISTORY_FIELDS, mx->path, err);
+    for (int fi = 0; !rc && fi < mx->nf; fi++) {
+        char gname[128];
+        snprintf(gname, sizeof gname, "tau/%s", mx->names[fi]);
+        hid_t g = H5Gopen2(f, gname, H5P_DEFAULT);
+        if (g < 0) {
+            rc = cz_error_set(err, CZ_EINVAL, "%s: no /%s (the run's families changed?)", mx->path, gname);
+            break;
+        }
+        for (int k = 0; !rc && k < 7; k++)
+            rc = read_column(g, summary_names[k], E, mx->summary + (size_t)fi * 7 + (size_t)k,
+                             (size_t)mx->nf * 7, mx->path, err);
+        uint64_t *tmp = rc ? NULL : malloc((size_t)(E ? E : 1) * CZ_HIST_BINS * sizeof(uint64_t));
+        if (!rc && !tmp) rc = cz_error_set(err, CZ_ENOMEM, "out of memory");
+        if (!rc) {
+            int r = cz_h5_read(g, "counts", H5T_NATIVE_UINT64, (size_t)E * CZ_HIST_BINS, tmp, mx->path, err);
+            if (r) rc = r == 1 ? cz_error_set(err, CZ_EINVAL, "%s: /%s/counts missing", mx->path, gname) : r;
+        }
+        for (long e = 0; !rc && e < E; e++)
+            memcpy(mx->counts + ((size_t)e * (size_t)mx->nf + (size_t)fi) * CZ_HIST_BINS,
+                   tmp + (size_t)e * CZ_HIST_BINS, CZ_HIST_BINS * sizeof(uint64_t));
+        free(tmp);
+        H5Gclose(g);
+    }
+    if (gh >= 0) H5Gclose(gh);
+    H5Fclose(f);
+    if (rc) return rc;
+    /* keep the epochs the checkpoint completed; rows are in epoch order */
+    long n = 0;
+    while (n < E && mx->history[(size_t)n * CZ_HISTORY_FIELDS] <= (double)keep) n++;
+    mx->epochs = n;
+    return 0;
+}
+
+int cz_metrics_open(cz_metrics **out, const char *path, int n_families, const char *const *families,
+                    const char *config_json, long keep_epochs, cz_error *err)
+{
+    cz_h5_quiet();
+    *out = NULL;
+    cz_metrics *mx = calloc(1, sizeof *mx);
+    if (!mx) return cz_error_set(err, CZ_ENOMEM, "out of memory");
+    snprintf(mx->path, sizeof mx->path, "%s", path);
+    mx->nf = n_families;
+    mx->names = calloc((size_t)n_families, sizeof *mx->names);
+    mx->config = strdup(config_json ? config_json : "{}");
+    int rc = (!mx->names || !mx->config || grow_to(mx, 1)) ? cz_error_set(err, CZ_ENOMEM, "out of memory") : 0;
+    for (int i = 0; !rc && i < n_families; i++) snprintf(mx->names[i], sizeof mx->names[i], "%s", families[i]);
+    if (!rc && keep_epochs >= 0) rc = load_existing(mx, keep_epochs, err);
+    if (rc) {
+        cz_metrics_close(mx);
+        return rc;
+    }
+    *out = mx;
+    return 0;
+}
+
+/* a 1-D float64 column of E values taken with stride from src */
+static int write_column(hid_t g, const char *name, const double *src, long E, size_t stride)
+{
+    double *tmp = malloc((size_t)(E ? E : 1) * sizeof(double));
+    if (!tmp) return CZ_ENOMEM;
+    for (long e = 0; e < E; e++) tmp[e] = src[(size_t)e * stride];
+    size_t dims[1] = {(size_t)E};
+    int rc = cz_h5_write(g, name, H5T_NATIVE_DOUBLE, 1, dims, tmp);
+    free(tmp);
+    return rc;
+}
+
+static hid_t group_path(hid_t f, const char *path)
+{
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t g = H5Gcreate2(f, path, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    H5Pclose(lcpl);
+    return g;
+}
+
+static int write_file(const cz_metrics *mx, cz_error *err)
+{
+    char tmp[4200];
+    cz_tmp_name(tmp, sizeof tmp, mx->path);
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0) return cz_error_set(err, CZ_EIO, "%s: cannot create %s", mx->path, tmp);
+    long E = mx->epochs;
+    int rc = 0;
+    char fams[4096] = "";
+    for (int i = 0; i < mx->nf; i++) {
+        size_t w = strlen(fams);
+        snprintf(fams + w, sizeof fams - w, "%s%s", i ? "," : "", mx->names[i]);
+    }
+    rc |= cz_h5_set_str(f, "format", "chainz-metrics") | cz_h5_set_long(f, "version", 1) |
+          cz_h5_set_str(f, "families", fams) | cz_h5_set_double(f, "alpha", CZ_HIST_ALPHA) |
+          cz_h5_set_double(f, "gamma", cz_hist_gamma()) | cz_h5_set_str(f, "config", mx->config) |
+          cz_h5_set_str(f, "tau_meaning", "tau = p99 / mean of the per-sample (or per-step) gradient norms of the epoch");
+    hid_t gh = group_path(f, "history");
+    for (int k = 0; !rc && k < CZ_HISTORY_FIELDS; k++)
+        rc = write_column(gh, cz_history_names[k], mx->history + k, E, CZ_HISTORY_FIELDS);
+    H5Gclose(gh);
+    double *edges = malloc((CZ_HIST_BINS + 1) * sizeof(double));
+    uint64_t *cnt = malloc((size_t)(E ? E : 1) * CZ_HIST_BINS * sizeof(uint64_t));
+    if (!edges || !cnt) rc = CZ_ENOMEM;
+    else cz_hist_edges(edges);
+    for (int fi = 0; !rc && fi < mx->nf; fi++) {
+        char gname[128];
+        snprintf(gname, sizeof gname, "tau/%s", mx->names[fi]);
+        hid_t g = group_path(f, gname);
+        if (g < 0) {
+            rc = CZ_EIO;
+            break;
+        }
+        for (int k = 0; !rc && k < 7; k++)
+            rc = write_column(g, summary_names[k], mx->summary + (size_t)fi * 7 + (size_t)k, E, (size_t)mx->nf * 7);
+        size_t ed[1] = {CZ_HIST_BINS + 1};
+        if (!rc) rc = cz_h5_write(g, "edges", H5T_NATIVE_DOUBLE, 1, ed, edges);
+        for (long e = 0; e < E; e++)
+            memcpy(cnt + (size_t)e * CZ_HIST_BINS,
+                   mx->counts + ((size_t)e * (size_t)mx->nf + (size_t)fi) * CZ_HIST_BINS, CZ_HIST_BINS * sizeof(uint64_t));
+        if (!rc && E > 0) { /* chunked per epoch and deflated: mostly empty bins */
+            hsize_t dims[2] = {(hsize_t)E, CZ_HIST_BINS}, chunk[2] = {1, CZ_HIST_BINS};
+            hid_t sp = H5Screate_simple(2, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+            H5Pset_chunk(dcpl, 2, chunk);
+            H5Pset_deflate(dcpl, 4);
+            hid_t ds = H5Dcreate2(g, "counts", H5T_NATIVE_UINT64, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+            if (ds < 0 || H5Dwrite(ds, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, cnt) < 0) rc = CZ_EIO;
+            if (ds >= 0) H5Dclose(ds);
+            H5Pclose(dcpl);
+            H5Sclose(sp);
+        }
+        cz_h5_set_str(g, "counts_meaning", "epochs x bins; bin 0 counts zeros, bin i covers (edges[i], edges[i+1]]");
+        H5Gclose(g);
+    }
+    free(edges);
+    free(cnt);
+    if (H5Fclose(f) < 0 && !rc) rc = CZ_EIO;
+    if (rc) {
+        unlink(tmp);
+        return cz_error_set(err, CZ_EIO, "%s: writing the metrics failed", mx->path);
+    }
+    rc = cz_file_commit(tmp, mx->path, err);
+    if (rc) unlink(tmp);
+    return rc;
+}
+
+int cz_metrics_append(cz_metrics *mx, const double *row, const cz_hist *hists, cz_error *err)
+{
+    if (grow_to(mx, mx->epochs + 1)) return cz_error_set(err, CZ_ENOMEM, "out of memory for the metrics");
+    long e = mx->epochs;
+    memcpy(mx->history + (size_t)e * CZ_HISTORY_FIELDS, row, CZ_HISTORY_FIELDS * sizeof(double));
+    for (int fi = 0; fi < mx->nf; fi++) {
+        cz_hist_summary s;
+        cz_hist_summarize(&hists[fi], &s);
+        double *dst = mx->summary + ((size_t)e * (size_t)mx->nf + (size_t)fi) * 7;
+        double v[7] = {s.count, s.mean, s.p50, s.p90, s.p99, s.max, s.tau};
+        memcpy(dst, v, sizeof v);
+        memcpy(mx->counts + ((size_t)e * (size_t)mx->nf + (size_t)fi) * CZ_HIST_BINS, hists[fi].counts,
+               CZ_HIST_BINS * sizeof(uint64_t));
+    }
+    mx->epochs++;
+    return write_file(mx, err);
+}

@@ -2,8 +2,8 @@
 # The main job, from a fresh Debian machine: installs what chainz needs (apt-get), builds,
 # prepares Pima Diabetes from Debian's weka examples (diabetes.arff, taken from the weka
 # package without installing Java), trains a CR network with DREG on 2 MPI ranks, writes
-# checkpoints and the run's metrics under checkpoints/pima-cr/, and evaluates the final
-# model on the held-out test split.
+# checkpoints and the run's tau histograms (metrics.h5) under checkpoints/pima-cr/,
+# evaluates the final model on the held-out test split and prints the tau table.
 #
 #   bash launch/demo.sh            (re-running reuses the build and the prepared data)
 #   RANKS=4 EPOCHS=80 bash launch/demo.sh
@@ -41,5 +41,7 @@ rm -rf "$run"
     --layers 32,32 --act poly --dreg 0.01 --epochs "$epochs" --batch 32 --micro-batch 8 \
     --lr 3e-3 --seed 1
 "$top/launch/mpirun.sh" -n "$ranks" -t 1 -- "$chainz" eval --model "$run" \
-    --data "$data/pima-test.h5" --json "$run/test.json"
-echo "demo: run directory $run (config.json, history.jsonl, checkpoints/, test.json)"
+    --data "$data/pima-test.h5" --tau --json "$run/test.json"
+# the per-epoch gradient-norm statistics (tau = p99/mean) recorded in metrics.h5
+"$chainz" tau "$run" --family input_grad
+echo "demo: run directory $run (config.json, history.jsonl, metrics.h5, checkpoints/, test.json)"

@@ -137,6 +137,15 @@ expect_error "missing file" "nosuch.h5: cannot read the file" "${base[@]}" --dat
 expect_error "bad option value" "--lr: 'fast' is not a number" "${base[@]}" --data "$work/train.h5" --lr fast
 expect_error "bad activation" "--act 'swish'" "${base[@]}" --data "$work/train.h5" --act swish
 
+# ---- srun starting singletons (an MPI without SLURM's PMI): refused, not trained N times ----
+SLURM_STEP_ID=0 SLURM_STEP_NUM_TASKS=2 SLURM_JOB_ID=99 timeout 60 "$chainz" "${base[@]}" --data "$work/train.h5" >"$work/single.log" 2>&1
+status=$?
+if [ "$status" -eq 1 ] && grep -q "SLURM started 2 tasks but MPI sees a world of 1" "$work/single.log"; then
+    ok "singleton under a 2-task SLURM step refused: $(grep -m1 error "$work/single.log")"
+else
+    bad "singleton check: status $status"; cat "$work/single.log"
+fi
+
 # ---- natural h5py-style files: float64 features, int64 labels, chunked+compressed ----
 "$make_data" "$work/f64.h5" --n 300 --d 7 --classes 4 --seed 3 --float64 --int64-labels
 "$make_data" "$work/chunked.h5" --n 300 --d 7 --classes 4 --seed 3 --chunked

@@ -137,6 +137,20 @@ expect_error "missing file" "nosuch.h5: cannot read the file" "${base[@]}" --dat
 expect_error "bad option value" "--lr: 'fast' is not a number" "${base[@]}" --data "$work/train.h5" --lr fast
 expect_error "bad activation" "--act 'swish'" "${base[@]}" --data "$work/train.h5" --act swish
 
+# ---- review findings: a --no-tau run past 16 epochs, a second fresh run into a used --out,
+#      a regress model on a classify set, --val with --holdout ----
+run 2 train --data "$work/train.h5" --layers 8 --epochs 18 --batch 256 --micro-batch 64 --no-tau \
+    --out "$work/notau" >"$work/notau.log" 2>&1 && [ "$(grep -c . "$work/notau/history.jsonl")" -eq 18 ] \
+    && ok "--no-tau run of 18 epochs completes (history 18 lines)" || { bad "--no-tau 18 epochs"; tail -3 "$work/notau.log"; }
+expect_error "fresh run into a run directory with checkpoints" "already holds checkpoints of a run: continue it with --resume auto" \
+    train --data "$work/train.h5" --layers 8 --epochs 1 --out "$work/notau"
+"$make_data" "$work/reg.h5" --n 100 --d 7 --task regress
+run 1 train --data "$work/reg.h5" --layers 8 --epochs 1 --batch 32 --micro-batch 8 --out "$work/regrun" >/dev/null 2>&1 || bad "regress run"
+expect_error "regress model on a classify set" "val.h5 is a classify set but the model .* has head regress" \
+    eval --model "$work/regrun" --data "$work/val.h5"
+expect_error "--val with --holdout" "--val and --holdout both give a validation set" \
+    train --data "$work/train.h5" --val "$work/val.h5" --holdout 0.1 --out "$work/vh"
+
 # ---- srun starting singletons (an MPI without SLURM's PMI): refused, not trained N times ----
 SLURM_STEP_ID=0 SLURM_STEP_NUM_TASKS=2 SLURM_JOB_ID=99 timeout 60 "$chainz" "${base[@]}" --data "$work/train.h5" >"$work/single.log" 2>&1
 status=$?

@@ -1,11 +1,12 @@
 /* Exact, order-independent sums (docs/DESIGN.md section 2). Each value is converted to
- * 128-bit fixed point with 80 fractional bits (the same conversion wherever it runs) and
+ * 128-bit fixed point with 64 fractional bits (the same conversion wherever it runs) and
  * summed as integers, which is associative: the total does not depend on how values are
- * grouped across ranks, threads or micro-batches. |value| must be < 2^46 (about 7e13);
- * magnitudes below 2^-80 (about 8e-25) round down (floor) deterministically. A value
- * out of range, NaN or Inf is counted in `bad`; a total that would leave the 128-bit range
- * (|total| >= 2^47) saturates to CZ_FIXED_INVALID, which stays invalid under further sums
- * and reads back as NaN. Pure compute; the cross-rank sum lives in dist.h. */
+ * grouped across ranks, threads or micro-batches. Each |value| must be < 2^46 (about
+ * 7e13; larger values, NaN and Inf are counted in `bad`, not summed); magnitudes below
+ * 2^-64 (about 5e-20) round down (floor) deterministically. Sums wrap modulo 2^128 like
+ * unsigned integers (still associative), so a total is exact whenever the sum of the
+ * magnitudes stays below 2^63 (9.2e18): e.g. 131072 values at the 2^46 limit. Pure
+ * compute; the cross-rank sum lives in dist.h. */
 #ifndef CHAINZ_FIXED_H
 #define CHAINZ_FIXED_H
 
@@ -13,17 +14,11 @@
 #include "chainz/real.h"
 
 typedef __int128 cz_fixed;
-#define CZ_FIXED_INVALID ((cz_fixed)((unsigned __int128)1 << 127))
 
-/* a + b, or CZ_FIXED_INVALID if either is invalid or the sum overflows (associative and
- * commutative: any grouping of valid sums that stays in range gives the same bits, and
- * one out-of-range partial sum makes every grouping invalid only if the total is) */
+/* a + b modulo 2^128: unsigned arithmetic, so wrapping is defined and associative */
 static inline cz_fixed cz_fixed_add(cz_fixed a, cz_fixed b)
 {
-    cz_fixed r;
-    if (a == CZ_FIXED_INVALID || b == CZ_FIXED_INVALID || __builtin_add_overflow(a, b, &r))
-        return CZ_FIXED_INVALID;
-    return r;
+    return (cz_fixed)((unsigned __int128)a + (unsigned __int128)b);
 }
 
 typedef struct {
@@ -38,7 +33,7 @@ void cz_fixed_zero(cz_fixed_acc *a);
 /* a->v[off + i] += fixed(x[i]) for i < n */
 void cz_fixed_add_float(cz_fixed_acc *a, size_t off, const float *x, size_t n);
 void cz_fixed_add_double(cz_fixed_acc *a, size_t off, const double *x, size_t n);
-/* out[i] = (sum[off + i] rounded to double) * scale; NaN for an invalid sum */
+/* out[i] = (sum[off + i] rounded to double) * scale */
 void cz_fixed_get(const cz_fixed_acc *a, size_t off, double *out, size_t n, double scale);
 double cz_fixed_value(const cz_fixed_acc *a, size_t i);
 

@@ -6,9 +6,9 @@
  * values above the range land in the last bin. A value read back for a quantile is the
  * bin's representative 2 g^k / (g + 1), within 1% relative error of every value in the
  * bin. Beside the counts, the exact count, maximum and sum (128-bit fixed point, so that
- * merged sums do not depend on the order) are kept. The sum holds totals below 2^47
- * (1.4e14) at a resolution of 2^-80; a value >= 2^46 or a total beyond the range makes the
- * mean (and tau) NaN rather than wrong; quantiles and max stay valid. */
+ * merged sums do not depend on the order) are kept (resolution 2^-64; exact while the
+ * total stays below 2^63). A value >= 2^46 cannot be summed exactly: it makes the mean
+ * (and tau) NaN rather than wrong, while the quantiles and max stay valid. */
 #ifndef CHAINZ_HIST_H
 #define CHAINZ_HIST_H
 

@@ -1,7 +1,9 @@
 /* chainz: the command line. The only place that exits. Exit status: 0 done, 1 usage or
  * input error (the message names the file and place), 2 runtime failure, 75 stopped on a
  * signal after writing a checkpoint (a batch script requeues on it). */
+#include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,6 +140,17 @@ static int num(const char *opt, const char *s, double *out, cz_error *err)
     return 0;
 }
 
+/* strict integer parsing in [lo, hi] */
+static int inum(const char *opt, const char *s, long long lo, long long hi, long long *out, cz_error *err)
+{
+    char *end;
+    errno = 0;
+    *out = strtoll(s, &end, 10);
+    if (end == s || *end || errno || *out < lo || *out > hi)
+        return cz_error_set(err, CZ_EINVAL, "%s: '%s' is not an integer in %lld..%lld", opt, s, lo, hi);
+    return 0;
+}
+
 static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_error *err)
 {
     enum {
@@ -203,6 +216,35 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
         case '?':
             return cz_error_set(err, CZ_EINVAL, "unknown option or missing value: %s (see chainz train --help)",
                                 argv[optind - 1]);
+        case O_SEED: {
+            char *end;
+            errno = 0;
+            unsigned long long seed = strtoull(optarg, &end, 10);
+            if (end == optarg || *end || errno || optarg[0] == '-')
+                rc = cz_error_set(err, CZ_EINVAL, "--seed: '%s' is not an integer in 0..2^64-1", optarg);
+            c->seed = seed;
+            break;
+        }
+        case O_WARM: case O_EPOCHS: case O_BATCH: case O_MB: case O_MAXSTEPS: case O_THREADS:
+        case O_CKS: case O_CKE: case O_KEEP: case O_KEEPEVERY: {
+            long long iv = 0;
+            /* sizes stay far below overflow of the workspace arithmetic */
+            long long hi = (o == O_EPOCHS || o == O_CKE || o == O_KEEP || o == O_THREADS) ? 1000000 : 1LL << 40;
+            if ((rc = inum(name, optarg, 0, hi, &iv, err))) break;
+            switch (o) {
+            case O_WARM: c->warmup_steps = (long)iv; break;
+            case O_EPOCHS: c->epochs = (int)iv; break;
+            case O_BATCH: c->batch = (long)iv; break;
+            case O_MB: c->micro_batch = (long)iv; break;
+            case O_MAXSTEPS: c->max_steps = (long)iv; break;
+            case O_THREADS: c->threads = (int)iv; break;
+            case O_CKS: c->ckpt_every_steps = (long)iv; break;
+            case O_CKE: c->ckpt_every_epochs = (int)iv; break;
+            case O_KEEP: c->keep = (int)iv; break;
+            default: c->keep_every = (long)iv; break;
+            }
+            break;
+        }
         default:
             rc = num(name, optarg, &v, err);
             if (rc) break;
@@ -212,22 +254,11 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
             case O_DREG: c->dreg = v; break;
             case O_LR: c->lr = v; break;
             case O_LRMIN: c->lr_min = v; break;
-            case O_WARM: c->warmup_steps = (long)v; break;
             case O_WD: c->optim.weight_decay = v; break;
             case O_MOM: c->optim.momentum = v; break;
             case O_B1: c->optim.beta1 = v; break;
             case O_B2: c->optim.beta2 = v; break;
-            case O_EPOCHS: c->epochs = (int)v; break;
-            case O_BATCH: c->batch = (long)v; break;
-            case O_MB: c->micro_batch = (long)v; break;
-            case O_MAXSTEPS: c->max_steps = (long)v; break;
-            case O_SEED: c->seed = (uint64_t)v; break;
-            case O_THREADS: c->threads = (int)v; break;
             case O_LOGS: c->log_seconds = v; break;
-            case O_CKS: c->ckpt_every_steps = (long)v; break;
-            case O_CKE: c->ckpt_every_epochs = (int)v; break;
-            case O_KEEP: c->keep = (int)v; break;
-            case O_KEEPEVERY: c->keep_every = (long)v; break;
             }
         }
     }
@@ -244,7 +275,13 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
         return cz_error_set(err, CZ_EINVAL, "checkpoint cadences must be >= 0");
     if (c->holdout < 0 || c->holdout >= 1) return cz_error_set(err, CZ_EINVAL, "--holdout must be in [0, 1)");
     if (c->dreg < 0) return cz_error_set(err, CZ_EINVAL, "--dreg must be >= 0");
-    if (c->lr <= 0) return cz_error_set(err, CZ_EINVAL, "--lr must be > 0");
+    if (!(c->lr > 0) || !isfinite(c->lr)) return cz_error_set(err, CZ_EINVAL, "--lr must be > 0");
+    if (!(c->optim.beta1 >= 0 && c->optim.beta1 < 1) || !(c->optim.beta2 >= 0 && c->optim.beta2 < 1))
+        return cz_error_set(err, CZ_EINVAL, "--beta1 and --beta2 must be in [0, 1)");
+    if (!(c->optim.momentum >= 0 && c->optim.momentum < 1))
+        return cz_error_set(err, CZ_EINVAL, "--momentum must be in [0, 1)");
+    if (!(c->optim.weight_decay >= 0) || !(c->lr_min >= 0))
+        return cz_error_set(err, CZ_EINVAL, "--weight-decay and --lr-min must be >= 0");
     if (c->model.dropout < 0 || c->model.dropout >= 1)
         return cz_error_set(err, CZ_EINVAL, "--dropout must be in [0, 1)");
     return cz_config_parse_model(c, err);

@@ -21,8 +21,8 @@
 static MPI_Datatype fixed_type = MPI_DATATYPE_NULL;
 static MPI_Op fixed_sum = MPI_OP_NULL;
 
-/* 128-bit integer addition: associative and commutative, so any reduction tree gives
- * the same bits. memcpy because MPI's buffers need not be 16-byte aligned. */
+/* 128-bit integer addition modulo 2^128: associative and commutative, so any reduction
+ * tree gives the same bits. memcpy because MPI's buffers need not be 16-byte aligned. */
 static void add_fixed(void *in, void *inout, int *len, MPI_Datatype *dt)
 {
     (void)dt;
@@ -77,15 +77,28 @@ int cz_dist_agree(const cz_dist *d, int status, cz_error *err)
         snprintf(m.msg, sizeof m.msg, "%s", err->msg);
     }
     MPI_CHECK(MPI_Bcast(&m, (int)sizeof m, MPI_BYTE, out.rank, MPI_COMM_WORLD), err);
-    if (d->size > 1)
+    /* prefix the rank once (a message can pass through several agreements) */
+    if (d->size > 1 && strncmp(m.msg, "rank ", 5) != 0)
         return cz_error_set(err, m.code, "rank %d: %s", out.rank, m.msg);
     return cz_error_set(err, m.code, "%s", m.msg);
+}
+
+/* In-place allreduce of n elements in blocks: MPI counts are int, buffers need not be. */
+static int allreduce(void *buf, size_t n, MPI_Datatype type, size_t elem, MPI_Op op, cz_error *err)
+{
+    const size_t block = (size_t)1 << 30;
+    for (size_t off = 0; off < n; off += block) {
+        size_t k = n - off < block ? n - off : block;
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, (char *)buf + off * elem, (int)k, type, op, MPI_COMM_WORLD), err);
+    }
+    return 0;
 }
 
 int cz_dist_sum_fixed(const cz_dist *d, cz_fixed_acc *a, cz_error *err)
 {
     (void)d;
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, a->v, (int)a->n, fixed_type, fixed_sum, MPI_COMM_WORLD), err);
+    int rc = allreduce(a->v, a->n, fixed_type, sizeof(cz_fixed), fixed_sum, err);
+    if (rc) return rc;
     long bad = a->bad;
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_LONG, MPI_SUM, MPI_COMM_WORLD), err);
     a->bad = bad;
@@ -95,36 +108,31 @@ int cz_dist_sum_fixed(const cz_dist *d, cz_fixed_acc *a, cz_error *err)
 int cz_dist_sum_float(const cz_dist *d, float *x, size_t n, cz_error *err)
 {
     (void)d;
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, x, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD), err);
-    return 0;
+    return allreduce(x, n, MPI_FLOAT, sizeof *x, MPI_SUM, err);
 }
 
 int cz_dist_sum_double(const cz_dist *d, double *x, size_t n, cz_error *err)
 {
     (void)d;
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, x, (int)n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), err);
-    return 0;
+    return allreduce(x, n, MPI_DOUBLE, sizeof *x, MPI_SUM, err);
 }
 
 int cz_dist_sum_u64(const cz_dist *d, uint64_t *x, size_t n, cz_error *err)
 {
     (void)d;
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, x, (int)n, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD), err);
-    return 0;
+    return allreduce(x, n, MPI_UINT64_T, sizeof *x, MPI_SUM, err);
 }
 
 int cz_dist_max_double(const cz_dist *d, double *x, size_t n, cz_error *err)
 {
     (void)d;
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, x, (int)n, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD), err);
-    return 0;
+    return allreduce(x, n, MPI_DOUBLE, sizeof *x, MPI_MAX, err);
 }
 
 int cz_dist_max_int(const cz_dist *d, int *x, size_t n, cz_error *err)
 {
     (void)d;
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, x, (int)n, MPI_INT, MPI_MAX, MPI_COMM_WORLD), err);
-    return 0;
+    return allreduce(x, n, MPI_INT, sizeof *x, MPI_MAX, err);
 }
 
 int cz_dist_bcast(const cz_dist *d, void *buf, size_t bytes, int root, cz_error *err)

@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FRAC_BITS 80
+#define FRAC_BITS 64
 #define MAX_EXP 46 /* |v| < 2^46 */
 
-/* v = m * 2^(e-53) with m a 53-bit integer, so v * 2^80 = m * 2^(e+27), exactly */
+/* v = m * 2^(e-53) with m a 53-bit integer, so v * 2^64 = m * 2^(e+11), exactly */
 static inline int to_fixed(double v, cz_fixed *out)
 {
     if (v == 0) {
@@ -54,7 +54,7 @@ void cz_fixed_add_float(cz_fixed_acc *a, size_t off, const float *x, size_t n)
     for (size_t i = 0; i < n; i++) {
         cz_fixed q;
         if (to_fixed((double)x[i], &q)) a->bad++;
-        else if ((a->v[off + i] = cz_fixed_add(a->v[off + i], q)) == CZ_FIXED_INVALID) a->bad++;
+        else a->v[off + i] = cz_fixed_add(a->v[off + i], q);
     }
 }
 
@@ -63,13 +63,13 @@ void cz_fixed_add_double(cz_fixed_acc *a, size_t off, const double *x, size_t n)
     for (size_t i = 0; i < n; i++) {
         cz_fixed q;
         if (to_fixed(x[i], &q)) a->bad++;
-        else if ((a->v[off + i] = cz_fixed_add(a->v[off + i], q)) == CZ_FIXED_INVALID) a->bad++;
+        else a->v[off + i] = cz_fixed_add(a->v[off + i], q);
     }
 }
 
 double cz_fixed_value(const cz_fixed_acc *a, size_t i)
 {
-    return a->v[i] == CZ_FIXED_INVALID ? NAN : ldexp((double)a->v[i], -FRAC_BITS);
+    return ldexp((double)a->v[i], -FRAC_BITS);
 }
 
 void cz_fixed_get(const cz_fixed_acc *a, size_t off, double *out, size_t n, double scale)

@@ -105,13 +105,15 @@ int cz_ckpt_save(const char *path, const cz_checkpoint *c, cz_error *err)
     const cz_model *m = &c->model;
     int rc = 0;
     hid_t g = make_group(f, "model");
-    rc = g < 0 ? CZ_EIO : model_tree(g, m, c->params, 0, path, err);
+    rc = g < 0 ? cz_error_set(err, CZ_EIO, "%s: cannot create /model in %s", path, tmp)
+               : model_tree(g, m, c->params, 0, path, err);
     if (!rc && c->mean) {
         hid_t gi = make_group(g, "input");
         size_t dd[1] = {m->spec.d};
         rc = cz_h5_write(gi, "mean", H5T_NATIVE_FLOAT, 1, dd, c->mean) |
-             cz_h5_write(gi, "std", H5T_NATIVE_FLOAT, 1, dd, c->std);
-        cz_h5_set_str(gi, "meaning", "x_used = (x_file - mean) / std, statistics of the training set");
+             cz_h5_write(gi, "std", H5T_NATIVE_FLOAT, 1, dd, c->std) |
+             cz_h5_set_str(gi, "meaning", "x_used = (x_file - mean) / std, statistics of the training set");
+        if (rc) rc = cz_error_set(err, CZ_EIO, "%s: cannot write /model/input", path);
         H5Gclose(gi);
     }
     if (g >= 0) H5Gclose(g);
@@ -121,8 +123,8 @@ int cz_ckpt_save(const char *path, const cz_checkpoint *c, cz_error *err)
     }
     if (!rc && c->opt_state) {
         hid_t go = make_group(f, "optimizer");
-        cz_h5_set_str(go, "kind", cz_optim_name(c->optim));
-        cz_h5_set_long(go, "step", c->state.step);
+        if (go < 0 || cz_h5_set_str(go, "kind", cz_optim_name(c->optim)) || cz_h5_set_long(go, "step", c->state.step))
+            rc = cz_error_set(err, CZ_EIO, "%s: cannot write /optimizer", path);
         size_t moments = c->opt_len / m->n_params;
         for (size_t k = 0; k < moments && !rc; k++) {
             hid_t gm = make_group(go, moment_names(c->optim, (int)k));
@@ -135,15 +137,15 @@ int cz_ckpt_save(const char *path, const cz_checkpoint *c, cz_error *err)
         hid_t gs = make_group(f, "state");
         size_t rd[1] = {4};
         size_t ed[1] = {5};
+        /* a checkpoint without its state must never be published: every write is checked */
         rc = cz_h5_write(gs, "rng", H5T_NATIVE_UINT64, 1, rd, c->state.rng.s) |
-             cz_h5_write(gs, "epoch_sums", H5T_NATIVE_DOUBLE, 1, ed, c->state.epoch_sums);
-        cz_h5_set_long(gs, "epoch", c->state.epoch);
-        cz_h5_set_long(gs, "step", c->state.step);
-        cz_h5_set_long(gs, "position", c->state.position);
-        cz_h5_set_double(gs, "lambda", c->state.lambda);
-        cz_h5_set_double(gs, "lr", c->state.lr);
-        cz_h5_set_str(gs, "meaning", "epoch in progress (0-based), optimizer steps done, batches done in the epoch");
-        cz_h5_set_str(gs, "epoch_sums_meaning", "running sums of the epoch: task loss, dreg, correct, abs error, samples");
+             cz_h5_write(gs, "epoch_sums", H5T_NATIVE_DOUBLE, 1, ed, c->state.epoch_sums) |
+             cz_h5_set_long(gs, "epoch", c->state.epoch) | cz_h5_set_long(gs, "step", c->state.step) |
+             cz_h5_set_long(gs, "position", c->state.position) |
+             cz_h5_set_double(gs, "lambda", c->state.lambda) | cz_h5_set_double(gs, "lr", c->state.lr) |
+             cz_h5_set_str(gs, "meaning", "epoch in progress (0-based), optimizer steps done, batches done in the epoch") |
+             cz_h5_set_str(gs, "epoch_sums_meaning", "running sums of the epoch: task loss, dreg, correct, abs error, samples");
+        if (rc) rc = cz_error_set(err, CZ_EIO, "%s: cannot write /state", path);
         for (int i = 0; !rc && i < c->n_tau; i++) {
             char name[128];
             snprintf(name, sizeof name, "tau_%s", c->tau_names[i]);
@@ -159,6 +161,7 @@ int cz_ckpt_save(const char *path, const cz_checkpoint *c, cz_error *err)
                               cz_h5_set_double(gt, "count", (double)c->tau[i].count) |
                               cz_h5_set_double(gt, "max", c->tau[i].max) |
                               cz_h5_set_str(gt, "family", c->tau_names[i]);
+            if (rc) rc = cz_error_set(err, CZ_EIO, "%s: cannot write /state/%s", path, name);
             if (gt >= 0) H5Gclose(gt);
         }
         H5Gclose(gs);

@@ -82,8 +82,8 @@ static int read_labels(cz_data *ds, cz_error *err)
     if (lab < 0) return cz_error_set(err, CZ_EINVAL, "%s: no dataset /labels", p);
     hid_t sp = H5Dget_space(lab), ft = H5Dget_type(lab);
     int rank = H5Sget_simple_extent_ndims(sp);
-    hsize_t dims[2] = {0, 0};
-    H5Sget_simple_extent_dims(sp, dims, NULL);
+    hsize_t dims[H5S_MAX_RANK] = {0, 0};
+    if (rank > 0 && rank <= H5S_MAX_RANK) H5Sget_simple_extent_dims(sp, dims, NULL);
     H5T_class_t cls = H5Tget_class(ft);
     int rc = 0;
     if (rank != 1 && !(rank == 2 && dims[1] == 1))
@@ -172,8 +172,8 @@ int cz_data_open(cz_data **out, const char *path, cz_error *err)
     }
     hid_t sp = H5Dget_space(ds->feat), ft = H5Dget_type(ds->feat);
     int rank = H5Sget_simple_extent_ndims(sp);
-    hsize_t dims[2] = {0, 0};
-    H5Sget_simple_extent_dims(sp, dims, NULL);
+    hsize_t dims[H5S_MAX_RANK] = {0, 0};
+    if (rank > 0 && rank <= H5S_MAX_RANK) H5Sget_simple_extent_dims(sp, dims, NULL);
     H5T_class_t cls = H5Tget_class(ft);
     ds->elem_size = (int)H5Tget_size(ft);
     H5Tclose(ft);

@@ -1,5 +1,7 @@
 #include "h5util.h"
 
+#include "chainz/atomic.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -17,8 +19,10 @@ int cz_h5_attr_str(hid_t obj, const char *name, char *buf, size_t len)
     hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
     if (a < 0) return CZ_EIO;
     hid_t ft = H5Aget_type(a);
+    hid_t sp = H5Aget_space(a);
     int rc = CZ_EIO;
-    if (H5Tget_class(ft) != H5T_STRING) goto out;
+    /* one string only: an array of strings (h5py attrs['x'] = [...]) is not a value here */
+    if (H5Tget_class(ft) != H5T_STRING || H5Sget_simple_extent_npoints(sp) != 1) goto out;
     if (H5Tis_variable_str(ft) > 0) {
         hid_t mt = H5Tcopy(H5T_C_S1);
         H5Tset_size(mt, H5T_VARIABLE);
@@ -44,6 +48,7 @@ int cz_h5_attr_str(hid_t obj, const char *name, char *buf, size_t len)
         free(tmp);
     }
 out:
+    H5Sclose(sp);
     H5Tclose(ft);
     H5Aclose(a);
     return rc;
@@ -147,4 +152,21 @@ int cz_file_commit(const char *tmp, const char *final, cz_error *err)
         close(dfd);
     }
     return 0;
+}
+
+int cz_write_text_atomic(const char *path, const char *text, cz_error *err)
+{
+    char tmp[4200];
+    cz_tmp_name(tmp, sizeof tmp, path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return cz_error_set(err, CZ_EIO, "%s: cannot write: %s", tmp, strerror(errno));
+    int bad = fputs(text, f) < 0;
+    bad |= fclose(f) != 0;
+    if (bad) {
+        unlink(tmp);
+        return cz_error_set(err, CZ_EIO, "%s: cannot write: %s", path, strerror(errno));
+    }
+    int rc = cz_file_commit(tmp, path, err);
+    if (rc) unlink(tmp);
+    return rc;
 }

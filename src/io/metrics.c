@@ -33,9 +33,10 @@ static int grow_to(cz_metrics *mx, long need)
     while (cap < need) cap *= 2;
     double *h = realloc(mx->history, (size_t)cap * CZ_HISTORY_FIELDS * sizeof(double));
     if (h) mx->history = h;
-    double *s = realloc(mx->summary, (size_t)cap * (size_t)mx->nf * 7 * sizeof(double));
+    size_t nf = mx->nf > 0 ? (size_t)mx->nf : 1; /* never realloc to 0 bytes (that frees) */
+    double *s = realloc(mx->summary, (size_t)cap * nf * 7 * sizeof(double));
     if (s) mx->summary = s;
-    uint64_t *c = realloc(mx->counts, (size_t)cap * (size_t)mx->nf * CZ_HIST_BINS * sizeof(uint64_t));
+    uint64_t *c = realloc(mx->counts, (size_t)cap * nf * CZ_HIST_BINS * sizeof(uint64_t));
     if (c) mx->counts = c;
     if (!h || !s || !c) return -1;
     mx->cap = cap;
@@ -131,7 +132,7 @@ int cz_metrics_open(cz_metrics **out, const char *path, int n_families, const ch
     if (!mx) return cz_error_set(err, CZ_ENOMEM, "out of memory");
     snprintf(mx->path, sizeof mx->path, "%s", path);
     mx->nf = n_families;
-    mx->names = calloc((size_t)n_families, sizeof *mx->names);
+    mx->names = calloc(n_families > 0 ? (size_t)n_families : 1, sizeof *mx->names);
     mx->config = strdup(config_json ? config_json : "{}");
     int rc = (!mx->names || !mx->config || grow_to(mx, 1)) ? cz_error_set(err, CZ_ENOMEM, "out of memory") : 0;
     for (int i = 0; !rc && i < n_families; i++) snprintf(mx->names[i], sizeof mx->names[i], "%s", families[i]);

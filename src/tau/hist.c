@@ -23,10 +23,7 @@ void cz_hist_add(cz_hist *h, double v)
     h->count++;
     if (v > h->max) h->max = v;
     double x = v > 0 ? v : 0;
-    if (x >= 0x1p46) { /* beyond the exact sum's range: the mean is unknown, say so (NaN) */
-        h->sum = CZ_FIXED_INVALID;
-        return;
-    }
+    if (x >= 0x1p46) return; /* beyond the exact sum's range: max says so, the mean is NaN */
     cz_fixed_acc a = {.v = &h->sum, .n = 1};
     cz_fixed_add_double(&a, 0, &x, 1);
 }
@@ -62,7 +59,8 @@ void cz_hist_summarize(const cz_hist *h, cz_hist_summary *s)
 {
     cz_fixed_acc a = {.v = (cz_fixed *)&h->sum, .n = 1};
     s->count = (double)h->count;
-    s->mean = h->count ? cz_fixed_value(&a, 0) / (double)h->count : 0;
+    /* merged max >= 2^46 means a value was left out of the sum: no honest mean */
+    s->mean = !h->count ? 0 : h->max >= 0x1p46 ? NAN : cz_fixed_value(&a, 0) / (double)h->count;
     s->p50 = cz_hist_quantile(h, 0.50);
     s->p90 = cz_hist_quantile(h, 0.90);
     s->p99 = cz_hist_quantile(h, 0.99);

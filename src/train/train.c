@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chainz/atomic.h"
 #include "chainz/checkpoint.h"
 #include "chainz/data.h"
 #include "chainz/engine.h"
@@ -200,11 +201,11 @@ static int evaluate(const cz_dist *d, cz_workspace *ws, const cz_model *m, const
                     tau_set *tau, float *grad, cz_error *err)
 {
     size_t K = m->spec.head == CZ_HEAD_REGRESS ? 0 : (size_t)m->spec.classes;
-    cz_fixed_acc acc;
-    if (cz_fixed_init(&acc, SC_N)) return cz_error_set(err, CZ_ENOMEM, "out of memory");
+    cz_fixed_acc acc = {0};
     int32_t *pred = malloc(M * sizeof(int32_t));
     if (res->confusion) memset(res->confusion, 0, K * K * sizeof(uint64_t));
-    int rc = pred ? 0 : cz_error_set(err, CZ_ENOMEM, "out of memory");
+    /* a local failure still reaches the agreement below: no rank may skip a collective */
+    int rc = pred && !cz_fixed_init(&acc, SC_N) ? 0 : cz_error_set(err, CZ_ENOMEM, "out of memory");
     size_t C = (n + M - 1) / M, c0, c1;
     my_chunks(C, d->rank, d->size, &c0, &c1);
     cz_step_opts opts = {.stream = tau != NULL};
@@ -239,7 +240,7 @@ static int evaluate(const cz_dist *d, cz_workspace *ws, const cz_model *m, const
         res->mae = cz_fixed_value(&acc, SC_ABSERR) / (double)n;
     }
     free(pred);
-    cz_fixed_free(&acc);
+    if (acc.v) cz_fixed_free(&acc);
     return rc;
 }
 
@@ -261,22 +262,6 @@ static int mkdir_p(const char *path, cz_error *err)
     return 0;
 }
 
-static int write_text_atomic(const char *path, const char *text, cz_error *err)
-{
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) return cz_error_set(err, CZ_EIO, "%s: cannot write: %s", tmp, strerror(errno));
-    int bad = fputs(text, f) < 0;
-    bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path)) {
-        unlink(tmp);
-        return cz_error_set(err, CZ_EIO, "%s: cannot write: %s", path, strerror(errno));
-    }
-    return 0;
-}
-
 /* Mean and standard deviation per feature over the training rows, computed by rank 0 in
  * one fixed order and broadcast: identical whatever the world size. */
 static int feature_stats(const cz_dist *d, cz_data *ds, const uint64_t *rows, size_t n,
@@ -289,21 +274,26 @@ static int feature_stats(const cz_dist *d, cz_data *ds, const uint64_t *rows, si
         double *s1 = calloc(dd, sizeof(double)), *s2 = calloc(dd, sizeof(double));
         float *x = malloc(BLK * dd * sizeof(float));
         if (!s1 || !s2 || !x) rc = cz_error_set(err, CZ_ENOMEM, "out of memory for feature statistics");
-        for (size_t b0 = 0; b0 < n && !rc; b0 += BLK) {
-            size_t nb = n - b0 < BLK ? n - b0 : BLK;
-            rc = cz_data_read_rows(ds, rows + b0, nb, x, err);
-            for (size_t b = 0; b < nb && !rc; b++)
-                for (size_t j = 0; j < dd; j++) {
-                    double v = x[b * dd + j];
-                    s1[j] += v;
-                    s2[j] += v * v;
-                }
+        /* two passes (mean, then squared deviations): no cancellation for offset features */
+        for (int pass = 0; pass < 2 && !rc; pass++) {
+            for (size_t b0 = 0; b0 < n && !rc; b0 += BLK) {
+                size_t nb = n - b0 < BLK ? n - b0 : BLK;
+                rc = cz_data_read_rows(ds, rows + b0, nb, x, err);
+                for (size_t b = 0; b < nb && !rc; b++)
+                    for (size_t j = 0; j < dd; j++) {
+                        double v = x[b * dd + j];
+                        if (pass == 0) s1[j] += v;
+                        else s2[j] += (v - s1[j]) * (v - s1[j]);
+                    }
+            }
+            for (size_t j = 0; pass == 0 && j < dd; j++) s1[j] /= (double)n;
         }
         for (size_t j = 0; j < dd && !rc; j++) {
-            double mu = s1[j] / (double)n, var = s2[j] / (double)n - mu * mu;
-            mean[j] = (float)mu;
-            /* constant features would divide by zero: leave them centred, unscaled */
-            std[j] = var > 1e-12 ? (float)sqrt(var) : 1.0f;
+            double sd = sqrt(s2[j] / (double)n);
+            mean[j] = (float)s1[j];
+            /* a constant feature (spread at rounding level of its mean) would divide by ~0:
+             * leave it centred and unscaled; tiny but real spreads are scaled */
+            std[j] = sd > 1e-6 * fabs(s1[j]) && sd > 1e-30 ? (float)sd : 1.0f;
         }
         free(s1);
         free(s2);
@@ -319,6 +309,19 @@ static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
+}
+
+/* a JSON string literal of s (quotes, backslashes and control characters escaped) */
+static void json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
 }
 
 static void utc_now(char *buf, size_t len)
@@ -405,6 +408,8 @@ static int open_data(trainer *t, int head_given, cz_error *err)
         return cz_error_set(err, CZ_EINVAL, "--head %s does not fit %s, whose task is %s",
                             cz_head_name(head), cfg->data, cz_head_name(ti->task));
     /* rows: a held-out fraction is drawn from a permutation seeded by --seed */
+    if (t->val && cfg->holdout > 0)
+        return cz_error_set(err, CZ_EINVAL, "--val and --holdout both give a validation set: use one");
     size_t N = ti->n, n_hold = (size_t)floor(cfg->holdout * (double)N);
     if (cfg->holdout > 0 && (n_hold == 0 || n_hold >= N))
         return cz_error_set(err, CZ_EINVAL, "--holdout %g of %zu rows leaves no training or validation rows",
@@ -506,7 +511,7 @@ static int setup(trainer *t, int head_given, cz_error *err)
             if (!text) rc = cz_error_set(err, CZ_ENOMEM, "out of memory");
             else {
                 snprintf(text, need + 2, "%s\n", t->config_json);
-                rc = write_text_atomic(path, text, err);
+                rc = cz_write_text_atomic(path, text, err);
                 free(text);
             }
         }
@@ -607,19 +612,25 @@ static int ckpt_step_of(const char *name, long *step)
     return sscanf(name, "ckpt-%ld.h5%c", step, &tail) == 1 ? 0 : -1;
 }
 
+/* The steps of the checkpoints in dir (at most max of them); @return how many. */
+static int list_checkpoints(const char *dir, long *steps, int max)
+{
+    int n = 0;
+    DIR *dp = opendir(dir);
+    for (struct dirent *de; dp && (de = readdir(dp)) && n < max;) {
+        long st;
+        if (!ckpt_step_of(de->d_name, &st)) steps[n++] = st;
+    }
+    if (dp) closedir(dp);
+    return n;
+}
+
 /* Deletes checkpoints beyond the newest `keep` (except every keep_every-th step). Only
  * runs after the newest file is complete and `latest` points at it. */
 static void prune_checkpoints(const trainer *t)
 {
-    DIR *dir = opendir(t->ckpt_dir);
-    if (!dir) return;
     long steps[4096];
-    int n = 0;
-    for (struct dirent *de; (de = readdir(dir)) && n < 4096;) {
-        long st;
-        if (!ckpt_step_of(de->d_name, &st)) steps[n++] = st;
-    }
-    closedir(dir);
+    int n = list_checkpoints(t->ckpt_dir, steps, 4096);
     for (int i = 0; i < n; i++) {
         int newer = 0;
         for (int j = 0; j < n; j++) newer += steps[j] > steps[i];
@@ -669,7 +680,7 @@ static int save_checkpoint(trainer *t, const progress_state *ps, cz_error *err)
             snprintf(latest, sizeof latest, "%s/latest", t->ckpt_dir);
             char text[64];
             snprintf(text, sizeof text, "ckpt-%08ld.h5\n", ps->step);
-            rc = write_text_atomic(latest, text, err);
+            rc = cz_write_text_atomic(latest, text, err);
         }
         if (!rc) prune_checkpoints(t);
     }
@@ -826,6 +837,19 @@ static int resume(trainer *t, progress_state *ps, cz_error *err)
             *ps = (progress_state){.epoch = c.state.epoch, .position = c.state.position,
                                    .step = c.state.step, .lambda = c.state.lambda, .lr = c.state.lr};
             memcpy(ps->sums, c.state.epoch_sums, sizeof ps->sums);
+            if (t->d->rank == 0) { /* a branch from an older checkpoint: later ones are set aside, not lost */
+                long steps[4096];
+                int n = list_checkpoints(t->ckpt_dir, steps, 4096);
+                for (int i = 0; i < n; i++)
+                    if (steps[i] > ps->step) {
+                        char from[4400], to[4500];
+                        snprintf(from, sizeof from, "%s/ckpt-%08ld.h5", t->ckpt_dir, steps[i]);
+                        snprintf(to, sizeof to, "%s.abandoned", from);
+                        if (!rename(from, to))
+                            printf("chainz: resume: %s is newer than the resumed step %ld: renamed to %s\n", from,
+                                   ps->step, to);
+                    }
+            }
             if (t->d->rank == 0) {
                 printf("chainz: resumed from %s: epoch %ld, step %ld, batch %ld of the epoch%s%s\n", path,
                        ps->epoch + 1, ps->step, ps->position, c.state.slurm[0] ? ", written by SLURM " : "",
@@ -919,6 +943,14 @@ int cz_train(const cz_config *cfg, int head_given, const cz_dist *d, cz_error *e
     if (!rc) rc = setup(&t, head_given, err);
     progress_state ps = {0};
     if (!rc && cfg->resume[0]) rc = resume(&t, &ps, err);
+    if (!rc && !cfg->resume[0]) { /* a fresh run must not mix with another run's checkpoints */
+        long steps[1];
+        int lrc = 0;
+        if (d->rank == 0 && list_checkpoints(t.ckpt_dir, steps, 1) > 0)
+            lrc = cz_error_set(err, CZ_EINVAL, "%s already holds checkpoints of a run: continue it with "
+                               "--resume auto, or train into another --out", t.ckpt_dir);
+        rc = cz_dist_agree(d, lrc, err);
+    }
     uint64_t *perm = NULL, *rows = NULL;
     char hist_path[4200];
     snprintf(hist_path, sizeof hist_path, "%s/history.jsonl", cfg->out);
@@ -1130,6 +1162,9 @@ int cz_eval(const cz_eval_opts *o, const cz_dist *d, cz_error *err)
         if (di->d != c.model.spec.d)
             rc = cz_error_set(err, CZ_EINVAL, "%s has d = %zu features but the model %s expects %zu",
                               o->data, di->d, path, c.model.spec.d);
+        else if ((c.model.spec.head == CZ_HEAD_REGRESS) != (di->task == CZ_HEAD_REGRESS))
+            rc = cz_error_set(err, CZ_EINVAL, "%s is a %s set but the model %s has head %s", o->data,
+                              cz_head_name(di->task), path, cz_head_name(c.model.spec.head));
         else if (c.model.spec.head != CZ_HEAD_REGRESS && di->classes != c.model.spec.classes)
             rc = cz_error_set(err, CZ_EINVAL, "%s has %d classes but the model %s has %d", o->data,
                               di->classes, path, c.model.spec.classes);
@@ -1188,46 +1223,48 @@ int cz_eval(const cz_eval_opts *o, const cz_dist *d, cz_error *err)
                        hs.mean, hs.p50, hs.p90, hs.p99, hs.max, hs.tau);
             }
         }
-        if (o->json && o->json[0]) {
-            size_t cap = 1024 + K * 32 + K * K * 24 + (o->tau ? (size_t)ts.nf * 256 : 0);
-            char *js = malloc(cap);
-            if (!js) rc = cz_error_set(err, CZ_ENOMEM, "out of memory");
+        if (o->json && o->json[0]) { /* a memory stream: no size to get wrong */
+            char *js = NULL;
+            size_t jlen = 0;
+            FILE *m = open_memstream(&js, &jlen);
+            if (!m) rc = cz_error_set(err, CZ_ENOMEM, "out of memory");
             else {
-                size_t w = (size_t)snprintf(js, cap, "{\"model\": \"%s\", \"data\": \"%s\", \"samples\": %zu, "
-                                                     "\"loss\": %.9g, \"acc\": %.9g, \"mae\": %.9g, \"per_class\": [",
-                                            path, o->data, n, r.loss, r.acc, r.mae);
+                fputs("{\"model\": ", m);
+                json_string(m, path);
+                fputs(", \"data\": ", m);
+                json_string(m, o->data);
+                fprintf(m, ", \"samples\": %zu, \"loss\": %.9g, \"acc\": %.9g, \"mae\": %.9g, \"per_class\": [",
+                        n, r.loss, r.acc, r.mae);
                 for (size_t k = 0; k < K; k++) {
                     uint64_t tot = 0;
                     for (size_t p = 0; p < K; p++) tot += conf[k * K + p];
-                    w += (size_t)snprintf(js + w, cap - w, "%s%.9g", k ? ", " : "",
-                                          tot ? (double)conf[k * K + k] / (double)tot : 0.0);
+                    fprintf(m, "%s%.9g", k ? ", " : "", tot ? (double)conf[k * K + k] / (double)tot : 0.0);
                 }
-                w += (size_t)snprintf(js + w, cap - w, "], \"confusion\": [");
+                fputs("], \"confusion\": [", m);
                 for (size_t k = 0; k < K; k++) {
-                    w += (size_t)snprintf(js + w, cap - w, "%s[", k ? ", " : "");
+                    fputs(k ? ", [" : "[", m);
                     for (size_t p = 0; p < K; p++)
-                        w += (size_t)snprintf(js + w, cap - w, "%s%llu", p ? ", " : "",
-                                              (unsigned long long)conf[k * K + p]);
-                    w += (size_t)snprintf(js + w, cap - w, "]");
+                        fprintf(m, "%s%llu", p ? ", " : "", (unsigned long long)conf[k * K + p]);
+                    fputs("]", m);
                 }
-                w += (size_t)snprintf(js + w, cap - w, "]");
+                fputs("]", m);
                 if (o->tau) {
-                    w += (size_t)snprintf(js + w, cap - w, ", \"tau\": {");
+                    fputs(", \"tau\": {", m);
                     for (int f = 0, first = 1; f < ts.nf; f++) {
                         if (f == FAM_PARAM) continue;
                         cz_hist_summary hs;
                         cz_hist_summarize(&ts.h[f], &hs);
-                        w += (size_t)snprintf(js + w, cap - w,
-                                              "%s\"%s\": {\"count\": %.0f, \"mean\": %.9g, \"p50\": %.9g, "
-                                              "\"p90\": %.9g, \"p99\": %.9g, \"max\": %.9g, \"tau\": %.9g}",
-                                              first ? "" : ", ", ts.names[f], hs.count, hs.mean, hs.p50, hs.p90,
-                                              hs.p99, hs.max, hs.tau);
+                        fprintf(m, "%s\"%s\": {\"count\": %.0f, \"mean\": %.9g, \"p50\": %.9g, \"p90\": %.9g, "
+                                   "\"p99\": %.9g, \"max\": %.9g, \"tau\": %.9g}",
+                                first ? "" : ", ", ts.names[f], hs.count, hs.mean, hs.p50, hs.p90, hs.p99,
+                                hs.max, hs.tau);
                         first = 0;
                     }
-                    w += (size_t)snprintf(js + w, cap - w, "}");
+                    fputs("}", m);
                 }
-                snprintf(js + w, cap - w, "}\n");
-                rc = write_text_atomic(o->json, js, err);
+                fputs("}\n", m);
+                if (fclose(m) != 0 || !js) rc = cz_error_set(err, CZ_ENOMEM, "out of memory for the report");
+                else rc = cz_write_text_atomic(o->json, js, err);
                 free(js);
             }
         }

@@ -571,7 +571,7 @@ static void test_prep_write_round_trip(void **state)
     make_set(&s, sizes, 2);
     cz_error err = {0};
     const char *whole = tpath("whole.h5");
-    assert_int_equal(cz_prep_write(&s, NULL, 0, whole, NULL, &err), 0);
+    assert_int_equal(cz_prep_write(&s, NULL, 0, whole, NULL, 1, &err), 0);
     check_file(whole, &s, NULL, s.n);
     const double frac[CZ_SPLIT_COUNT] = {0.6, 0.2, 0.2};
     cz_prep_split sp;
@@ -580,10 +580,10 @@ static void test_prep_write_round_trip(void **state)
         char name[32];
         snprintf(name, sizeof name, "out-%s.h5", cz_split_name(j));
         const char *p = tpath(name);
-        assert_int_equal(cz_prep_write(&s, sp.rows[j], sp.n[j], p, "split", &err), 0);
+        assert_int_equal(cz_prep_write(&s, sp.rows[j], sp.n[j], p, "split", j == 0, &err), 0);
         check_file(p, &s, sp.rows[j], sp.n[j]);
     }
-    assert_int_equal(cz_prep_write(&s, sp.rows[0], 0, tpath("empty.h5"), NULL, &err), CZ_EINVAL);
+    assert_int_equal(cz_prep_write(&s, sp.rows[0], 0, tpath("empty.h5"), NULL, 0, &err), CZ_EINVAL);
     expect_msg(&err, "no rows");
     assert_int_equal(access(tpath("empty.h5"), F_OK), -1);
     cz_prep_split_free(&sp);
@@ -597,7 +597,7 @@ static void test_prep_write_round_trip(void **state)
     assert_non_null(s.y_value);
     for (size_t i = 0; i < s.n; i++) s.y_value[i] = 0.5f * (float)i - 3;
     const char *reg = tpath("reg.h5");
-    assert_int_equal(cz_prep_write(&s, NULL, 0, reg, NULL, &err), 0);
+    assert_int_equal(cz_prep_write(&s, NULL, 0, reg, NULL, 1, &err), 0);
     check_file(reg, &s, NULL, s.n);
     cz_prep_set_free(&s);
 }

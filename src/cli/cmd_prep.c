@@ -1,26 +1,41 @@
-/* `chainz prep`: reads an ARFF or IDX input, optionally splits it (stratified), and writes
- * chainz-data files. Options and messages only: the work is in src/prep. */
+/* `chainz prep`: reads a text CSV, numeric CSV, ARFF or IDX input, optionally splits it
+ * (stratified) and keeps a fraction of the train split, and writes chainz-data files.
+ * Options, progress and messages only: the work is in src/prep. */
 #include "chainz/prep.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define PREP_DEFAULT_SEED 1
 
 static void prep_usage(FILE *f)
 {
     fprintf(f,
-"usage: chainz prep arff INPUT.arff -o OUT.h5 [options]\n"
+"usage: chainz prep csv INPUT.csv -o OUT.h5 (--embeddings VEC.txt | --hash-dim D) [options]\n"
+"       chainz prep numeric INPUT.csv -o OUT.h5 [--label NAME | --label-col N] [options]\n"
+"       chainz prep arff INPUT.arff -o OUT.h5 [options]\n"
 "       chainz prep idx IMAGES LABELS -o OUT.h5 [options]\n"
 "\n"
-"Turns an input file into a chainz-data HDF5 set, or one set per split.\n"
-"Inputs may be gzip-compressed (recognised by their magic bytes).\n"
+"Turns an input file into a chainz-data HDF5 set, or one set per split. Inputs may be\n"
+"gzip-compressed (recognised by their magic bytes). docs/PREP.md has the details.\n"
 "\n"
 "formats:\n"
+"  csv INPUT          text reviews as in the Yelp / Amazon / AG News sets: a label field\n"
+"                     (1-based class or star) and one or more text fields, joined with a\n"
+"                     space. Fields may be quoted (\"\" is a quote; quoted fields may span\n"
+"                     lines); a backslash-n in the text is a line break; CRLF and a UTF-8\n"
+"                     BOM are accepted. Streamed in two passes (labels, then features) in\n"
+"                     bounded memory. Needs a featurizer (--embeddings or --hash-dim).\n"
+"  numeric INPUT      comma-separated numbers under a header line naming the columns; the\n"
+"                     label column gives integer classes (or values with --task regress),\n"
+"                     every other column is a feature. Streamed like csv.\n"
 "  arff INPUT         Weka ARFF. Each numeric/real/integer attribute is one feature;\n"
 "                     a nominal attribute {v1,...,vK} is K one-hot features (in\n"
 "                     declaration order). string/date/relational attributes, sparse\n"
@@ -30,27 +45,62 @@ static void prep_usage(FILE *f)
 "  idx IMAGES LABELS  MNIST-style IDX: unsigned-byte images [N, R, C] become N x R*C\n"
 "                     features scaled to [0, 1]; unsigned-byte labels 0..9, 10 classes.\n"
 "\n"
-"options:\n"
+"outputs (all formats):\n"
 "  -o, --output OUT.h5  output file (required). With --split, OUT less its .h5 suffix\n"
 "                       is a prefix: OUT-train.h5, OUT-val.h5, OUT-test.h5, each written\n"
-"                       only if its fraction is > 0.\n"
+"                       only if its fraction is > 0. Files appear only when complete.\n"
 "      --split SPEC     stratified split, e.g. train=0.8,val=0.1,test=0.1 (any of the\n"
 "                       three names; fractions in [0, 1] adding up to 1). Each class is\n"
 "                       shuffled and cut in these proportions (regress: all rows as one\n"
 "                       group). Default: no split, one file OUT.h5.\n"
-"      --seed S         seed of the split's shuffle, an unsigned 64-bit integer; the\n"
-"                       same seed gives the same split on any machine. Default: %d.\n"
-"      --class NAME     arff: the class attribute (exact name). Default: the last one.\n"
-"      --task T         arff: auto, classify, ordinal or regress. Default: auto\n"
-"                       (nominal class -> classify, numeric class -> regress);\n"
-"                       ordinal ranks the nominal values in declaration order.\n"
-"      --drop-missing   arff: drop rows holding a missing value '?' (counted in the\n"
-"                       summary). Default: a '?' is an error naming its line.\n"
+"      --fraction F     keep a stratified fraction F in (0, 1] of the train split (of all\n"
+"                       rows without --split): per class max(1, round(F * n)) rows; the\n"
+"                       same seed gives nested samples for smaller F; val and test are\n"
+"                       not affected. Default: 1.\n"
+"      --seed S         seed of the split and the fraction, an unsigned 64-bit integer;\n"
+"                       the same seed gives the same rows on any machine. Default: %d.\n"
+"  The training file (the train split, or OUT.h5) also gets /stats/mean and /stats/std:\n"
+"  per-feature mean and standard deviation of its rows (stored, not applied).\n"
+"\n"
+"csv options:\n"
+"      --embeddings VEC word vectors in the GloVe text format (`word v1 ... vD` per line,\n"
+"                       plain or gzip): features are the mean of the vectors of the\n"
+"                       tokens found (out-of-vocabulary tokens are counted and skipped;\n"
+"                       no known token -> zero vector). d = D.\n"
+"      --hash-dim D     no external file: signed hashing of unigrams and bigrams into D\n"
+"                       dims (FNV-1a 64 + splitmix64 finaliser, fixed seed), divided by\n"
+"                       the number of unigrams + bigrams. d = D (1..%zu).\n"
+"      --l2-normalize   scale each row to unit L2 norm instead (either featurizer).\n"
+"  Tokens: runs of ASCII letters (lower-cased), digits, apostrophes and bytes >= 0x80.\n"
+"\n"
+"csv and numeric options:\n"
+"      --label-col N    the label's column, 1-based. Default: csv 1, numeric the last.\n"
+"      --label NAME     numeric: the label column by its header name (exact).\n"
+"      --label-base B   the label value that becomes class 0 (labels B..B+K-1 become\n"
+"                       classes 0..K-1). Default: csv 1, numeric 0.\n"
+"      --classes K      the number of classes; a label outside B..B+K-1 is a bad row.\n"
+"                       Default: the largest label seen - B + 1 (the first pass finds it).\n"
+"      --task T         csv: classify or ordinal (stars); numeric: classify, ordinal or\n"
+"                       regress (labels are then any finite numbers). Default: classify.\n"
+"      --skip-bad N     skip up to N bad rows (malformed quoting, wrong field count,\n"
+"                       bad label, non-numeric value; for --embeddings also up to N bad\n"
+"                       vector lines), counted in the summary; one more is an error.\n"
+"                       Default: 0 (the first bad row is an error naming file and line).\n"
+"\n"
+"arff options:\n"
+"      --class NAME     the class attribute (exact name). Default: the last one.\n"
+"      --task T         auto, classify, ordinal or regress. Default: auto (nominal class\n"
+"                       -> classify, numeric class -> regress); ordinal ranks the\n"
+"                       nominal values in declaration order.\n"
+"      --drop-missing   drop rows holding a missing value '?' (counted in the summary).\n"
+"                       Default: a '?' is an error naming its line.\n"
+"\n"
 "  -h, --help           print this help and exit\n"
 "\n"
-"Prints one summary line: rows, features d, classes, rows per split, seconds.\n"
+"Progress goes to stderr when it is a terminal. Prints one summary line: rows, d,\n"
+"classes, rows per split, throughput, seconds.\n"
 "Exit status: 0 done, 1 usage or input error (message on stderr), 2 out of memory.\n",
-            PREP_DEFAULT_SEED);
+            PREP_DEFAULT_SEED, CZ_TEXT_HASH_MAX_DIM);
 }
 
 static int prep_fail(const cz_error *err)
@@ -66,7 +116,7 @@ static int prep_usage_error(const char *msg, const char *arg)
     return 1;
 }
 
-static int parse_seed(const char *s, uint64_t *out)
+static int parse_u64(const char *s, uint64_t *out)
 {
     if (!*s || *s == '-' || *s == '+') return -1;
     char *e;
@@ -77,6 +127,16 @@ static int parse_seed(const char *s, uint64_t *out)
     return 0;
 }
 
+static int parse_long(const char *s, long *out)
+{
+    char *e;
+    errno = 0;
+    long v = strtol(s, &e, 10);
+    if (!*s || *e || errno == ERANGE) return -1;
+    *out = v;
+    return 0;
+}
+
 static double seconds_since(const struct timespec *t0)
 {
     struct timespec t1;
@@ -84,41 +144,225 @@ static double seconds_since(const struct timespec *t0)
     return (double)(t1.tv_sec - t0->tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0->tv_nsec);
 }
 
-/* "rows 768 (dropped 0), d 8, classify 2 classes [500/268]" */
+/* appends to a summary buffer, never past its end */
+static void add(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void add(char *buf, size_t len, const char *fmt, ...)
+{
+    size_t used = strlen(buf);
+    if (used + 1 >= len) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + used, len - used, fmt, ap);
+    va_end(ap);
+}
+
+static void add_counts(char *buf, size_t len, const uint64_t *count, int classes)
+{
+    if (!count || classes > 20) return;
+    for (int k = 0; k < classes; k++) add(buf, len, "%s%llu", k ? "/" : " [", (unsigned long long)count[k]);
+    add(buf, len, "]");
+}
+
+/* "768 rows (dropped 0), d 8, classify 2 classes [500/268]" */
 static void describe_set(char *buf, size_t len, const cz_prep_set *s)
 {
-    int w = snprintf(buf, len, "%zu rows", s->n);
-    if (s->dropped && w > 0 && (size_t)w < len)
-        w += snprintf(buf + w, len - (size_t)w, " (%zu dropped for missing values)", s->dropped);
-    if (w > 0 && (size_t)w < len)
-        w += snprintf(buf + w, len - (size_t)w, ", d %zu, %s", s->d, cz_head_name(s->task));
-    if (s->task == CZ_HEAD_REGRESS || w <= 0 || (size_t)w >= len) return;
-    w += snprintf(buf + w, len - (size_t)w, " %d classes", s->classes);
-    if (s->classes > 20 || w <= 0 || (size_t)w >= len) return;
-    size_t *count = calloc((size_t)s->classes, sizeof *count);
+    buf[0] = '\0';
+    add(buf, len, "%zu rows", s->n);
+    if (s->dropped) add(buf, len, " (%zu dropped for missing values)", s->dropped);
+    add(buf, len, ", d %zu, %s", s->d, cz_head_name(s->task));
+    if (s->task == CZ_HEAD_REGRESS) return;
+    add(buf, len, " %d classes", s->classes);
+    if (s->classes > 20) return;
+    uint64_t *count = calloc((size_t)s->classes, sizeof *count);
     if (!count) return;
     for (size_t i = 0; i < s->n; i++) count[s->y_class[i]]++;
-    for (int k = 0; k < s->classes && w > 0 && (size_t)w < len; k++)
-        w += snprintf(buf + w, len - (size_t)w, "%s%zu", k ? "/" : " [", count[k]);
-    if (w > 0 && (size_t)w < len) snprintf(buf + w, len - (size_t)w, "]");
+    add_counts(buf, len, count, s->classes);
     free(count);
+}
+
+typedef struct {
+    int shown, tty;
+} progress_state;
+
+static void show_progress(void *ctx, const cz_prep_progress *p)
+{
+    progress_state *ps = ctx;
+    if (!ps->tty) return;
+    char pct[32] = "";
+    if (p->size) snprintf(pct, sizeof pct, " %3.0f%%,", 100.0 * (double)p->offset / (double)p->size);
+    fprintf(stderr, "\rchainz prep: pass %d/2 (%s):%s %llu rows, %.0f rows/s   ", p->pass,
+            p->pass == 1 ? "labels" : "features", pct, (unsigned long long)p->rows,
+            p->seconds > 0 ? (double)p->rows / p->seconds : 0.0);
+    fflush(stderr);
+    ps->shown = 1;
+}
+
+/* text or numeric CSV through cz_prep_stream */
+static int run_stream(const char *format, const char *input, cz_prep_stream_opts *so,
+                      const char *out, const struct timespec *t0)
+{
+    progress_state ps = {0, isatty(STDERR_FILENO)};
+    so->progress = show_progress;
+    so->progress_ctx = &ps;
+    cz_prep_report rep;
+    cz_error err = {0};
+    int rc = cz_prep_stream(input, so, &rep, &err);
+    if (ps.shown) fputc('\n', stderr);
+    if (rc) {
+        cz_prep_report_free(&rep);
+        return prep_fail(&err);
+    }
+    char s[2048] = "";
+    add(s, sizeof s, "%llu rows", (unsigned long long)rep.rows);
+    if (rep.bad_rows) add(s, sizeof s, " (%llu bad rows skipped)", (unsigned long long)rep.bad_rows);
+    add(s, sizeof s, ", d %zu, %s", rep.d, cz_head_name(so->task));
+    if (so->task != CZ_HEAD_REGRESS) {
+        add(s, sizeof s, " %d classes", rep.classes);
+        add_counts(s, sizeof s, rep.class_rows, rep.classes);
+    }
+    if (so->kind == CZ_PREP_CSV_NUMERIC) add(s, sizeof s, ", label '%s'", rep.label_name);
+    if (so->kind == CZ_PREP_CSV_TEXT) {
+        const cz_text_counts *t = &rep.text;
+        add(s, sizeof s, "; text: %llu tokens", (unsigned long long)t->tokens);
+        if (so->embeddings)
+            add(s, sizeof s,
+                ", %llu out of vocabulary (%.2f%%), %llu rows without a known token; "
+                "vectors %zu x %zu (%.1f s)",
+                (unsigned long long)t->oov_tokens,
+                t->tokens ? 100.0 * (double)t->oov_tokens / (double)t->tokens : 0.0,
+                (unsigned long long)t->empty_rows, rep.vocab.words, rep.vocab.dim, rep.seconds_vocab);
+        else
+            add(s, sizeof s, ", %llu rows without a token", (unsigned long long)t->empty_rows);
+        if (rep.vocab.bad_lines)
+            add(s, sizeof s, ", %zu bad vector lines skipped", rep.vocab.bad_lines);
+        if (rep.vocab.duplicates) add(s, sizeof s, ", %zu repeated words ignored", rep.vocab.duplicates);
+    }
+    if (so->split) {
+        add(s, sizeof s, "; ");
+        for (int j = 0, first = 1; j < CZ_SPLIT_COUNT; j++)
+            if (so->frac[j] > 0) {
+                add(s, sizeof s, "%s%s %llu", first ? "" : ", ", cz_split_name(j),
+                    (unsigned long long)rep.split_rows[j]);
+                first = 0;
+            }
+        size_t plen = strlen(out);
+        if (plen > 3 && !strcmp(out + plen - 3, ".h5")) plen -= 3;
+        add(s, sizeof s, " (seed %llu)", (unsigned long long)so->seed);
+        if (rep.fraction_dropped)
+            add(s, sizeof s, ", fraction %g of train (%llu rows left out)", so->fraction,
+                (unsigned long long)rep.fraction_dropped);
+        add(s, sizeof s, " -> %.*s-*.h5", (int)(plen < 300 ? plen : 300), out);
+    } else {
+        if (rep.fraction_dropped)
+            add(s, sizeof s, "; fraction %g: %llu rows written, %llu left out", so->fraction,
+                (unsigned long long)rep.split_rows[CZ_SPLIT_TRAIN], (unsigned long long)rep.fraction_dropped);
+        add(s, sizeof s, "; -> %s", out);
+    }
+    double total = seconds_since(t0);
+    add(s, sizeof s, "; pass 1 %.2f s, pass 2 %.2f s (%.0f rows/s, %.1f MB/s of input); %.2f s",
+        rep.seconds_pass1, rep.seconds_pass2,
+        rep.seconds_pass2 > 0 ? (double)rep.rows / rep.seconds_pass2 : 0.0,
+        rep.seconds_pass2 > 0 ? (double)rep.in_bytes / 1e6 / rep.seconds_pass2 : 0.0, total);
+    printf("chainz prep %s: %s\n", format, s);
+    if (rep.bad_rows) fprintf(stderr, "chainz prep: skipped %llu bad rows; the first: %s\n",
+                              (unsigned long long)rep.bad_rows, rep.first_bad);
+    if (rep.vocab.bad_lines)
+        fprintf(stderr, "chainz prep: skipped %zu bad vector lines; the first: %s\n", rep.vocab.bad_lines,
+                rep.vocab.first_bad);
+    cz_prep_report_free(&rep);
+    return 0;
+}
+
+/* arff or idx: read into memory, split, keep the fraction, write */
+static int run_memory(const char *format, char **inputs, const cz_arff_opts *ao, int split,
+                      const double frac[CZ_SPLIT_COUNT], double fraction, uint64_t seed,
+                      const char *out, char paths[CZ_SPLIT_COUNT][4096], const struct timespec *t0)
+{
+    cz_error err = {0};
+    cz_prep_set set;
+    int rc = !strcmp(format, "arff") ? cz_prep_arff_read(&set, inputs[0], ao, &err)
+                                     : cz_prep_idx_read(&set, inputs[0], inputs[1], &err);
+    if (rc) return prep_fail(&err);
+    char summary[512];
+    describe_set(summary, sizeof summary, &set);
+    char splits[512] = "";
+    if (!split && fraction >= 1) {
+        rc = cz_prep_write(&set, NULL, 0, out, NULL, 1, &err);
+        add(splits, sizeof splits, "-> %s", out);
+    } else {
+        const double all[CZ_SPLIT_COUNT] = {1, 0, 0};
+        const double *fr = split ? frac : all;
+        cz_prep_split sp;
+        size_t dropped = 0;
+        rc = cz_prep_split_make(&sp, &set, fr, seed, &err);
+        if (!rc && fraction < 1) rc = cz_prep_split_fraction(&sp, &set, fraction, seed, &dropped, &err);
+        for (int j = 0; !rc && j < CZ_SPLIT_COUNT; j++) /* check all before writing any */
+            if (fr[j] > 0 && sp.n[j] == 0)
+                rc = cz_error_set(&err, CZ_EINVAL,
+                                  "%s: split %s=%g gets no rows (each class of the %zu rows is cut "
+                                  "separately and rounded): use a larger fraction",
+                                  inputs[0], cz_split_name(j), fr[j], set.n);
+        for (int j = 0; !rc && j < CZ_SPLIT_COUNT; j++) {
+            if (fr[j] <= 0) continue;
+            char note[160] = "";
+            if (split)
+                add(note, sizeof note, "split %s (%g of each class), seed %llu", cz_split_name(j), fr[j],
+                    (unsigned long long)seed);
+            if (j == CZ_SPLIT_TRAIN && fraction < 1)
+                add(note, sizeof note, "%sstratified fraction %g, seed %llu", split ? "; " : "", fraction,
+                    (unsigned long long)seed);
+            rc = cz_prep_write(&set, sp.rows[j], sp.n[j], split ? paths[j] : out, note, j == CZ_SPLIT_TRAIN,
+                               &err);
+            if (split) add(splits, sizeof splits, "%s%s %zu", j ? ", " : "", cz_split_name(j), sp.n[j]);
+        }
+        if (!rc) {
+            if (fraction < 1) add(splits, sizeof splits, "%sfraction %g of train (%zu rows left out)",
+                                  split ? ", " : "", fraction, dropped);
+            size_t plen = strlen(out);
+            if (plen > 3 && !strcmp(out + plen - 3, ".h5")) plen -= 3;
+            if (split)
+                add(splits, sizeof splits, " (seed %llu) -> %.*s-*.h5", (unsigned long long)seed,
+                    (int)(plen < 300 ? plen : 300), out);
+            else
+                add(splits, sizeof splits, " (seed %llu) -> %s", (unsigned long long)seed, out);
+        }
+        cz_prep_split_free(&sp);
+    }
+    cz_prep_set_free(&set);
+    if (rc) return prep_fail(&err);
+    printf("chainz prep %s: %s; %s; %.2f s\n", format, summary, splits, seconds_since(t0));
+    return 0;
 }
 
 int cz_cmd_prep(int argc, char **argv)
 {
+    enum { O_SPLIT = 256, O_SEED, O_CLASS, O_TASK, O_DROP, O_FRACTION, O_EMB, O_HASH, O_L2,
+           O_LABEL, O_LABEL_COL, O_LABEL_BASE, O_CLASSES, O_SKIP };
     static const struct option long_opts[] = {
         {"output", required_argument, NULL, 'o'},
-        {"split", required_argument, NULL, 's'},
-        {"seed", required_argument, NULL, 'S'},
-        {"class", required_argument, NULL, 'c'},
-        {"task", required_argument, NULL, 't'},
-        {"drop-missing", no_argument, NULL, 'm'},
+        {"split", required_argument, NULL, O_SPLIT},
+        {"seed", required_argument, NULL, O_SEED},
+        {"fraction", required_argument, NULL, O_FRACTION},
+        {"class", required_argument, NULL, O_CLASS},
+        {"task", required_argument, NULL, O_TASK},
+        {"drop-missing", no_argument, NULL, O_DROP},
+        {"embeddings", required_argument, NULL, O_EMB},
+        {"hash-dim", required_argument, NULL, O_HASH},
+        {"l2-normalize", no_argument, NULL, O_L2},
+        {"label", required_argument, NULL, O_LABEL},
+        {"label-col", required_argument, NULL, O_LABEL_COL},
+        {"label-base", required_argument, NULL, O_LABEL_BASE},
+        {"classes", required_argument, NULL, O_CLASSES},
+        {"skip-bad", required_argument, NULL, O_SKIP},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *out = NULL, *split_spec = NULL, *class_name = NULL, *task_name = NULL;
-    uint64_t seed = PREP_DEFAULT_SEED;
-    int drop_missing = 0, c;
+    const char *embeddings = NULL, *label_name = NULL;
+    uint64_t seed = PREP_DEFAULT_SEED, hash_dim = 0, label_col = 0, classes = 0, skip_bad = 0;
+    long label_base = 0;
+    double fraction = 1;
+    int drop_missing = 0, l2 = 0, have_base = 0, have_label_col = 0, have_classes = 0, have_skip = 0, c;
 #ifdef __GLIBC__
     optind = 0; /* full re-initialisation: the caller may have parsed other options */
 #else
@@ -128,46 +372,90 @@ int cz_cmd_prep(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":ho:", long_opts, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
-        case 's': split_spec = optarg; break;
-        case 'S':
-            if (parse_seed(optarg, &seed))
+        case O_SPLIT: split_spec = optarg; break;
+        case O_SEED:
+            if (parse_u64(optarg, &seed))
                 return prep_usage_error("--seed needs an unsigned 64-bit integer, got", optarg);
             break;
-        case 'c': class_name = optarg; break;
-        case 't': task_name = optarg; break;
-        case 'm': drop_missing = 1; break;
+        case O_FRACTION: {
+            char *e;
+            errno = 0;
+            fraction = strtod(optarg, &e);
+            if (!*optarg || *e || !(fraction > 0 && fraction <= 1))
+                return prep_usage_error("--fraction needs a number in (0, 1], got", optarg);
+            break;
+        }
+        case O_CLASS: class_name = optarg; break;
+        case O_TASK: task_name = optarg; break;
+        case O_DROP: drop_missing = 1; break;
+        case O_EMB: embeddings = optarg; break;
+        case O_HASH:
+            if (parse_u64(optarg, &hash_dim) || hash_dim < 1 || hash_dim > CZ_TEXT_HASH_MAX_DIM) {
+                char msg[96];
+                snprintf(msg, sizeof msg, "--hash-dim needs an integer in 1..%zu, got", CZ_TEXT_HASH_MAX_DIM);
+                return prep_usage_error(msg, optarg);
+            }
+            break;
+        case O_L2: l2 = 1; break;
+        case O_LABEL: label_name = optarg; break;
+        case O_LABEL_COL:
+            if (parse_u64(optarg, &label_col) || label_col < 1 || label_col > 1000000)
+                return prep_usage_error("--label-col needs a column number >= 1 (1-based), got", optarg);
+            have_label_col = 1;
+            break;
+        case O_LABEL_BASE:
+            if (parse_long(optarg, &label_base) || label_base < -1000000000L || label_base > 1000000000L)
+                return prep_usage_error("--label-base needs an integer, got", optarg);
+            have_base = 1;
+            break;
+        case O_CLASSES:
+            if (parse_u64(optarg, &classes) || classes < 2 || classes > 100000)
+                return prep_usage_error("--classes needs an integer in 2..100000, got", optarg);
+            have_classes = 1;
+            break;
+        case O_SKIP:
+            if (parse_u64(optarg, &skip_bad) || skip_bad > (uint64_t)SIZE_MAX / 2)
+                return prep_usage_error("--skip-bad needs a number of rows >= 0, got", optarg);
+            have_skip = 1;
+            break;
         case 'h': prep_usage(stdout); return 0;
         case ':': return prep_usage_error("missing value for option", argv[optind - 1]);
         default: return prep_usage_error("unknown option", argv[optind - 1]);
         }
     }
-    if (optind >= argc) return prep_usage_error("missing the input format (arff or idx)", NULL);
+    if (optind >= argc)
+        return prep_usage_error("missing the input format (csv, numeric, arff or idx)", NULL);
     const char *format = argv[optind];
     char **inputs = argv + optind + 1;
     int n_inputs = argc - optind - 1;
+    int is_csv = !strcmp(format, "csv"), is_num = !strcmp(format, "numeric");
     int is_arff = !strcmp(format, "arff"), is_idx = !strcmp(format, "idx");
-    if (!is_arff && !is_idx)
-        return prep_usage_error("unknown input format (expected arff or idx):", format);
-    if (is_arff && n_inputs != 1)
-        return prep_usage_error("arff takes exactly one INPUT file", NULL);
-    if (is_idx && n_inputs != 2)
-        return prep_usage_error("idx takes two files: IMAGES then LABELS", NULL);
-    if (is_idx && (class_name || task_name || drop_missing))
-        return prep_usage_error("--class, --task and --drop-missing apply to arff only", NULL);
+    if (!is_csv && !is_num && !is_arff && !is_idx)
+        return prep_usage_error("unknown input format (expected csv, numeric, arff or idx):", format);
+    if (!is_idx && n_inputs != 1) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "%s takes exactly one INPUT file", format);
+        return prep_usage_error(msg, NULL);
+    }
+    if (is_idx && n_inputs != 2) return prep_usage_error("idx takes two files: IMAGES then LABELS", NULL);
+    if (!is_arff && (class_name || drop_missing))
+        return prep_usage_error("--class and --drop-missing apply to arff only", NULL);
+    if (is_idx && task_name) return prep_usage_error("--task does not apply to idx", NULL);
+    if (!is_csv && (embeddings || hash_dim || l2))
+        return prep_usage_error("--embeddings, --hash-dim and --l2-normalize apply to csv only", NULL);
+    if (!is_num && label_name) return prep_usage_error("--label NAME applies to numeric only", NULL);
+    if ((is_arff || is_idx) && (have_label_col || have_base || have_classes || have_skip))
+        return prep_usage_error("--label-col, --label-base, --classes and --skip-bad apply to csv and numeric",
+                                NULL);
+    if (label_name && have_label_col) return prep_usage_error("give --label or --label-col, not both", NULL);
+    if (is_csv && !!embeddings == !!hash_dim)
+        return prep_usage_error(embeddings ? "give --embeddings or --hash-dim, not both"
+                                           : "csv needs a featurizer: --embeddings VEC.txt or --hash-dim D",
+                                NULL);
     if (!out) return prep_usage_error("missing -o OUT.h5", NULL);
 
     cz_error err = {0};
-    cz_arff_opts ao;
-    cz_arff_opts_default(&ao);
-    ao.class_name = class_name;
-    ao.drop_missing = drop_missing;
-    if (task_name && strcmp(task_name, "auto")) {
-        cz_head h;
-        if (cz_head_parse(task_name, &h))
-            return prep_usage_error("--task expects auto, classify, ordinal or regress, got", task_name);
-        ao.task = (int)h;
-    }
-    double frac[CZ_SPLIT_COUNT];
+    double frac[CZ_SPLIT_COUNT] = {1, 0, 0};
     if (split_spec && cz_prep_split_parse(split_spec, frac, &err)) return prep_fail(&err);
 
     /* output names: OUT.h5, or PREFIX-<split>.h5 */
@@ -181,53 +469,54 @@ int cz_cmd_prep(int argc, char **argv)
                 return prep_usage_error("output name too long:", out);
         }
     }
-
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    cz_prep_set set;
-    int rc = is_arff ? cz_prep_arff_read(&set, inputs[0], &ao, &err)
-                     : cz_prep_idx_read(&set, inputs[0], inputs[1], &err);
-    if (rc) return prep_fail(&err);
-
-    char summary[512];
-    describe_set(summary, sizeof summary, &set);
-    char splits[256] = "";
-    if (!split_spec) {
-        rc = cz_prep_write(&set, NULL, 0, out, NULL, &err);
-        snprintf(splits, sizeof splits, "-> %s", out);
+    int status;
+    if (is_csv || is_num) {
+        cz_prep_stream_opts so;
+        cz_prep_stream_opts_default(&so, is_csv ? CZ_PREP_CSV_TEXT : CZ_PREP_CSV_NUMERIC);
+        if (task_name) {
+            cz_head h;
+            if (cz_head_parse(task_name, &h) || (is_csv && h == CZ_HEAD_REGRESS))
+                return prep_usage_error(is_csv ? "--task for csv expects classify or ordinal, got"
+                                               : "--task for numeric expects classify, ordinal or regress, got",
+                                        task_name);
+            so.task = h;
+        }
+        if (so.task == CZ_HEAD_REGRESS && (have_classes || have_base))
+            return prep_usage_error("--classes and --label-base do not apply to --task regress", NULL);
+        so.label_col = (size_t)label_col;
+        so.label_name = label_name;
+        if (have_base) so.label_base = label_base;
+        so.classes = (int)classes;
+        so.embeddings = embeddings;
+        so.hash_dim = (size_t)hash_dim;
+        so.l2_normalize = l2;
+        so.skip_bad = (size_t)skip_bad;
+        so.split = split_spec != NULL;
+        for (int j = 0; j < CZ_SPLIT_COUNT; j++) {
+            so.frac[j] = frac[j];
+            so.paths[j] = split_spec ? paths[j] : (j == CZ_SPLIT_TRAIN ? out : NULL);
+        }
+        so.fraction = fraction;
+        so.seed = seed;
+        status = run_stream(format, inputs[0], &so, out, &t0);
     } else {
-        cz_prep_split sp;
-        rc = cz_prep_split_make(&sp, &set, frac, seed, &err);
-        for (int j = 0; !rc && j < CZ_SPLIT_COUNT; j++) /* check all before writing any */
-            if (frac[j] > 0 && sp.n[j] == 0)
-                rc = cz_error_set(&err, CZ_EINVAL,
-                                  "%s: split %s=%g gets no rows (each class of the %zu rows is cut "
-                                  "separately and rounded): use a larger fraction",
-                                  inputs[0], cz_split_name(j), frac[j], set.n);
-        for (int j = 0; !rc && j < CZ_SPLIT_COUNT; j++) {
-            if (frac[j] <= 0) continue;
-            char note[96];
-            snprintf(note, sizeof note, "split %s (%g of each class), seed %llu", cz_split_name(j),
-                     frac[j], (unsigned long long)seed);
-            rc = cz_prep_write(&set, sp.rows[j], sp.n[j], paths[j], note, &err);
-            size_t used = strlen(splits);
-            snprintf(splits + used, sizeof splits - used, "%s%s %zu", used ? ", " : "",
-                     cz_split_name(j), sp.n[j]);
+        cz_arff_opts ao;
+        cz_arff_opts_default(&ao);
+        ao.class_name = class_name;
+        ao.drop_missing = drop_missing;
+        if (task_name && strcmp(task_name, "auto")) {
+            cz_head h;
+            if (cz_head_parse(task_name, &h))
+                return prep_usage_error("--task expects auto, classify, ordinal or regress, got", task_name);
+            ao.task = (int)h;
         }
-        if (!rc) {
-            size_t used = strlen(splits), plen = strlen(out);
-            if (plen > 3 && !strcmp(out + plen - 3, ".h5")) plen -= 3;
-            snprintf(splits + used, sizeof splits - used, " (seed %llu) -> %.*s-*.h5",
-                     (unsigned long long)seed, (int)(plen < 150 ? plen : 150), out);
-        }
-        cz_prep_split_free(&sp);
+        status = run_memory(format, inputs, &ao, split_spec != NULL, frac, fraction, seed, out, paths, &t0);
     }
-    cz_prep_set_free(&set);
-    if (rc) return prep_fail(&err);
-    printf("chainz prep %s: %s; %s; %.2f s\n", format, summary, splits, seconds_since(&t0));
     if (fflush(stdout) != 0) {
         fprintf(stderr, "chainz prep: cannot write to standard output: %s\n", strerror(errno));
         return 1;
     }
-    return 0;
+    return status;
 }

@@ -48,7 +48,8 @@ static void usage_main(FILE *f)
             "usage: chainz COMMAND [OPTIONS]\n"
             "  train    train a CR network (or a baseline) on P ranks: mpirun -np P chainz train ...\n"
             "  eval     evaluate a checkpoint on a data set\n"
-            "  prep     convert ARFF / IDX files into chainz-data HDF5 sets\n"
+            "  prep     convert text CSV (word vectors or hashing), numeric CSV, ARFF and IDX\n"
+            "           files into chainz-data HDF5 sets, with stratified splits\n"
             "  tau      per-epoch gradient-norm statistics (tau = p99/mean) of runs; compare; plot\n"
             "  --version\n"
             "Run 'chainz COMMAND --help' for the options of a command.\n");

@@ -1,7 +1,7 @@
 /* ARFF (Weka) reader -> cz_prep_set. What is accepted and how attributes become features
  * is documented in include/chainz/prep.h. The file is read whole (through zlib, so plain
  * or gzip) and parsed in place, line by line, so that every message can name its line. */
-#include "chainz/prep.h"
+#include "internal.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -471,19 +471,41 @@ static int resolve_header(parser *P, size_t line, const cz_arff_opts *o, size_t 
     return 0;
 }
 
+static int arff_parse(cz_prep_set *out, const char *path, char *buf, size_t len,
+                      const cz_arff_opts *opts, cz_error *err);
+
 int cz_prep_arff_read(cz_prep_set *out, const char *path, const cz_arff_opts *opts,
                       cz_error *err)
 {
     memset(out, 0, sizeof *out);
+    char *buf;
+    size_t len = 0;
+    int rc = read_all(path, &buf, &len, err);
+    if (rc) return rc;
+    return arff_parse(out, path, buf, len, opts, err);
+}
+
+int cz_prep_arff_read_mem(cz_prep_set *out, const char *name, const void *data, size_t len,
+                          const cz_arff_opts *opts, cz_error *err)
+{
+    memset(out, 0, sizeof *out);
+    char *buf = malloc(len + 1);
+    if (!buf) return cz_error_set(err, CZ_ENOMEM, "%s: out of memory", name);
+    if (len) memcpy(buf, data, len);
+    buf[len] = '\0';
+    return arff_parse(out, name, buf, len, opts, err);
+}
+
+/* Parses buf[0..len) (NUL-terminated, writable; freed here) as ARFF into out. */
+static int arff_parse(cz_prep_set *out, const char *path, char *buf, size_t len,
+                      const cz_arff_opts *opts, cz_error *err)
+{
     cz_arff_opts defaults;
     if (!opts) {
         cz_arff_opts_default(&defaults);
         opts = &defaults;
     }
-    char *buf;
-    size_t len = 0;
-    int rc = read_all(path, &buf, &len, err);
-    if (rc) return rc;
+    int rc = 0;
     parser P = {.path = path, .err = err};
     rows R = {0};
     size_t line = 0, cls = 0, d = 0, header_end = 0, data_line = 0, dropped = 0;

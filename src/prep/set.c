@@ -1,5 +1,6 @@
-/* In-memory prep sets: freeing, the stratified split, and writing rows out as chainz-data
- * files through cz_data_write. */
+/* In-memory prep sets: freeing, the stratified split and the stratified fraction of its
+ * train part. Pure (no files): the writes are in h5out.c. The streamed readers use the
+ * same functions on the labels alone, so both give the same rows. */
 #include "chainz/prep.h"
 
 #include <math.h>
@@ -7,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chainz/data.h"
 #include "chainz/rng.h"
 
 static const char *const split_names[CZ_SPLIT_COUNT] = {"train", "val", "test"};
@@ -161,39 +161,63 @@ done:
     return rc;
 }
 
-int cz_prep_write(const cz_prep_set *s, const uint64_t *rows, size_t n, const char *path,
-                  const char *source_note, cz_error *err)
+int cz_prep_split_fraction(cz_prep_split *sp, const cz_prep_set *s, double f, uint64_t seed,
+                           size_t *dropped, cz_error *err)
 {
-    char source[512];
-    snprintf(source, sizeof source, "%s%s%s", s->source, source_note ? "; " : "",
-             source_note ? source_note : "");
-    if (!rows)
-        return cz_data_write(path, s->x, s->y_class, s->y_value, s->n, s->d, s->task, s->classes,
-                             source, err);
-    if (n == 0)
-        return cz_error_set(err, CZ_EINVAL, "%s: no rows to write (the split is empty)", path);
-    size_t d = s->d;
-    float *x = malloc(n * d * sizeof *x);
-    int32_t *yc = s->y_class ? malloc(n * sizeof *yc) : NULL;
-    float *yv = s->y_value ? malloc(n * sizeof *yv) : NULL;
+    if (dropped) *dropped = 0;
+    if (!(f > 0 && f <= 1))
+        return cz_error_set(err, CZ_EINVAL, "fraction %g: expected a number in (0, 1]", f);
+    size_t K = s->task == CZ_HEAD_REGRESS ? 1 : (size_t)s->classes, m = sp->n[CZ_SPLIT_TRAIN];
+    uint64_t *rows = sp->rows[CZ_SPLIT_TRAIN];
+    size_t *start = calloc(K + 1, sizeof *start);
+    uint64_t *members = malloc((m ? m : 1) * sizeof *members); /* positions in rows, by class */
+    uint64_t *perm = malloc((m ? m : 1) * sizeof *perm);
+    unsigned char *keep = calloc(m ? m : 1, 1);
     int rc = 0;
-    if (!x || (s->y_class && !yc) || (s->y_value && !yv)) {
-        rc = cz_error_set(err, CZ_ENOMEM, "%s: out of memory for %zu x %zu features", path, n, d);
-    } else {
-        for (size_t i = 0; i < n && !rc; i++) {
-            if (rows[i] >= s->n) {
-                rc = cz_error_set(err, CZ_EINVAL, "%s: row %llu out of range (n = %zu)", path,
-                                  (unsigned long long)rows[i], s->n);
-                break;
-            }
-            memcpy(x + i * d, s->x + rows[i] * d, d * sizeof *x);
-            if (yc) yc[i] = s->y_class[rows[i]];
-            if (yv) yv[i] = s->y_value[rows[i]];
-        }
-        if (!rc) rc = cz_data_write(path, x, yc, yv, n, d, s->task, s->classes, source, err);
+    if (!start || !members || !perm || !keep) {
+        rc = cz_error_set(err, CZ_ENOMEM, "fraction: out of memory for %zu rows", m);
+        goto done;
     }
-    free(x);
-    free(yc);
-    free(yv);
+    for (size_t i = 0; i < m; i++) {
+        size_t c = 0;
+        if (K > 1) {
+            if (rows[i] >= s->n || s->y_class[rows[i]] < 0 || (size_t)s->y_class[rows[i]] >= K) {
+                rc = cz_error_set(err, CZ_EINVAL, "fraction: train row %llu has no valid class",
+                                  (unsigned long long)rows[i]);
+                goto done;
+            }
+            c = (size_t)s->y_class[rows[i]];
+        }
+        start[c + 1]++;
+    }
+    for (size_t c = 0; c < K; c++) start[c + 1] += start[c];
+    for (size_t i = 0; i < m; i++) {
+        size_t c = K > 1 ? (size_t)s->y_class[rows[i]] : 0;
+        members[start[c]++] = i;
+    }
+    for (size_t c = K; c > 0; c--) start[c] = start[c - 1];
+    start[0] = 0;
+    cz_rng rng;
+    cz_rng_seed(&rng, cz_hash64(seed, CZ_PREP_FRACTION_KEY));
+    for (size_t c = 0; c < K; c++) {
+        size_t mc = start[c + 1] - start[c];
+        if (!mc) continue;
+        /* drawn whatever f is, so that smaller fractions keep subsets of larger ones */
+        cz_rng_permutation(&rng, perm, mc);
+        size_t k = (size_t)floor(f * (double)mc + 0.5);
+        if (k < 1) k = 1;
+        if (k > mc) k = mc;
+        for (size_t i = 0; i < k; i++) keep[members[start[c] + perm[i]]] = 1;
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < m; i++)
+        if (keep[i]) rows[w++] = rows[i];
+    if (dropped) *dropped = m - w;
+    sp->n[CZ_SPLIT_TRAIN] = w;
+done:
+    free(start);
+    free(members);
+    free(perm);
+    free(keep);
     return rc;
 }

@@ -1,0 +1,150 @@
+#!/bin/bash
+# chainz prep on the command line: csv (hash and embeddings, split, fraction, skip-bad),
+# numeric, arff with --fraction; help text; usage and input errors with their exit status
+# and messages naming file and line; no output and no temporary file after a failure; a
+# streamed file trains. Uses gen_yelp for a synthetic Yelp-format corpus.
+# Usage: test_prep_cli.sh BUILD_DIR
+set -uo pipefail
+build=$(cd "$1" && pwd)
+chainz="$build/chainz"
+gen="$build/gen_yelp"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fails=0
+ok() { echo "ok: $*"; }
+bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
+no_tmp() { ! ls "$work" | grep -q '\.tmp\.'; }
+
+# expect_fail STATUS PATTERN args...: chainz prep exits STATUS with PATTERN on stderr
+expect_fail() {
+    local want=$1 pat=$2; shift 2
+    "$chainz" prep "$@" >"$work/out.txt" 2>"$work/err.txt"
+    local rc=$?
+    if [ $rc -eq "$want" ] && grep -qF -- "$pat" "$work/err.txt"; then ok "exit $rc: $pat"
+    else bad "prep $* -> exit $rc (want $want), stderr: $(head -c 300 "$work/err.txt")"; fi
+}
+
+"$chainz" prep --help >"$work/help.txt" 2>&1 || bad "--help exit status"
+for o in --output --split --fraction --seed --embeddings --hash-dim --l2-normalize --label-col --label \
+         --label-base --classes --task --skip-bad --class --drop-missing "Default: 1" "Default: csv 1, numeric 0"; do
+    grep -qF -- "$o" "$work/help.txt" || bad "--help lacks $o"
+done
+ok "--help documents every option"
+
+"$gen" "$work/y.csv" 3000 --seed 7 --vectors "$work/y.vec" --dim 20 --vocab 2000 || bad "gen_yelp failed"
+"$gen" "$work/y2.csv" 3000 --seed 7 --vocab 2000 >/dev/null && cmp -s "$work/y.csv" "$work/y2.csv" && ok "gen_yelp is deterministic" ||
+    bad "gen_yelp differs for the same seed"
+"$gen" "$work/a.csv" 50 --title && head -1 "$work/a.csv" | grep -q '^"[1-5]","[^"]*","' && ok "gen_yelp --title" ||
+    bad "gen_yelp --title: $(head -c 40 "$work/a.csv")"
+
+# csv, hashing, split
+if "$chainz" prep csv "$work/y.csv" -o "$work/h.h5" --hash-dim 64 --split train=0.8,val=0.1,test=0.1 --seed 3 \
+    >"$work/out.txt" 2>"$work/err.txt"; then
+    # each class is cut separately: within a row per class (5 classes) of 2400/300/300
+    read -r tr va te <<<"$(sed -E 's/.*train ([0-9]+), val ([0-9]+), test ([0-9]+).*/\1 \2 \3/' "$work/out.txt")"
+    grep -q 'csv: 3000 rows, d 64, classify 5 classes' "$work/out.txt" && [ $((tr + va + te)) -eq 3000 ] &&
+        [ $((tr - 2400)) -le 5 ] && [ $((2400 - tr)) -le 5 ] && [ $((va - 300)) -le 5 ] && [ $((300 - va)) -le 5 ] &&
+        ok "csv --hash-dim with a split: train $tr, val $va, test $te" || bad "summary: $(cat "$work/out.txt")"
+    [ -f "$work/h-train.h5" ] && [ -f "$work/h-val.h5" ] && [ -f "$work/h-test.h5" ] && no_tmp && ok "three files, no temporaries" ||
+        bad "outputs: $(ls "$work")"
+else
+    bad "csv --hash-dim: $(cat "$work/err.txt")"
+fi
+# the same seed gives the same files (the timings are not in them)
+"$chainz" prep csv "$work/y.csv" -o "$work/h2.h5" --hash-dim 64 --split train=0.8,val=0.1,test=0.1 --seed 3 >/dev/null 2>&1
+if command -v h5dump >/dev/null; then
+    for s in train test; do
+        h5dump -d /features -d /labels "$work/h-$s.h5" | tail -n +2 >"$work/a.txt"
+        h5dump -d /features -d /labels "$work/h2-$s.h5" | tail -n +2 >"$work/b.txt"
+        cmp -s "$work/a.txt" "$work/b.txt" && ok "deterministic $s split" || bad "$s split differs for the same seed"
+    done
+    h5dump -d /stats/mean -a /stats/meaning "$work/h-train.h5" >/dev/null 2>&1 && ok "/stats in the train file" ||
+        bad "no /stats in h-train.h5"
+    h5dump -d /stats/mean "$work/h-val.h5" >/dev/null 2>&1 && bad "/stats in the val file" || ok "no /stats in val"
+    h5dump -a /featurizer "$work/h-train.h5" | grep -q 'signed hashing of unigrams and bigrams into 64' &&
+        ok "featurizer attribute" || bad "featurizer attribute"
+    h5dump -p -H -d /features "$work/h-train.h5" | grep -q CONTIGUOUS && ok "contiguous /features" || bad "layout"
+fi
+
+# csv, embeddings, fraction, l2
+if "$chainz" prep csv "$work/y.csv" -o "$work/e.h5" --embeddings "$work/y.vec" --l2-normalize --task ordinal \
+    --split train=0.5,test=0.5 --fraction 0.2 >"$work/out.txt" 2>"$work/err.txt"; then
+    grep -q 'd 20, ordinal 5 classes' "$work/out.txt" && grep -q 'out of vocabulary' "$work/out.txt" &&
+        grep -q 'fraction 0.2 of train' "$work/out.txt" && grep -q 'vectors 2000 x 20' "$work/out.txt" &&
+        ok "csv --embeddings --fraction: $(grep -o 'train [0-9]*, test [0-9]*' "$work/out.txt")" ||
+        bad "summary: $(cat "$work/out.txt")"
+    n=$(grep -o 'train [0-9]*' "$work/out.txt" | cut -d' ' -f2)
+    [ "$n" -ge 295 ] && [ "$n" -le 305 ] && ok "fraction 0.2 of 1500 train rows: $n" || bad "fraction gave $n rows"
+else
+    bad "csv --embeddings: $(cat "$work/err.txt")"
+fi
+
+# a streamed file trains (one rank)
+if timeout 300 "$chainz" train --data "$work/h-train.h5" --layers 8 --epochs 1 --batch 64 --out "$work/run" \
+    >"$work/train.log" 2>&1; then ok "chainz train reads the streamed file"
+else bad "chainz train on h-train.h5: $(tail -3 "$work/train.log")"; fi
+
+# bad input: messages with file and line, exit 1, nothing written
+printf '"1","fine"\n"2","a "bad" quote"\n"3","fine"\n' >"$work/bad.csv"
+expect_fail 1 "bad.csv:2: field 2: 'b' after the closing quote" csv "$work/bad.csv" -o "$work/bad.h5" --hash-dim 8
+[ ! -e "$work/bad.h5" ] && no_tmp && ok "no output after an error" || bad "left-overs: $(ls "$work")"
+if "$chainz" prep csv "$work/bad.csv" -o "$work/bad.h5" --hash-dim 8 --skip-bad 1 >"$work/out.txt" 2>"$work/err.txt"; then
+    grep -q '2 rows (1 bad rows skipped)' "$work/out.txt" && grep -q 'the first: .*bad.csv:2:' "$work/err.txt" &&
+        ok "--skip-bad 1 skips and reports" || bad "skip-bad summary: $(cat "$work/out.txt" "$work/err.txt")"
+else bad "--skip-bad 1: $(cat "$work/err.txt")"; fi
+printf '"1","a"\n"7","b"\n' >"$work/range.csv"
+expect_fail 1 "range.csv:2: label (field 1) 7 is outside 1..5" csv "$work/range.csv" -o "$work/r.h5" --hash-dim 8 --classes 5
+printf 'w 1 2 3\nv 1 2\n' >"$work/bad.vec"
+expect_fail 1 "bad.vec:2: 2 values after the word 'v', expected 3" csv "$work/y.csv" -o "$work/r.h5" --embeddings "$work/bad.vec"
+: >"$work/empty.csv"
+expect_fail 1 "empty.csv: empty file" csv "$work/empty.csv" -o "$work/r.h5" --hash-dim 8
+expect_fail 1 "nothere.csv: cannot open" csv "$work/nothere.csv" -o "$work/r.h5" --hash-dim 8
+expect_fail 1 "cannot create" csv "$work/y.csv" -o "$work/no/such/dir/r.h5" --hash-dim 8
+
+# usage errors
+expect_fail 1 "csv needs a featurizer" csv "$work/y.csv" -o "$work/r.h5"
+expect_fail 1 "not both" csv "$work/y.csv" -o "$work/r.h5" --hash-dim 8 --embeddings "$work/y.vec"
+expect_fail 1 "--label NAME applies to numeric only" csv "$work/y.csv" -o "$work/r.h5" --hash-dim 8 --label y
+expect_fail 1 "--fraction needs a number in (0, 1]" csv "$work/y.csv" -o "$work/r.h5" --hash-dim 8 --fraction 0
+expect_fail 1 "--task for csv expects classify or ordinal" csv "$work/y.csv" -o "$work/r.h5" --hash-dim 8 --task regress
+expect_fail 1 "--hash-dim needs an integer" csv "$work/y.csv" -o "$work/r.h5" --hash-dim 0
+expect_fail 1 "apply to csv only" numeric "$work/y.csv" -o "$work/r.h5" --hash-dim 8
+expect_fail 1 "unknown input format" tsv "$work/y.csv" -o "$work/r.h5"
+
+# numeric
+printf 'age,"glucose level",outcome\n50,148,1\n31,85,0\n32,183,1\n21,89,0\n33,137,1\n' >"$work/n.csv"
+if "$chainz" prep numeric "$work/n.csv" -o "$work/n.h5" --label outcome >"$work/out.txt" 2>"$work/err.txt"; then
+    grep -q "5 rows, d 2, classify 2 classes \[2/3\], label 'outcome'" "$work/out.txt" && ok "numeric --label" ||
+        bad "numeric summary: $(cat "$work/out.txt")"
+else bad "numeric: $(cat "$work/err.txt")"; fi
+"$chainz" prep numeric "$work/n.csv" -o "$work/n2.h5" --label-col 2 --task regress >"$work/out.txt" 2>&1 &&
+    grep -q "d 2, regress, label 'glucose level'" "$work/out.txt" && ok "numeric --label-col --task regress" ||
+    bad "numeric regress: $(cat "$work/out.txt")"
+printf 'a,b\n1,0\n2,x\n' >"$work/nb.csv"
+expect_fail 1 "nb.csv:3: column 2 ('b'): 'x' is not a number" numeric "$work/nb.csv" -o "$work/r.h5" --label a
+
+# arff with --fraction (in memory) keeps its old behaviour and gains /stats
+cat >"$work/t.arff" <<'EOF'
+@relation t
+@attribute x numeric
+@attribute class {a,b}
+@data
+1,a
+2,a
+3,a
+4,a
+5,b
+6,b
+7,b
+8,b
+9,a
+10,b
+EOF
+"$chainz" prep arff "$work/t.arff" -o "$work/t.h5" --fraction 0.5 >"$work/out.txt" 2>&1 &&
+    grep -q 'fraction 0.5 of train (4 rows left out)' "$work/out.txt" && ok "arff --fraction" ||
+    bad "arff --fraction: $(cat "$work/out.txt")"
+
+echo "test_prep_cli: $fails failure(s)"
+[ $fails -eq 0 ]

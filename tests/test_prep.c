@@ -276,6 +276,116 @@ static void test_prep_arff_regress_and_class_choice(void **state)
     arff_fails(text, &o, "no attribute named 'Price'", "kind, rooms, grade, price");
 }
 
+/* string attributes: each value goes through the csv featurizer (the same function) into
+ * its own block of D columns, in attribute order; rows dropped for '?' are not counted */
+static void ref_apply(cz_featurizer *ref, float *x, const char *text)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", text);
+    cz_featurizer_apply(ref, x, buf, strlen(buf));
+}
+
+static void test_prep_arff_string_attributes(void **state)
+{
+    (void)state;
+    const char *text = "@relation news\n"
+                       "@attribute id numeric\n"
+                       "@attribute Text string\n"
+                       "@attribute title STRING % a comment\n"
+                       "@attribute class {no,yes}\n"
+                       "@data\n"
+                       "1,'Corn prices ROSE, as the \\'USDA\\' said\\nyes','a b',yes\n"
+                       "2,\"maize % up\",x,no\n"
+                       "3,'',  '' ,yes\n"
+                       "4,?,'dropped',no\n";
+    cz_featurizer *f, *ref;
+    cz_error err = {0};
+    assert_int_equal(cz_featurizer_hash(&f, 16, 0, &err), 0);
+    assert_int_equal(cz_featurizer_hash(&ref, 16, 0, &err), 0);
+    cz_arff_opts o;
+    cz_arff_opts_default(&o);
+    assert_null(o.text);
+    o.text = f;
+    o.drop_missing = 1;
+    cz_prep_set s;
+    int rc = arff_text(&s, text, &o, &err);
+    if (rc) fail_msg("%s", err.msg);
+    assert_int_equal(s.n, 3);
+    assert_int_equal(s.d, 1 + 16 + 16);
+    assert_int_equal(s.dropped, 1);
+    assert_int_equal(s.task, CZ_HEAD_CLASSIFY);
+    assert_int_equal(s.classes, 2);
+    assert_int_equal(s.y_class[0], 1);
+    assert_int_equal(s.y_class[1], 0);
+    assert_int_equal(s.y_class[2], 1);
+    const char *texts[3][2] = {{"Corn prices ROSE, as the 'USDA' said\nyes", "a b"},
+                               {"maize % up", "x"},
+                               {"", ""}};
+    float want[16];
+    for (size_t i = 0; i < 3; i++) {
+        assert_true(s.x[i * s.d] == (float)(i + 1));
+        for (int k = 0; k < 2; k++) {
+            ref_apply(ref, want, texts[i][k]);
+            assert_memory_equal(s.x + i * s.d + 1 + 16 * k, want, sizeof want);
+        }
+    }
+    /* not all zero: the text really was hashed */
+    float ss = 0;
+    for (size_t j = 1; j < 17; j++) ss += s.x[j] * s.x[j];
+    assert_true(ss > 0);
+    const cz_text_counts *c = cz_featurizer_counts(f), *rc_ = cz_featurizer_counts(ref);
+    assert_int_equal(c->rows, 6);
+    assert_int_equal(c->tokens, rc_->tokens);
+    assert_int_equal(c->features, rc_->features);
+    assert_int_equal(c->empty_rows, 2);
+    if (!strstr(s.featurizer, "signed hashing") || !strstr(s.featurizer, "'Text' columns 1..16") ||
+        !strstr(s.featurizer, "'title' columns 17..32"))
+        fail_msg("featurizer: %s", s.featurizer);
+    if (!strstr(s.source, "1 numeric") || !strstr(s.source, "2 string (16 columns each)"))
+        fail_msg("source: %s", s.source);
+    /* the featurizer attribute reaches the file */
+    assert_int_equal(cz_prep_write(&s, NULL, 0, tpath("str.h5"), NULL, 1, &err), 0);
+    cz_prep_set_free(&s);
+
+    /* no featurizer: an error naming the file, line and attribute and the options */
+    arff_fails(text, NULL, "t.arff:3: attribute 'Text' has type string", "--hash-dim D or --embeddings");
+    /* a string class, a featurizer without string attributes, '?' without drop_missing */
+    o.drop_missing = 0;
+    arff_fails("@relation r\n@attribute c {a,b}\n@attribute t string\n@data\na,'x'\n", &o,
+               "t.arff:3: the class attribute 't' has type string", NULL);
+    arff_fails("@relation r\n@attribute a numeric\n@attribute c {a,b}\n@data\n1,a\n", &o,
+               "t.arff:4:", "no attribute has type string");
+    arff_fails(text, &o, "t.arff:10: column 2 (attribute 'Text'): missing value", NULL);
+    cz_featurizer_free(f);
+    cz_featurizer_free(ref);
+
+    /* embeddings: the same mean of word vectors as csv, OOV tokens counted */
+    static const char vec[] = "corn 1 2\nprices 3 -4\nmaize 0.5 0.5\n";
+    cz_vocab *v1, *v2;
+    assert_int_equal(cz_vocab_load_mem(&v1, "v", vec, sizeof vec - 1, 0, &err), 0);
+    assert_int_equal(cz_vocab_load_mem(&v2, "v", vec, sizeof vec - 1, 0, &err), 0);
+    assert_int_equal(cz_featurizer_embed(&f, v1, 1, &err), 0);
+    assert_int_equal(cz_featurizer_embed(&ref, v2, 1, &err), 0);
+    o.text = f;
+    o.drop_missing = 1;
+    rc = arff_text(&s, text, &o, &err);
+    if (rc) fail_msg("%s", err.msg);
+    assert_int_equal(s.d, 1 + 2 + 2);
+    float w2[2];
+    for (size_t i = 0; i < 3; i++)
+        for (int k = 0; k < 2; k++) {
+            ref_apply(ref, w2, texts[i][k]);
+            assert_memory_equal(s.x + i * s.d + 1 + 2 * k, w2, sizeof w2);
+        }
+    assert_true(fabsf(s.x[1] * s.x[1] + s.x[2] * s.x[2] - 1) < 1e-6f); /* L2-normalized */
+    assert_int_equal(cz_featurizer_counts(f)->oov_tokens, cz_featurizer_counts(ref)->oov_tokens);
+    assert_true(cz_featurizer_counts(f)->oov_tokens > 0);
+    assert_non_null(strstr(s.featurizer, "embeddings: mean of the 2-d word vectors"));
+    cz_prep_set_free(&s);
+    cz_featurizer_free(f);
+    cz_featurizer_free(ref);
+}
+
 static void test_prep_arff_gzip(void **state)
 {
     (void)state;
@@ -610,6 +720,7 @@ int main(void)
         cmocka_unit_test(test_prep_arff_bad_values),
         cmocka_unit_test(test_prep_arff_bad_headers),
         cmocka_unit_test(test_prep_arff_regress_and_class_choice),
+        cmocka_unit_test(test_prep_arff_string_attributes),
         cmocka_unit_test(test_prep_arff_gzip),
         cmocka_unit_test(test_prep_arff_diabetes),
         cmocka_unit_test(test_prep_idx_round_trip_plain_and_gzip),

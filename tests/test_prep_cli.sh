@@ -1,6 +1,6 @@
 #!/bin/bash
 # chainz prep on the command line: csv (hash and embeddings, split, fraction, skip-bad),
-# numeric, arff with --fraction; help text; usage and input errors with their exit status
+# numeric, arff with --fraction and with string attributes (and weka's ReutersCorn if present); help text; usage and input errors with their exit status
 # and messages naming file and line; no output and no temporary file after a failure; a
 # streamed file trains. Uses gen_yelp for a synthetic Yelp-format corpus.
 # Usage: test_prep_cli.sh BUILD_DIR
@@ -110,7 +110,7 @@ expect_fail 1 "--label NAME applies to numeric only" csv "$work/y.csv" -o "$work
 expect_fail 1 "--fraction needs a number in (0, 1]" csv "$work/y.csv" -o "$work/r.h5" --hash-dim 8 --fraction 0
 expect_fail 1 "--task for csv expects classify or ordinal" csv "$work/y.csv" -o "$work/r.h5" --hash-dim 8 --task regress
 expect_fail 1 "--hash-dim needs an integer" csv "$work/y.csv" -o "$work/r.h5" --hash-dim 0
-expect_fail 1 "apply to csv only" numeric "$work/y.csv" -o "$work/r.h5" --hash-dim 8
+expect_fail 1 "apply to csv and arff only" numeric "$work/y.csv" -o "$work/r.h5" --hash-dim 8
 expect_fail 1 "unknown input format" tsv "$work/y.csv" -o "$work/r.h5"
 
 # numeric
@@ -145,6 +145,46 @@ EOF
 "$chainz" prep arff "$work/t.arff" -o "$work/t.h5" --fraction 0.5 >"$work/out.txt" 2>&1 &&
     grep -q 'fraction 0.5 of train (4 rows left out)' "$work/out.txt" && ok "arff --fraction" ||
     bad "arff --fraction: $(cat "$work/out.txt")"
+
+# arff with a string attribute: the csv featurizer's options, errors without one
+printf "@relation s\n@attribute Text string\n@attribute c {0,1}\n@data\n'corn up, \\\\'wheat\\\\' down',1\n'Maize',0\n\"rain\",0\n" >"$work/s.arff"
+if "$chainz" prep arff "$work/s.arff" -o "$work/s.h5" --hash-dim 16 --l2-normalize >"$work/out.txt" 2>"$work/err.txt"; then
+    grep -q 'arff: 3 rows, d 16, classify 2 classes \[2/1\]; text: 3 values, 6 tokens, 0 values without a token' \
+        "$work/out.txt" && ok "arff string attribute --hash-dim" || bad "arff string summary: $(cat "$work/out.txt")"
+    if command -v h5dump >/dev/null; then
+        h5dump -a /featurizer "$work/s.h5" | grep -q "L2-normalized.*arff string attributes: 'Text' columns 0..15" &&
+            ok "arff featurizer attribute" || bad "arff featurizer attribute: $(h5dump -a /featurizer "$work/s.h5")"
+    fi
+else bad "arff string --hash-dim: $(cat "$work/err.txt")"; fi
+# the tokenizer keeps apostrophes: 'wheat' (quotes and all) is not the word wheat
+printf 'corn 1 0\nwheat 0 1\n' >"$work/s.vec"
+"$chainz" prep arff "$work/s.arff" -o "$work/s2.h5" --embeddings "$work/s.vec" >"$work/out.txt" 2>&1 &&
+    grep -q 'd 2, .*text: 3 values, 6 tokens, 5 out of vocabulary (83.33%), 2 values without a known token; vectors 2 x 2' \
+        "$work/out.txt" && ok "arff string attribute --embeddings" || bad "arff --embeddings: $(cat "$work/out.txt")"
+expect_fail 1 "s.arff:2: attribute 'Text' has type string: text needs a featurizer, pass --hash-dim D or --embeddings" \
+    arff "$work/s.arff" -o "$work/r.h5"
+expect_fail 1 "no attribute has type string" arff "$work/t.arff" -o "$work/r.h5" --hash-dim 8
+expect_fail 1 "not both" arff "$work/s.arff" -o "$work/r.h5" --hash-dim 8 --embeddings "$work/s.vec"
+expect_fail 1 "--l2-normalize needs a featurizer" arff "$work/s.arff" -o "$work/r.h5" --l2-normalize
+[ ! -e "$work/r.h5" ] && no_tmp || bad "left-overs after arff errors: $(ls "$work")"
+
+# weka's ReutersCorn (a string attribute and a nominal class), when weka's examples are here
+reuters=""
+for f in /usr/share/doc/weka/examples/ReutersCorn-train.arff /tmp/weka-x/usr/share/doc/weka/examples/ReutersCorn-train.arff; do
+    [ -f "$f" ] && { reuters=$f; break; }
+done
+if [ -n "$reuters" ]; then
+    if "$chainz" prep arff "$reuters" -o "$work/corn.h5" --hash-dim 64 --split train=0.8,test=0.2 \
+        >"$work/out.txt" 2>"$work/err.txt"; then
+        grep -q 'arff: 1554 rows, d 64, classify 2 classes \[1509/45\]; text: 1554 values, [0-9]* tokens' \
+            "$work/out.txt" && [ -f "$work/corn-train.h5" ] && [ -f "$work/corn-test.h5" ] &&
+            ok "ReutersCorn-train.arff --hash-dim 64: $(grep -o 'train [0-9]*, test [0-9]*' "$work/out.txt")" ||
+            bad "ReutersCorn summary: $(cat "$work/out.txt")"
+    else bad "ReutersCorn: $(cat "$work/err.txt")"; fi
+    expect_fail 1 "ReutersCorn-train.arff:3: attribute 'Text' has type string" arff "$reuters" -o "$work/r.h5"
+else
+    echo "skip: ReutersCorn-train.arff not found (apt-get download weka && dpkg-deb -x weka_*.deb /tmp/weka-x)"
+fi
 
 echo "test_prep_cli: $fails failure(s)"
 [ $fails -eq 0 ]

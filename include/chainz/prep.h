@@ -12,10 +12,10 @@
  * ARFF (Weka), as read here:
  *   - `@relation`, `@attribute NAME TYPE`, `@data`; keywords case-insensitive; `%` outside
  *     quotes starts a comment; CRLF or LF line ends; a UTF-8 byte order mark is skipped.
- *   - TYPE: numeric | real | integer (all read as numbers), or a nominal list {v1,v2,...}.
- *     string, date and relational attributes are rejected with a message (text needs a
- *     featurizer that does not exist yet). Sparse rows ({i v, ...}) and instance weights
- *     are rejected too.
+ *   - TYPE: numeric | real | integer (all read as numbers), a nominal list {v1,v2,...}, or
+ *     string (text: needs a featurizer, cz_arff_opts.text, else an error naming the file,
+ *     line and attribute). date and relational attributes are rejected with a message.
+ *     Sparse rows ({i v, ...}) and instance weights are rejected too.
  *   - values are separated by commas; whitespace around a value is dropped; '...' and
  *     "..." quote values holding commas, spaces or % (backslash escapes \' \" \\ \t \n \r).
  *   - an unquoted `?` is a missing value: an error naming the line, or, with drop_missing,
@@ -25,7 +25,11 @@
  *     a numeric class gives task regress.
  *   - features, in attribute order (class left out): a numeric attribute is one column;
  *     a nominal attribute with K values is K one-hot columns (1.0 at the value's index in
- *     declaration order, 0.0 elsewhere), so no order is invented between values.
+ *     declaration order, 0.0 elsewhere), so no order is invented between values; a string
+ *     attribute is D columns (D = the featurizer's dim): cz_featurizer_apply of its value
+ *     (quotes and escapes removed; an unquoted empty value is the empty text), exactly as
+ *     prep csv featurizes a text. Several string attributes get one D block each, in
+ *     attribute order. A string attribute cannot be the class.
  *
  * IDX (MNIST, Fashion-MNIST): images magic 0x00000803 (unsigned byte, 3 dims [N, R, C]),
  * labels magic 0x00000801 (unsigned byte, 1 dim [N]). Features [N, R*C] float32 = byte/255,
@@ -65,19 +69,28 @@ typedef struct {
     char **class_names;   /* [classes] (ARFF nominal values, IDX "0".."9"), NULL for regress */
     size_t dropped;       /* rows dropped for missing values (drop_missing) */
     char source[256];     /* what it came from: written as the file's source attribute */
+    char featurizer[768]; /* ARFF with string attributes: the file's featurizer attribute
+                             (the text featurizer and each string attribute's columns); else "" */
 } cz_prep_set;
 
 /* Frees what a reader allocated and zeroes the struct; NULL-safe, safe on a zeroed set. */
 void cz_prep_set_free(cz_prep_set *s);
+
+typedef struct cz_featurizer cz_featurizer; /* text -> features: see below */
 
 typedef struct {
     const char *class_name; /* class attribute by name (exact match); NULL: the last one */
     int task;               /* -1: from the class type (nominal -> classify, numeric ->
                                regress); else a cz_head that the class type must fit */
     int drop_missing;       /* 1: drop rows holding '?'; 0: a '?' is an error */
+    cz_featurizer *text;    /* featurizes string attributes (borrowed, not freed; its counts
+                               grow by one row per string value of every kept row); NULL: a
+                               string attribute is an error. Given with no string attribute:
+                               an error too. */
 } cz_arff_opts;
 
-/* Sets opts to the defaults above (last attribute, task from its type, '?' is an error). */
+/* Sets opts to the defaults above (last attribute, task from its type, '?' is an error,
+ * no text featurizer). */
 void cz_arff_opts_default(cz_arff_opts *opts);
 
 /* Reads an ARFF file (plain or gzip) into out (zeroed first, freed again on error).

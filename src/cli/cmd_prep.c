@@ -20,7 +20,7 @@ static void prep_usage(FILE *f)
     fprintf(f,
 "usage: chainz prep csv INPUT.csv -o OUT.h5 (--embeddings VEC.txt | --hash-dim D) [options]\n"
 "       chainz prep numeric INPUT.csv -o OUT.h5 [--label NAME | --label-col N] [options]\n"
-"       chainz prep arff INPUT.arff -o OUT.h5 [options]\n"
+"       chainz prep arff INPUT.arff -o OUT.h5 [--hash-dim D | --embeddings VEC.txt] [options]\n"
 "       chainz prep idx IMAGES LABELS -o OUT.h5 [options]\n"
 "\n"
 "Turns an input file into a chainz-data HDF5 set, or one set per split. Inputs may be\n"
@@ -38,10 +38,13 @@ static void prep_usage(FILE *f)
 "                     every other column is a feature. Streamed like csv.\n"
 "  arff INPUT         Weka ARFF. Each numeric/real/integer attribute is one feature;\n"
 "                     a nominal attribute {v1,...,vK} is K one-hot features (in\n"
-"                     declaration order). string/date/relational attributes, sparse\n"
-"                     rows and instance weights are rejected. The class attribute\n"
-"                     gives the labels: nominal -> classify, classes 0..K-1 in\n"
-"                     declaration order; numeric -> regress.\n"
+"                     declaration order). A string attribute (text, e.g. weka's\n"
+"                     ReutersCorn) is D features from the csv featurizer, which it\n"
+"                     then needs (--hash-dim or --embeddings, --l2-normalize); several\n"
+"                     string attributes get one block of D each, in attribute order.\n"
+"                     date/relational attributes, sparse rows and instance weights\n"
+"                     are rejected. The class attribute gives the labels: nominal ->\n"
+"                     classify, classes 0..K-1 in declaration order; numeric -> regress.\n"
 "  idx IMAGES LABELS  MNIST-style IDX: unsigned-byte images [N, R, C] become N x R*C\n"
 "                     features scaled to [0, 1]; unsigned-byte labels 0..9, 10 classes.\n"
 "\n"
@@ -62,7 +65,7 @@ static void prep_usage(FILE *f)
 "  The training file (the train split, or OUT.h5) also gets /stats/mean and /stats/std:\n"
 "  per-feature mean and standard deviation of its rows (stored, not applied).\n"
 "\n"
-"csv options:\n"
+"csv options (arff: for string attributes):\n"
 "      --embeddings VEC word vectors in the GloVe text format (`word v1 ... vD` per line,\n"
 "                       plain or gzip): features are the mean of the vectors of the\n"
 "                       tokens found (out-of-vocabulary tokens are counted and skipped;\n"
@@ -276,15 +279,31 @@ static int run_stream(const char *format, const char *input, cz_prep_stream_opts
 /* arff or idx: read into memory, split, keep the fraction, write */
 static int run_memory(const char *format, char **inputs, const cz_arff_opts *ao, int split,
                       const double frac[CZ_SPLIT_COUNT], double fraction, uint64_t seed,
-                      const char *out, char paths[CZ_SPLIT_COUNT][4096], const struct timespec *t0)
+                      const char *out, char paths[CZ_SPLIT_COUNT][4096], const struct timespec *t0,
+                      const cz_vocab_info *vocab)
 {
     cz_error err = {0};
     cz_prep_set set;
     int rc = !strcmp(format, "arff") ? cz_prep_arff_read(&set, inputs[0], ao, &err)
                                      : cz_prep_idx_read(&set, inputs[0], inputs[1], &err);
     if (rc) return prep_fail(&err);
-    char summary[512];
+    char summary[1024];
     describe_set(summary, sizeof summary, &set);
+    if (ao && ao->text) { /* string attributes: counts as for csv (one row per text value) */
+        const cz_text_counts *t = cz_featurizer_counts(ao->text);
+        add(summary, sizeof summary, "; text: %llu values, %llu tokens", (unsigned long long)t->rows,
+            (unsigned long long)t->tokens);
+        if (vocab)
+            add(summary, sizeof summary,
+                ", %llu out of vocabulary (%.2f%%), %llu values without a known token; vectors %zu x %zu",
+                (unsigned long long)t->oov_tokens,
+                t->tokens ? 100.0 * (double)t->oov_tokens / (double)t->tokens : 0.0,
+                (unsigned long long)t->empty_rows, vocab->words, vocab->dim);
+        else
+            add(summary, sizeof summary, ", %llu values without a token", (unsigned long long)t->empty_rows);
+        if (vocab && vocab->duplicates)
+            add(summary, sizeof summary, ", %zu repeated words ignored", vocab->duplicates);
+    }
     char splits[512] = "";
     if (!split && fraction >= 1) {
         rc = cz_prep_write(&set, NULL, 0, out, NULL, 1, &err);
@@ -441,8 +460,14 @@ int cz_cmd_prep(int argc, char **argv)
     if (!is_arff && (class_name || drop_missing))
         return prep_usage_error("--class and --drop-missing apply to arff only", NULL);
     if (is_idx && task_name) return prep_usage_error("--task does not apply to idx", NULL);
-    if (!is_csv && (embeddings || hash_dim || l2))
-        return prep_usage_error("--embeddings, --hash-dim and --l2-normalize apply to csv only", NULL);
+    if (!is_csv && !is_arff && (embeddings || hash_dim || l2))
+        return prep_usage_error("--embeddings, --hash-dim and --l2-normalize apply to csv and arff only",
+                                NULL);
+    if (is_arff && embeddings && hash_dim)
+        return prep_usage_error("give --embeddings or --hash-dim, not both", NULL);
+    if (is_arff && l2 && !embeddings && !hash_dim)
+        return prep_usage_error("--l2-normalize needs a featurizer: --embeddings VEC.txt or --hash-dim D",
+                                NULL);
     if (!is_num && label_name) return prep_usage_error("--label NAME applies to numeric only", NULL);
     if ((is_arff || is_idx) && (have_label_col || have_base || have_classes || have_skip))
         return prep_usage_error("--label-col, --label-base, --classes and --skip-bad apply to csv and numeric",
@@ -512,7 +537,25 @@ int cz_cmd_prep(int argc, char **argv)
                 return prep_usage_error("--task expects auto, classify, ordinal or regress, got", task_name);
             ao.task = (int)h;
         }
-        status = run_memory(format, inputs, &ao, split_spec != NULL, frac, fraction, seed, out, paths, &t0);
+        /* string attributes: the csv featurizer, built the same way */
+        cz_featurizer *feat = NULL;
+        cz_vocab_info vinfo;
+        int frc = 0;
+        if (embeddings) {
+            cz_vocab *v;
+            frc = cz_vocab_load(&v, embeddings, 0, &err);
+            if (!frc) {
+                vinfo = *cz_vocab_get_info(v);
+                frc = cz_featurizer_embed(&feat, v, l2, &err);
+            }
+        } else if (hash_dim) {
+            frc = cz_featurizer_hash(&feat, (size_t)hash_dim, l2, &err);
+        }
+        if (frc) return prep_fail(&err);
+        ao.text = feat;
+        status = run_memory(format, inputs, &ao, split_spec != NULL, frac, fraction, seed, out, paths, &t0,
+                            embeddings ? &vinfo : NULL);
+        cz_featurizer_free(feat);
     }
     if (fflush(stdout) != 0) {
         fprintf(stderr, "chainz prep: cannot write to standard output: %s\n", strerror(errno));

@@ -14,14 +14,14 @@
 #include <strings.h>
 #include <zlib.h>
 
-typedef enum { ATTR_NUMERIC, ATTR_NOMINAL } attr_kind;
+typedef enum { ATTR_NUMERIC, ATTR_NOMINAL, ATTR_STRING } attr_kind;
 
 typedef struct {
     char *name;
     attr_kind kind;
     char **values;      /* nominal values in declaration order */
     size_t n_values;
-    size_t col;         /* first feature column (features only) */
+    size_t col;         /* first feature column (features only; a string: D of them) */
     size_t line;        /* where it was declared */
 } attr;
 
@@ -33,6 +33,7 @@ typedef struct {
 typedef struct {
     const char *path;
     cz_error *err;
+    cz_featurizer *text; /* for string attributes (borrowed), or NULL */
     attr *attrs;
     size_t n_attrs, cap_attrs;
     field *fields;
@@ -45,6 +46,7 @@ void cz_arff_opts_default(cz_arff_opts *opts)
     opts->class_name = NULL;
     opts->task = -1;
     opts->drop_missing = 0;
+    opts->text = NULL;
 }
 
 static void parser_free(parser *P)
@@ -296,11 +298,19 @@ static int parse_attribute(parser *P, size_t line, char *p)
                                 P->path, line, p, a->name);
         return 0;
     }
-    if (!quoted && !strcasecmp(type, "string"))
-        return cz_error_set(P->err, CZ_EINVAL,
-                            "%s:%zu: attribute '%s' has type string, which chainz prep arff does not "
-                            "featurize yet (text needs a featurizer); remove the attribute or make it nominal",
-                            P->path, line, a->name);
+    if (!quoted && !strcasecmp(type, "string")) {
+        a->kind = ATTR_STRING;
+        if (!P->text)
+            return cz_error_set(P->err, CZ_EINVAL,
+                                "%s:%zu: attribute '%s' has type string: text needs a featurizer, pass "
+                                "--hash-dim D or --embeddings VEC.txt (with chainz prep arff)",
+                                P->path, line, a->name);
+        p = skip_blanks(p);
+        if (stop != '\0' && *p && *p != '%')
+            return cz_error_set(P->err, CZ_EINVAL, "%s:%zu: unexpected text '%.20s' after the type of '%s'",
+                                P->path, line, p, a->name);
+        return 0;
+    }
     if (!quoted && (!strcasecmp(type, "date") || !strcasecmp(type, "relational")))
         return cz_error_set(P->err, CZ_EINVAL,
                             "%s:%zu: attribute '%s' has type %s, which is not supported "
@@ -357,6 +367,9 @@ static int rows_grow(rows *R, size_t d, int regress, parser *P)
 {
     if (R->n < R->cap) return 0;
     size_t cap = R->cap ? 2 * R->cap : 256;
+    if (d && cap > SIZE_MAX / sizeof(float) / d)
+        return cz_error_set(P->err, CZ_ENOMEM, "%s: out of memory after %zu rows of %zu features",
+                            P->path, R->n, d);
     float *x = realloc(R->x, cap * d * sizeof *x);
     if (x) R->x = x;
     void *y = regress ? realloc(R->yv, cap * sizeof *R->yv) : realloc(R->yc, cap * sizeof *R->yc);
@@ -382,6 +395,7 @@ static int parse_row(parser *P, size_t line, size_t nf, size_t cls, size_t d, ro
             *missing = 1;
             return 0;
         }
+        if (a->kind == ATTR_STRING) continue; /* featurized below, once the row is complete */
         if (!f->quoted && !*f->s)
             return cz_error_set(P->err, CZ_EINVAL,
                                 "%s:%zu: column %zu (attribute '%s'): empty value, expected %s or '?'",
@@ -418,6 +432,11 @@ static int parse_row(parser *P, size_t line, size_t nf, size_t cls, size_t d, ro
             }
         }
     }
+    /* string attributes (never the class): each value through the featurizer into its own
+       block of D columns; only for rows that are kept, so the counts are those of the data */
+    for (size_t i = 0; i < nf; i++)
+        if (P->attrs[i].kind == ATTR_STRING)
+            cz_featurizer_apply(P->text, x + P->attrs[i].col, P->fields[i].s, strlen(P->fields[i].s));
     return 0;
 }
 
@@ -441,6 +460,11 @@ static int resolve_header(parser *P, size_t line, const cz_arff_opts *o, size_t 
         }
     }
     const attr *ca = &P->attrs[c];
+    if (ca->kind == ATTR_STRING)
+        return cz_error_set(P->err, CZ_EINVAL,
+                            "%s:%zu: the class attribute '%s' has type string: the class must be "
+                            "nominal or numeric (choose another one with --class NAME)",
+                            P->path, ca->line, ca->name);
     if (P->n_attrs < 2)
         return cz_error_set(P->err, CZ_EINVAL,
                             "%s:%zu: only the class attribute '%s' is declared: no features", P->path,
@@ -464,7 +488,17 @@ static int resolve_header(parser *P, size_t line, const cz_arff_opts *o, size_t 
     for (size_t i = 0; i < P->n_attrs; i++) {
         if (i == c) continue;
         P->attrs[i].col = col;
-        col += P->attrs[i].kind == ATTR_NUMERIC ? 1 : P->attrs[i].n_values;
+        col += P->attrs[i].kind == ATTR_NUMERIC  ? 1
+               : P->attrs[i].kind == ATTR_STRING ? cz_featurizer_dim(P->text)
+                                                 : P->attrs[i].n_values;
+    }
+    if (P->text) {
+        size_t n_str = 0;
+        for (size_t i = 0; i < P->n_attrs; i++) n_str += P->attrs[i].kind == ATTR_STRING;
+        if (!n_str)
+            return cz_error_set(P->err, CZ_EINVAL,
+                                "%s:%zu: a text featurizer (--hash-dim or --embeddings) was given, but "
+                                "no attribute has type string", P->path, line);
     }
     *cls = c;
     *d = col;
@@ -506,7 +540,7 @@ static int arff_parse(cz_prep_set *out, const char *path, char *buf, size_t len,
         opts = &defaults;
     }
     int rc = 0;
-    parser P = {.path = path, .err = err};
+    parser P = {.path = path, .err = err, .text = opts->text};
     rows R = {0};
     size_t line = 0, cls = 0, d = 0, header_end = 0, data_line = 0, dropped = 0;
     int in_data = 0, seen_content = 0, regress = 0;
@@ -634,18 +668,38 @@ static int arff_parse(cz_prep_set *out, const char *path, char *buf, size_t len,
             if (!(out->class_names[k] = strdup(ca->values[k])))
                 rc = cz_error_set(err, CZ_ENOMEM, "%s: out of memory", path);
     }
-    size_t n_num = 0, n_nom = 0, nom_cols = 0;
+    size_t n_num = 0, n_nom = 0, nom_cols = 0, n_str = 0;
     for (size_t i = 0; i < P.n_attrs; i++) {
         if (i == cls) continue;
         if (P.attrs[i].kind == ATTR_NUMERIC) n_num++;
+        else if (P.attrs[i].kind == ATTR_STRING) n_str++;
         else {
             n_nom++;
             nom_cols += P.attrs[i].n_values;
         }
     }
-    snprintf(out->source, sizeof out->source,
-             "arff %s (relation %.60s); class '%.40s'; features: %zu numeric, %zu nominal one-hot (%zu columns)",
-             path, P.relation, P.attrs[cls].name, n_num, n_nom, nom_cols);
+    int w = snprintf(out->source, sizeof out->source,
+                     "arff %s (relation %.60s); class '%.40s'; features: %zu numeric, %zu nominal "
+                     "one-hot (%zu columns)", path, P.relation, P.attrs[cls].name, n_num, n_nom, nom_cols);
+    if (n_str && w > 0 && (size_t)w < sizeof out->source)
+        snprintf(out->source + w, sizeof out->source - (size_t)w, ", %zu string (%zu columns each)",
+                 n_str, cz_featurizer_dim(P.text));
+    if (n_str) {
+        /* the featurizer, then which blocks of columns hold which string attribute */
+        cz_featurizer_describe(P.text, out->featurizer, sizeof out->featurizer);
+        size_t used = strlen(out->featurizer);
+        for (size_t i = 0, first = 1; i < P.n_attrs && used + 1 < sizeof out->featurizer; i++) {
+            if (P.attrs[i].kind != ATTR_STRING) continue;
+            int m = snprintf(out->featurizer + used, sizeof out->featurizer - used,
+                             "%s'%.60s' columns %zu..%zu", first ? "; arff string attributes: " : ", ",
+                             P.attrs[i].name, P.attrs[i].col,
+                             P.attrs[i].col + cz_featurizer_dim(P.text) - 1);
+            if (m < 0) break;
+            used += (size_t)m;
+            first = 0;
+        }
+        if (used >= sizeof out->featurizer) memcpy(out->featurizer + sizeof out->featurizer - 4, "...", 4);
+    }
 done:
     if (rc) cz_prep_set_free(out);
     free(R.x);

@@ -240,7 +240,7 @@ int cz_prep_write(const cz_prep_set *s, const uint64_t *rows, size_t n, const ch
         memcpy(cz_prep_out_row(o), s->x + r * s->d, s->d * sizeof *s->x);
         rc = cz_prep_out_push(o, s->y_class ? s->y_class[r] : 0, s->y_value ? s->y_value[r] : 0, err);
     }
-    if (!rc) rc = cz_prep_out_finish(o, source, NULL, err);
+    if (!rc) rc = cz_prep_out_finish(o, source, s->featurizer[0] ? s->featurizer : NULL, err);
     if (rc) {
         cz_prep_out_abort(o);
         return rc;

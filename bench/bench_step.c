@@ -50,6 +50,7 @@ typedef struct {
 static const bench_config CONFIGS[] = {
     {"yelp", 300, 2, {512, 512}, 5},
     {"fmnist", 784, 2, {256, 256}, 10},
+    {"pima", 8, 2, {64, 64}, 2},
 };
 #define N_CONFIGS (sizeof CONFIGS / sizeof CONFIGS[0])
 
@@ -395,7 +396,7 @@ int main(int argc, char **argv)
             if (!strcmp(v, "all")) o.which = -1;
             for (size_t k = 0; k < N_CONFIGS; k++)
                 if (!strcmp(v, CONFIGS[k].name)) o.which = (int)k;
-            if (o.which == -2) die("unknown --config '%s' (yelp, fmnist or all)", v);
+            if (o.which == -2) die("unknown --config '%s' (yelp, fmnist, pima or all)", v);
             i++;
         } else if (!strcmp(a, "--json")) {
             o.json = 1;
@@ -408,9 +409,10 @@ int main(int argc, char **argv)
         }
     }
 
-    /* the same kernel choice as chainz itself (cz_engine_init picks skx/haswell kernels
-     * where BLIS 0.9.0 would fall back to generic ones, unless BLIS_ARCH_TYPE is set) */
-    cz_engine_init();
+    /* the same kernel choice as chainz itself (BLIS's, except where BLIS 0.9.0 would fall
+     * back to generic kernels; BLIS_ARCH_TYPE overrides) */
+    cz_error err = {0};
+    if (cz_engine_init(NULL, &err)) die("%s", err.msg);
     /* one BLIS thread by default: the trainer runs one MPI rank per core */
     cz_engine_set_threads(o.threads);
     warn_generic();

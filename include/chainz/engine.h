@@ -70,13 +70,19 @@ int cz_engine_input_grad(const cz_workspace *ws, const cz_real *params, cz_real 
 int cz_engine_input_grad_backprop(const cz_workspace *ws, const cz_real *params, cz_real *out,
                                   cz_error *err);
 
-/* Call once at program start, before any other BLIS use. BLIS 0.9.0 does not recognise
- * some recent CPUs and falls back to its generic kernels (about 5x slower here); unless
- * the user set BLIS_ARCH_TYPE, pick the AVX-512 (skx) or AVX2 (haswell) kernels when the
- * CPU has them. Results stay bitwise reproducible between nodes of one CPU type. */
-void cz_engine_init(void);
-/* The BLIS kernel set in use (e.g. "skx", "haswell", "generic"). */
+/* Call once at program start, before any other BLIS use. kernels: NULL or "auto", or a
+ * BLIS kernel set name ("haswell", "zen3", "skx", "generic", ...; CZ_EINVAL if unknown or
+ * if this CPU lacks its instructions). auto keeps BLIS's own choice (BLIS_ARCH_TYPE from
+ * the environment included) except where BLIS 0.9.0 would fall back to its generic
+ * kernels on a CPU with AVX2 or AVX-512 (it does not know e.g. AMD family 0x1A): there
+ * chainz picks skx or haswell. Bits are reproducible for one kernel set and any number of
+ * ranks and threads; another kernel set gives other last bits. */
+int cz_engine_init(const char *kernels, cz_error *err);
+/* The BLIS kernel set in use (e.g. "skx", "haswell", "zen3", "generic"), and how it was
+ * chosen, in words (for the log). */
 const char *cz_engine_blas_arch(void);
+const char *cz_engine_blas_choice(void);
+const char *cz_engine_blas_version(void);
 /* Per-sample norms for the tau statistics, from the last step with grad (and the stream,
  * for input_grad): input_grad[b] = ||S_o^T dtask/df|| (the task loss's input gradient);
  * sample_grad[b] = ||d task_b / d theta||, the task loss's per-sample parameter gradient,
@@ -86,8 +92,10 @@ const char *cz_engine_blas_arch(void);
 int cz_engine_sample_norms(cz_workspace *ws, const cz_real *params, double *input_grad,
                            double *sample_grad, cz_error *err);
 
-/* BLIS threads used by this process's GEMMs (results do not depend on it). */
+/* BLIS threads used by this process's GEMMs (results do not depend on it: the engine
+ * runs BLIS without its small-matrix path, whose kernels depend on the split). */
 void cz_engine_set_threads(int n);
+int cz_engine_threads(void);
 /* Flops of one step of B samples by the DESIGN cost formula (GEMM terms only). */
 double cz_engine_step_flops(const cz_model *m, size_t B, int stream);
 

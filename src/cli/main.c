@@ -93,7 +93,10 @@ static void usage_train(FILE *f)
             "                         whatever the rank count)                    %ld\n"
             "  --max-steps N          stop after N steps in total (0: no limit)   %ld\n"
             "  --seed S               init, shuffling, dropout, holdout           %llu\n"
-            "  --threads T            BLIS threads per rank                       %d\n"
+            "  --threads T            BLIS threads per rank (results do not depend on it)  %d\n"
+            "  --kernels K            BLIS kernel set: auto (BLIS's choice; chainz's only where\n"
+            "                         BLIS 0.9.0 would use generic kernels) or a name: haswell,\n"
+            "                         zen3, skx, generic, ... (the last bits depend on it)  auto\n"
             "  --reduce exact|float   exact: bitwise identical for any rank count;\n"
             "                         float: plain MPI float sum (faster, rank-dependent rounding)  exact\n"
             "  --log-seconds S        interval of log lines without a terminal    %g\n"
@@ -128,7 +131,8 @@ static void usage_eval(FILE *f)
             "                         input gradient, parameter gradient and layer Jacobian\n"
             "                         norms, with p50/p90/p99/max and tau = p99/mean    off\n"
             "  --micro-batch M                                                    256\n"
-            "  --threads T            BLIS threads per rank                       1\n");
+            "  --threads T            BLIS threads per rank                       1\n"
+            "  --kernels K            BLIS kernel set (see chainz train --help)   auto\n");
 }
 
 /* strict number parsing: the whole argument must be a number */
@@ -326,6 +330,28 @@ static int parse_eval(int argc, char **argv, cz_eval_opts *o, cz_error *err)
     return 0;
 }
 
+/* --kernels NAME|auto (train and eval) is taken out of argv before the command's own
+ * parser runs, because BLIS's kernel set must be fixed before anything uses BLIS. */
+static const char *take_kernels_option(int *argc, char **argv)
+{
+    const char *val = NULL;
+    int out = 0;
+    for (int i = 0; i < *argc; i++) {
+        if (!strcmp(argv[i], "--kernels") && i + 1 < *argc) {
+            val = argv[++i];
+            continue;
+        }
+        if (!strncmp(argv[i], "--kernels=", 10)) {
+            val = argv[i] + 10;
+            continue;
+        }
+        argv[out++] = argv[i];
+    }
+    *argc = out;
+    argv[out] = NULL;
+    return val;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -344,12 +370,18 @@ int main(int argc, char **argv)
         usage_main(stderr);
         return EXIT_USAGE;
     }
-    cz_engine_init();
+    const char *kernels = take_kernels_option(&argc, argv);
     cz_dist d;
     cz_error err = {0};
     if (cz_dist_init(&argc, &argv, &d, &err)) {
         fprintf(stderr, "chainz: %s\n", err.msg);
         return EXIT_RUNTIME;
+    }
+    /* every rank decides alike, so a bad --kernels fails on all of them together */
+    if (cz_engine_init(kernels, &err)) {
+        if (d.rank == 0) fprintf(stderr, "chainz %s: error: %s\n", cmd, err.msg);
+        cz_dist_finalize();
+        return EXIT_USAGE;
     }
     /* options are parsed identically on every rank, so all ranks agree on a usage error */
     int rc, head_given = 0;

@@ -521,6 +521,8 @@ static int setup(trainer *t, int head_given, cz_error *err)
                    CHAINZ_VERSION, cfg->data, t->n_train, ti->d, cz_head_name(t->m.spec.head),
                    ti->classes, cz_data_is_mapped(t->train) ? "shared mapping" : "hyperslab reads",
                    d->size, d->size > 1 ? "s" : "", cfg->threads, cfg->threads > 1 ? "s" : "");
+            printf("chainz: BLIS %s, %s kernels (%s)\n", cz_engine_blas_version(),
+                   cz_engine_blas_arch(), cz_engine_blas_choice());
             printf("chainz: validation %zu rows (%s)\n", t->n_val,
                    t->val ? cfg->val : t->n_val ? "held out of --data" : "none");
             printf("chainz: model %zu parameters, workspace %.1f MB per rank, %zu steps per epoch\n",

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Bitwise results on every BLIS kernel set this machine can run (issue 13, section 1).
+# BLIS picks different micro-kernels per CPU; chainz's claim "the same bits for any rank
+# count and thread count" must hold for each of them, not only for the one BLIS picks
+# here. For each kernel set that tests/blis_kernels.c finds runnable (BLIS_ARCH_TYPE):
+#  - test_engine's thread-count test (1 vs 2 vs 3 threads, shapes on both sides of the
+#    small-GEMM threshold);
+#  - chainz train end to end on the issue's reproduction (5 classes, --layers 64,48,
+#    --batch 32 --micro-batch 16, dropout, DREG): 1 rank x 1 thread against 1x2, 2x2, 3x1
+#    and 4x1, comparing the raw bytes of every dataset of the final checkpoint
+#    (parameters, optimizer moments, saved state) and of metrics.h5's histograms.
+# Usage: kernel_sets.sh BUILD_DIR [KERNEL_ID ...]   (default: every runnable set)
+set -uo pipefail
+build=$(cd "$1" && pwd); shift
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fails=0
+bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+# bytes_of FILE GROUP...: the raw bytes of every dataset under the groups, one digest line
+# per dataset (h5dump -b writes the stored values as they are in memory: no printing, no
+# rounding; -0.0, NaN payloads and the last ulp all count)
+bytes_of() {
+    local f=$1; shift
+    local g ds
+    for g in "$@"; do
+        h5ls -r "$f$g" 2>/dev/null | awk '$2 == "Dataset" {print $1}' | sort | while read -r ds; do
+            h5dump -b NATIVE -d "$g$ds" -o "$work/raw.bin" "$f" >/dev/null 2>&1 || echo "unreadable $g$ds"
+            echo "$g$ds $(sha256sum <"$work/raw.bin" | cut -c1-64)"
+        done
+    done
+}
+
+if [ $# -gt 0 ]; then sets=("$@"); else mapfile -t sets < <("$build/blis_kernels" | cut -d' ' -f1); fi
+[ ${#sets[@]} -gt 0 ] || { echo "FAIL: no runnable BLIS kernel set found"; exit 1; }
+echo "kernel sets: $("$build/blis_kernels" | tr '\n' ' ')"
+"$build/make_data" "$work/d5.h5" --n 256 --d 24 --classes 5 --seed 3 >/dev/null || exit 1
+
+for id in "${sets[@]}"; do
+    export BLIS_ARCH_TYPE=$id
+    if ! CZ_TEST_FILTER=test_engine_thread_count_does_not_change_bits "$build/test_engine" >"$work/eng.log" 2>&1; then
+        bad "kernel set $id: test_engine thread-count test"; grep -E "FAILED|differ" "$work/eng.log" | head -3
+    fi
+    ref=""
+    for cfg in "1 1" "1 2" "2 2" "3 1" "4 1"; do
+        set -- $cfg
+        out="$work/k$id-$1x$2"
+        if ! timeout 120 mpirun -np "$1" --bind-to none "$build/chainz" train --data "$work/d5.h5" \
+            --out "$out" --layers 64,48 --batch 32 --micro-batch 16 --epochs 1 --dropout 0.1 \
+            --dreg 0.01 --seed 5 --threads "$2" --log-seconds 1000 >"$out.log" 2>&1; then
+            bad "kernel set $id: train on $1 ranks x $2 threads failed"; tail -3 "$out.log"; continue
+        fi
+        grep -q "kernels (BLIS_ARCH_TYPE=$id" "$out.log" || bad "kernel set $id: the log does not name the forced kernel set"
+        ckpt="$out/checkpoints/$(cat "$out/checkpoints/latest")"
+        { bytes_of "$ckpt" /; bytes_of "$out/metrics.h5" /tau; } >"$out.bytes"
+        [ "$(grep -c . "$out.bytes")" -ge 20 ] || bad "kernel set $id: too few datasets compared in $ckpt"
+        if [ -z "$ref" ]; then ref=$out; continue; fi
+        if ! cmp -s "$ref.bytes" "$out.bytes"; then
+            bad "kernel set $id ($(grep -o '[a-z0-9]* kernels' "$out.log" | head -1)): $1 ranks x $2 threads differ from 1 x 1:"
+            diff "$ref.bytes" "$out.bytes" | head -4
+        fi
+    done
+    echo "kernel set $id ($(grep -o '[a-z0-9]* kernels' "$ref.log" | head -1)): checked"
+done
+[ $fails -eq 0 ] && echo "kernel_sets: all bitwise" || echo "kernel_sets: $fails failure(s)"
+[ $fails -eq 0 ]

@@ -77,6 +77,8 @@ int cz_engine_input_grad_backprop(const cz_workspace *ws, const cz_real *params,
 void cz_engine_init(void);
 /* The BLIS kernel set in use (e.g. "skx", "haswell", "generic"). */
 const char *cz_engine_blas_arch(void);
+/* The BLIS library version string, e.g. "0.9.0" (recorded in config.json and checkpoints). */
+const char *cz_engine_blas_version(void);
 /* Per-sample norms for the tau statistics, from the last step with grad (and the stream,
  * for input_grad): input_grad[b] = ||S_o^T dtask/df|| (the task loss's input gradient);
  * sample_grad[b] = ||d task_b / d theta||, the task loss's per-sample parameter gradient,

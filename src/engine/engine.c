@@ -524,3 +524,5 @@ double cz_engine_step_flops(const cz_model *m, size_t B, int stream)
     }
     return value + str;
 }
+
+const char *cz_engine_blas_version(void) { return bli_info_get_version_str(); }

@@ -49,7 +49,15 @@ uint64_t cz_ckpt_checksum_all(const cz_checkpoint *c)
     h = sum_f64(h, st->lr);
     h = cz_checksum_more(h, st->rng.s, sizeof st->rng.s);
     h = cz_checksum_more(h, st->epoch_sums, sizeof st->epoch_sums);
-    for (int k = 0; k < c->n_tau; k++) {
+    /* the histograms in the order of their names: a file lists its groups alphabetically */
+    const char *prev = NULL;
+    for (int i = 0; i < c->n_tau; i++) {
+        int k = -1;
+        for (int j = 0; j < c->n_tau; j++)
+            if ((!prev || strcmp(c->tau_names[j], prev) > 0) && (k < 0 || strcmp(c->tau_names[j], c->tau_names[k]) < 0))
+                k = j;
+        if (k < 0) break;
+        prev = c->tau_names[k];
         h = sum_str(h, c->tau_names[k]);
         h = cz_checksum_more(h, c->tau[k].counts, CZ_HIST_BINS * sizeof(uint64_t));
         h = cz_checksum_more(h, &c->tau[k].sum, sizeof c->tau[k].sum);

@@ -84,8 +84,4 @@ int cz_ckpt_save(const char *path, const cz_checkpoint *c, cz_error *err);
 int cz_ckpt_load(const char *path, cz_checkpoint *c, cz_error *err);
 void cz_ckpt_free(cz_checkpoint *c);
 
-/* Closes whatever HDF5 still holds (after a failed write) and the library itself, so that
- * nothing is flushed again at exit. Called by main before MPI is finalized. */
-void cz_io_shutdown(void);
-
 #endif

@@ -87,8 +87,6 @@ static int parse_hex64(const char *s, uint64_t *v)
     return *s && !*end ? 0 : -1;
 }
 
-void cz_io_shutdown(void) { cz_h5_shutdown(); }
-
 static const char *moment_names(cz_optim_kind k, int i)
 {
     static const char *adam[] = {"m", "v"}, *sgd[] = {"momentum"};

@@ -39,8 +39,6 @@ void cz_h5_clear_cause(void) { last_cause[0] = 0; }
 
 const char *cz_h5_cause(void) { return last_cause; }
 
-void cz_h5_shutdown(void) { H5close(); }
-
 int cz_h5_attr_str(hid_t obj, const char *name, char *buf, size_t len)
 {
     buf[0] = 0;

@@ -14,8 +14,6 @@ void cz_h5_quiet(void);
  * handler cz_h5_quiet installs. */
 void cz_h5_clear_cause(void);
 const char *cz_h5_cause(void);
-/* Closes every HDF5 object and the library (see cz_io_shutdown in checkpoint.h). */
-void cz_h5_shutdown(void);
 
 /* String attribute of obj (fixed- or variable-length, as h5py writes either).
  * @return 0, 1 if absent (buf = ""), or CZ_EIO. */

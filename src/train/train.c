@@ -3,13 +3,11 @@
  * failure goes through cz_dist_agree so that all ranks stop together. */
 #include "chainz/train.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 

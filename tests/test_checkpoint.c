@@ -295,6 +295,68 @@ static void test_checkpoint_flipped_byte_fails_checksum(void **state)
     cz_ckpt_free(&c);
 }
 
+/* Issue 13: one flipped bit in anything a resume or an evaluation reads is detected,
+ * not only in the layer parameters: /model/input/std and mean, both optimizer moments,
+ * /state/rng, /state/epoch_sums, the lambda attribute of /state, a partial histogram. */
+static void test_checkpoint_flip_anywhere_detected(void **state)
+{
+    fixture *f = *state;
+    cz_checkpoint c, back;
+    make_ckpt(&c, &poly_spec, CZ_OPT_ADAMW, 1, 15);
+    cz_hist tau[1];
+    char names[1][64] = {"input_grad"};
+    cz_hist_reset(&tau[0]);
+    tau[0].counts[100] = 0x0123456789abcdefULL;
+    tau[0].count = 123456789; /* stored as a double attribute: exact below 2^53 */
+    tau[0].max = 3.25;
+    c.n_tau = 1;
+    c.tau = tau;
+    c.tau_names = names;
+    cz_error err = {0};
+    assert_int_equal(cz_ckpt_save(f->path, &c, &err), 0);
+    assert_int_equal(cz_ckpt_load(f->path, &back, &err), 0);
+    cz_ckpt_free(&back);
+    size_t n = c.model.n_params;
+    struct {
+        const char *what;
+        const void *bytes;
+        size_t len;
+    } parts[] = {
+        {"/model/input/std", c.std + 2, 8},
+        {"/model/input/mean", c.mean + 1, 8},
+        {"/optimizer/m", c.opt_state + 3, 8},
+        {"/optimizer/v", c.opt_state + n + 5, 8},
+        {"/state/rng", &c.state.rng.s[1], 8},
+        {"/state/epoch_sums", &c.state.epoch_sums[0], 8},
+        {"/state lambda", &c.state.lambda, 8},
+        {"/state/tau_input_grad/counts", &tau[0].counts[100], 8},
+    };
+    size_t len;
+    unsigned char *orig = read_whole(f->path, &len);
+    for (size_t k = 0; k < sizeof parts / sizeof *parts; k++) {
+        unsigned char *buf = malloc(len);
+        assert_non_null(buf);
+        memcpy(buf, orig, len);
+        unsigned char *hit = memmem(buf, len, parts[k].bytes, parts[k].len);
+        if (!hit) print_error("%s: pattern not found\n", parts[k].what);
+        assert_non_null(hit);
+        hit[1] ^= 0x01; /* a low bit: the value stays finite and plausible */
+        write_whole(f->path, buf, len);
+        free(buf);
+        memset(&err, 0, sizeof err);
+        int rc = cz_ckpt_load(f->path, &back, &err);
+        if (rc == 0) print_error("a flipped bit in %s was not detected\n", parts[k].what);
+        assert_int_equal(rc, CZ_EINVAL);
+        assert_non_null(strstr(err.msg, "corrupted"));
+        assert_null(back.params);
+    }
+    free(orig);
+    c.n_tau = 0;
+    c.tau = NULL;
+    c.tau_names = NULL;
+    cz_ckpt_free(&c);
+}
+
 static void test_checkpoint_truncated_file_refused(void **state)
 {
     fixture *f = *state;
@@ -365,6 +427,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_checkpoint_sgd_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_relu_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_flipped_byte_fails_checksum, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_flip_anywhere_detected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_truncated_file_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_foreign_and_missing_files_refused, setup, teardown),
         cmocka_unit_test(test_checkpoint_checksum_fnv1a),

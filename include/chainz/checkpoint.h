@@ -9,9 +9,13 @@
  *           /state/tau/<family>/{counts, sum [2] (128-bit fixed point, low word first)}
  *           with attrs count, max: the epoch's histograms so far
  *   root attrs: format, version, config (JSON), model shape, world_size, checksum,
- *   chainz_version, time, SLURM job fields.
+ *   checksum_all, chainz_version, time, SLURM job fields, blas_version, blas_kernels,
+ *   threads, and the identity of the training data: data_bytes, data_n, data_d,
+ *   data_classes, data_labels_checksum, data_rows_checksum.
  * Files are written under a temporary name, fsynced and renamed: a crash at any moment
- * leaves the previous checkpoint intact. */
+ * leaves the previous checkpoint intact.
+ * Format versions: 2 (written) adds checksum_all, the data identity and the BLIS fields;
+ * 1 (still read) has only the parameter checksum. A version above 2 is refused. */
 #ifndef CHAINZ_CHECKPOINT_H
 #define CHAINZ_CHECKPOINT_H
 
@@ -34,6 +38,15 @@ typedef struct {
     char slurm[256];  /* "job=.. array=.._.. restart=.." or "" */
 } cz_train_state;
 
+/* The training data by content, not by path: what a resume checks. */
+typedef struct {
+    uint64_t bytes;           /* size of the file */
+    uint64_t n, d;            /* rows, features */
+    int64_t classes;
+    uint64_t labels_checksum; /* FNV-1a 64 of the labels as stored in memory (int32 or float32) */
+    uint64_t rows_checksum;   /* FNV-1a 64 of up to 64 evenly spaced rows (float32) */
+} cz_data_identity;
+
 typedef struct {
     cz_model model;
     float *params;            /* [n_params] */
@@ -47,13 +60,27 @@ typedef struct {
     int n_tau;                /* the epoch's partial tau histograms (merged over ranks) */
     cz_hist *tau;             /* [n_tau] */
     char (*tau_names)[64];    /* [n_tau] */
+    int has_identity;         /* version >= 2: data, blas_* and threads are set */
+    cz_data_identity data;
+    char blas_version[32], blas_kernels[32];
+    int threads;
+    long format_version;      /* set by cz_ckpt_load */
 } cz_checkpoint;
 
 /* Checksum of a flat buffer (FNV-1a 64 over its bytes); also the replica drift check. */
 uint64_t cz_checksum(const void *data, size_t bytes);
+/* Continues an FNV-1a 64 checksum h (start with cz_checksum(NULL, 0)). */
+uint64_t cz_checksum_more(uint64_t h, const void *data, size_t bytes);
+/* checksum_all: FNV-1a 64 over everything a resume or an evaluation reads, in a fixed
+ * order: parameters, input mean and std, optimizer moments, /state (counters, lambda, lr,
+ * rng, epoch sums, partial histograms), data identity, BLIS fields, world size, config. */
+uint64_t cz_ckpt_checksum_all(const cz_checkpoint *c);
 
 int cz_ckpt_save(const char *path, const cz_checkpoint *c, cz_error *err);
-/* Loads and verifies (format, version, shapes, parameter checksum). */
+/* Write errors name the system's reason (e.g. "No space left on device"); the temporary
+ * file is removed and no HDF5 object stays open. */
+/* Loads and verifies (format, version, shapes, checksum_all; version 1: the parameter
+ * checksum). A file of a newer version is CZ_EINVAL naming both versions. */
 int cz_ckpt_load(const char *path, cz_checkpoint *c, cz_error *err);
 void cz_ckpt_free(cz_checkpoint *c);
 

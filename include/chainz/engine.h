@@ -82,6 +82,7 @@ int cz_engine_init(const char *kernels, cz_error *err);
  * chosen, in words (for the log). */
 const char *cz_engine_blas_arch(void);
 const char *cz_engine_blas_choice(void);
+/* The BLIS library version string, e.g. "0.9.0" (recorded in config.json and checkpoints). */
 const char *cz_engine_blas_version(void);
 /* Per-sample norms for the tau statistics, from the last step with grad (and the stream,
  * for input_grad): input_grad[b] = ||S_o^T dtask/df|| (the task loss's input gradient);

@@ -653,3 +653,4 @@ double cz_engine_step_flops(const cz_model *m, size_t B, int stream)
     }
     return value + str;
 }
+

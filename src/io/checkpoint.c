@@ -9,15 +9,82 @@
 
 #include "h5util.h"
 
-uint64_t cz_checksum(const void *data, size_t bytes)
+uint64_t cz_checksum_more(uint64_t h, const void *data, size_t bytes)
 {
     const unsigned char *p = data;
-    uint64_t h = 0xcbf29ce484222325ULL;
     for (size_t i = 0; i < bytes; i++) {
         h ^= p[i];
         h *= 0x100000001b3ULL;
     }
     return h;
+}
+
+uint64_t cz_checksum(const void *data, size_t bytes)
+{
+    return cz_checksum_more(0xcbf29ce484222325ULL, data, bytes);
+}
+
+static uint64_t sum_str(uint64_t h, const char *s)
+{
+    return cz_checksum_more(h, s ? s : "", (s ? strlen(s) : 0) + (s ? 1 : 0));
+}
+
+static uint64_t sum_i64(uint64_t h, int64_t v) { return cz_checksum_more(h, &v, sizeof v); }
+static uint64_t sum_f64(uint64_t h, double v) { return cz_checksum_more(h, &v, sizeof v); }
+
+uint64_t cz_ckpt_checksum_all(const cz_checkpoint *c)
+{
+    const cz_model *m = &c->model;
+    uint64_t h = cz_checksum(c->params, m->n_params * sizeof(float));
+    if (c->mean) {
+        h = cz_checksum_more(h, c->mean, m->spec.d * sizeof(float));
+        h = cz_checksum_more(h, c->std, m->spec.d * sizeof(float));
+    }
+    if (c->opt_state) h = cz_checksum_more(h, c->opt_state, c->opt_len * sizeof(float));
+    const cz_train_state *st = &c->state;
+    h = sum_i64(h, st->epoch);
+    h = sum_i64(h, st->step);
+    h = sum_i64(h, st->position);
+    h = sum_f64(h, st->lambda);
+    h = sum_f64(h, st->lr);
+    h = cz_checksum_more(h, st->rng.s, sizeof st->rng.s);
+    h = cz_checksum_more(h, st->epoch_sums, sizeof st->epoch_sums);
+    /* the histograms in the order of their names: a file lists its groups alphabetically */
+    const char *prev = NULL;
+    for (int i = 0; i < c->n_tau; i++) {
+        int k = -1;
+        for (int j = 0; j < c->n_tau; j++)
+            if ((!prev || strcmp(c->tau_names[j], prev) > 0) && (k < 0 || strcmp(c->tau_names[j], c->tau_names[k]) < 0))
+                k = j;
+        if (k < 0) break;
+        prev = c->tau_names[k];
+        h = sum_str(h, c->tau_names[k]);
+        h = cz_checksum_more(h, c->tau[k].counts, CZ_HIST_BINS * sizeof(uint64_t));
+        h = cz_checksum_more(h, &c->tau[k].sum, sizeof c->tau[k].sum);
+        h = sum_i64(h, (int64_t)c->tau[k].count);
+        h = sum_f64(h, c->tau[k].max);
+    }
+    const cz_data_identity *di = &c->data;
+    h = sum_i64(h, (int64_t)di->bytes);
+    h = sum_i64(h, (int64_t)di->n);
+    h = sum_i64(h, (int64_t)di->d);
+    h = sum_i64(h, di->classes);
+    h = sum_i64(h, (int64_t)di->labels_checksum);
+    h = sum_i64(h, (int64_t)di->rows_checksum);
+    h = sum_str(h, c->blas_version);
+    h = sum_str(h, c->blas_kernels);
+    h = sum_i64(h, c->threads);
+    h = sum_i64(h, st->world_size);
+    return sum_str(h, c->config_json ? c->config_json : "{}");
+}
+
+static void hex64(char *buf, size_t len, uint64_t v) { snprintf(buf, len, "%016llx", (unsigned long long)v); }
+
+static int parse_hex64(const char *s, uint64_t *v)
+{
+    char *end;
+    *v = (uint64_t)strtoull(s, &end, 16);
+    return *s && !*end ? 0 : -1;
 }
 
 static const char *moment_names(cz_optim_kind k, int i)
@@ -98,10 +165,17 @@ static int fault_kill_now(void)
 int cz_ckpt_save(const char *path, const cz_checkpoint *c, cz_error *err)
 {
     cz_h5_quiet();
+    cz_h5_clear_cause();
     char tmp[4200];
     cz_tmp_name(tmp, sizeof tmp, path);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) return cz_error_set(err, CZ_EIO, "%s: cannot create %s", path, tmp);
+    /* built in memory, then written with write(2): a full disk is an ordinary error here,
+     * never a half-flushed HDF5 file that its exit handler would crash on */
+    hid_t f = cz_h5_create_mem(tmp);
+    if (f < 0) {
+        const char *why = cz_h5_cause();
+        unlink(tmp);
+        return cz_error_set(err, CZ_EIO, "%s: cannot create %s%s%s", path, tmp, why[0] ? ": " : "", why);
+    }
     const cz_model *m = &c->model;
     int rc = 0;
     hid_t g = make_group(f, "model");
@@ -117,8 +191,8 @@ int cz_ckpt_save(const char *path, const cz_checkpoint *c, cz_error *err)
         H5Gclose(gi);
     }
     if (g >= 0) H5Gclose(g);
-    if (fault_kill_now()) {
-        H5Fflush(f, H5F_SCOPE_GLOBAL);
+    if (fault_kill_now()) { /* a partial file on disk, as a crash in write(2) leaves it */
+        cz_h5_save_mem(f, tmp, 1, err);
         raise(SIGKILL);
     }
     if (!rc && c->opt_state) {
@@ -173,8 +247,7 @@ int cz_ckpt_save(const char *path, const cz_checkpoint *c, cz_error *err)
                  (unsigned long long)cz_checksum(c->params, m->n_params * sizeof(float)));
         time_t now = time(NULL);
         strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-        rc = cz_h5_set_str(f, "format", "chainz-checkpoint") | cz_h5_set_long(f, "version", 1) |
-             cz_h5_set_str(f, "config", c->config_json ? c->config_json : "{}") |
+        rc = cz_h5_set_str(f, "format", "chainz-checkpoint") | cz_h5_set_str(f, "config", c->config_json ? c->config_json : "{}") |
              cz_h5_set_long(f, "d", (long)m->spec.d) | cz_h5_set_str(f, "layers", layers) |
              cz_h5_set_str(f, "act", acts) | cz_h5_set_str(f, "head", cz_head_name(m->spec.head)) |
              cz_h5_set_long(f, "classes", m->spec.classes) |
@@ -184,9 +257,26 @@ int cz_ckpt_save(const char *path, const cz_checkpoint *c, cz_error *err)
              cz_h5_set_str(f, "checksum_meaning", "FNV-1a 64 of the flat float32 parameter buffer") |
              cz_h5_set_str(f, "chainz_version", c->version) | cz_h5_set_str(f, "time", when) |
              cz_h5_set_str(f, "slurm", c->state.slurm);
+        char all[32], ls[32], rs[32];
+        hex64(all, sizeof all, cz_ckpt_checksum_all(c));
+        hex64(ls, sizeof ls, c->data.labels_checksum);
+        hex64(rs, sizeof rs, c->data.rows_checksum);
+        rc = rc | cz_h5_set_long(f, "version", 2) | cz_h5_set_str(f, "checksum_all", all) |
+             cz_h5_set_str(f, "checksum_all_meaning",
+                           "FNV-1a 64 over everything a resume reads (docs/DESIGN.md, checkpoints)") |
+             cz_h5_set_long(f, "data_bytes", (long)c->data.bytes) | cz_h5_set_long(f, "data_n", (long)c->data.n) |
+             cz_h5_set_long(f, "data_d", (long)c->data.d) | cz_h5_set_long(f, "data_classes", (long)c->data.classes) |
+             cz_h5_set_str(f, "data_labels_checksum", ls) | cz_h5_set_str(f, "data_rows_checksum", rs) |
+             cz_h5_set_str(f, "blas_version", c->blas_version) |
+             cz_h5_set_str(f, "blas_kernels", c->blas_kernels) | cz_h5_set_long(f, "threads", c->threads);
         if (rc) rc = cz_error_set(err, CZ_EIO, "%s: cannot write attributes", path);
     }
-    if (H5Fclose(f) < 0 && !rc) rc = cz_error_set(err, CZ_EIO, "%s: closing failed", path);
+    if (rc) H5Fclose(f);
+    else rc = cz_h5_save_mem(f, tmp, 0, err);
+    if (rc == CZ_EIO && cz_h5_cause()[0] && !strstr(err->msg, cz_h5_cause())) {
+        size_t w = strlen(err->msg);
+        snprintf(err->msg + w, sizeof err->msg - w, ": %s", cz_h5_cause());
+    }
     if (!rc) rc = cz_file_commit(tmp, path, err);
     if (rc) unlink(tmp);
     return rc;
@@ -220,10 +310,12 @@ int cz_ckpt_load(const char *path, cz_checkpoint *c, cz_error *err)
         rc = cz_error_set(err, CZ_EINVAL, "%s: format is '%s', expected 'chainz-checkpoint'", path, fmt);
         goto out;
     }
-    if (cz_h5_attr_long(f, "version", &version) || version != 1) {
-        rc = cz_error_set(err, CZ_EINVAL, "%s: checkpoint version %ld, this chainz reads version 1", path, version);
+    if (cz_h5_attr_long(f, "version", &version) || version < 1 || version > 2) {
+        rc = cz_error_set(err, CZ_EINVAL, "%s: checkpoint format version %ld, this chainz reads versions 1 and 2%s",
+                          path, version, version > 2 ? " (written by a newer chainz)" : "");
         goto out;
     }
+    c->format_version = version;
     if (cz_h5_attr_long(f, "d", &d) || cz_h5_attr_str(f, "layers", layers, sizeof layers) ||
         cz_h5_attr_str(f, "act", acts, sizeof acts) || cz_h5_attr_str(f, "head", head, sizeof head) ||
         cz_h5_attr_long(f, "classes", &classes) || cz_h5_attr_double(f, "dropout", &dropout) ||
@@ -355,6 +447,41 @@ int cz_ckpt_load(const char *path, cz_checkpoint *c, cz_error *err)
     char cfg[65536];
     cz_h5_attr_str(f, "config", cfg, sizeof cfg);
     c->config_json = strdup(cfg);
+    if (!c->config_json) {
+        rc = cz_error_set(err, CZ_ENOMEM, "%s: out of memory", path);
+        goto out;
+    }
+    if (version >= 2) {
+        char all[32], ls[32], rs[32];
+        long bytes = 0, dn = 0, dd = 0, dc = 0, th = 0;
+        uint64_t stored;
+        if (cz_h5_attr_str(f, "checksum_all", all, sizeof all) || parse_hex64(all, &stored) ||
+            cz_h5_attr_long(f, "data_bytes", &bytes) || cz_h5_attr_long(f, "data_n", &dn) ||
+            cz_h5_attr_long(f, "data_d", &dd) || cz_h5_attr_long(f, "data_classes", &dc) ||
+            cz_h5_attr_str(f, "data_labels_checksum", ls, sizeof ls) ||
+            parse_hex64(ls, &c->data.labels_checksum) ||
+            cz_h5_attr_str(f, "data_rows_checksum", rs, sizeof rs) || parse_hex64(rs, &c->data.rows_checksum) ||
+            cz_h5_attr_str(f, "blas_version", c->blas_version, sizeof c->blas_version) < 0 ||
+            cz_h5_attr_str(f, "blas_kernels", c->blas_kernels, sizeof c->blas_kernels) < 0 ||
+            cz_h5_attr_long(f, "threads", &th)) {
+            rc = cz_error_set(err, CZ_EINVAL, "%s: version 2 attributes (checksum_all, data_*, blas_*, threads) "
+                              "incomplete", path);
+            goto out;
+        }
+        c->data = (cz_data_identity){.bytes = (uint64_t)bytes, .n = (uint64_t)dn, .d = (uint64_t)dd,
+                                     .classes = dc, .labels_checksum = c->data.labels_checksum,
+                                     .rows_checksum = c->data.rows_checksum};
+        c->threads = (int)th;
+        c->has_identity = 1;
+        uint64_t now = cz_ckpt_checksum_all(c);
+        if (now != stored) {
+            char got[32];
+            hex64(got, sizeof got, now);
+            rc = cz_error_set(err, CZ_EINVAL, "%s: checksum %s of the checkpoint's contents does not match the "
+                              "stored %s (corrupted)", path, got, all);
+            goto out;
+        }
+    }
 out:
     H5Fclose(f);
     if (rc) cz_ckpt_free(c);

@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <math.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,6 +234,53 @@ static void sort_positions(size_t *order, size_t n, const uint64_t *idx)
     }
 }
 
+/* A mapped file truncated in place turns the next read of a vanished page into SIGBUS.
+ * While rows are copied from the mapping, SIGBUS jumps back to the read, which then fails
+ * with a message naming the file; elsewhere it keeps its default action. */
+static sigjmp_buf bus_jump;
+static volatile sig_atomic_t bus_armed = 0;
+
+static void on_sigbus(int sig)
+{
+    if (bus_armed) {
+        bus_armed = 0;
+        siglongjmp(bus_jump, 1);
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void install_bus_handler(void)
+{
+    static int installed = 0;
+    if (installed) return;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigbus;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, NULL);
+    installed = 1;
+}
+
+static int copy_mapped_rows(cz_data *ds, const uint64_t *idx, size_t n, float *x, cz_error *err)
+{
+    size_t d = ds->info.d;
+    for (size_t r = 0; r < n; r++) {
+        const unsigned char *src = ds->map + ds->feat_offset + idx[r] * d * (size_t)ds->elem_size;
+        float *dst = x + r * d;
+        if (ds->elem_size == 4) memcpy(dst, src, d * sizeof(float));
+        else
+            for (size_t j = 0; j < d; j++) {
+                double v;
+                memcpy(&v, src + 8 * j, 8);
+                dst[j] = (float)v;
+            }
+        int rc = check_row(ds, dst, idx[r], err);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
 int cz_data_read_rows(cz_data *ds, const uint64_t *idx, size_t n, float *x, cz_error *err)
 {
     size_t d = ds->info.d;
@@ -240,20 +289,15 @@ int cz_data_read_rows(cz_data *ds, const uint64_t *idx, size_t n, float *x, cz_e
             return cz_error_set(err, CZ_EINVAL, "%s: row %llu out of range (N = %zu)", ds->path,
                                 (unsigned long long)idx[r], ds->info.n);
     if (ds->map) {
-        for (size_t r = 0; r < n; r++) {
-            const unsigned char *src = ds->map + ds->feat_offset + idx[r] * d * (size_t)ds->elem_size;
-            float *dst = x + r * d;
-            if (ds->elem_size == 4) memcpy(dst, src, d * sizeof(float));
-            else
-                for (size_t j = 0; j < d; j++) {
-                    double v;
-                    memcpy(&v, src + 8 * j, 8);
-                    dst[j] = (float)v;
-                }
-            int rc = check_row(ds, dst, idx[r], err);
-            if (rc) return rc;
-        }
-        return 0;
+        install_bus_handler();
+        if (sigsetjmp(bus_jump, 1)) /* SIGBUS inside the copy: the file shrank under the mapping */
+            return cz_error_set(err, CZ_EIO, "%s: the file was truncated or rewritten while training "
+                                "(SIGBUS reading its mapped rows); restore it and resume with --resume auto",
+                                ds->path);
+        bus_armed = 1;
+        int rc = copy_mapped_rows(ds, idx, n, x, err);
+        bus_armed = 0;
+        return rc;
     }
     /* HDF5 returns a point selection in file order: read sorted, then scatter */
     if (n > ds->scratch_rows) {

@@ -10,7 +10,34 @@
 #include <string.h>
 #include <unistd.h>
 
-void cz_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+/* The operating system's reason for the last failed HDF5 call, recorded by the automatic
+ * error handler while the error stack still holds it (any later HDF5 call clears it). */
+static char last_cause[256];
+
+static herr_t cause_walk(unsigned n, const H5E_error2_t *e, void *data)
+{
+    (void)n;
+    (void)data;
+    const char *p = e->desc ? strstr(e->desc, "errno = ") : NULL;
+    if (p) {
+        int code = atoi(p + 8);
+        if (code > 0) snprintf(last_cause, sizeof last_cause, "%s", strerror(code));
+    }
+    return 0;
+}
+
+static herr_t record_cause(hid_t stack, void *data)
+{
+    (void)data;
+    H5Ewalk2(stack, H5E_WALK_DOWNWARD, cause_walk, NULL);
+    return 0;
+}
+
+void cz_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, record_cause, NULL); }
+
+void cz_h5_clear_cause(void) { last_cause[0] = 0; }
+
+const char *cz_h5_cause(void) { return last_cause; }
 
 int cz_h5_attr_str(hid_t obj, const char *name, char *buf, size_t len)
 {
@@ -126,6 +153,50 @@ int cz_h5_read(hid_t loc, const char *name, hid_t type, size_t count, void *data
     H5Sclose(sp);
     H5Dclose(ds);
     return rc;
+}
+
+hid_t cz_h5_create_mem(const char *name)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0) return -1;
+    H5Pset_fapl_core(fapl, 1 << 20, 0);
+    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
+    hid_t f = H5Fcreate(name, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    return f;
+}
+
+int cz_h5_save_mem(hid_t f, const char *path, int partial, cz_error *err)
+{
+    ssize_t n = H5Fflush(f, H5F_SCOPE_GLOBAL) < 0 ? -1 : H5Fget_file_image(f, NULL, 0);
+    unsigned char *img = n > 0 ? malloc((size_t)n) : NULL;
+    if (img && H5Fget_file_image(f, img, (size_t)n) != n) n = -1;
+    H5Fclose(f);
+    if (n <= 0 || !img) {
+        free(img);
+        return cz_error_set(err, n > 0 ? CZ_ENOMEM : CZ_EIO, "%s: cannot build the file image", path);
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        free(img);
+        return cz_error_set(err, CZ_EIO, "%s: cannot create: %s", path, strerror(errno));
+    }
+    size_t want = partial ? (size_t)n / 2 : (size_t)n, done = 0;
+    int e = 0;
+    while (done < want && !e) {
+        ssize_t w = write(fd, img + done, want - done);
+        if (w > 0) done += (size_t)w;
+        else if (w < 0 && errno != EINTR) e = errno;
+        else if (w == 0) e = EIO;
+    }
+    if (!e && fsync(fd) != 0) e = errno;
+    if (close(fd) != 0 && !e) e = errno;
+    free(img);
+    if (e) {
+        unlink(path);
+        return cz_error_set(err, CZ_EIO, "%s: cannot write: %s", path, strerror(e));
+    }
+    return 0;
 }
 
 void cz_tmp_name(char *buf, size_t len, const char *final)

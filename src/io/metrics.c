@@ -170,8 +170,15 @@ static int write_file(const cz_metrics *mx, cz_error *err)
 {
     char tmp[4200];
     cz_tmp_name(tmp, sizeof tmp, mx->path);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) return cz_error_set(err, CZ_EIO, "%s: cannot create %s", mx->path, tmp);
+    cz_h5_clear_cause();
+    /* built in memory and written with write(2): a full disk is an ordinary error (errno
+     * text), never a half-flushed HDF5 file that crashes HDF5's exit handler */
+    hid_t f = cz_h5_create_mem(tmp);
+    if (f < 0) {
+        const char *why = cz_h5_cause();
+        unlink(tmp);
+        return cz_error_set(err, CZ_EIO, "%s: cannot create %s%s%s", mx->path, tmp, why[0] ? ": " : "", why);
+    }
     long E = mx->epochs;
     int rc = 0;
     char fams[4096] = "";
@@ -222,10 +229,12 @@ static int write_file(const cz_metrics *mx, cz_error *err)
     }
     free(edges);
     free(cnt);
-    if (H5Fclose(f) < 0 && !rc) rc = CZ_EIO;
+    if (rc) H5Fclose(f);
+    else if ((rc = cz_h5_save_mem(f, tmp, 0, err))) return rc;
     if (rc) {
         unlink(tmp);
-        return cz_error_set(err, CZ_EIO, "%s: writing the metrics failed", mx->path);
+        const char *why = cz_h5_cause();
+        return cz_error_set(err, CZ_EIO, "%s: writing the metrics failed%s%s", mx->path, why[0] ? ": " : "", why);
     }
     rc = cz_file_commit(tmp, mx->path, err);
     if (rc) unlink(tmp);

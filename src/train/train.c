@@ -3,13 +3,11 @@
  * failure goes through cz_dist_agree so that all ranks stop together. */
 #include "chainz/train.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,6 +17,7 @@
 #include "chainz/engine.h"
 #include "chainz/fixed.h"
 #include "chainz/metrics.h"
+#include "chainz/runstate.h"
 
 volatile sig_atomic_t cz_stop_requested = 0;
 
@@ -246,22 +245,6 @@ static int evaluate(const cz_dist *d, cz_workspace *ws, const cz_model *m, const
 
 /* ---- prolog helpers ---- */
 
-static int mkdir_p(const char *path, cz_error *err)
-{
-    char buf[4300];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(buf, 0755) && errno != EEXIST)
-                return cz_error_set(err, CZ_EIO, "%s: cannot create directory: %s", buf, strerror(errno));
-            *p = '/';
-        }
-    if (mkdir(buf, 0755) && errno != EEXIST)
-        return cz_error_set(err, CZ_EIO, "%s: cannot create directory: %s", buf, strerror(errno));
-    return 0;
-}
-
 /* Mean and standard deviation per feature over the training rows, computed by rank 0 in
  * one fixed order and broadcast: identical whatever the world size. */
 static int feature_stats(const cz_dist *d, cz_data *ds, const uint64_t *rows, size_t n,
@@ -363,6 +346,8 @@ typedef struct {
     uint64_t rows_read;      /* training rows this rank read (the share it computed) */
     tau_set ts;
     cz_metrics *mx;          /* rank 0 */
+    cz_run_lock lock;        /* rank 0: RUN_DIR/run.lock for the whole run */
+    cz_data_identity data_id;
 } trainer;
 
 static void trainer_free(trainer *t)
@@ -384,6 +369,7 @@ static void trainer_free(trainer *t)
     free(t->config_json);
     tau_free(&t->ts);
     cz_metrics_close(t->mx);
+    cz_run_lock_release(&t->lock);
 }
 
 static int open_data(trainer *t, int head_given, cz_error *err)
@@ -498,19 +484,37 @@ static int setup(trainer *t, int head_given, cz_error *err)
     }
     if (rc) return cz_dist_agree(d, rc, err);
 
-    /* run directory, configuration echo (rank 0) */
-    size_t need = cz_config_json(cfg, NULL, 0) + 1;
-    t->config_json = malloc(need);
-    if (t->config_json) cz_config_json(cfg, t->config_json, need);
+    /* this run's configuration and the BLIS that computes it (config.json, checkpoints) */
+    size_t need = cz_config_json(cfg, NULL, 0) + 1, extra = 256;
+    t->config_json = malloc(need + extra);
+    if (t->config_json) {
+        cz_config_json(cfg, t->config_json, need);
+        snprintf(t->config_json + need - 2, extra + 2, ", \"blas_version\": \"%s\", \"blas_kernels\": \"%s\"}",
+                 cz_engine_blas_version(), cz_engine_blas_arch());
+    }
     snprintf(t->ckpt_dir, sizeof t->ckpt_dir, "%s/checkpoints", cfg->out);
+    rc = t->config_json ? cz_run_data_identity(t->train, cfg->data, &t->data_id, err)
+                        : cz_error_set(err, CZ_ENOMEM, "out of memory");
+    return cz_dist_agree(d, rc, err);
+}
+
+/* The run directory, once the checks that may refuse the run have passed: config.json
+ * (atomically) and the configuration echo (rank 0). */
+static int publish_run(trainer *t, cz_error *err)
+{
+    const cz_config *cfg = t->cfg;
+    const cz_dist *d = t->d;
+    int rc = 0;
     if (d->rank == 0) {
-        rc = !t->config_json ? cz_error_set(err, CZ_ENOMEM, "out of memory") : mkdir_p(t->ckpt_dir, err);
+        rc = cz_run_mkdir(t->ckpt_dir, err);
         if (!rc) {
-            char path[4200], *text = malloc(need + 2);
+            char path[4200];
+            size_t need = strlen(t->config_json) + 2;
+            char *text = malloc(need);
             snprintf(path, sizeof path, "%s/config.json", cfg->out);
             if (!text) rc = cz_error_set(err, CZ_ENOMEM, "out of memory");
             else {
-                snprintf(text, need + 2, "%s\n", t->config_json);
+                snprintf(text, need, "%s\n", t->config_json);
                 rc = cz_write_text_atomic(path, text, err);
                 free(text);
             }
@@ -608,42 +612,6 @@ typedef struct {
     double sums[5];                /* the epoch's loss, dreg, correct, abs error, samples */
 } progress_state;
 
-static int ckpt_step_of(const char *name, long *step)
-{
-    char tail;
-    return sscanf(name, "ckpt-%ld.h5%c", step, &tail) == 1 ? 0 : -1;
-}
-
-/* The steps of the checkpoints in dir (at most max of them); @return how many. */
-static int list_checkpoints(const char *dir, long *steps, int max)
-{
-    int n = 0;
-    DIR *dp = opendir(dir);
-    for (struct dirent *de; dp && (de = readdir(dp)) && n < max;) {
-        long st;
-        if (!ckpt_step_of(de->d_name, &st)) steps[n++] = st;
-    }
-    if (dp) closedir(dp);
-    return n;
-}
-
-/* Deletes checkpoints beyond the newest `keep` (except every keep_every-th step). Only
- * runs after the newest file is complete and `latest` points at it. */
-static void prune_checkpoints(const trainer *t)
-{
-    long steps[4096];
-    int n = list_checkpoints(t->ckpt_dir, steps, 4096);
-    for (int i = 0; i < n; i++) {
-        int newer = 0;
-        for (int j = 0; j < n; j++) newer += steps[j] > steps[i];
-        if (newer < t->cfg->keep) continue;
-        if (t->cfg->keep_every && steps[i] % t->cfg->keep_every == 0) continue;
-        char path[4400];
-        snprintf(path, sizeof path, "%s/ckpt-%08ld.h5", t->ckpt_dir, steps[i]);
-        unlink(path);
-    }
-}
-
 static void slurm_fields(char *buf, size_t len)
 {
     const char *job = getenv("SLURM_JOB_ID"), *aj = getenv("SLURM_ARRAY_JOB_ID"),
@@ -675,156 +643,45 @@ static int save_checkpoint(trainer *t, const progress_state *ps, cz_error *err)
         cz_rng_seed(&c.state.rng, t->cfg->seed); /* all randomness is hashed from the seed */
         slurm_fields(c.state.slurm, sizeof c.state.slurm);
         snprintf(c.version, sizeof c.version, "%s", CHAINZ_VERSION);
-        char path[4300], latest[4300];
-        snprintf(path, sizeof path, "%s/ckpt-%08ld.h5", t->ckpt_dir, ps->step);
-        rc = cz_ckpt_save(path, &c, err);
-        if (!rc) { /* the pointer moves only once the file is complete */
-            snprintf(latest, sizeof latest, "%s/latest", t->ckpt_dir);
-            char text[64];
-            snprintf(text, sizeof text, "ckpt-%08ld.h5\n", ps->step);
-            rc = cz_write_text_atomic(latest, text, err);
-        }
-        if (!rc) prune_checkpoints(t);
+        c.has_identity = 1;
+        c.data = t->data_id;
+        snprintf(c.blas_version, sizeof c.blas_version, "%s", cz_engine_blas_version());
+        snprintf(c.blas_kernels, sizeof c.blas_kernels, "%s", cz_engine_blas_arch());
+        c.threads = t->cfg->threads;
+        rc = cz_run_save(t->ckpt_dir, &c, t->cfg->keep, t->cfg->keep_every, err);
     }
     return cz_dist_agree(t->d, rc, err);
 }
 
 /* ---- resume ---- */
 
-/* The value of "key": in a flat JSON object written by cz_config_json, as text. */
-static int json_field(const char *json, const char *key, char *out, size_t len)
+/* Picks the checkpoint to resume from: rank 0 decides, every rank loads the same file.
+ * path = "" when --resume auto finds nothing usable (a fresh start). */
+static int choose_checkpoint(trainer *t, char *path, size_t len, cz_error *err)
 {
-    char pat[80];
-    snprintf(pat, sizeof pat, "\"%s\": ", key);
-    const char *p = json ? strstr(json, pat) : NULL;
-    if (!p) return -1;
-    p += strlen(pat);
-    size_t n = 0;
-    if (*p == '"') {
-        p++;
-        while (p[n] && p[n] != '"' && n + 1 < len) n++;
-    } else {
-        while (p[n] && p[n] != ',' && p[n] != '}' && n + 1 < len) n++;
-    }
-    memcpy(out, p, n);
-    out[n] = 0;
-    return 0;
-}
-
-/* Refuses a checkpoint whose model or data order contradicts this run's configuration;
- * options that may change on resume (epochs, cadence, ranks, threads, lr, lambda, ...)
- * are listed on rank 0's log when they differ. */
-static int check_compatible(const trainer *t, const cz_checkpoint *c, const char *path, cz_error *err)
-{
-    const cz_model_spec *a = &t->m.spec, *b = &c->model.spec;
-    char mine[512], theirs[512];
-    if (a->d != b->d || a->classes != b->classes || a->head != b->head)
-        return cz_error_set(err, CZ_EINVAL,
-                            "%s: the checkpoint's model has d = %zu, %d classes, head %s; this run has "
-                            "d = %zu, %d classes, head %s", path, b->d, b->classes,
-                            cz_head_name(b->head), a->d, a->classes, cz_head_name(a->head));
-    int same = a->n_hidden == b->n_hidden;
-    for (int l = 0; same && l < a->n_hidden; l++) same = a->width[l] == b->width[l];
-    if (!same) {
-        char ck[256];
-        if (json_field(c->config_json, "layers", ck, sizeof ck)) snprintf(ck, sizeof ck, "?");
-        return cz_error_set(err, CZ_EINVAL, "%s: the checkpoint has --layers %s, this run asks for --layers %s",
-                            path, ck, t->cfg->layers);
-    }
-    for (int l = 0; l < a->n_hidden; l++)
-        if (a->act[l] != b->act[l])
-            return cz_error_set(err, CZ_EINVAL, "%s: layer %d of the checkpoint is %s, this run asks for %s",
-                                path, l + 1, cz_act_name(b->act[l]), cz_act_name(a->act[l]));
-    if (c->optim != t->cfg->optim.kind)
-        return cz_error_set(err, CZ_EINVAL, "%s: the checkpoint was trained with --optim %s, this run asks for %s",
-                            path, cz_optim_name(c->optim), cz_optim_name(t->cfg->optim.kind));
-    /* the data order and the sample set must not change under a resumed run */
-    static const char *fixed_keys[] = {"batch", "seed", "holdout", "standardize", "dropout", "data"};
-    for (size_t k = 0; k < sizeof fixed_keys / sizeof *fixed_keys; k++) {
-        if (json_field(c->config_json, fixed_keys[k], theirs, sizeof theirs)) continue;
-        json_field(t->config_json, fixed_keys[k], mine, sizeof mine);
-        if (strcmp(mine, theirs))
-            return cz_error_set(err, CZ_EINVAL, "%s: the checkpoint has %s = %s, this run asks for %s = %s "
-                                "(it cannot change within a run)", path, fixed_keys[k], theirs, fixed_keys[k], mine);
-    }
-    if (t->d->rank == 0) {
-        static const char *free_keys[] = {"epochs", "lr", "lr_schedule", "dreg", "dreg_schedule", "micro_batch",
-                                          "threads", "reduce", "weight_decay", "ckpt_every_steps", "keep"};
-        for (size_t k = 0; k < sizeof free_keys / sizeof *free_keys; k++)
-            if (!json_field(c->config_json, free_keys[k], theirs, sizeof theirs) &&
-                !json_field(t->config_json, free_keys[k], mine, sizeof mine) && strcmp(mine, theirs))
-                printf("chainz: resume: %s changes from %s to %s\n", free_keys[k], theirs, mine);
-        if (c->state.world_size != t->d->size)
-            printf("chainz: resume: written by %d rank%s, continuing on %d\n", c->state.world_size,
-                   c->state.world_size > 1 ? "s" : "", t->d->size);
-    }
-    return 0;
-}
-
-/* Picks the checkpoint to resume from (rank 0 decides, every rank loads the same file).
- * @return 0 with *found = 0 when --resume auto finds nothing to resume. */
-static int choose_checkpoint(trainer *t, char *chosen, size_t len, int *found, cz_error *err)
-{
-    const char *want = t->cfg->resume;
     int rc = 0;
-    chosen[0] = 0;
-    if (t->d->rank == 0) {
-        if (strcmp(want, "auto")) {
-            snprintf(chosen, len, "%s", want);
-        } else {
-            long steps[4096];
-            int n = 0;
-            DIR *dir = opendir(t->ckpt_dir);
-            for (struct dirent *de; dir && (de = readdir(dir)) && n < 4096;) {
-                long st;
-                if (!ckpt_step_of(de->d_name, &st)) steps[n++] = st;
-                else if (!strncmp(de->d_name, "ckpt-", 5) && strstr(de->d_name, ".h5.tmp.")) {
-                    /* a write that a crash interrupted: never published, safe to drop */
-                    char p[4600];
-                    snprintf(p, sizeof p, "%s/%s", t->ckpt_dir, de->d_name);
-                    printf("chainz: resume auto: removed %s (an interrupted checkpoint write)\n", p);
-                    unlink(p);
-                }
-            }
-            if (dir) closedir(dir);
-            for (int i = 0; i < n; i++) /* newest first */
-                for (int j = i + 1; j < n; j++)
-                    if (steps[j] > steps[i]) {
-                        long tmp = steps[i];
-                        steps[i] = steps[j];
-                        steps[j] = tmp;
-                    }
-            for (int i = 0; i < n && !chosen[0]; i++) {
-                char path[4400];
-                snprintf(path, sizeof path, "%s/ckpt-%08ld.h5", t->ckpt_dir, steps[i]);
-                cz_checkpoint c;
-                cz_error e2;
-                if (cz_ckpt_load(path, &c, &e2) == 0) {
-                    snprintf(chosen, len, "%s", path);
-                    cz_ckpt_free(&c);
-                } else {
-                    printf("chainz: resume auto: skipped %s: %s\n", path, e2.msg);
-                }
-            }
-            if (!chosen[0]) printf("chainz: resume auto: no usable checkpoint in %s, starting fresh\n", t->ckpt_dir);
-        }
-        fflush(stdout);
-    }
-    rc = cz_dist_bcast(t->d, chosen, len, 0, err);
-    *found = chosen[0] != 0;
+    path[0] = 0;
+    if (t->d->rank == 0)
+        rc = strcmp(t->cfg->resume, "auto") ? cz_run_resolve(t->cfg->resume, path, len, err)
+                                            : cz_run_choose_auto(t->ckpt_dir, path, len, stdout, err);
+    rc = cz_dist_agree(t->d, rc, err);
+    if (!rc) rc = cz_dist_bcast(t->d, path, len, 0, err);
     return rc;
 }
 
 static int resume(trainer *t, progress_state *ps, cz_error *err)
 {
     char path[4400];
-    int found = 0;
-    int rc = choose_checkpoint(t, path, sizeof path, &found, err);
-    if (rc || !found) return rc;
+    int rc = choose_checkpoint(t, path, sizeof path, err);
+    if (rc || !path[0]) return rc;
     cz_checkpoint c;
     rc = cz_ckpt_load(path, &c, err);
     if (!rc) {
-        rc = check_compatible(t, &c, path, err);
+        cz_run_info info = {.spec = &t->m.spec, .optim = t->cfg->optim.kind, .config_json = t->config_json,
+                            .data = &t->data_id, .data_path = t->cfg->data,
+                            .blas_version = cz_engine_blas_version(), .blas_kernels = cz_engine_blas_arch(),
+                            .world_size = t->d->size};
+        rc = cz_run_check_compatible(&info, &c, path, t->d->rank == 0 ? stdout : NULL, err);
         if (!rc && (!c.opt_state || c.opt_len != cz_optim_state_len(&t->cfg->optim) * t->m.n_params))
             rc = cz_error_set(err, CZ_EINVAL, "%s: no optimizer state for %s", path, cz_optim_name(t->cfg->optim.kind));
         if (!rc && t->cfg->standardize && !c.mean)
@@ -839,20 +696,9 @@ static int resume(trainer *t, progress_state *ps, cz_error *err)
             *ps = (progress_state){.epoch = c.state.epoch, .position = c.state.position,
                                    .step = c.state.step, .lambda = c.state.lambda, .lr = c.state.lr};
             memcpy(ps->sums, c.state.epoch_sums, sizeof ps->sums);
-            if (t->d->rank == 0) { /* a branch from an older checkpoint: later ones are set aside, not lost */
-                long steps[4096];
-                int n = list_checkpoints(t->ckpt_dir, steps, 4096);
-                for (int i = 0; i < n; i++)
-                    if (steps[i] > ps->step) {
-                        char from[4400], to[4500];
-                        snprintf(from, sizeof from, "%s/ckpt-%08ld.h5", t->ckpt_dir, steps[i]);
-                        snprintf(to, sizeof to, "%s.abandoned", from);
-                        if (!rename(from, to))
-                            printf("chainz: resume: %s is newer than the resumed step %ld: renamed to %s\n", from,
-                                   ps->step, to);
-                    }
-            }
-            if (t->d->rank == 0) {
+            /* a branch from an older checkpoint: later ones are set aside, not lost */
+            if (t->d->rank == 0) rc = cz_run_set_aside_newer(t->ckpt_dir, ps->step, stdout, err);
+            if (!rc && t->d->rank == 0) {
                 printf("chainz: resumed from %s: epoch %ld, step %ld, batch %ld of the epoch%s%s\n", path,
                        ps->epoch + 1, ps->step, ps->position, c.state.slurm[0] ? ", written by SLURM " : "",
                        c.state.slurm);
@@ -866,33 +712,6 @@ static int resume(trainer *t, progress_state *ps, cz_error *err)
         cz_ckpt_free(&c);
     }
     return cz_dist_agree(t->d, rc, err);
-}
-
-/* Keeps the history lines of the epochs the checkpoint has completed: an abandoned
- * attempt's later lines are dropped, so no epoch is duplicated or missing. */
-static int truncate_history(const char *path, long epochs_done, cz_error *err)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    char tmp[4300], line[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *o = fopen(tmp, "w");
-    if (!o) {
-        fclose(f);
-        return cz_error_set(err, CZ_EIO, "%s: cannot write: %s", tmp, strerror(errno));
-    }
-    while (fgets(line, sizeof line, f)) {
-        long ep;
-        if (sscanf(line, "{\"epoch\": %ld", &ep) == 1 && ep <= epochs_done && strchr(line, '\n')) fputs(line, o);
-    }
-    fclose(f);
-    int bad = fflush(o) || fsync(fileno(o));
-    bad |= fclose(o);
-    if (bad || rename(tmp, path)) {
-        unlink(tmp);
-        return cz_error_set(err, CZ_EIO, "%s: cannot rewrite: %s", path, strerror(errno));
-    }
-    return 0;
 }
 
 /* srun with an MPI that lacks SLURM's PMI support starts N singletons of world size 1,
@@ -937,22 +756,20 @@ int cz_train(const cz_config *cfg, int head_given, const cz_dist *d, cz_error *e
 {
     trainer t;
     memset(&t, 0, sizeof t);
+    t.lock.fd = -1;
     t.cfg = cfg;
     t.d = d;
     t.tty = isatty(STDERR_FILENO);
     cz_engine_set_threads(cfg->threads);
     int rc = cz_dist_agree(d, check_slurm(d, err), err);
     if (!rc) rc = setup(&t, head_given, err);
+    /* one run per directory: rank 0 holds the lock until the end, every rank stops if it can't */
+    if (!rc) rc = cz_dist_agree(d, d->rank == 0 ? cz_run_lock_acquire(&t.lock, cfg->out, err) : 0, err);
     progress_state ps = {0};
     if (!rc && cfg->resume[0]) rc = resume(&t, &ps, err);
-    if (!rc && !cfg->resume[0]) { /* a fresh run must not mix with another run's checkpoints */
-        long steps[1];
-        int lrc = 0;
-        if (d->rank == 0 && list_checkpoints(t.ckpt_dir, steps, 1) > 0)
-            lrc = cz_error_set(err, CZ_EINVAL, "%s already holds checkpoints of a run: continue it with "
-                               "--resume auto, or train into another --out", t.ckpt_dir);
-        rc = cz_dist_agree(d, lrc, err);
-    }
+    if (!rc && !cfg->resume[0]) /* a fresh run must not mix with another run's checkpoints */
+        rc = cz_dist_agree(d, d->rank == 0 ? cz_run_check_fresh(t.ckpt_dir, err) : 0, err);
+    if (!rc) rc = publish_run(&t, err); /* only now: a refused run leaves config.json alone */
     uint64_t *perm = NULL, *rows = NULL;
     char hist_path[4200];
     snprintf(hist_path, sizeof hist_path, "%s/history.jsonl", cfg->out);
@@ -966,7 +783,7 @@ int cz_train(const cz_config *cfg, int head_given, const cz_dist *d, cz_error *e
             char slurm[256];
             slurm_fields(slurm, sizeof slurm);
             if (slurm[0]) printf("chainz: SLURM %s\n", slurm);
-            lrc = ps.step ? truncate_history(hist_path, ps.epoch, err) : 0;
+            lrc = ps.step ? cz_run_truncate_history(hist_path, ps.epoch, err) : 0;
             char mpath[4200];
             snprintf(mpath, sizeof mpath, "%s/metrics.h5", cfg->out);
             const char *fam[CZ_MAX_HIDDEN + FAM_JACOBIAN];
@@ -1126,25 +943,6 @@ int cz_train(const cz_config *cfg, int head_given, const cz_dist *d, cz_error *e
 
 /* ---- chainz eval ---- */
 
-static int resolve_model_path(const char *model, char *out, size_t len, cz_error *err)
-{
-    struct stat st;
-    if (stat(model, &st) != 0) return cz_error_set(err, CZ_EINVAL, "%s: no such file or directory", model);
-    if (!S_ISDIR(st.st_mode)) {
-        snprintf(out, len, "%s", model);
-        return 0;
-    }
-    char latest[4300], name[256] = "";
-    snprintf(latest, sizeof latest, "%s/checkpoints/latest", model);
-    FILE *f = fopen(latest, "r");
-    if (!f) return cz_error_set(err, CZ_EINVAL, "%s: no checkpoints/latest in this run directory", model);
-    if (!fgets(name, sizeof name, f)) name[0] = 0;
-    fclose(f);
-    name[strcspn(name, "\n")] = 0;
-    snprintf(out, len, "%s/checkpoints/%s", model, name);
-    return 0;
-}
-
 int cz_eval(const cz_eval_opts *o, const cz_dist *d, cz_error *err)
 {
     cz_engine_set_threads(o->threads);
@@ -1156,7 +954,7 @@ int cz_eval(const cz_eval_opts *o, const cz_dist *d, cz_error *err)
     memset(&io, 0, sizeof io);
     uint64_t *rows = NULL, *conf = NULL;
     char path[4600];
-    int rc = resolve_model_path(o->model, path, sizeof path, err);
+    int rc = cz_run_resolve(o->model, path, sizeof path, err);
     if (!rc) rc = cz_ckpt_load(path, &c, err);
     if (!rc) rc = cz_data_open(&ds, o->data, err);
     if (!rc) {

@@ -1,0 +1,574 @@
+/* The run directory's state: lock, checkpoint listing, choice, retention, compatibility,
+ * history (include/chainz/runstate.h). One process, no MPI. */
+#include "chainz/runstate.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "chainz/atomic.h"
+
+/* ---- small helpers ---- */
+
+int cz_run_mkdir(const char *path, cz_error *err)
+{
+    char buf[4300];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(buf, 0755) && errno != EEXIST)
+                return cz_error_set(err, CZ_EIO, "%s: cannot create directory: %s", buf, strerror(errno));
+            *p = '/';
+        }
+    if (mkdir(buf, 0755) && errno != EEXIST)
+        return cz_error_set(err, CZ_EIO, "%s: cannot create directory: %s", buf, strerror(errno));
+    return 0;
+}
+
+static void say(FILE *log, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(FILE *log, const char *fmt, ...)
+{
+    if (!log) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(log, fmt, ap);
+    va_end(ap);
+    fflush(log);
+}
+
+static int ckpt_step_of(const char *name, long *step)
+{
+    char tail;
+    return sscanf(name, "ckpt-%ld.h5%c", step, &tail) == 1 && !strncmp(name, "ckpt-", 5) ? 0 : -1;
+}
+
+/* ---- lock ---- */
+
+int cz_run_lock_acquire(cz_run_lock *lk, const char *run_dir, cz_error *err)
+{
+    lk->fd = -1;
+    int rc = cz_run_mkdir(run_dir, err);
+    if (rc) return rc;
+    char path[4300];
+    snprintf(path, sizeof path, "%s/run.lock", run_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return cz_error_set(err, CZ_EIO, "%s: cannot open the run lock: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char holder[512] = "";
+        ssize_t n = e == EWOULDBLOCK ? pread(fd, holder, sizeof holder - 1, 0) : -1;
+        close(fd);
+        if (e != EWOULDBLOCK) return cz_error_set(err, CZ_EIO, "%s: cannot lock: %s", path, strerror(e));
+        holder[n > 0 ? n : 0] = 0;
+        holder[strcspn(holder, "\n")] = 0;
+        return cz_error_set(err, CZ_EINVAL, "%s is in use by another chainz train (%s): wait for it to end, "
+                            "or train into another --out", run_dir, holder[0] ? holder : "holder unknown");
+    }
+    char host[256] = "?", when[64];
+    gethostname(host, sizeof host - 1);
+    time_t t = time(NULL);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+    char text[512];
+    int w = snprintf(text, sizeof text, "pid=%ld host=%s start=%s\n", (long)getpid(), host, when);
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)w, 0) != w) {
+        int e = errno;
+        close(fd);
+        return cz_error_set(err, CZ_EIO, "%s: cannot write the run lock: %s", path, strerror(e));
+    }
+    lk->fd = fd;
+    return 0;
+}
+
+void cz_run_lock_release(cz_run_lock *lk)
+{
+    if (!lk || lk->fd < 0) return;
+    flock(lk->fd, LOCK_UN);
+    close(lk->fd);
+    lk->fd = -1;
+}
+
+/* ---- listing ---- */
+
+static int cmp_desc(const void *a, const void *b)
+{
+    long x = *(const long *)a, y = *(const long *)b;
+    return x > y ? -1 : x < y;
+}
+
+int cz_run_list(const char *ckpt_dir, cz_ckpt_list *l, cz_error *err)
+{
+    l->steps = NULL;
+    l->n = 0;
+    DIR *dp = opendir(ckpt_dir);
+    if (!dp) return errno == ENOENT ? 0 : cz_error_set(err, CZ_EIO, "%s: cannot list: %s", ckpt_dir, strerror(errno));
+    size_t cap = 0;
+    int rc = 0;
+    for (struct dirent *de; (de = readdir(dp));) {
+        long st;
+        if (ckpt_step_of(de->d_name, &st)) continue;
+        if (l->n == cap) {
+            size_t nc = cap ? 2 * cap : 64;
+            long *p = realloc(l->steps, nc * sizeof *p);
+            if (!p) {
+                rc = cz_error_set(err, CZ_ENOMEM, "out of memory listing %s", ckpt_dir);
+                break;
+            }
+            l->steps = p;
+            cap = nc;
+        }
+        l->steps[l->n++] = st;
+    }
+    closedir(dp);
+    if (rc) cz_run_list_free(l);
+    else if (l->n) qsort(l->steps, l->n, sizeof *l->steps, cmp_desc);
+    return rc;
+}
+
+void cz_run_list_free(cz_ckpt_list *l)
+{
+    if (!l) return;
+    free(l->steps);
+    l->steps = NULL;
+    l->n = 0;
+}
+
+/* ---- latest ---- */
+
+/* The checkpoint name a pointer file holds: one line "ckpt-<step>.h5". @return 0 if it is one. */
+static int read_pointer(const char *path, char *name, size_t len)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char buf[300];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    if (n == 0 || n == sizeof buf - 1) return -1;
+    buf[strcspn(buf, "\n")] = 0;
+    long st;
+    if (ckpt_step_of(buf, &st)) return -1;
+    snprintf(name, len, "%s", buf);
+    return 0;
+}
+
+int cz_run_repair_latest(const char *ckpt_dir, cz_error *err)
+{
+    char latest[4300], name[300], target[4700];
+    snprintf(latest, sizeof latest, "%s/latest", ckpt_dir);
+    if (!read_pointer(latest, name, sizeof name)) {
+        snprintf(target, sizeof target, "%s/%s", ckpt_dir, name);
+        if (access(target, F_OK) == 0) return 0;
+    }
+    cz_ckpt_list l;
+    int rc = cz_run_list(ckpt_dir, &l, err);
+    if (rc) return rc;
+    if (l.n) {
+        char text[64];
+        snprintf(text, sizeof text, "ckpt-%08ld.h5\n", l.steps[0]);
+        rc = cz_write_text_atomic(latest, text, err);
+    } else if (unlink(latest) && errno != ENOENT) {
+        rc = cz_error_set(err, CZ_EIO, "%s: cannot remove: %s", latest, strerror(errno));
+    }
+    cz_run_list_free(&l);
+    return rc;
+}
+
+int cz_run_resolve(const char *arg, char *out, size_t len, cz_error *err)
+{
+    struct stat st;
+    if (stat(arg, &st) != 0) return cz_error_set(err, CZ_EINVAL, "%s: no such file or directory", arg);
+    char pointer[4400], dir[4400], name[300];
+    if (S_ISDIR(st.st_mode)) {
+        snprintf(pointer, sizeof pointer, "%s/checkpoints/latest", arg);
+        snprintf(dir, sizeof dir, "%s/checkpoints", arg);
+        if (access(pointer, F_OK) != 0) { /* a checkpoints directory itself */
+            snprintf(pointer, sizeof pointer, "%s/latest", arg);
+            snprintf(dir, sizeof dir, "%s", arg);
+        }
+        if (access(pointer, F_OK) != 0)
+            return cz_error_set(err, CZ_EINVAL, "%s: no checkpoints/latest in this directory", arg);
+    } else {
+        if (read_pointer(arg, name, sizeof name)) { /* a checkpoint file itself */
+            snprintf(out, len, "%s", arg);
+            return 0;
+        }
+        snprintf(pointer, sizeof pointer, "%s", arg);
+        const char *slash = strrchr(arg, '/');
+        if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - arg), arg);
+        else snprintf(dir, sizeof dir, ".");
+    }
+    if (read_pointer(pointer, name, sizeof name))
+        return cz_error_set(err, CZ_EINVAL, "%s: not a checkpoint pointer (one line ckpt-<step>.h5)", pointer);
+    snprintf(out, len, "%s/%s", dir, name);
+    if (access(out, F_OK) != 0)
+        return cz_error_set(err, CZ_EINVAL, "%s names %s, which does not exist", pointer, out);
+    return 0;
+}
+
+/* ---- choice, set-aside, retention ---- */
+
+static int set_aside(const char *ckpt_dir, long step, const char *suffix, const char *why, FILE *log)
+{
+    char from[4400], to[4500];
+    snprintf(from, sizeof from, "%s/ckpt-%08ld.h5", ckpt_dir, step);
+    snprintf(to, sizeof to, "%s.%s", from, suffix);
+    if (rename(from, to)) {
+        say(log, "chainz: warning: cannot rename %s to %s: %s\n", from, to, strerror(errno));
+        return -1;
+    }
+    say(log, "chainz: resume: %s %s: renamed to %s\n", from, why, to);
+    return 0;
+}
+
+int cz_run_choose_auto(const char *ckpt_dir, char *chosen, size_t len, FILE *log, cz_error *err)
+{
+    chosen[0] = 0;
+    DIR *dp = opendir(ckpt_dir);
+    for (struct dirent *de; dp && (de = readdir(dp));) {
+        if (strncmp(de->d_name, "ckpt-", 5) || !strstr(de->d_name, ".h5.tmp.")) continue;
+        /* a write that a crash interrupted: never published, safe to drop */
+        char p[4600];
+        snprintf(p, sizeof p, "%s/%s", ckpt_dir, de->d_name);
+        if (!unlink(p)) say(log, "chainz: resume auto: removed %s (an interrupted checkpoint write)\n", p);
+    }
+    if (dp) closedir(dp);
+    cz_ckpt_list l;
+    int rc = cz_run_list(ckpt_dir, &l, err);
+    if (rc) return rc;
+    for (size_t i = 0; i < l.n && !chosen[0]; i++) {
+        char path[4400];
+        snprintf(path, sizeof path, "%s/ckpt-%08ld.h5", ckpt_dir, l.steps[i]);
+        cz_checkpoint c;
+        cz_error e2 = {0};
+        if (cz_ckpt_load(path, &c, &e2) == 0) {
+            snprintf(chosen, len, "%s", path);
+            cz_ckpt_free(&c);
+        } else if (e2.code == CZ_ENOMEM) {
+            rc = cz_error_set(err, CZ_ENOMEM, "%s", e2.msg);
+            break;
+        } else {
+            /* unusable: set aside so that retention never counts it and no later run
+             * trips on it again; renamed, never deleted (it may be worth a look) */
+            say(log, "chainz: resume auto: skipped %s: %s\n", path, e2.msg);
+            set_aside(ckpt_dir, l.steps[i], "unusable", "cannot be resumed", log);
+        }
+    }
+    cz_run_list_free(&l);
+    if (!rc) rc = cz_run_repair_latest(ckpt_dir, err);
+    if (!rc && !chosen[0]) say(log, "chainz: resume auto: no usable checkpoint in %s, starting fresh\n", ckpt_dir);
+    return rc;
+}
+
+int cz_run_set_aside_newer(const char *ckpt_dir, long step, FILE *log, cz_error *err)
+{
+    cz_ckpt_list l;
+    int rc = cz_run_list(ckpt_dir, &l, err);
+    if (rc) return rc;
+    char why[96];
+    snprintf(why, sizeof why, "is newer than the resumed step %ld", step);
+    for (size_t i = 0; i < l.n; i++)
+        if (l.steps[i] > step) set_aside(ckpt_dir, l.steps[i], "abandoned", why, log);
+    cz_run_list_free(&l);
+    return cz_run_repair_latest(ckpt_dir, err);
+}
+
+int cz_run_check_fresh(const char *ckpt_dir, cz_error *err)
+{
+    cz_ckpt_list l;
+    int rc = cz_run_list(ckpt_dir, &l, err);
+    if (!rc && l.n)
+        rc = cz_error_set(err, CZ_EINVAL, "%s already holds checkpoints of a run: continue it with "
+                          "--resume auto, or train into another --out", ckpt_dir);
+    cz_run_list_free(&l);
+    return rc;
+}
+
+void cz_run_prune(const char *ckpt_dir, long written, int keep, long keep_every)
+{
+    cz_ckpt_list l;
+    cz_error e;
+    if (cz_run_list(ckpt_dir, &l, &e)) return;
+    /* only checkpoints of this run's past count: a later step here is never this run's
+     * own (a resume sets those aside), so it must neither be deleted nor push ours out */
+    int rank = 0;
+    for (size_t i = 0; i < l.n; i++) {
+        if (l.steps[i] > written) continue;
+        if (rank++ < keep || l.steps[i] == written) continue;
+        if (keep_every && l.steps[i] % keep_every == 0) continue;
+        char path[4400];
+        snprintf(path, sizeof path, "%s/ckpt-%08ld.h5", ckpt_dir, l.steps[i]);
+        unlink(path);
+    }
+    cz_run_list_free(&l);
+}
+
+int cz_run_save(const char *ckpt_dir, const cz_checkpoint *c, int keep, long keep_every, cz_error *err)
+{
+    char path[4400], latest[4400], text[64];
+    snprintf(path, sizeof path, "%s/ckpt-%08ld.h5", ckpt_dir, c->state.step);
+    int rc = cz_ckpt_save(path, c, err);
+    if (rc) return rc;
+    /* the pointer moves only once the file is complete */
+    snprintf(latest, sizeof latest, "%s/latest", ckpt_dir);
+    snprintf(text, sizeof text, "ckpt-%08ld.h5\n", c->state.step);
+    rc = cz_write_text_atomic(latest, text, err);
+    if (!rc) cz_run_prune(ckpt_dir, c->state.step, keep, keep_every);
+    return rc;
+}
+
+/* ---- data identity ---- */
+
+int cz_run_data_identity(cz_data *ds, const char *path, cz_data_identity *id, cz_error *err)
+{
+    memset(id, 0, sizeof *id);
+    const cz_data_info *di = cz_data_get_info(ds);
+    struct stat st;
+    if (stat(path, &st) != 0) return cz_error_set(err, CZ_EIO, "%s: cannot stat: %s", path, strerror(errno));
+    id->bytes = (uint64_t)st.st_size;
+    id->n = di->n;
+    id->d = di->d;
+    id->classes = di->classes;
+    const int32_t *yc = cz_data_labels_class(ds);
+    const float *yv = cz_data_labels_value(ds);
+    id->labels_checksum = yc ? cz_checksum(yc, di->n * sizeof *yc) : yv ? cz_checksum(yv, di->n * sizeof *yv) : 0;
+    enum { SAMPLE = 64 };
+    size_t k = di->n < SAMPLE ? di->n : SAMPLE;
+    uint64_t rows[SAMPLE];
+    for (size_t i = 0; i < k; i++) rows[i] = k > 1 ? i * (di->n - 1) / (k - 1) : 0;
+    float *x = malloc((k ? k : 1) * di->d * sizeof(float));
+    if (!x) return cz_error_set(err, CZ_ENOMEM, "out of memory");
+    int rc = k ? cz_data_read_rows(ds, rows, k, x, err) : 0;
+    if (!rc) id->rows_checksum = cz_checksum(x, k * di->d * sizeof(float));
+    free(x);
+    return rc;
+}
+
+/* ---- configuration, field by field ---- */
+
+/* A flat JSON object of strings and scalars (what cz_config_json writes), parsed. */
+typedef struct {
+    int n;
+    char key[64][32];
+    char val[64][4200];
+    int is_str[64];
+} flat_json;
+
+static const char *skip_ws(const char *p)
+{
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+    return p;
+}
+
+/* a JSON string at p (after the quote) into out; @return the character after the closing quote */
+static const char *parse_str(const char *p, char *out, size_t len)
+{
+    size_t n = 0;
+    while (*p && *p != '"') {
+        char c = *p++;
+        if (c == '\\') {
+            c = *p++;
+            if (c == 'n') c = '\n';
+            else if (c == 't') c = '\t';
+            else if (c == 'u') { /* \u00XX: the control characters cz_config_json drops anyway */
+                unsigned v = 0;
+                for (int i = 0; i < 4 && *p; i++, p++) v = v * 16 + (unsigned)(*p <= '9' ? *p - '0' : (*p | 32) - 'a' + 10);
+                c = (char)v;
+            } else if (!c) return NULL;
+        }
+        if (n + 1 < len) out[n++] = c;
+    }
+    out[n] = 0;
+    return *p == '"' ? p + 1 : NULL;
+}
+
+static int parse_flat(const char *json, flat_json *o)
+{
+    o->n = 0;
+    const char *p = skip_ws(json ? json : "");
+    if (*p++ != '{') return -1;
+    p = skip_ws(p);
+    if (*p == '}') return 0;
+    for (;;) {
+        if (*p++ != '"' || o->n == 64) return -1;
+        int k = o->n;
+        if (!(p = parse_str(p, o->key[k], sizeof o->key[k]))) return -1;
+        p = skip_ws(p);
+        if (*p++ != ':') return -1;
+        p = skip_ws(p);
+        if (*p == '"') {
+            if (!(p = parse_str(p + 1, o->val[k], sizeof o->val[k]))) return -1;
+            o->is_str[k] = 1;
+        } else {
+            size_t n = 0;
+            while (*p && *p != ',' && *p != '}' && *p != ' ' && n + 1 < sizeof o->val[k]) o->val[k][n++] = *p++;
+            o->val[k][n] = 0;
+            if (!n) return -1;
+            o->is_str[k] = 0;
+        }
+        o->n++;
+        p = skip_ws(p);
+        if (*p == '}') return 0;
+        if (*p++ != ',') return -1;
+        p = skip_ws(p);
+    }
+}
+
+static const char *field(const flat_json *o, const char *key, int *is_str)
+{
+    for (int i = 0; i < o->n; i++)
+        if (!strcmp(o->key[i], key)) {
+            if (is_str) *is_str = o->is_str[i];
+            return o->val[i];
+        }
+    return NULL;
+}
+
+/* Equal as values: strings by text, numbers by value (integers exactly, reals as doubles). */
+static int same_value(const char *a, int astr, const char *b, int bstr)
+{
+    if (astr || bstr) return astr == bstr && !strcmp(a, b);
+    if (!strcmp(a, b)) return 1;
+    int ai = !strpbrk(a, ".eEnN"), bi = !strpbrk(b, ".eEnN");
+    if (ai && bi) return strtoull(a, NULL, 10) == strtoull(b, NULL, 10) && (a[0] == '-') == (b[0] == '-');
+    char *ea, *eb;
+    double x = strtod(a, &ea), y = strtod(b, &eb);
+    return !*ea && !*eb && (x == y || (isnan(x) && isnan(y)));
+}
+
+int cz_run_check_compatible(const cz_run_info *run, const cz_checkpoint *c, const char *path, FILE *log,
+                            cz_error *err)
+{
+    const cz_model_spec *a = run->spec, *b = &c->model.spec;
+    if (a->d != b->d || a->classes != b->classes || a->head != b->head)
+        return cz_error_set(err, CZ_EINVAL,
+                            "%s: the checkpoint's model has d = %zu, %d classes, head %s; this run has "
+                            "d = %zu, %d classes, head %s", path, b->d, b->classes,
+                            cz_head_name(b->head), a->d, a->classes, cz_head_name(a->head));
+    flat_json *mine = malloc(sizeof *mine), *theirs = malloc(sizeof *theirs);
+    int rc = 0;
+    if (!mine || !theirs) rc = cz_error_set(err, CZ_ENOMEM, "out of memory");
+    else if (parse_flat(run->config_json, mine))
+        rc = cz_error_set(err, CZ_EINVAL, "this run's configuration is not a flat JSON object");
+    else if (parse_flat(c->config_json, theirs))
+        rc = cz_error_set(err, CZ_EINVAL, "%s: the checkpoint's config attribute is not a flat JSON object", path);
+    if (rc) goto out;
+    int same = a->n_hidden == b->n_hidden;
+    for (int l = 0; same && l < a->n_hidden; l++) same = a->width[l] == b->width[l];
+    if (!same) {
+        const char *ck = field(theirs, "layers", NULL), *mk = field(mine, "layers", NULL);
+        rc = cz_error_set(err, CZ_EINVAL, "%s: the checkpoint has --layers %s, this run asks for --layers %s",
+                          path, ck ? ck : "?", mk ? mk : "?");
+        goto out;
+    }
+    for (int l = 0; l < a->n_hidden; l++)
+        if (a->act[l] != b->act[l]) {
+            rc = cz_error_set(err, CZ_EINVAL, "%s: layer %d of the checkpoint is %s, this run asks for %s", path,
+                              l + 1, cz_act_name(b->act[l]), cz_act_name(a->act[l]));
+            goto out;
+        }
+    if (c->optim != run->optim) {
+        rc = cz_error_set(err, CZ_EINVAL, "%s: the checkpoint was trained with --optim %s, this run asks for %s",
+                          path, cz_optim_name(c->optim), cz_optim_name(run->optim));
+        goto out;
+    }
+    /* the data order and the sample set must not change under a resumed run */
+    static const char *fixed_keys[] = {"batch", "seed", "holdout", "standardize", "dropout"};
+    for (size_t k = 0; k < sizeof fixed_keys / sizeof *fixed_keys; k++) {
+        int ts = 0, ms = 0;
+        const char *tv = field(theirs, fixed_keys[k], &ts), *mv = field(mine, fixed_keys[k], &ms);
+        if (!tv || !mv) continue; /* a field an older chainz did not write */
+        if (!same_value(tv, ts, mv, ms)) {
+            rc = cz_error_set(err, CZ_EINVAL, "%s: the checkpoint has %s = %s, this run asks for %s = %s "
+                              "(it cannot change within a run)", path, fixed_keys[k], tv, fixed_keys[k], mv);
+            goto out;
+        }
+    }
+    /* the data by content: the same file under another path resumes, another file at the
+     * same path does not */
+    if (c->has_identity && run->data) {
+        const cz_data_identity *x = &c->data, *y = run->data;
+        char what[256] = "";
+        size_t w = 0;
+#define CZ_DIFF(cond, ...) \
+    if (cond) w += (size_t)snprintf(what + w, w < sizeof what ? sizeof what - w : 0, __VA_ARGS__)
+        CZ_DIFF(x->n != y->n, "%s%llu rows -> %llu", w ? ", " : "", (unsigned long long)x->n, (unsigned long long)y->n);
+        CZ_DIFF(x->d != y->d, "%sd %llu -> %llu", w ? ", " : "", (unsigned long long)x->d, (unsigned long long)y->d);
+        CZ_DIFF(x->classes != y->classes, "%s%lld classes -> %lld", w ? ", " : "", (long long)x->classes,
+                (long long)y->classes);
+        CZ_DIFF(x->bytes != y->bytes, "%sfile size %llu -> %llu bytes", w ? ", " : "",
+                (unsigned long long)x->bytes, (unsigned long long)y->bytes);
+        CZ_DIFF(x->labels_checksum != y->labels_checksum, "%slabels differ (checksum %016llx -> %016llx)",
+                w ? ", " : "", (unsigned long long)x->labels_checksum, (unsigned long long)y->labels_checksum);
+        CZ_DIFF(x->rows_checksum != y->rows_checksum, "%ssampled feature rows differ", w ? ", " : "");
+#undef CZ_DIFF
+        if (w) {
+            const char *tp = field(theirs, "data", NULL);
+            rc = cz_error_set(err, CZ_EINVAL, "%s: the training data changed since the checkpoint (%s): %s was %s "
+                              "(a run must resume on the same data)", path, what, run->data_path,
+                              tp ? tp : "?");
+            goto out;
+        }
+    } else if (!c->has_identity) {
+        say(log, "chainz: resume: %s is format %ld, which does not identify its data: not checked\n", path,
+            c->format_version);
+    }
+    static const char *free_keys[] = {"data", "epochs", "lr", "lr_schedule", "dreg", "dreg_schedule",
+                                      "micro_batch", "threads", "reduce", "weight_decay", "ckpt_every_steps",
+                                      "keep"};
+    for (size_t k = 0; k < sizeof free_keys / sizeof *free_keys; k++) {
+        int ts = 0, ms = 0;
+        const char *tv = field(theirs, free_keys[k], &ts), *mv = field(mine, free_keys[k], &ms);
+        if (tv && mv && !same_value(tv, ts, mv, ms))
+            say(log, "chainz: resume: %s changes from %s to %s\n", free_keys[k], tv, mv);
+    }
+    if (c->state.world_size != run->world_size)
+        say(log, "chainz: resume: written by %d rank%s, continuing on %d\n", c->state.world_size,
+            c->state.world_size > 1 ? "s" : "", run->world_size);
+    if (c->has_identity && run->blas_kernels && run->blas_version &&
+        (strcmp(c->blas_kernels, run->blas_kernels) || strcmp(c->blas_version, run->blas_version)))
+        say(log, "chainz: warning: resume: the checkpoint was written with BLIS %s, kernels %s; this run uses "
+            "BLIS %s, kernels %s: from here on the last bits differ from an uninterrupted run\n",
+            c->blas_version, c->blas_kernels, run->blas_version, run->blas_kernels);
+out:
+    free(mine);
+    free(theirs);
+    return rc;
+}
+
+/* ---- history ---- */
+
+int cz_run_truncate_history(const char *path, long epochs_done, cz_error *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char tmp[4300], line[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *o = fopen(tmp, "w");
+    if (!o) {
+        fclose(f);
+        return cz_error_set(err, CZ_EIO, "%s: cannot write: %s", tmp, strerror(errno));
+    }
+    while (fgets(line, sizeof line, f)) {
+        long ep;
+        if (sscanf(line, "{\"epoch\": %ld", &ep) == 1 && ep <= epochs_done && strchr(line, '\n')) fputs(line, o);
+    }
+    fclose(f);
+    int bad = fflush(o) || fsync(fileno(o));
+    bad |= fclose(o);
+    if (bad || rename(tmp, path)) {
+        int e = errno;
+        unlink(tmp);
+        return cz_error_set(err, CZ_EIO, "%s: cannot rewrite: %s", path, strerror(e));
+    }
+    return 0;
+}

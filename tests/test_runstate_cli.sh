@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# The run directory end to end (issue 13, section 3; docs/RELIABILITY-state.md):
+#  - --resume auto with only junk checkpoints: set aside, and the run keeps its own;
+#  - RUN/checkpoints/latest and RUN_DIR accepted by eval --model and --resume;
+#  - a refused run (fresh on a used directory, incompatible resume) leaves config.json alone;
+#  - the data identified by content: a relative path resumes, 300 -> 500 rows is refused;
+#  - a flipped bit in /model/input/std is refused by eval and by --resume;
+#  - a second chainz train on the same --out (2 ranks) is refused naming the holder;
+#  - ENOSPC writing a checkpoint or metrics.h5: errno text, exit 2, no segfault (tmpfs);
+#  - the data file truncated in place while training: a message naming it, exit 2;
+#  - a resume on another BLIS kernel set warns that the last bits will differ.
+# Usage: test_runstate_cli.sh BUILD_DIR
+set -uo pipefail
+build=$(cd "$1" && pwd)
+chainz="$build/chainz"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_rmaps_base_oversubscribe=1
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
+work=$(mktemp -d)
+mnt=""
+cleanup() {
+    [ -n "${bg:-}" ] && kill -9 "$bg" 2>/dev/null
+    [ -n "$mnt" ] && umount "$mnt" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+fails=0
+ok() { echo "ok: $*"; }
+bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
+expect() { # expect LABEL WANT_STATUS GOT_STATUS LOG PATTERN
+    if [ "$3" = "$2" ] && grep -q -- "$5" "$4"; then ok "$1"
+    else bad "$1 (status $3, want $2; pattern '$5')"; tail -4 "$4"; fi
+}
+cd "$work" || exit 1
+"$build/make_data" "$work/d300.h5" --n 300 --d 12 --classes 3 --seed 1 >/dev/null || exit 1
+"$build/make_data" "$work/d500.h5" --n 500 --d 12 --classes 3 --seed 2 >/dev/null || exit 1
+args=(--layers 8,8 --act poly --batch 32 --micro-batch 16 --lr 0.003 --seed 3 --no-tau)
+train() { timeout 120 "$chainz" train "$@"; }
+
+# ---- --resume auto with only unusable checkpoints (the issue's reproduction) ----
+run="$work/junk"
+mkdir -p "$run/checkpoints"
+for i in 0 1 2; do echo junk >"$run/checkpoints/ckpt-0000999$i.h5"; done
+train --data d300.h5 --out "$run" "${args[@]}" --epochs 2 --resume auto >"$run.log" 2>&1
+st=$?
+latest=$(cat "$run/checkpoints/latest" 2>/dev/null)
+if [ $st = 0 ] && [ -n "$latest" ] && [ -f "$run/checkpoints/$latest" ] && [ -f "$run/checkpoints/ckpt-00000020.h5" ] &&
+   [ "$(ls "$run"/checkpoints/*.unusable 2>/dev/null | wc -l)" = 3 ] && grep -q "renamed to" "$run.log"; then
+    ok "junk-only --resume auto: junk set aside as *.unusable, the run's own checkpoints kept, latest -> $latest"
+else
+    bad "junk-only --resume auto (status $st, latest '$latest')"; ls "$run/checkpoints"; tail -3 "$run.log"
+fi
+
+# ---- latest everywhere a checkpoint is accepted ----
+timeout 60 "$chainz" eval --model "$run/checkpoints/latest" --data d300.h5 >"$work/e1.log" 2>&1
+expect "eval --model RUN/checkpoints/latest" 0 $? "$work/e1.log" "accuracy"
+timeout 60 "$chainz" eval --model "$run" --data d300.h5 >"$work/e2.log" 2>&1
+expect "eval --model RUN_DIR" 0 $? "$work/e2.log" "accuracy"
+train --data d300.h5 --out "$run" "${args[@]}" --epochs 3 --resume "$run/checkpoints/latest" >"$work/r1.log" 2>&1
+expect "--resume RUN/checkpoints/latest" 0 $? "$work/r1.log" "resumed from .*ckpt-00000020.h5"
+train --data d300.h5 --out "$run" "${args[@]}" --epochs 4 --resume "$run" >"$work/r2.log" 2>&1
+expect "--resume RUN_DIR" 0 $? "$work/r2.log" "resumed from .*ckpt-00000030.h5"
+
+# ---- a refused run does not touch config.json ----
+before=$(md5sum <"$run/config.json")
+train --data d300.h5 --out "$run" "${args[@]}" --epochs 5 --lr 0.5 >"$work/f1.log" 2>&1
+st=$?
+[ "$(md5sum <"$run/config.json")" = "$before" ] && [ $st = 1 ] && grep -q "already holds checkpoints" "$work/f1.log" &&
+    ok "fresh run on a used directory: refused, config.json untouched" ||
+    bad "fresh run on a used directory (status $st) changed config.json or was not refused"
+train --data d300.h5 --out "$run" "${args[@]}" --epochs 5 --batch 16 --resume auto >"$work/f2.log" 2>&1
+st=$?
+[ "$(md5sum <"$run/config.json")" = "$before" ] && [ $st = 1 ] && grep -q "batch = 32, this run asks for batch = 16" "$work/f2.log" &&
+    ok "incompatible resume: refused naming batch, config.json untouched" ||
+    { bad "incompatible resume (status $st)"; tail -2 "$work/f2.log"; }
+
+# ---- the data by content ----
+mkdir -p "$work/dd" && cp d300.h5 "$work/dd/train.h5"
+run="$work/ident"
+train --data dd/train.h5 --out "$run" "${args[@]}" --epochs 1 >"$run.log" 2>&1 || bad "ident: first run failed"
+train --data "$work/dd/../dd/train.h5" --out "$run" "${args[@]}" --epochs 2 --resume auto >"$work/i1.log" 2>&1
+expect "the same data by another path resumes" 0 $? "$work/i1.log" "resumed from"
+cp d500.h5 "$work/dd/train.h5"
+train --data dd/train.h5 --out "$run" "${args[@]}" --epochs 3 --resume auto >"$work/i2.log" 2>&1
+expect "another file at the same path (300 -> 500 rows) is refused naming the change" 1 $? "$work/i2.log" "300 rows -> 500"
+
+# ---- a flipped bit outside the layer parameters ----
+ck="$work/ident/checkpoints/$(cat "$work/ident/checkpoints/latest")"
+off=$(h5dump -p -d /model/input/std "$ck" | awk '/OFFSET/ {print $2; exit}')
+if [ -n "$off" ]; then
+    cp "$ck" "$work/flipped.h5"
+    byte=$(od -An -tu1 -j $((off + 1)) -N1 "$work/flipped.h5" | tr -d ' ')
+    printf "$(printf '\\%03o' $((byte ^ 1)))" | dd of="$work/flipped.h5" bs=1 seek=$((off + 1)) conv=notrunc 2>/dev/null
+    cp d300.h5 "$work/dd/train.h5"
+    timeout 60 "$chainz" eval --model "$work/flipped.h5" --data d300.h5 >"$work/b1.log" 2>&1
+    expect "a flipped bit in /model/input/std: eval refuses" 1 $? "$work/b1.log" "corrupted"
+    train --data dd/train.h5 --out "$run" "${args[@]}" --epochs 3 --resume "$work/flipped.h5" >"$work/b2.log" 2>&1
+    expect "a flipped bit in /model/input/std: --resume refuses" 1 $? "$work/b2.log" "corrupted"
+else
+    bad "no OFFSET for /model/input/std in h5dump -p"
+fi
+
+# ---- the run lock: a second run on the same --out, 2 ranks, is refused naming the holder ----
+"$build/make_data" "$work/big.h5" --n 20000 --d 12 --classes 3 --seed 4 >/dev/null
+run="$work/locked"
+"$chainz" train --data big.h5 --out "$run" "${args[@]}" --epochs 500 >"$run.log" 2>&1 &
+bg=$!
+for _ in $(seq 1 100); do grep -q "pid=$bg" "$run/run.lock" 2>/dev/null && grep -q "epoch 1/" "$run.log" && break; sleep 0.1; done
+cfg_before=$(md5sum <"$run/config.json" 2>/dev/null)
+timeout 120 mpirun -np 2 --bind-to none "$chainz" train --data big.h5 --out "$run" "${args[@]}" --epochs 3 --resume auto \
+    >"$work/l1.log" 2>&1
+st=$?
+if [ $st = 1 ] && grep -q "in use by another chainz train (pid=$bg host=" "$work/l1.log" &&
+   [ "$(md5sum <"$run/config.json")" = "$cfg_before" ] && kill -0 $bg 2>/dev/null; then
+    ok "second chainz train on the same --out (2 ranks): refused naming pid $bg, config.json untouched"
+else
+    bad "run lock (status $st)"; tail -3 "$work/l1.log"
+fi
+kill -TERM $bg 2>/dev/null; wait $bg; st=$?; bg=""
+[ $st = 75 ] && ok "the holder stopped on SIGTERM with a checkpoint (75)" || bad "holder exit $st"
+train --data big.h5 --out "$run" "${args[@]}" --epochs 1 --max-steps 1 --resume auto >"$work/l2.log" 2>&1
+expect "the lock is free once the holder has ended" 0 $? "$work/l2.log" "resumed from"
+
+# ---- ENOSPC on a small tmpfs: metrics.h5 first (600k, 64,64), then a checkpoint (400k, 200,200) ----
+mkdir -p "$work/full"
+for spec in "600k 64,64 metrics.h5" "400k 200,200 ckpt-00000010.h5"; do
+    set -- $spec
+    if ! mount -t tmpfs -o size=$1 tmpfs "$work/full" 2>/dev/null; then
+        echo "skip: ENOSPC (mount -t tmpfs not permitted here)"
+        break
+    fi
+    mnt="$work/full"
+    train --data d300.h5 --out "$mnt/run" --layers $2 --batch 32 --epochs 6 >"$work/n.log" 2>&1
+    st=$?
+    if [ $st = 2 ] && grep -q "$3.tmp.[0-9]*: cannot write: No space left on device" "$work/n.log" &&
+       ! grep -qi "segmentation\|signal" "$work/n.log"; then
+        ok "ENOSPC writing $3: the errno text, exit 2, no crash"
+    else
+        bad "ENOSPC writing $3: status $st"; tail -3 "$work/n.log"
+    fi
+    umount "$mnt" && mnt=""
+done
+
+# ---- the data file truncated in place while training ----
+cp big.h5 "$work/shrink.h5"
+train --data shrink.h5 --out "$work/shrink" "${args[@]}" --epochs 500 >"$work/s.log" 2>&1 &
+bg=$!
+for _ in $(seq 1 100); do grep -q "epoch 1/" "$work/s.log" 2>/dev/null && break; sleep 0.1; done
+truncate -s 8192 "$work/shrink.h5"
+wait $bg; st=$?; bg=""
+expect "data file truncated while training: stops naming it, exit 2" 2 $st "$work/s.log" "shrink.h5: the file was truncated"
+
+# ---- a resume on another BLIS kernel set warns ----
+if BLIS_ARCH_TYPE=25 timeout 60 "$chainz" train --data d300.h5 --out "$work/k" "${args[@]}" --epochs 1 >"$work/k1.log" 2>&1 &&
+   grep -q "kernels generic" "$work/k1.log"; then
+    h5dump -a /blas_kernels "$work/k/checkpoints/$(cat "$work/k/checkpoints/latest")" | grep -q generic &&
+        ok "the checkpoint records blas_kernels generic" || bad "blas_kernels attribute missing"
+    grep -q '"blas_kernels": "generic"' "$work/k/config.json" && ok "config.json records the kernel set" ||
+        bad "config.json lacks blas_kernels"
+    BLIS_ARCH_TYPE=3 train --data d300.h5 --out "$work/k" "${args[@]}" --epochs 2 --resume auto >"$work/k2.log" 2>&1
+    expect "resume on another kernel set: a warning, not an error" 0 $? "$work/k2.log" "last bits differ"
+else
+    echo "skip: BLIS_ARCH_TYPE=25 is not the generic kernel set here"
+fi
+
+echo "$fails failure(s)"
+[ $fails = 0 ]

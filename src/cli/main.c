@@ -94,7 +94,13 @@ static void usage_train(FILE *f)
             "                         whatever the rank count)                    %ld\n"
             "  --max-steps N          stop after N steps in total (0: no limit)   %ld\n"
             "  --seed S               init, shuffling, dropout, holdout           %llu\n"
-            "  --threads T            BLIS threads per rank                       %d\n"
+            "  --threads T            BLIS threads per rank (1..%d, at most 4 x the node's\n"
+            "                         cores; a warning when ranks per node x T exceed the cores)  %d\n"
+            "  --max-memory SIZE      memory per rank the run may use, e.g. 6G (K, M, G, T = 1024^n);\n"
+            "                         the run is refused if its estimate (parameters, gradients,\n"
+            "                         moments, workspace with the Jacobian stream, buffers) exceeds\n"
+            "                         it. Default: MemAvailable (or the cgroup's memory.max less its\n"
+            "                         usage, if smaller) / ranks on the node, capped by ulimit -v\n"
             "  --reduce exact|float   exact: bitwise identical for any rank count;\n"
             "                         float: plain MPI float sum (faster, rank-dependent rounding)  exact\n"
             "  --log-seconds S        interval of log lines without a terminal    %g\n"
@@ -110,11 +116,14 @@ static void usage_train(FILE *f)
             "                         fresh); PATH: that checkpoint               none\n"
             "signals: SIGTERM, SIGUSR1 (SLURM's warning) and SIGINT write a checkpoint at the next\n"
             "step boundary on every rank and exit with status 75 (requeue me); a second SIGINT\n"
-            "stops at once.\n",
+            "stops at once. At an epoch's end the validation pass and the epoch checkpoint come\n"
+            "first (worst case: launch/train.sbatch).\n"
+            "numbers must be finite (nan and inf are refused); exit status 0 done, 1 usage or input\n"
+            "error (options, data files, --out), 2 runtime failure, 75 checkpointed on a signal.\n",
             c.holdout, c.layers, c.acts, c.model.dropout, c.dreg, cz_optim_name(c.optim.kind), c.lr,
             cz_shape_name(c.lr_shape), c.lr_min, c.warmup_steps, c.optim.weight_decay,
             c.optim.momentum, c.optim.beta1, c.optim.beta2, c.epochs, c.batch, c.micro_batch,
-            c.max_steps, (unsigned long long)c.seed, c.threads, c.log_seconds, c.ckpt_every_steps,
+            c.max_steps, (unsigned long long)c.seed, CZ_MAX_THREADS, c.threads, c.log_seconds, c.ckpt_every_steps,
             c.ckpt_every_epochs, c.keep, c.keep_every);
 }
 
@@ -129,7 +138,10 @@ static void usage_eval(FILE *f)
             "                         input gradient, parameter gradient and layer Jacobian\n"
             "                         norms, with p50/p90/p99/max and tau = p99/mean    off\n"
             "  --micro-batch M                                                    256\n"
-            "  --threads T            BLIS threads per rank                       1\n");
+            "  --threads T            BLIS threads per rank (1..%d)              1\n"
+            "  --max-memory SIZE      memory per rank, e.g. 2G (default: what the node has\n"
+            "                         available / ranks on the node); refused above it\n",
+            CZ_MAX_THREADS);
 }
 
 /* strict number parsing: the whole argument must be a finite number (nan and inf would

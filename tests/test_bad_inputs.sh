@@ -62,7 +62,7 @@ for case in holdout:nan dropout:nan dreg:nan lr:nan lr-min:nan weight-decay:nan 
     opt=${case%%:*} v=${case#*:}
     expect "train --$opt $v" 1 "--$opt: '$v' is not a finite number" -- "$chainz" train "${small[@]}" --out "$work/r-$opt$v" --"$opt" "$v"
 done
-expect "train --max-memory nan" 1 "--max-memory" -- "$chainz" train "${small[@]}" --out "$work/r" --max-memory nan
+expect "train --max-memory nan" 1 "--max-memory: 'nan' is not a size" -- "$chainz" train "${small[@]}" --out "$work/r" --max-memory nan
 for v in 1.5 1e3 0; do
     expect "eval --micro-batch $v" 1 "--micro-batch.*integer" -- "$chainz" eval --model "$work/none" --data "$work/good.h5" --micro-batch "$v"
     expect "eval --threads $v" 1 "--threads.*integer" -- "$chainz" eval --model "$work/none" --data "$work/good.h5" --threads "$v"

@@ -75,9 +75,9 @@ void cz_mem_estimate_run(const cz_mem_request *r, cz_mem_estimate *e)
         if (r->exact) madd(&e->reduce, ov, n, 16, 1);
         size_t chunks = (r->batch + M - 1) / M;
         madd(&e->reduce, ov, chunks, 4 * sizeof(double), 1);
-    } else {
-        madd(&e->reduce, ov, 8, 16, 1);
     }
+    /* an evaluation pass keeps its per-chunk sums too (validation, chainz eval) */
+    madd(&e->reduce, ov, r->rows / M + 1, 4 * sizeof(double), 1);
     e->workspace = workspace_bytes(m, M, ov);
     /* two chunk buffers (training and validation) and the hyperslab scratch of the data
      * module, each M x d floats plus labels, keys and row indices */

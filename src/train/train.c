@@ -116,8 +116,8 @@ static int node_check(const cz_dist *d, int threads, size_t max_memory, size_t *
                 "on 2 cores); give each rank --threads <= cores / ranks per node\n", local, local > 1 ? "s" : "",
                 threads, cores);
     else if (d->rank == 0 && over[1])
-        fprintf(stderr, "chainz: warning: --threads %d exceeds the %d cores this rank may run on (its CPU "
-                "affinity, e.g. mpirun --bind-to core): the threads share them\n", threads, mine);
+        fprintf(stderr, "chainz: warning: --threads %d exceeds the %d core%s this rank may run on (its CPU "
+                "affinity, e.g. mpirun --bind-to core): the threads share them\n", threads, mine, mine > 1 ? "s" : "");
     *mem_limit = cz_mem_limit(max_memory, local, source, len);
     return 0;
 }

@@ -75,6 +75,9 @@ expect "--out under a regular file is an input error" 1 "afile.*cannot create" -
 # ---- threads ----
 expect "--threads 1000 refused (it hung and ignored SIGTERM)" 1 "--threads.*at most" --timeout 15 -- "${run2[@]}" train "${small[@]}" --out "$work/t1000" --threads 1000
 cores=$(nproc)
+if [ $((4 * cores + 1)) -le 256 ]; then
+    expect "--threads above 4 x the node's cores refused" 1 "at most 4 x the $cores cores" --timeout 20 -- "${run1[@]}" train "${small[@]}" --out "$work/t4x" --threads $((4 * cores + 1))
+fi
 expect "ranks x threads beyond the cores: a warning" 0 "warning: .*threads.*cores" --timeout 60 -- "${run1[@]}" train "${small[@]}" --out "$work/tw" --threads $((cores + 1)) --max-steps 1
 
 # ---- sizes ----
@@ -121,6 +124,9 @@ fi
 "$bad_data" regress "$work/r14.h5" 1e14
 expect "a diverging gradient names the block and the value" 2 "gradient of (layer [0-9]+|output) (weight|bias|poly).* = " -- \
     "${run1[@]}" train --data "$work/r14.h5" --out "$work/r14" --layers 8 --epochs 1 --batch 32 --no-tau --no-standardize
+
+expect "eval: the memory estimate against --max-memory" 1 "needs about .* per rank.*--max-memory" -- \
+    "${run1[@]}" eval --model "$work/r7a" --data "$work/r7.h5" --max-memory 1K
 
 # ---- chainz tau on a --no-tau run ----
 expect "chainz tau on a --no-tau run" 1 "trained with --no-tau" -- "$chainz" tau "$work/r7a"

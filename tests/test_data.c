@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -256,6 +257,23 @@ static void test_data_open_errors_name_file(void **state)
     cz_data_close(NULL); /* NULL-safe */
 }
 
+/* a FIFO (or a directory) as the data file blocked forever in H5Fopen: refused at once */
+static void test_data_refuses_non_regular_file(void **state)
+{
+    fixture *f = *state;
+    char fifo[160];
+    snprintf(fifo, sizeof fifo, "%s/fifo.h5", f->dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    cz_data *ds = NULL;
+    cz_error err = {0};
+    assert_int_equal(cz_data_open(&ds, fifo, &err), CZ_EINVAL);
+    assert_null(ds);
+    assert_non_null(strstr(err.msg, "not a regular file (a FIFO)"));
+    assert_non_null(strstr(err.msg, fifo));
+    assert_int_equal(cz_data_open(&ds, f->dir, &err), CZ_EINVAL);
+    assert_non_null(strstr(err.msg, "directory"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -267,6 +285,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_data_non_finite_row_names_file_and_row, setup, teardown),
         cmocka_unit_test_setup_teardown(test_data_write_is_atomic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_data_open_errors_name_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_data_refuses_non_regular_file, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

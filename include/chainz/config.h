@@ -11,6 +11,10 @@
 
 typedef enum { CZ_REDUCE_EXACT, CZ_REDUCE_FLOAT } cz_reduce_mode;
 
+/* BLIS threads per rank: never more than this, nor more than 4 x the cores of the node
+ * (1000 threads on 2 ranks hung past 120 s and no longer answered SIGTERM). */
+#define CZ_MAX_THREADS 256
+
 typedef struct {
     char data[4096], val[4096], out[4096];
     double holdout;            /* fraction of --data held out for validation (0: none) */
@@ -44,10 +48,12 @@ typedef struct {
     int keep;                  /* keep the newest K checkpoints */
     long keep_every;           /* also keep every checkpoint whose step is a multiple of M (0: none) */
     char resume[4096];         /* "" (fresh run), "auto" or a checkpoint path */
+    size_t max_memory;         /* bytes per rank the run may use (0: what the node has free) */
 } cz_config;
 
 void cz_config_defaults(cz_config *c);
-/* Writes the configuration as one JSON object. @return bytes needed (like snprintf). */
+/* Writes the configuration as one JSON object; a non-finite number is written as null
+ * (JSON has no nan or inf). @return bytes needed (like snprintf). */
 size_t cz_config_json(const cz_config *c, char *buf, size_t len);
 /* "512,512" -> widths; "poly" or "poly,relu" -> one act per layer (a single name applies
  * to every layer). */

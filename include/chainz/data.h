@@ -16,6 +16,14 @@
 
 typedef struct cz_data cz_data;
 
+/* The chainz-data version this code reads; a file's `version` attribute is required,
+ * and a newer one is refused. */
+#define CZ_DATA_VERSION 1
+/* Untrusted sizes from a file: more classes or features than this are refused at open
+ * (the memory a run needs is estimated against the node before anything is allocated). */
+#define CZ_DATA_MAX_CLASSES (1 << 24)
+#define CZ_DATA_MAX_D (1ULL << 40)
+
 typedef struct {
     size_t n, d;
     cz_head task;
@@ -23,8 +31,9 @@ typedef struct {
     char source[256];
 } cz_data_info;
 
-/* Opens and validates the file's structure (format, ranks, dtypes, label range, shape
- * agreement). Errors name the file and the problem. */
+/* Opens and validates the file's structure (a regular file, format and version, ranks,
+ * dtypes, label range, shape agreement, sizes that cannot overflow, /features stored in
+ * this file and not behind an external link). Errors name the file and the problem. */
 int cz_data_open(cz_data **out, const char *path, cz_error *err);
 void cz_data_close(cz_data *ds);
 const cz_data_info *cz_data_get_info(const cz_data *ds);

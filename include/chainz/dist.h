@@ -31,8 +31,12 @@ int cz_dist_max_double(const cz_dist *d, double *x, size_t n, cz_error *err);
 int cz_dist_max_int(const cz_dist *d, int *x, size_t n, cz_error *err);
 int cz_dist_bcast(const cz_dist *d, void *buf, size_t bytes, int root, cz_error *err);
 
+/* The number of ranks on this rank's node (ranks that share memory). Collective. */
+int cz_dist_local_size(const cz_dist *d, int *local, cz_error *err);
+
 /* Compares a checksum of the parameters across ranks; a mismatch is CZ_ERUNTIME naming
- * the ranks that drifted. */
+ * the ranks that drifted. An allocation failure on any rank is agreed before the
+ * collective, so all ranks return it together. */
 int cz_dist_check_replicas(const cz_dist *d, uint64_t checksum, cz_error *err);
 
 double cz_dist_time(void);

@@ -17,6 +17,9 @@
 
 #define CZ_MAX_HIDDEN 16
 #define CZ_NONE ((size_t)-1)
+/* at most 2^48 parameters: far beyond any memory, and every byte count of the parameter,
+ * gradient and moment buffers (x 16 for the exact accumulator) stays far from overflow */
+#define CZ_MODEL_MAX_PARAMS ((size_t)1 << 48)
 
 typedef enum { CZ_ACT_POLY, CZ_ACT_RELU, CZ_ACT_TANH, CZ_ACT_GELU, CZ_ACT_IDENTITY } cz_act;
 typedef enum { CZ_HEAD_CLASSIFY, CZ_HEAD_ORDINAL, CZ_HEAD_REGRESS } cz_head;
@@ -45,7 +48,8 @@ typedef struct {
     size_t n_params, n_weights;
 } cz_model;
 
-/* Validates spec and computes the layout. @return 0 or CZ_EINVAL with a message. */
+/* Validates spec and computes the layout (sizes checked for overflow: at most
+ * CZ_MODEL_MAX_PARAMS parameters). @return 0 or CZ_EINVAL with a message. */
 int cz_model_init(cz_model *m, const cz_model_spec *spec, cz_error *err);
 
 /* Initialises params (m->n_params): W uniform(+-sqrt(3 g / fan_in)) with gain g = 2 for

@@ -26,6 +26,7 @@ typedef struct {
     long micro_batch;
     int threads;
     int tau;                /* also the gradient-norm statistics (tau) on this set */
+    size_t max_memory;      /* bytes per rank (0: what the node has free) */
 } cz_eval_opts;
 
 int cz_eval(const cz_eval_opts *o, const cz_dist *d, cz_error *err);

@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <math.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,7 +94,13 @@ static void usage_train(FILE *f)
             "                         whatever the rank count)                    %ld\n"
             "  --max-steps N          stop after N steps in total (0: no limit)   %ld\n"
             "  --seed S               init, shuffling, dropout, holdout           %llu\n"
-            "  --threads T            BLIS threads per rank (results do not depend on it)  %d\n"
+            "  --threads T            BLIS threads per rank (1..%d, at most 4 x the node's\n"
+            "                         cores; a warning when ranks per node x T exceed the cores)  %d\n"
+            "  --max-memory SIZE      memory per rank the run may use, e.g. 6G (K, M, G, T = 1024^n);\n"
+            "                         the run is refused if its estimate (parameters, gradients,\n"
+            "                         moments, workspace with the Jacobian stream, buffers) exceeds\n"
+            "                         it. Default: MemAvailable (or the cgroup's memory.max less its\n"
+            "                         usage, if smaller) / ranks on the node, capped by ulimit -v\n"
             "  --kernels K            BLIS kernel set: auto (BLIS's choice; chainz's only where\n"
             "                         BLIS 0.9.0 would use generic kernels) or a name: haswell,\n"
             "                         zen3, skx, generic, ... (the last bits depend on it)  auto\n"
@@ -112,11 +119,14 @@ static void usage_train(FILE *f)
             "                         fresh); PATH: that checkpoint               none\n"
             "signals: SIGTERM, SIGUSR1 (SLURM's warning) and SIGINT write a checkpoint at the next\n"
             "step boundary on every rank and exit with status 75 (requeue me); a second SIGINT\n"
-            "stops at once.\n",
+            "stops at once. At an epoch's end the validation pass and the epoch checkpoint come\n"
+            "first (worst case: launch/train.sbatch).\n"
+            "numbers must be finite (nan and inf are refused); exit status 0 done, 1 usage or input\n"
+            "error (options, data files, --out), 2 runtime failure, 75 checkpointed on a signal.\n",
             c.holdout, c.layers, c.acts, c.model.dropout, c.dreg, cz_optim_name(c.optim.kind), c.lr,
             cz_shape_name(c.lr_shape), c.lr_min, c.warmup_steps, c.optim.weight_decay,
             c.optim.momentum, c.optim.beta1, c.optim.beta2, c.epochs, c.batch, c.micro_batch,
-            c.max_steps, (unsigned long long)c.seed, c.threads, c.log_seconds, c.ckpt_every_steps,
+            c.max_steps, (unsigned long long)c.seed, CZ_MAX_THREADS, c.threads, c.log_seconds, c.ckpt_every_steps,
             c.ckpt_every_epochs, c.keep, c.keep_every);
 }
 
@@ -131,17 +141,39 @@ static void usage_eval(FILE *f)
             "                         input gradient, parameter gradient and layer Jacobian\n"
             "                         norms, with p50/p90/p99/max and tau = p99/mean    off\n"
             "  --micro-batch M                                                    256\n"
-            "  --threads T            BLIS threads per rank                       1\n"
-            "  --kernels K            BLIS kernel set (see chainz train --help)   auto\n");
+            "  --threads T            BLIS threads per rank (1..%d)              1\n"
+            "  --kernels K            BLIS kernel set (see chainz train --help)   auto\n"
+            "  --max-memory SIZE      memory per rank, e.g. 2G (default: what the node has\n"
+            "                         available / ranks on the node); refused above it\n",
+            CZ_MAX_THREADS);
 }
 
-/* strict number parsing: the whole argument must be a number */
+/* strict number parsing: the whole argument must be a finite number (nan and inf would
+ * slip through every range check written as a comparison) */
 static int num(const char *opt, const char *s, double *out, cz_error *err)
 {
     char *end;
     *out = strtod(s, &end);
     if (end == s || *end)
         return cz_error_set(err, CZ_EINVAL, "%s: '%s' is not a number", opt, s);
+    if (!isfinite(*out))
+        return cz_error_set(err, CZ_EINVAL, "%s: '%s' is not a finite number", opt, s);
+    return 0;
+}
+
+/* a byte count with an optional K, M, G or T suffix (powers of 1024), e.g. 2G or 512M */
+static int bytes_arg(const char *opt, const char *s, size_t *out, cz_error *err)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    int sh = 0;
+    if (end != s && *end && !end[1])
+        sh = *end == 'K' || *end == 'k' ? 10 : *end == 'M' || *end == 'm' ? 20 : *end == 'G' || *end == 'g' ? 30
+           : *end == 'T' || *end == 't' ? 40 : -1;
+    if (end == s || s[0] == '-' || errno || sh < 0 || (*end && sh == 0) || v == 0 || v > (SIZE_MAX >> sh))
+        return cz_error_set(err, CZ_EINVAL, "%s: '%s' is not a size in bytes > 0 (e.g. 4096, 512M, 2G)", opt, s);
+    *out = (size_t)v << sh;
     return 0;
 }
 
@@ -162,7 +194,7 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
         O_DATA = 256, O_VAL, O_HOLDOUT, O_NOSTD, O_OUT, O_LAYERS, O_ACT, O_HEAD, O_DROPOUT, O_DREG,
         O_DSCHED, O_DRANGE, O_DWARM, O_OPTIM, O_LR, O_LRS, O_LRMIN, O_WARM, O_WD, O_MOM, O_B1, O_B2,
         O_EPOCHS, O_BATCH, O_MB, O_MAXSTEPS, O_SEED, O_THREADS, O_REDUCE, O_LOGS, O_HELP,
-        O_CKS, O_CKE, O_KEEP, O_KEEPEVERY, O_RESUME, O_NOTAU
+        O_CKS, O_CKE, O_KEEP, O_KEEPEVERY, O_RESUME, O_NOTAU, O_MAXMEM
     };
     static const struct option opts[] = {
         {"data", 1, 0, O_DATA}, {"val", 1, 0, O_VAL}, {"holdout", 1, 0, O_HOLDOUT},
@@ -177,7 +209,7 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
         {"threads", 1, 0, O_THREADS}, {"reduce", 1, 0, O_REDUCE}, {"log-seconds", 1, 0, O_LOGS},
         {"ckpt-every-steps", 1, 0, O_CKS}, {"ckpt-every-epochs", 1, 0, O_CKE},
         {"keep", 1, 0, O_KEEP}, {"no-tau", 0, 0, O_NOTAU}, {"keep-every", 1, 0, O_KEEPEVERY}, {"resume", 1, 0, O_RESUME},
-        {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+        {"max-memory", 1, 0, O_MAXMEM}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
     cz_config_defaults(c);
     *head_given = 0;
     optind = 1;
@@ -217,6 +249,7 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
             else rc = cz_error_set(err, CZ_EINVAL, "--reduce '%s': expected exact or float", optarg);
             break;
         case O_RESUME: snprintf(c->resume, sizeof c->resume, "%s", optarg); break;
+        case O_MAXMEM: rc = bytes_arg(name, optarg, &c->max_memory, err); break;
         case O_HELP: return 1;
         case '?':
             return cz_error_set(err, CZ_EINVAL, "unknown option or missing value: %s (see chainz train --help)",
@@ -233,9 +266,18 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
         case O_WARM: case O_EPOCHS: case O_BATCH: case O_MB: case O_MAXSTEPS: case O_THREADS:
         case O_CKS: case O_CKE: case O_KEEP: case O_KEEPEVERY: {
             long long iv = 0;
-            /* sizes stay far below overflow of the workspace arithmetic */
-            long long hi = (o == O_EPOCHS || o == O_CKE || o == O_KEEP || o == O_THREADS) ? 1000000 : 1LL << 40;
-            if ((rc = inum(name, optarg, 0, hi, &iv, err))) break;
+            /* sizes stay far below overflow of the workspace arithmetic; the range named in
+             * the message is the range accepted */
+            long long hi = (o == O_EPOCHS || o == O_CKE || o == O_KEEP) ? 1000000
+                         : o == O_THREADS ? CZ_MAX_THREADS : 1LL << 40;
+            long long lo = (o == O_EPOCHS || o == O_BATCH || o == O_MB || o == O_THREADS || o == O_KEEP) ? 1 : 0;
+            if ((rc = inum(name, optarg, lo, hi, &iv, err))) {
+                if (o == O_THREADS)
+                    cz_error_set(err, CZ_EINVAL, "--threads: '%s' is not an integer in 1..%d (BLIS threads "
+                                 "per rank: at most %d, and at most 4 x the cores of a node)", optarg,
+                                 CZ_MAX_THREADS, CZ_MAX_THREADS);
+                break;
+            }
             switch (o) {
             case O_WARM: c->warmup_steps = (long)iv; break;
             case O_EPOCHS: c->epochs = (int)iv; break;
@@ -297,24 +339,28 @@ static int parse_eval(int argc, char **argv, cz_eval_opts *o, cz_error *err)
     static const struct option opts[] = {{"model", 1, 0, 'm'}, {"data", 1, 0, 'd'},
                                          {"json", 1, 0, 'j'}, {"micro-batch", 1, 0, 'b'},
                                          {"threads", 1, 0, 't'}, {"tau", 0, 0, 'T'},
+                                         {"max-memory", 1, 0, 'M'},
                                          {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     *o = (cz_eval_opts){.model = "", .data = "", .json = "", .micro_batch = 256, .threads = 1};
     optind = 1;
     opterr = 0;
     int c;
-    double v;
+    long long v;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'm': o->model = optarg; break;
         case 'd': o->data = optarg; break;
         case 'j': o->json = optarg; break;
         case 'b':
-            if (num("--micro-batch", optarg, &v, err)) return CZ_EINVAL;
+            if (inum("--micro-batch", optarg, 1, 1LL << 40, &v, err)) return CZ_EINVAL;
             o->micro_batch = (long)v;
             break;
         case 't':
-            if (num("--threads", optarg, &v, err)) return CZ_EINVAL;
+            if (inum("--threads", optarg, 1, CZ_MAX_THREADS, &v, err)) return CZ_EINVAL;
             o->threads = (int)v;
+            break;
+        case 'M':
+            if (bytes_arg("--max-memory", optarg, &o->max_memory, err)) return CZ_EINVAL;
             break;
         case 'T': o->tau = 1; break;
         case 'h': return 1;

@@ -142,11 +142,28 @@ int cz_dist_bcast(const cz_dist *d, void *buf, size_t bytes, int root, cz_error 
     return 0;
 }
 
+int cz_dist_local_size(const cz_dist *d, int *local, cz_error *err)
+{
+    (void)d;
+    MPI_Comm node;
+    MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node), err);
+    int rc = MPI_Comm_size(node, local);
+    MPI_Comm_free(&node);
+    if (rc != MPI_SUCCESS) return cz_error_set(err, CZ_ERUNTIME, "cannot count the ranks of this node");
+    return 0;
+}
+
 int cz_dist_check_replicas(const cz_dist *d, uint64_t checksum, cz_error *err)
 {
+    /* every rank learns whether any allocation failed before the collective that needs
+     * the buffer: a rank without it must not leave the others blocked in MPI_Allgather */
     uint64_t *all = malloc((size_t)d->size * sizeof *all);
-    if (!all) return cz_error_set(err, CZ_ENOMEM, "out of memory for the replica check");
-    int rc = MPI_Allgather(&checksum, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, MPI_COMM_WORLD);
+    int rc = cz_dist_agree(d, all ? 0 : cz_error_set(err, CZ_ENOMEM, "out of memory for the replica check"), err);
+    if (rc) {
+        free(all);
+        return rc;
+    }
+    rc = MPI_Allgather(&checksum, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, MPI_COMM_WORLD);
     if (rc != MPI_SUCCESS) {
         free(all);
         return cz_error_set(err, CZ_ERUNTIME, "replica check: MPI_Allgather failed");

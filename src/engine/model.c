@@ -60,19 +60,27 @@ int cz_model_init(cz_model *m, const cz_model_spec *spec, cz_error *err)
         L->n_out = n;
         L->act = l < H ? spec->act[l] : CZ_ACT_IDENTITY;
         L->w = off;
-        off += n * n_prev;
+        size_t nw;
+        /* sizes come from files and options: a product that wraps would build a tiny model */
+        if (__builtin_mul_overflow(n, n_prev, &nw) || __builtin_add_overflow(off, nw, &off) ||
+            off > CZ_MODEL_MAX_PARAMS)
+            return cz_error_set(err, CZ_EINVAL, "model: too large (layer %d is %zu x %zu; at most %zu parameters)",
+                                l + 1, n, n_prev, (size_t)CZ_MODEL_MAX_PARAMS);
         n_prev = n;
     }
     m->n_weights = off;
     for (int l = 0; l <= H; l++) {
         cz_layer *L = &m->layer[l];
         L->b = off;
-        off += L->n_out;
+        off += L->n_out; /* n_out <= off already: no overflow below CZ_MODEL_MAX_PARAMS */
         L->poly = CZ_NONE;
         if (L->act == CZ_ACT_POLY) {
             L->poly = off;
             off += 4 * L->n_out;
         }
+        if (off > CZ_MODEL_MAX_PARAMS)
+            return cz_error_set(err, CZ_EINVAL, "model: too large (more than %zu parameters)",
+                                (size_t)CZ_MODEL_MAX_PARAMS);
     }
     m->n_params = off;
     return 0;

@@ -1,6 +1,8 @@
 #include "chainz/data.h"
 
 #include <fcntl.h>
+#include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -18,6 +20,7 @@ struct cz_data {
     cz_data_info info;
     hid_t file, feat;
     int elem_size;          /* 4 or 8 bytes per feature in the file */
+    int f64;                /* /features is float64: values beyond float32's range are named */
     const unsigned char *map;  /* whole-file read-only mapping, or NULL */
     size_t map_len;
     size_t feat_offset;     /* byte offset of /features in the file */
@@ -49,21 +52,50 @@ void cz_data_close(cz_data *ds)
     free(ds);
 }
 
-/* Maps the file when /features is contiguous little-endian float32/float64 on disk. */
+/* 1 if the open file descriptor fd is the very file that holds the dataset (same device
+ * and inode as the file HDF5 read it from): the offset HDF5 reports is an offset in that
+ * file and no other. */
+static int dataset_lives_in(hid_t dset, int fd)
+{
+    hid_t f = H5Iget_file_id(dset);
+    if (f < 0) return 0;
+    void *handle = NULL;
+    hid_t fapl = H5Fget_access_plist(f);
+    hid_t driver = fapl >= 0 ? H5Pget_driver(fapl) : -1;
+    if (fapl >= 0) H5Pclose(fapl);
+    /* only the POSIX (sec2) driver hands out a file descriptor */
+    int ok = driver == H5FD_SEC2 && H5Fget_vfd_handle(f, H5P_DEFAULT, &handle) >= 0 && handle;
+    struct stat a, b;
+    ok = ok && fstat(*(int *)handle, &a) == 0 && fstat(fd, &b) == 0 && S_ISREG(b.st_mode) &&
+         a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+    H5Fclose(f);
+    return ok;
+}
+
+/* Maps the file when /features is contiguous little-endian float32/float64 stored in the
+ * opened file itself: not in external raw-data files (H5Pset_external), and the dataset
+ * must belong to the file that is mapped (an external link is refused at open). */
 static void try_map(cz_data *ds)
 {
     hid_t dcpl = H5Dget_create_plist(ds->feat);
     int contiguous = H5Pget_layout(dcpl) == H5D_CONTIGUOUS;
+    int external = H5Pget_external_count(dcpl) != 0;
     H5Pclose(dcpl);
     haddr_t off = H5Dget_offset(ds->feat);
     hid_t ft = H5Dget_type(ds->feat);
     int le = H5Tequal(ft, H5T_IEEE_F32LE) > 0 || H5Tequal(ft, H5T_IEEE_F64LE) > 0;
     H5Tclose(ft);
-    if (!contiguous || off == HADDR_UNDEF || !le) return;
+    if (!contiguous || external || off == HADDR_UNDEF || !le) return;
     int fd = open(ds->path, O_RDONLY);
     if (fd < 0) return;
+    /* the file mapped must be the dataset's own file (not another file reached through a
+     * link, nor a file put at this path since HDF5 opened it): otherwise read through HDF5 */
+    if (!dataset_lives_in(ds->feat, fd)) {
+        close(fd);
+        return;
+    }
     struct stat st;
-    size_t need = (size_t)off + ds->info.n * ds->info.d * (size_t)ds->elem_size;
+    size_t need = (size_t)off + ds->info.n * ds->info.d * (size_t)ds->elem_size; /* checked at open */
     if (fstat(fd, &st) == 0 && (size_t)st.st_size >= need) {
         void *p = mmap(NULL, need, PROT_READ, MAP_SHARED, fd, 0);
         if (p != MAP_FAILED) {
@@ -74,6 +106,36 @@ static void try_map(cz_data *ds)
         }
     }
     close(fd);
+}
+
+/* Class labels as int32, read in blocks as int64 first: HDF5's conversion would clip a
+ * label of 2^32 to 2147483647, and the message must name the value in the file. */
+static int read_class_labels(cz_data *ds, hid_t lab, cz_error *err)
+{
+    enum { BLK = 65536 };
+    size_t n = ds->info.n;
+    int64_t *buf = malloc((n < BLK ? n : BLK) * sizeof *buf);
+    if (!buf) return cz_error_set(err, CZ_ENOMEM, "%s: out of memory for labels", ds->path);
+    hid_t fsp = H5Dget_space(lab);
+    int rc = 0;
+    for (size_t i0 = 0; i0 < n && !rc; i0 += BLK) {
+        hsize_t k = n - i0 < BLK ? n - i0 : BLK;
+        hsize_t start[2] = {i0, 0}, count[2] = {k, 1};
+        H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL);
+        hid_t msp = H5Screate_simple(1, &k, NULL);
+        if (H5Dread(lab, H5T_NATIVE_INT64, msp, fsp, H5P_DEFAULT, buf) < 0)
+            rc = cz_error_set(err, CZ_EIO, "%s: cannot read /labels", ds->path);
+        H5Sclose(msp);
+        for (size_t i = 0; !rc && i < k; i++) {
+            if (buf[i] < 0 || buf[i] >= ds->info.classes)
+                rc = cz_error_set(err, CZ_EINVAL, "%s: /labels row %zu is %lld, expected a class in 0..%d",
+                                  ds->path, i0 + i, (long long)buf[i], ds->info.classes - 1);
+            else ds->yc[i0 + i] = (int32_t)buf[i];
+        }
+    }
+    H5Sclose(fsp);
+    free(buf);
+    return rc;
 }
 
 static int read_labels(cz_data *ds, cz_error *err)
@@ -110,8 +172,8 @@ static int read_labels(cz_data *ds, cz_error *err)
                               p, cz_head_name(ds->info.task), cls == H5T_FLOAT ? "float" : "non-numeric");
         else if (!(ds->yc = malloc((n ? n : 1) * sizeof(int32_t))))
             rc = cz_error_set(err, CZ_ENOMEM, "%s: out of memory for labels", p);
-        else if (n && H5Dread(lab, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, ds->yc) < 0)
-            rc = cz_error_set(err, CZ_EIO, "%s: cannot read /labels", p);
+        else if (n && (rc = read_class_labels(ds, lab, err)) != 0) {
+        }
         for (size_t i = 0; rc == 0 && i < n; i++)
             if (ds->yc[i] < 0 || ds->yc[i] >= ds->info.classes)
                 rc = cz_error_set(err, CZ_EINVAL,
@@ -137,6 +199,15 @@ int cz_data_open(cz_data **out, const char *path, cz_error *err)
         rc = cz_error_set(err, CZ_EINVAL, "%s: cannot read the file (missing or no permission)", path);
         goto fail;
     }
+    /* a FIFO or a device would block H5Fopen forever or be read as a stream */
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+        rc = cz_error_set(err, CZ_EINVAL, "%s: not a regular file (a %s): give an HDF5 file", path,
+                          S_ISFIFO(st.st_mode) ? "FIFO" : S_ISDIR(st.st_mode) ? "directory"
+                          : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "device" : S_ISSOCK(st.st_mode) ? "socket"
+                                                                                                 : "special file");
+        goto fail;
+    }
     ds->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (ds->file < 0) {
         rc = cz_error_set(err, CZ_EINVAL, "%s: not an HDF5 file (or it is damaged)", path);
@@ -156,17 +227,51 @@ int cz_data_open(cz_data **out, const char *path, cz_error *err)
                           "%s: attribute task is '%s', expected classify, ordinal or regress", path, task);
         goto fail;
     }
-    long classes = 0;
+    /* DESIGN section 3: every chainz-data file carries its format version */
+    double version = 0;
+    int vrc = cz_h5_attr_double(ds->file, "version", &version);
+    if (vrc != 0 || !(version >= 1) || version != floor(version)) {
+        rc = cz_error_set(err, CZ_EINVAL, vrc == 1 ? "%s: no attribute version (a chainz-data file has version = 1 "
+                                                     "at the root, e.g. h5py: f.attrs['version'] = 1)"
+                                                   : "%s: attribute version must be a positive integer",
+                          path);
+        goto fail;
+    }
+    if (version > CZ_DATA_VERSION) {
+        rc = cz_error_set(err, CZ_EINVAL, "%s: chainz-data version %.0f is newer than this chainz, which reads "
+                          "version %d: upgrade chainz", path, version, CZ_DATA_VERSION);
+        goto fail;
+    }
+    double classes = 0; /* read as double: a 64-bit count must not be truncated to int first */
     if (ds->info.task != CZ_HEAD_REGRESS) {
-        if (cz_h5_attr_long(ds->file, "classes", &classes) != 0 || classes < 2) {
+        if (cz_h5_attr_double(ds->file, "classes", &classes) != 0 || !(classes >= 2) || classes != floor(classes)) {
             rc = cz_error_set(err, CZ_EINVAL, "%s: attribute classes must be an integer >= 2 for task %s",
                               path, task);
+            goto fail;
+        }
+        if (classes > CZ_DATA_MAX_CLASSES) {
+            rc = cz_error_set(err, CZ_EINVAL, "%s: attribute classes is %.0f; chainz supports at most %d classes",
+                              path, classes, CZ_DATA_MAX_CLASSES);
             goto fail;
         }
     }
     ds->info.classes = (int)classes;
     cz_h5_attr_str(ds->file, "source", ds->info.source, sizeof ds->info.source);
 
+    /* /features must live in this file: through an external link HDF5 would open another
+     * file's dataset, whose offsets mean nothing in this one */
+    H5L_info_t li;
+    if (H5Lexists(ds->file, "features", H5P_DEFAULT) > 0 && H5Lget_info(ds->file, "features", &li, H5P_DEFAULT) >= 0 &&
+        li.type == H5L_TYPE_EXTERNAL) {
+        char target[1024] = "";
+        const char *fname = NULL, *oname = NULL;
+        if (li.u.val_size < sizeof target && H5Lget_val(ds->file, "features", target, sizeof target, H5P_DEFAULT) >= 0)
+            H5Lunpack_elink_val(target, li.u.val_size, NULL, &fname, &oname);
+        rc = cz_error_set(err, CZ_EINVAL,
+                          "%s: /features is an external link (to %s:%s); chainz reads only datasets stored in "
+                          "the data file itself (copy it in, e.g. h5copy)", path, fname ? fname : "?", oname ? oname : "?");
+        goto fail;
+    }
     ds->feat = H5Dopen2(ds->file, "features", H5P_DEFAULT);
     if (ds->feat < 0) {
         rc = cz_error_set(err, CZ_EINVAL, "%s: no dataset /features", path);
@@ -194,6 +299,17 @@ int cz_data_open(cz_data **out, const char *path, cz_error *err)
                           (unsigned long long)dims[0], (unsigned long long)dims[1]);
         goto fail;
     }
+    /* sizes from the file are untrusted: N * d * 8 bytes must be representable (a 2 KB
+     * file may declare d = 2^61); the memory the run needs is estimated by the caller */
+    size_t cells, bytes;
+    if (dims[0] > SIZE_MAX || dims[1] > SIZE_MAX || __builtin_mul_overflow((size_t)dims[0], (size_t)dims[1], &cells) ||
+        __builtin_mul_overflow(cells, (size_t)8, &bytes) || dims[1] > CZ_DATA_MAX_D) {
+        rc = cz_error_set(err, CZ_EINVAL, "%s: /features is %llu x %llu: too large (at most d = %llu features, "
+                          "and N x d x 8 bytes must fit in memory addresses)", path,
+                          (unsigned long long)dims[0], (unsigned long long)dims[1], (unsigned long long)CZ_DATA_MAX_D);
+        goto fail;
+    }
+    ds->f64 = ds->elem_size == 8;
     ds->info.n = dims[0];
     ds->info.d = dims[1];
     if ((rc = read_labels(ds, err)) != 0) goto fail;
@@ -208,9 +324,25 @@ fail:
 static int check_row(const cz_data *ds, const float *x, uint64_t row, cz_error *err)
 {
     for (size_t j = 0; j < ds->info.d; j++)
-        if (!isfinite(x[j]))
+        if (!isfinite(x[j])) {
+            /* a float64 file: a finite value beyond float32's range became inf on conversion;
+             * read the element itself to say which */
+            double v = NAN;
+            if (ds->f64) {
+                hid_t fsp = H5Dget_space(ds->feat);
+                hsize_t start[2] = {row, j}, count[2] = {1, 1}, one = 1;
+                H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL);
+                hid_t msp = H5Screate_simple(1, &one, NULL);
+                if (H5Dread(ds->feat, H5T_NATIVE_DOUBLE, msp, fsp, H5P_DEFAULT, &v) < 0) v = NAN;
+                H5Sclose(msp);
+                H5Sclose(fsp);
+            }
+            if (isfinite(v))
+                return cz_error_set(err, CZ_EINVAL, "%s: /features row %llu column %zu is %.9g, out of float32 "
+                                    "range (|x| <= %g)", ds->path, (unsigned long long)row, j, v, (double)FLT_MAX);
             return cz_error_set(err, CZ_EINVAL, "%s: /features row %llu column %zu is not finite (%g)",
                                 ds->path, (unsigned long long)row, j, (double)x[j]);
+        }
     return 0;
 }
 

@@ -180,8 +180,9 @@ static int parse_families(cz_metrics_data *d, const char *list, cz_error *err)
         p += l;
         if (*p == ',') p++;
     }
-    if (d->n_families == 0)
-        return cz_error_set(err, CZ_EINVAL, "%s: attribute families lists no family", d->path);
+    if (d->n_families == 0) /* chainz train --no-tau writes an empty list */
+        return cz_error_set(err, CZ_EINVAL, "%s: the run was trained with --no-tau: it recorded no gradient-norm "
+                            "statistics (its history is in history.jsonl and /history)", d->path);
     return 0;
 }
 

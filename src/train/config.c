@@ -1,5 +1,6 @@
 #include "chainz/config.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,8 +93,17 @@ static void put_fmt(char **p, size_t *left, size_t *need, const char *fmt, ...)
     *left -= adv;
 }
 
+/* a JSON number: %.17g, or null for nan and inf (which JSON cannot hold) */
+static const char *jnum(char *tmp, size_t len, double v)
+{
+    if (isfinite(v)) snprintf(tmp, len, "%.17g", v);
+    else snprintf(tmp, len, "null");
+    return tmp;
+}
+
 size_t cz_config_json(const cz_config *c, char *buf, size_t len)
 {
+    char t[8][32];
     char *p = buf;
     size_t left = len, need = 0;
     if (len) buf[0] = 0;
@@ -102,24 +112,25 @@ size_t cz_config_json(const cz_config *c, char *buf, size_t len)
     put_str(&p, &left, &need, "val", c->val, 1);
     put_str(&p, &left, &need, "out", c->out, 1);
     put_str(&p, &left, &need, "resume", c->resume, 1);
-    put_fmt(&p, &left, &need, ", \"holdout\": %.17g, \"standardize\": %d", c->holdout, c->standardize);
+    put_fmt(&p, &left, &need, ", \"holdout\": %s, \"standardize\": %d", jnum(t[0], 32, c->holdout), c->standardize);
     put_str(&p, &left, &need, "layers", c->layers, 1);
     put_str(&p, &left, &need, "act", c->acts, 1);
     put_str(&p, &left, &need, "head", cz_head_name(c->model.head), 1);
-    put_fmt(&p, &left, &need, ", \"dropout\": %.17g, \"weight_decay\": %.17g, \"dreg\": %.17g",
-            c->model.dropout, c->optim.weight_decay, c->dreg);
+    put_fmt(&p, &left, &need, ", \"dropout\": %s, \"weight_decay\": %s, \"dreg\": %s",
+            jnum(t[0], 32, c->model.dropout), jnum(t[1], 32, c->optim.weight_decay), jnum(t[2], 32, c->dreg));
     put_str(&p, &left, &need, "dreg_schedule", c->dreg_schedule, 1);
     put_str(&p, &left, &need, "dreg_range", c->dreg_range, 1);
     put_str(&p, &left, &need, "dreg_warmup", c->dreg_warmup, 1);
     put_str(&p, &left, &need, "optim", cz_optim_name(c->optim.kind), 1);
     put_fmt(&p, &left, &need,
-            ", \"lr\": %.17g, \"lr_min\": %.17g, \"lr_schedule\": \"%s\", \"warmup_steps\": %ld, "
-            "\"beta1\": %.17g, \"beta2\": %.17g, \"eps\": %.17g, \"momentum\": %.17g, "
+            ", \"lr\": %s, \"lr_min\": %s, \"lr_schedule\": \"%s\", \"warmup_steps\": %ld, "
+            "\"beta1\": %s, \"beta2\": %s, \"eps\": %s, \"momentum\": %s, "
             "\"epochs\": %d, \"batch\": %ld, \"micro_batch\": %ld, \"seed\": %llu, \"threads\": %d, "
             "\"reduce\": \"%s\", \"max_steps\": %ld, \"tau\": %d, \"ckpt_every_steps\": %ld, "
             "\"ckpt_every_epochs\": %d, \"keep\": %d, \"keep_every\": %ld}",
-            c->lr, c->lr_min, cz_shape_name(c->lr_shape), c->warmup_steps, c->optim.beta1,
-            c->optim.beta2, c->optim.eps, c->optim.momentum, c->epochs, c->batch, c->micro_batch,
+            jnum(t[0], 32, c->lr), jnum(t[1], 32, c->lr_min), cz_shape_name(c->lr_shape), c->warmup_steps,
+            jnum(t[2], 32, c->optim.beta1), jnum(t[3], 32, c->optim.beta2), jnum(t[4], 32, c->optim.eps),
+            jnum(t[5], 32, c->optim.momentum), c->epochs, c->batch, c->micro_batch,
             (unsigned long long)c->seed, c->threads, c->reduce == CZ_REDUCE_EXACT ? "exact" : "float",
             c->max_steps, c->tau, c->ckpt_every_steps, c->ckpt_every_epochs, c->keep, c->keep_every);
     return need;

@@ -26,12 +26,12 @@ int cz_run_mkdir(const char *path, cz_error *err)
     for (char *p = buf + 1; *p; p++)
         if (*p == '/') {
             *p = 0;
-            if (mkdir(buf, 0755) && errno != EEXIST)
-                return cz_error_set(err, CZ_EIO, "%s: cannot create directory: %s", buf, strerror(errno));
+            if (mkdir(buf, 0755) && errno != EEXIST) /* --out: an input error (exit 1) */
+                return cz_error_set(err, CZ_EINVAL, "%s: cannot create directory: %s", buf, strerror(errno));
             *p = '/';
         }
     if (mkdir(buf, 0755) && errno != EEXIST)
-        return cz_error_set(err, CZ_EIO, "%s: cannot create directory: %s", buf, strerror(errno));
+        return cz_error_set(err, CZ_EINVAL, "%s: cannot create directory: %s", buf, strerror(errno));
     return 0;
 }
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "chainz/atomic.h"
+#include "chainz/budget.h"
 #include "chainz/checkpoint.h"
 #include "chainz/data.h"
 #include "chainz/engine.h"
@@ -89,6 +90,109 @@ static void my_chunks(size_t C, int r, int P, size_t *c0, size_t *c1)
 {
     *c0 = C * (size_t)r / (size_t)P;
     *c1 = C * (size_t)(r + 1) / (size_t)P;
+}
+
+/* ---- the node: cores, threads and memory (before anything large is allocated) ---- */
+
+/* Refuses more than 4 x the node's cores in BLIS threads per rank (1000 threads on 2
+ * ranks hung and ignored SIGTERM), warns (rank 0) when ranks x threads exceed the cores of
+ * a node or a rank's CPU set, and sets the per-rank memory limit. Collective. */
+static int node_check(const cz_dist *d, int threads, size_t max_memory, size_t *mem_limit, char *source,
+                      size_t len, cz_error *err)
+{
+    int local = 1, rc = cz_dist_local_size(d, &local, err);
+    int cores = cz_node_cores(), mine = cz_affinity_cores();
+    if (!rc && threads > 4 * cores)
+        rc = cz_error_set(err, CZ_EINVAL, "--threads %d: at most 4 x the %d cores of this node (%d); chainz "
+                          "refuses more (they only compete for the cores)", threads, cores, 4 * cores);
+    rc = cz_dist_agree(d, rc, err);
+    if (rc) return rc;
+    int over[2] = {local * threads > cores, threads > mine};
+    if ((rc = cz_dist_max_int(d, over, 2, err))) return rc;
+    if (d->rank == 0 && over[0])
+        fprintf(stderr, "chainz: warning: %d rank%s x %d threads on a node exceed its %d cores: the BLIS "
+                "threads compete for the cores and a step can be many times slower (measured 25x with 3 threads "
+                "on 2 cores); give each rank --threads <= cores / ranks per node\n", local, local > 1 ? "s" : "",
+                threads, cores);
+    else if (d->rank == 0 && over[1])
+        fprintf(stderr, "chainz: warning: --threads %d exceeds the %d core%s this rank may run on (its CPU "
+                "affinity, e.g. mpirun --bind-to core): the threads share them\n", threads, mine, mine > 1 ? "s" : "");
+    *mem_limit = cz_mem_limit(max_memory, local, source, len);
+    return 0;
+}
+
+/* a JSON number, or null for nan and inf (JSON has neither) */
+static const char *json_num(char *buf, size_t len, double v)
+{
+    if (isfinite(v)) snprintf(buf, len, "%.9g", v);
+    else snprintf(buf, len, "null");
+    return buf;
+}
+
+/* "layer 2 weight [3, 1]", "output bias [0]": which parameter flat index i is */
+static void param_name(const cz_model *m, size_t i, char *buf, size_t len)
+{
+    for (int l = 0; l <= m->n_hidden; l++) {
+        const cz_layer *L = &m->layer[l];
+        char who[32];
+        if (l < m->n_hidden) snprintf(who, sizeof who, "layer %d", l + 1);
+        else snprintf(who, sizeof who, "output");
+        if (i >= L->w && i < L->w + L->n_out * L->n_in) {
+            snprintf(buf, len, "%s weight [%zu, %zu]", who, (i - L->w) / L->n_in, (i - L->w) % L->n_in);
+            return;
+        }
+        if (i >= L->b && i < L->b + L->n_out) {
+            snprintf(buf, len, "%s bias [%zu]", who, i - L->b);
+            return;
+        }
+        if (L->poly != CZ_NONE && i >= L->poly && i < L->poly + 4 * L->n_out) {
+            snprintf(buf, len, "%s poly [%zu, a%zu]", who, (i - L->poly) / 4, (i - L->poly) % 4);
+            return;
+        }
+    }
+    snprintf(buf, len, "parameter %zu", i);
+}
+
+/* The message for a gradient the exact reduction cannot hold: the first such value of g. */
+static int gradient_overflow(const cz_model *m, const float *g, size_t n, long step, int summed, cz_error *err)
+{
+    size_t i = 0;
+    while (i < n && isfinite(g[i]) && fabs((double)g[i]) < 0x1p46) i++;
+    char name[96];
+    param_name(m, i < n ? i : 0, name, sizeof name);
+    return cz_error_set(err, CZ_ERUNTIME, "step %ld: %sgradient of %s = %g is %s (training diverged: lower --lr "
+                        "or --dreg, or rescale the targets)", step + 1, summed ? "the summed " : "a chunk's ", name,
+                        i < n ? (double)g[i] : NAN,
+                        i < n && isfinite(g[i]) ? "beyond the exact reduction's range (|g| < 7.0e13)" : "not finite");
+}
+
+/* Sums per-chunk scalars [C x SC_N] (each chunk's slots filled by the one rank that computed
+ * it, zero elsewhere) over ranks, then in chunk order: the same doubles, added in the same
+ * order, whatever the world size; and none of them passes through the gradient's fixed
+ * point, whose range (2^46) a loss sum of large regression targets exceeds. */
+static int sum_chunk_scalars(const cz_dist *d, double *per_chunk, size_t C, double out[SC_N], cz_error *err)
+{
+    int rc = cz_dist_sum_double(d, per_chunk, C * SC_N, err);
+    if (rc) return rc;
+    for (int k = 0; k < SC_N; k++) out[k] = 0;
+    for (size_t c = 0; c < C; c++)
+        for (int k = 0; k < SC_N; k++) out[k] += per_chunk[c * SC_N + k];
+    return 0;
+}
+
+/* Reads every row of a validation set once (each rank its share of the chunks), so that a
+ * non-finite value stops the run before the first step rather than after epoch 1. */
+static int check_rows(const cz_dist *d, cz_data *ds, float *x, const uint64_t *rows, size_t n, size_t M,
+                      cz_error *err)
+{
+    size_t C = (n + M - 1) / M, c0, c1;
+    my_chunks(C, d->rank, d->size, &c0, &c1);
+    int rc = 0;
+    for (size_t c = c0; c < c1 && !rc; c++) {
+        size_t b0 = c * M, nb = n - b0 < M ? n - b0 : M;
+        rc = cz_data_read_rows(ds, rows + b0, nb, x, err);
+    }
+    return cz_dist_agree(d, rc, err);
 }
 
 /* ---- tau statistics: per-epoch histograms of gradient norms (docs/DESIGN.md section 3) ----
@@ -200,12 +304,12 @@ static int evaluate(const cz_dist *d, cz_workspace *ws, const cz_model *m, const
                     tau_set *tau, float *grad, cz_error *err)
 {
     size_t K = m->spec.head == CZ_HEAD_REGRESS ? 0 : (size_t)m->spec.classes;
-    cz_fixed_acc acc = {0};
+    size_t C = (n + M - 1) / M, c0, c1;
     int32_t *pred = malloc(M * sizeof(int32_t));
+    double *per_chunk = calloc(C * SC_N + 1, sizeof(double)), sc[SC_N] = {0};
     if (res->confusion) memset(res->confusion, 0, K * K * sizeof(uint64_t));
     /* a local failure still reaches the agreement below: no rank may skip a collective */
-    int rc = pred && !cz_fixed_init(&acc, SC_N) ? 0 : cz_error_set(err, CZ_ENOMEM, "out of memory");
-    size_t C = (n + M - 1) / M, c0, c1;
+    int rc = pred && per_chunk ? 0 : cz_error_set(err, CZ_ENOMEM, "out of memory");
     my_chunks(C, d->rank, d->size, &c0, &c1);
     cz_step_opts opts = {.stream = tau != NULL};
     for (size_t c = c0; c < c1 && !rc; c++) {
@@ -220,7 +324,7 @@ static int evaluate(const cz_dist *d, cz_workspace *ws, const cz_model *m, const
         cz_loss_sums ls = {0};
         cz_loss_eval(NULL, NULL, pred, &ls, m, cz_engine_outputs(ws), io->yc, io->yv, nb);
         double v[SC_N] = {ls.loss, 0, ls.correct, ls.abs_err};
-        cz_fixed_add_double(&acc, 0, v, SC_N);
+        memcpy(per_chunk + c * SC_N, v, sizeof v);
         if (res->confusion)
             for (size_t b = 0; b < nb; b++) {
                 int32_t p = pred[b] < 0 ? 0 : pred[b] >= (int32_t)K ? (int32_t)K - 1 : pred[b];
@@ -228,18 +332,18 @@ static int evaluate(const cz_dist *d, cz_workspace *ws, const cz_model *m, const
             }
     }
     rc = cz_dist_agree(d, rc, err);
-    if (!rc) rc = cz_dist_sum_fixed(d, &acc, err);
+    if (!rc) rc = sum_chunk_scalars(d, per_chunk, C, sc, err);
     if (!rc && tau) rc = tau_merge(tau, d, err);
     if (!rc && res->confusion) rc = cz_dist_sum_u64(d, res->confusion, K * K, err);
-    if (!rc && acc.bad) rc = cz_error_set(err, CZ_ERUNTIME, "evaluation produced a non-finite loss");
+    if (!rc && !isfinite(sc[SC_LOSS])) rc = cz_error_set(err, CZ_ERUNTIME, "evaluation produced a non-finite loss");
     if (!rc) {
         res->samples = (double)n;
-        res->loss = cz_fixed_value(&acc, SC_LOSS) / (double)n;
-        res->acc = cz_fixed_value(&acc, SC_CORRECT) / (double)n;
-        res->mae = cz_fixed_value(&acc, SC_ABSERR) / (double)n;
+        res->loss = sc[SC_LOSS] / (double)n;
+        res->acc = sc[SC_CORRECT] / (double)n;
+        res->mae = sc[SC_ABSERR] / (double)n;
     }
     free(pred);
-    if (acc.v) cz_fixed_free(&acc);
+    free(per_chunk);
     return rc;
 }
 
@@ -348,6 +452,9 @@ typedef struct {
     cz_metrics *mx;          /* rank 0 */
     cz_run_lock lock;        /* rank 0: RUN_DIR/run.lock for the whole run */
     cz_data_identity data_id;
+    double *chunk_sc;        /* [chunks per step x SC_N] scalars of one step, by chunk */
+    size_t mem_limit;        /* bytes per rank (0: unknown) */
+    char mem_source[160];    /* where the limit comes from */
 } trainer;
 
 static void trainer_free(trainer *t)
@@ -367,6 +474,7 @@ static void trainer_free(trainer *t)
     chunk_io_free(&t->io);
     chunk_io_free(&t->vio);
     free(t->config_json);
+    free(t->chunk_sc);
     tau_free(&t->ts);
     cz_metrics_close(t->mx);
     cz_run_lock_release(&t->lock);
@@ -441,10 +549,20 @@ static int setup(trainer *t, int head_given, cz_error *err)
     const cz_config *cfg = t->cfg;
     const cz_dist *d = t->d;
     int rc = open_data(t, head_given, err);
+    /* the memory the run needs, estimated from untrusted sizes before any allocation */
+    cz_optim_spec os = cfg->optim;
+    if (!rc) {
+        cz_mem_request mr = {.m = &t->m, .micro_batch = (size_t)cfg->micro_batch, .batch = (size_t)cfg->batch,
+                             .rows = cz_data_get_info(t->train)->n, .opt_moments = cz_optim_state_len(&os),
+                             .exact = cfg->reduce == CZ_REDUCE_EXACT, .tau = cfg->tau};
+        cz_mem_estimate me;
+        cz_mem_estimate_run(&mr, &me);
+        rc = cz_mem_check(&me, t->mem_limit, t->mem_source, err);
+    }
     rc = cz_dist_agree(d, rc, err);
     if (rc) return rc;
     size_t n = t->m.n_params, dd = t->m.spec.d, M = (size_t)cfg->micro_batch;
-    cz_optim_spec os = cfg->optim;
+    size_t chunks = ((size_t)cfg->batch + M - 1) / M;
     t->params = malloc(n * sizeof(float));
     t->grad = malloc(n * sizeof(float));
     t->gsum = malloc(n * sizeof(float));
@@ -459,7 +577,12 @@ static int setup(trainer *t, int head_given, cz_error *err)
     if (!rc) rc = chunk_io_init(&t->vio, t->val ? t->val : t->train, M,
                                 cfg->standardize ? t->mean : NULL, t->std, err);
     if (!rc && cfg->tau) rc = tau_init(&t->ts, t->m.n_hidden, M, 1, err);
+    if (!rc && !(t->chunk_sc = calloc(chunks * SC_N, sizeof(double))))
+        rc = cz_error_set(err, CZ_ENOMEM, "out of memory for the per-chunk sums");
     rc = cz_dist_agree(d, rc, err);
+    if (rc) return rc;
+    /* a bad value in the validation set stops the run now, not after the first epoch */
+    if (t->n_val) rc = check_rows(d, t->val ? t->val : t->train, t->vio.x, t->val_rows, t->n_val, M, err);
     if (rc) return rc;
     if (cfg->standardize) rc = feature_stats(d, t->train, t->train_rows, t->n_train, t->mean, t->std, err);
     if (rc) return rc;
@@ -550,7 +673,7 @@ static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, lo
     int exact = cfg->reduce == CZ_REDUCE_EXACT;
     if (exact) cz_fixed_zero(&t->acc);
     else memset(t->gsum, 0, n * sizeof(float));
-    double local[SC_N] = {0};
+    memset(t->chunk_sc, 0, C * SC_N * sizeof(double));
     cz_step_opts opts = {.lambda = lambda, .train = 1, .stream = cfg->tau};
     uint64_t epoch_key = cz_hash64(cfg->seed, 0x64726f70ULL + (uint64_t)epoch); /* "drop" */
     int rc = 0;
@@ -566,12 +689,13 @@ static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, lo
         if (!rc && cfg->tau) rc = tau_collect(&t->ts, t->ws, t->params, t->m.n_hidden, mb, err);
         if (rc) break;
         double v[SC_N] = {s.task.loss, s.dreg, s.task.correct, s.task.abs_err};
+        memcpy(t->chunk_sc + c * SC_N, v, sizeof v);
         if (exact) {
+            long bad = t->acc.bad;
             cz_fixed_add_float(&t->acc, 0, t->grad, n);
-            cz_fixed_add_double(&t->acc, n, v, SC_N);
+            if (t->acc.bad != bad) rc = gradient_overflow(&t->m, t->grad, n, step, 0, err);
         } else {
             for (size_t i = 0; i < n; i++) t->gsum[i] += t->grad[i];
-            for (int k = 0; k < SC_N; k++) local[k] += v[k];
         }
     }
     rc = cz_dist_agree(d, rc, err);
@@ -579,24 +703,20 @@ static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, lo
     double inv = 1.0 / (double)nb;
     if (exact) {
         if ((rc = cz_dist_sum_fixed(d, &t->acc, err))) return rc;
-        if (t->acc.bad)
+        if (t->acc.bad) /* every rank checked its own chunks above: not reached */
             return cz_error_set(err, CZ_ERUNTIME,
                                 "step %ld: %ld gradient values are NaN, infinite or beyond 7e13 "
                                 "(training diverged: lower --lr or --dreg)", step + 1, t->acc.bad);
         for (size_t i = 0; i < n; i++) t->grad[i] = (float)(cz_fixed_value(&t->acc, i) * inv);
-        for (int k = 0; k < SC_N; k++) sc[k] = cz_fixed_value(&t->acc, n + (size_t)k);
     } else {
-        if ((rc = cz_dist_sum_float(d, t->gsum, n, err)) || (rc = cz_dist_sum_double(d, local, SC_N, err)))
-            return rc;
+        if ((rc = cz_dist_sum_float(d, t->gsum, n, err))) return rc;
         for (size_t i = 0; i < n; i++) t->grad[i] = (float)(t->gsum[i] * inv);
-        memcpy(sc, local, sizeof local);
     }
+    if ((rc = sum_chunk_scalars(d, t->chunk_sc, C, sc, err))) return rc;
     /* identical on every rank after the reduction, so every rank stops here together */
     double gsq = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!isfinite(t->grad[i]))
-            return cz_error_set(err, CZ_ERUNTIME, "step %ld: non-finite gradient (training diverged: "
-                                "lower --lr or --dreg)", step + 1);
+        if (!isfinite(t->grad[i])) return gradient_overflow(&t->m, t->grad, n, step, 1, err);
         gsq += (double)t->grad[i] * (double)t->grad[i];
     }
     /* one value per step, the same on every rank: rank 0 records it */
@@ -760,8 +880,10 @@ int cz_train(const cz_config *cfg, int head_given, const cz_dist *d, cz_error *e
     t.cfg = cfg;
     t.d = d;
     t.tty = isatty(STDERR_FILENO);
+    int rc = node_check(d, cfg->threads, cfg->max_memory, &t.mem_limit, t.mem_source, sizeof t.mem_source, err);
+    if (rc) return rc;
     cz_engine_set_threads(cfg->threads);
-    int rc = cz_dist_agree(d, check_slurm(d, err), err);
+    rc = cz_dist_agree(d, check_slurm(d, err), err);
     if (!rc) rc = setup(&t, head_given, err);
     /* one run per directory: rank 0 holds the lock until the end, every rank stops if it can't */
     if (!rc) rc = cz_dist_agree(d, d->rank == 0 ? cz_run_lock_acquire(&t.lock, cfg->out, err) : 0, err);
@@ -823,7 +945,7 @@ int cz_train(const cz_config *cfg, int head_given, const cz_dist *d, cz_error *e
             memcpy(rows, perm + b0, nb * sizeof(uint64_t));
             ps.lambda = cz_schedule_value(&t.dreg_s, (double)ps.step);
             ps.lr = cz_schedule_value(&t.lr_s, (double)ps.step);
-            double sc[SC_N];
+            double sc[SC_N] = {0};
             rc = train_step(&t, rows, nb, ps.step, epoch, ps.lambda, ps.lr, sc, err);
             if (rc) break;
             ps.step++;
@@ -863,16 +985,16 @@ int cz_train(const cz_config *cfg, int head_given, const cz_dist *d, cz_error *e
         double secs = cz_dist_time() - te;
         int lrc = 0;
         if (d->rank == 0 && seen > 0) {
-            char line[1024];
+            char line[1024], j[8][32]; /* JSON numbers: null, never nan or inf */
             int w = snprintf(line, sizeof line,
-                             "{\"epoch\": %ld, \"step\": %ld, \"train_loss\": %.9g, \"dreg\": %.9g, "
-                             "\"lambda\": %.9g, \"lr\": %.9g, \"train_acc\": %.9g, ",
-                             epoch + 1, ps.step, ps.sums[0] / seen, ps.sums[1] / seen, ps.lambda, ps.lr,
-                             ps.sums[2] / seen);
+                             "{\"epoch\": %ld, \"step\": %ld, \"train_loss\": %s, \"dreg\": %s, "
+                             "\"lambda\": %s, \"lr\": %s, \"train_acc\": %s, ",
+                             epoch + 1, ps.step, json_num(j[0], 32, ps.sums[0] / seen), json_num(j[1], 32, ps.sums[1] / seen),
+                             json_num(j[2], 32, ps.lambda), json_num(j[3], 32, ps.lr), json_num(j[4], 32, ps.sums[2] / seen));
             if (t.n_val)
                 w += snprintf(line + w, sizeof line - (size_t)w,
-                              "\"val_loss\": %.9g, \"val_acc\": %.9g, \"val_mae\": %.9g, ", vr.loss,
-                              vr.acc, vr.mae);
+                              "\"val_loss\": %s, \"val_acc\": %s, \"val_mae\": %s, ", json_num(j[5], 32, vr.loss),
+                              json_num(j[6], 32, vr.acc), json_num(j[7], 32, vr.mae));
             else
                 w += snprintf(line + w, sizeof line - (size_t)w,
                               "\"val_loss\": null, \"val_acc\": null, \"val_mae\": null, ");
@@ -945,6 +1067,10 @@ int cz_train(const cz_config *cfg, int head_given, const cz_dist *d, cz_error *e
 
 int cz_eval(const cz_eval_opts *o, const cz_dist *d, cz_error *err)
 {
+    size_t mem_limit = 0;
+    char mem_source[160] = "";
+    int nrc = node_check(d, o->threads, o->max_memory, &mem_limit, mem_source, sizeof mem_source, err);
+    if (nrc) return nrc;
     cz_engine_set_threads(o->threads);
     cz_checkpoint c;
     memset(&c, 0, sizeof c);
@@ -970,6 +1096,14 @@ int cz_eval(const cz_eval_opts *o, const cz_dist *d, cz_error *err)
                               di->classes, path, c.model.spec.classes);
     }
     size_t M = (size_t)o->micro_batch;
+    if (!rc) { /* before the workspace, whose size follows from untrusted sizes */
+        cz_mem_request mr = {.m = &c.model, .micro_batch = M, .rows = cz_data_get_info(ds)->n,
+                             .opt_moments = c.opt_len / (c.model.n_params ? c.model.n_params : 1), .tau = o->tau,
+                             .confusion = c.model.spec.head == CZ_HEAD_REGRESS ? 0 : (size_t)c.model.spec.classes};
+        cz_mem_estimate me;
+        cz_mem_estimate_run(&mr, &me);
+        rc = cz_mem_check(&me, mem_limit, mem_source, err);
+    }
     if (!rc && !(ws = cz_workspace_new(&c.model, M, err))) rc = err->code;
     if (!rc) rc = chunk_io_init(&io, ds, M, c.mean, c.std, err);
     size_t n = rc ? 0 : cz_data_get_info(ds)->n;
@@ -1033,8 +1167,9 @@ int cz_eval(const cz_eval_opts *o, const cz_dist *d, cz_error *err)
                 json_string(m, path);
                 fputs(", \"data\": ", m);
                 json_string(m, o->data);
-                fprintf(m, ", \"samples\": %zu, \"loss\": %.9g, \"acc\": %.9g, \"mae\": %.9g, \"per_class\": [",
-                        n, r.loss, r.acc, r.mae);
+                char j[7][32]; /* JSON numbers: null, never nan or inf */
+                fprintf(m, ", \"samples\": %zu, \"loss\": %s, \"acc\": %s, \"mae\": %s, \"per_class\": [",
+                        n, json_num(j[0], 32, r.loss), json_num(j[1], 32, r.acc), json_num(j[2], 32, r.mae));
                 for (size_t k = 0; k < K; k++) {
                     uint64_t tot = 0;
                     for (size_t p = 0; p < K; p++) tot += conf[k * K + p];
@@ -1054,10 +1189,11 @@ int cz_eval(const cz_eval_opts *o, const cz_dist *d, cz_error *err)
                         if (f == FAM_PARAM) continue;
                         cz_hist_summary hs;
                         cz_hist_summarize(&ts.h[f], &hs);
-                        fprintf(m, "%s\"%s\": {\"count\": %.0f, \"mean\": %.9g, \"p50\": %.9g, \"p90\": %.9g, "
-                                   "\"p99\": %.9g, \"max\": %.9g, \"tau\": %.9g}",
-                                first ? "" : ", ", ts.names[f], hs.count, hs.mean, hs.p50, hs.p90, hs.p99,
-                                hs.max, hs.tau);
+                        fprintf(m, "%s\"%s\": {\"count\": %.0f, \"mean\": %s, \"p50\": %s, \"p90\": %s, "
+                                   "\"p99\": %s, \"max\": %s, \"tau\": %s}",
+                                first ? "" : ", ", ts.names[f], hs.count, json_num(j[0], 32, hs.mean),
+                                json_num(j[1], 32, hs.p50), json_num(j[2], 32, hs.p90), json_num(j[3], 32, hs.p99),
+                                json_num(j[4], 32, hs.max), json_num(j[5], 32, hs.tau));
                         first = 0;
                     }
                     fputs("}", m);

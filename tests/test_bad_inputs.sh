@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Hostile options and input files (issue 13 section 4; docs/RELIABILITY.md): each case must
+# end promptly with the documented exit status and a message that names the problem.
+#  - non-finite values for every numeric option of train; strict integers for eval;
+#  - sizes that overflow (d = 2^61, classes = 2^32+3 or 2^31, --layers 100000000) and
+#    the per-rank memory estimate (--max-memory);
+#  - --threads beyond the cores (warning) and absurd thread counts (refused);
+#  - a FIFO as --data, /features as an external link, the data format version;
+#  - float64 beyond float32's range, int64 labels beyond int32, a NaN in the validation
+#    set (found before training), regression targets around 1e7 (the loss sums stay out
+#    of the gradient's fixed-point range) and a diverging gradient (the message names the
+#    block), --epochs/--out messages and exit codes, chainz tau on a --no-tau run.
+# Usage: test_bad_inputs.sh BUILD_DIR
+set -uo pipefail
+build=$(cd "$1" && pwd)
+chainz="$build/chainz"
+bad_data="$build/make_bad_data"
+make_data="$build/make_data"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_rmaps_base_oversubscribe=1
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fails=0
+n_case=0
+
+# expect NAME STATUS REGEX [--timeout S] -- COMMAND...: the command must exit with STATUS
+# within S seconds (default 20) and its output must match REGEX (grep -E).
+expect() {
+    local name=$1 want=$2 re=$3 limit=20
+    shift 3
+    if [ "$1" = --timeout ]; then limit=$2; shift 2; fi
+    [ "$1" = -- ] && shift
+    n_case=$((n_case + 1))
+    local log="$work/case-$n_case.log"
+    timeout -s KILL "$limit" "$@" >"$log" 2>&1
+    local got=$?
+    if [ "$got" != "$want" ]; then
+        echo "FAIL: $name: exit $got, expected $want"; sed 's/^/    /' "$log" | tail -4
+        fails=$((fails + 1))
+    elif ! grep -Eq -- "$re" "$log"; then
+        echo "FAIL: $name: output does not match /$re/"; sed 's/^/    /' "$log" | tail -4
+        fails=$((fails + 1))
+    else
+        echo "ok: $name"; grep -Em1 -- "$re" "$log" | cut -c1-400 | sed 's/^/    /'
+    fi
+}
+# mpirun with 1 or 2 ranks (arrays: timeout runs programs, not shell functions)
+run1=(mpirun -np 1 --bind-to none "$chainz")
+run2=(mpirun -np 2 --bind-to none "$chainz")
+
+"$make_data" "$work/good.h5" --n 64 --d 4 --classes 3 --seed 1 || exit 1
+"$make_data" "$work/valnan.h5" --n 40 --d 4 --classes 3 --seed 2 --nan-row 17 || exit 1
+small=(--data "$work/good.h5" --layers 8 --epochs 1 --batch 32 --micro-batch 16 --no-tau)
+
+# ---- numeric options: non-finite values are usage errors (exit 1), parsed before MPI work ----
+# nan for every option; inf and -inf where they used to pass a range check written as a
+# comparison (--log-seconds inf and --lr-min inf ran, --weight-decay inf failed late)
+for case in holdout:nan dropout:nan dreg:nan lr:nan lr-min:nan weight-decay:nan momentum:nan beta1:nan \
+            beta2:nan log-seconds:nan holdout:inf dreg:inf lr-min:inf weight-decay:inf log-seconds:inf \
+            dropout:-inf log-seconds:-inf; do
+    opt=${case%%:*} v=${case#*:}
+    expect "train --$opt $v" 1 "--$opt: '$v' is not a finite number" -- "$chainz" train "${small[@]}" --out "$work/r-$opt$v" --"$opt" "$v"
+done
+expect "train --max-memory nan" 1 "--max-memory: 'nan' is not a size" -- "$chainz" train "${small[@]}" --out "$work/r" --max-memory nan
+for v in 1.5 1e3 0; do
+    expect "eval --micro-batch $v" 1 "--micro-batch.*integer" -- "$chainz" eval --model "$work/none" --data "$work/good.h5" --micro-batch "$v"
+    expect "eval --threads $v" 1 "--threads.*integer" -- "$chainz" eval --model "$work/none" --data "$work/good.h5" --threads "$v"
+done
+expect "--epochs -1 names the range it checks" 1 "--epochs: '-1' is not an integer in 1\.\." -- "$chainz" train "${small[@]}" --out "$work/r" --epochs -1
+expect "--epochs 0 is refused with the same range" 1 "--epochs: '0' is not an integer in 1\.\." -- "$chainz" train "${small[@]}" --out "$work/r" --epochs 0
+touch "$work/afile"
+expect "--out under a regular file is an input error" 1 "afile.*cannot create" -- "${run1[@]}" train "${small[@]}" --out "$work/afile/run"
+
+# ---- threads ----
+expect "--threads 1000 refused (it hung and ignored SIGTERM)" 1 "--threads.*at most" --timeout 15 -- "${run2[@]}" train "${small[@]}" --out "$work/t1000" --threads 1000
+cores=$(nproc)
+if [ $((4 * cores + 1)) -le 256 ]; then
+    expect "--threads above 4 x the node's cores refused" 1 "at most 4 x the $cores cores" --timeout 20 -- "${run1[@]}" train "${small[@]}" --out "$work/t4x" --threads $((4 * cores + 1))
+fi
+expect "ranks x threads beyond the cores: a warning" 0 "warning: .*threads.*cores" --timeout 60 -- "${run1[@]}" train "${small[@]}" --out "$work/tw" --threads $((cores + 1)) --max-steps 1
+
+# ---- sizes ----
+"$bad_data" huge-d "$work/huge-d.h5"
+expect "d = 2^61 in a 2 KB file" 1 "too large|overflow" -- "${run1[@]}" train --data "$work/huge-d.h5" --out "$work/hd" --layers 8
+"$bad_data" classes "$work/k1.h5" $(((1 << 32) + 3))
+expect "classes = 2^32+3" 1 "classes.*4294967299" -- "${run1[@]}" train --data "$work/k1.h5" --out "$work/k1" --layers 8
+"$bad_data" classes "$work/k2.h5" $((1 << 31))
+expect "classes = 2^31" 1 "classes.*2147483648" -- "${run1[@]}" train --data "$work/k2.h5" --out "$work/k2" --layers 8
+expect "--layers 100000000: refused with the estimate, before allocating" 1 "memory.*estimate|estimate.*memory" --timeout 20 -- \
+    bash -c 'ulimit -v 6000000; exec "$@"' _ mpirun -np 1 --bind-to none "$chainz" train "${small[@]}" --out "$work/big" --layers 100000000
+expect "--max-memory below the estimate" 1 "needs about .* per rank.*--max-memory" -- "${run1[@]}" train "${small[@]}" --out "$work/mm" --max-memory 1K
+expect "--max-memory above the estimate trains" 0 "done" -- "${run1[@]}" train "${small[@]}" --out "$work/mm2" --max-memory 1G
+
+# ---- files ----
+mkfifo "$work/fifo.h5"
+expect "a FIFO as --data" 1 "not a regular file" --timeout 15 -- "${run1[@]}" train --data "$work/fifo.h5" --out "$work/ff" --layers 8
+"$bad_data" classes "$work/other.h5" 3
+"$bad_data" extlink "$work/ext.h5" "$work/other.h5"
+expect "/features as an external link" 1 "external link" -- "${run1[@]}" train --data "$work/ext.h5" --out "$work/ext" --layers 8
+"$bad_data" version "$work/v2.h5" 2
+expect "a newer format version" 1 "version 2.*reads version 1" -- "${run1[@]}" train --data "$work/v2.h5" --out "$work/v2" --layers 8
+"$bad_data" version "$work/v0.h5" -1
+expect "no version attribute" 1 "attribute version" -- "${run1[@]}" train --data "$work/v0.h5" --out "$work/v0" --layers 8
+"$bad_data" f64big "$work/f64.h5"
+expect "float64 1e300" 1 "is 1e\+300, out of float32 range" -- "${run1[@]}" train --data "$work/f64.h5" --out "$work/f64" --layers 8 --no-standardize
+"$bad_data" label64 "$work/l64.h5"
+expect "int64 label 2^32" 1 "row 7 is 4294967296" -- "${run1[@]}" train --data "$work/l64.h5" --out "$work/l64" --layers 8
+expect "NaN in the validation set found before training" 1 "valnan.h5: /features row 17 column 0 is not finite" -- \
+    "${run2[@]}" train "${small[@]}" --val "$work/valnan.h5" --out "$work/vn" --epochs 2
+if grep -q "step" "$work/case-$n_case.log"; then echo "FAIL: the validation NaN was found after training steps"; fails=$((fails + 1)); fi
+
+# ---- scalars and gradients in the exact reduction ----
+"$bad_data" regress "$work/r7.h5" 1e7
+expect "regression targets around 1e7 train (exact on 1 and 2 ranks)" 0 "done" --timeout 60 -- \
+    "${run1[@]}" train --data "$work/r7.h5" --out "$work/r7a" --layers 8 --epochs 2 --batch 32 --micro-batch 8 --lr 1e-3 --no-tau
+expect "regression targets around 1e7, 2 ranks" 0 "done" --timeout 60 -- \
+    "${run2[@]}" train --data "$work/r7.h5" --out "$work/r7b" --layers 8 --epochs 2 --batch 32 --micro-batch 8 --lr 1e-3 --no-tau
+if [ ! -s "$work/r7a/history.jsonl" ] || ! cmp -s <(sed -E 's/, "seconds": [0-9.]+//' "$work/r7a/history.jsonl") <(sed -E 's/, "seconds": [0-9.]+//' "$work/r7b/history.jsonl"); then
+    echo "FAIL: the loss sums of 1 and 2 ranks differ"; fails=$((fails + 1))
+else
+    echo "ok: loss sums of 1 and 2 ranks are identical"
+fi
+"$bad_data" regress "$work/r14.h5" 1e14
+expect "a diverging gradient names the block and the value" 2 "gradient of (layer [0-9]+|output) (weight|bias|poly).* = " -- \
+    "${run1[@]}" train --data "$work/r14.h5" --out "$work/r14" --layers 8 --epochs 1 --batch 32 --no-tau --no-standardize
+
+expect "eval: the memory estimate against --max-memory" 1 "needs about .* per rank.*--max-memory" -- \
+    "${run1[@]}" eval --model "$work/r7a" --data "$work/r7.h5" --max-memory 1K
+
+# ---- chainz tau on a --no-tau run ----
+expect "chainz tau on a --no-tau run" 1 "trained with --no-tau" -- "$chainz" tau "$work/r7a"
+
+echo "$n_case cases, $fails failed"
+[ "$fails" -eq 0 ]

@@ -1,0 +1,166 @@
+/* The per-rank budget (include/chainz/budget.h) and the size checks it relies on: checked
+ * products, a model whose sizes would wrap is refused, the memory estimate bounds the
+ * engine's real workspace from above (and not by much), a run beyond the limit is
+ * refused with both figures, --max-memory is the limit when given; and the configuration
+ * JSON never holds nan or inf. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "chainz/budget.h"
+#include "chainz/config.h"
+#include "chainz/engine.h"
+
+static void test_budget_checked_products(void **state)
+{
+    (void)state;
+    size_t r = 0;
+    assert_int_equal(cz_size_mul(1u << 20, 1u << 20, &r), 0);
+    assert_true(r == (size_t)1 << 40);
+    assert_int_equal(cz_size_mul((size_t)1 << 61, 8, &r), -1);
+    assert_true(r == SIZE_MAX);
+    assert_int_equal(cz_size_add(SIZE_MAX, 1, &r), -1);
+    assert_int_equal(cz_size_add(3, 4, &r), 0);
+    assert_true(r == 7);
+}
+
+static cz_model_spec spec_of(size_t d, int H, size_t w, cz_head head, int classes)
+{
+    cz_model_spec s;
+    memset(&s, 0, sizeof s);
+    s.d = d;
+    s.n_hidden = H;
+    for (int l = 0; l < H; l++) {
+        s.width[l] = w + (size_t)l;
+        s.act[l] = CZ_ACT_POLY;
+    }
+    s.head = head;
+    s.classes = classes;
+    return s;
+}
+
+/* d = 2^61 once became "a model of 58 parameters": the products wrapped */
+static void test_budget_model_refuses_wrapping_sizes(void **state)
+{
+    (void)state;
+    cz_model m;
+    cz_error err = {0};
+    cz_model_spec s = spec_of((size_t)1 << 61, 1, 8, CZ_HEAD_CLASSIFY, 3);
+    assert_int_equal(cz_model_init(&m, &s, &err), CZ_EINVAL);
+    assert_non_null(strstr(err.msg, "too large"));
+    s = spec_of(100, 2, (size_t)100000000, CZ_HEAD_CLASSIFY, 3); /* 1e16 weights: beyond 2^48 */
+    assert_int_equal(cz_model_init(&m, &s, &err), CZ_EINVAL);
+    s = spec_of(100, 2, 64, CZ_HEAD_CLASSIFY, 3);
+    assert_int_equal(cz_model_init(&m, &s, &err), 0);
+}
+
+/* the estimate is an upper bound of what cz_workspace_new really allocates */
+static void test_budget_estimate_bounds_the_workspace(void **state)
+{
+    (void)state;
+    const size_t ds[] = {1, 7, 64}, Bs[] = {1, 16, 33};
+    for (int H = 1; H <= 3; H++)
+        for (size_t i = 0; i < 3; i++)
+            for (size_t j = 0; j < 3; j++) {
+                cz_model m;
+                cz_error err = {0};
+                cz_model_spec s = spec_of(ds[i], H, 9, H == 2 ? CZ_HEAD_REGRESS : CZ_HEAD_CLASSIFY, 4);
+                assert_int_equal(cz_model_init(&m, &s, &err), 0);
+                cz_workspace *ws = cz_workspace_new(&m, Bs[j], &err);
+                assert_non_null(ws);
+                cz_mem_request r = {.m = &m, .micro_batch = Bs[j], .batch = 4 * Bs[j], .rows = 1000,
+                                    .opt_moments = 2, .exact = 1, .tau = 1};
+                cz_mem_estimate e;
+                cz_mem_estimate_run(&r, &e);
+                size_t real = cz_workspace_bytes(ws);
+                assert_false(e.overflow);
+                assert_true(e.workspace >= real);
+                assert_true(e.workspace <= real + real / 4 + 4096);
+                assert_true(e.params >= m.n_params * sizeof(cz_real) * 5); /* params, grad, gsum, m, v */
+                assert_true(e.reduce >= m.n_params * 16);                  /* the exact accumulator */
+                assert_true(e.total >= e.params + e.reduce + e.workspace + e.data);
+                cz_workspace_free(ws);
+            }
+}
+
+static void test_budget_refuses_beyond_the_limit(void **state)
+{
+    (void)state;
+    cz_model m;
+    cz_error err = {0};
+    cz_model_spec s = spec_of(512, 2, 1024, CZ_HEAD_CLASSIFY, 10);
+    assert_int_equal(cz_model_init(&m, &s, &err), 0);
+    cz_mem_request r = {.m = &m, .micro_batch = 256, .batch = 1024, .rows = 100000, .opt_moments = 2, .exact = 1};
+    cz_mem_estimate e;
+    cz_mem_estimate_run(&r, &e);
+    /* the stream alone: B*d*sum(n_l) floats for two hidden layers */
+    assert_true(e.workspace >= (size_t)256 * 512 * (1024 + 1025) * sizeof(cz_real));
+    char src[64];
+    size_t lim = cz_mem_limit(e.total - 1, 4, src, sizeof src);
+    assert_true(lim == e.total - 1);
+    assert_string_equal(src, "--max-memory");
+    assert_int_equal(cz_mem_check(&e, lim, src, &err), CZ_EINVAL);
+    assert_non_null(strstr(err.msg, "needs about"));
+    assert_non_null(strstr(err.msg, "--max-memory"));
+    assert_int_equal(cz_mem_check(&e, e.total, src, &err), 0);
+    assert_int_equal(cz_mem_check(&e, 0, src, &err), 0); /* unknown limit: never refused */
+    /* an estimate that overflows is refused whatever the limit */
+    r.micro_batch = (size_t)1 << 62;
+    cz_mem_estimate_run(&r, &e);
+    assert_true(e.overflow);
+    assert_true(e.total == SIZE_MAX);
+    assert_int_equal(cz_mem_check(&e, SIZE_MAX, src, &err), CZ_EINVAL);
+    assert_non_null(strstr(err.msg, "overflow"));
+}
+
+static void test_budget_limit_from_the_node(void **state)
+{
+    (void)state;
+    char src[160];
+    size_t one = cz_mem_limit(0, 1, src, sizeof src), two = cz_mem_limit(0, 2, src, sizeof src);
+    assert_true(one > 0); /* Linux: MemAvailable */
+    if (!strstr(src, "RLIMIT_AS")) { /* ulimit -v caps both alike */
+        assert_non_null(strstr(src, "/ 2 ranks on the node"));
+        assert_true(two <= one / 4 * 3); /* split between the ranks (the free memory may move a little) */
+    }
+    assert_true(cz_node_cores() >= 1);
+    assert_true(cz_affinity_cores() >= 1 && cz_affinity_cores() <= cz_node_cores());
+}
+
+static void test_config_json_has_no_nan(void **state)
+{
+    (void)state;
+    cz_config c;
+    cz_config_defaults(&c);
+    c.dreg = NAN;
+    c.model.dropout = INFINITY;
+    c.holdout = -INFINITY;
+    char buf[16384];
+    size_t need = cz_config_json(&c, buf, sizeof buf);
+    assert_true(need < sizeof buf);
+    assert_non_null(strstr(buf, "\"dreg\": null"));
+    assert_non_null(strstr(buf, "\"dropout\": null"));
+    assert_non_null(strstr(buf, "\"holdout\": null"));
+    assert_null(strstr(buf, "nan"));
+    assert_null(strstr(buf, "inf"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_budget_checked_products),
+        cmocka_unit_test(test_budget_model_refuses_wrapping_sizes),
+        cmocka_unit_test(test_budget_estimate_bounds_the_workspace),
+        cmocka_unit_test(test_budget_refuses_beyond_the_limit),
+        cmocka_unit_test(test_budget_limit_from_the_node),
+        cmocka_unit_test(test_config_json_has_no_nan),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -3,6 +3,8 @@
  * tests/lib/bitwise.sh).
  *
  *   ulp_flip FILE DATASET [INDEX]
+ *   ulp_flip --offset FILE DATASET     prints the file offset of DATASET's data (contiguous
+ *                                      storage only), for a raw "bit rot" test outside HDF5
  *
  * Element INDEX (default 0, row-major) of DATASET becomes the next representable value
  * towards +infinity: one ulp for float32/float64 (nextafter), +1 for an integer. Nothing
@@ -16,8 +18,27 @@
 
 #include <hdf5.h>
 
+static int print_offset(const char *file, const char *name)
+{
+    hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t d = f >= 0 ? H5Dopen2(f, name, H5P_DEFAULT) : -1;
+    haddr_t a = d >= 0 ? H5Dget_offset(d) : HADDR_UNDEF;
+    if (d >= 0) H5Dclose(d);
+    if (f >= 0) H5Fclose(f);
+    if (a == HADDR_UNDEF) {
+        fprintf(stderr, "ulp_flip: %s: no contiguous dataset %s\n", file, name);
+        return 2;
+    }
+    printf("%llu\n", (unsigned long long)a);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 4 && !strcmp(argv[1], "--offset")) {
+        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+        return print_offset(argv[2], argv[3]);
+    }
     if (argc < 3 || argc > 4) {
         fprintf(stderr, "usage: ulp_flip FILE DATASET [INDEX]\n");
         return 2;

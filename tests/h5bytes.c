@@ -224,8 +224,6 @@ int main(int argc, char **argv)
             walk_ctx c = {f, root};
             /* every link below root, recursively, in name order; H5Lvisit names are relative */
             hid_t g = H5Gopen2(f, root, H5P_DEFAULT);
-            hsize_t idx = 0;
-            (void)idx;
             H5Lvisit(g, H5_INDEX_NAME, H5_ITER_INC, on_link, &c);
             H5Gclose(g);
         }

@@ -105,6 +105,8 @@ static void test_engine_fixed_seed_is_bitwise_reproducible(void **state)
     train_steps(&a, 5, 8, 0.1);
     train_steps(&b, 5, 8, 0.1);
     assert_memory_equal(a.params, b.params, a.m.n_params * sizeof(float));
+    /* the AdamW moments too: a resume reads them */
+    assert_memory_equal(a.state, b.state, 2 * a.m.n_params * sizeof(float));
     run_free(&a);
     run_free(&b);
 }
@@ -135,6 +137,7 @@ static void test_engine_thread_count_does_not_change_bits(void **state)
         cz_engine_set_threads(1);
         assert_int_equal(cz_engine_threads(), 1);
         assert_memory_equal(ref.params, b.params, ref.m.n_params * sizeof(float));
+        assert_memory_equal(ref.state, b.state, 2 * ref.m.n_params * sizeof(float));
         run_free(&b);
         run_free(&ref);
     }

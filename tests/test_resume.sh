@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # Checkpoints and exact resume (docs/DESIGN.md sections 3 and 6), end to end with mpirun:
-#  - kill -9 of a 2-rank run at random moments, then --resume auto, until it finishes:
-#    final parameters and history equal the uninterrupted run's bit for bit;
+#  - kill -9 of a 2-rank run (mpirun and every rank, by process id) at random moments, then
+#    --resume auto, until it finishes; each kill must really have killed the run (status
+#    137) and at least one must have hit it after it had written checkpoints, before it
+#    ended; the final parameters, moments, state, metrics.h5 and history then equal the
+#    uninterrupted run's BYTES (tests/lib/bitwise.sh);
 #  - a kill in the middle of a checkpoint write loses nothing;
-#  - a truncated or corrupted newest checkpoint is skipped by --resume auto, with a message;
+#  - a truncated newest checkpoint is skipped by --resume auto, with a message;
+#  - a corrupted newest checkpoint (bytes of its parameter data flipped on disk) is
+#    DETECTED: loading it fails with the checksum message and exit 1, --resume auto names it
+#    as skipped for that reason and resumes from the one before;
 #  - resuming 2 ranks -> 3 ranks continues (and, with --reduce exact, exactly);
 #  - a configuration that contradicts the checkpoint is refused, naming the difference;
 #  - SIGUSR1 / SIGTERM write a checkpoint on every rank and exit with status 75;
 #  - retention keeps the newest --keep checkpoints (plus every --keep-every).
+# CHAINZ_TEST_ULP_FLIP=DATASET: see tests/lib/bitwise.sh (every bitwise check must then fail).
 # Usage: test_resume.sh BUILD_DIR
 set -uo pipefail
 build=$(cd "$1" && pwd)
@@ -15,29 +22,50 @@ chainz="$build/chainz"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_rmaps_base_oversubscribe=1
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} # see test_train_mpi.sh
+# shellcheck source=lib/bitwise.sh
+. "$(dirname "$0")/lib/bitwise.sh"
+bw_init "$build" || exit 1
 work=$(mktemp -d)
-trap 'pkill -9 -f "$work" 2>/dev/null; rm -rf "$work"' EXIT
+bg="" # the background run of the moment (its process tree is killed on exit)
+# tree PID...: PID and every descendant, by walking the parent links
+tree() {
+    local pids=("$@") i=0 c
+    while [ $i -lt ${#pids[@]} ]; do
+        for c in $(pgrep -P "${pids[$i]}"); do pids+=("$c"); done
+        i=$((i + 1))
+    done
+    echo "${pids[@]}"
+}
+# kill_tree PID: SIGKILL to PID and all its descendants, by id; the tree is frozen with
+# SIGSTOP first so that nothing it starts in between escapes. Sets killed_pids.
+kill_tree() {
+    local before="" now
+    now=$(tree "$1")
+    while [ "$now" != "$before" ]; do
+        # shellcheck disable=SC2086
+        kill -STOP $now 2>/dev/null
+        before=$now
+        now=$(tree "$1")
+    done
+    killed_pids=$now
+    # shellcheck disable=SC2086
+    kill -KILL $now 2>/dev/null
+}
+trap '[ -n "$bg" ] && kill_tree "$bg"; rm -rf "$work"' EXIT
 fails=0
 ok() { echo "ok: $*"; }
 bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
-params_of() { h5dump -g /model "$1/checkpoints/$(cat "$1/checkpoints/latest")" | grep -v '^HDF5'; }
-history_of() { sed -E 's/, "seconds": [0-9.]+//' "$1/history.jsonl"; }
-# the metrics file without timings: every histogram and every history column but seconds
-metrics_of() {
-    local f=$1/metrics.h5 args=()
-    for c in epoch step train_loss dreg lambda lr train_acc val_loss val_acc val_mae; do args+=(-d "/history/$c"); done
-    h5dump -g /tau "$f" | grep -v '^HDF5'
-    h5dump "${args[@]}" "$f" | grep -v '^HDF5'
-}
 
 same_as_ref() { # same_as_ref RUN_DIR LABEL
-    if cmp -s <(params_of "$ref") <(params_of "$1") && cmp -s <(history_of "$ref") <(history_of "$1") &&
-       cmp -s <(metrics_of "$ref") <(metrics_of "$1"); then
-        ok "$2: parameters, history and metrics.h5 bitwise equal to the uninterrupted run"
+    if bw_same_run "$ref" "$1"; then
+        ok "$2: checkpoint (parameters, moments, state), metrics.h5 and history bytes equal to the uninterrupted run"
     else
-        bad "$2: differs from the uninterrupted run"; diff <(history_of "$ref") <(history_of "$1") | head -6
+        bad "$2: differs from the uninterrupted run"
     fi
 }
+# the step of a run directory's newest checkpoint (0 when there is none)
+latest_step() { local n; n=$(sed -nE 's/^ckpt-0*([0-9]+)\.h5$/\1/p' "$1/checkpoints/latest" 2>/dev/null); echo "${n:-0}"; }
 
 "$build/make_data" "$work/train.h5" --n 3000 --d 40 --classes 5 --seed 1 || exit 1
 args=(train --data "$work/train.h5" --holdout 0.1 --layers 96,96 --act poly --epochs 5 --batch 64
@@ -51,25 +79,64 @@ dur=$(echo "$(date +%s.%N) - $start" | bc)
 ok "reference run: $(grep -c . "$ref/history.jsonl") epochs in ${dur}s"
 
 # ---- kill -9 at random moments (mpirun and every rank), resume until done ----
+# The first attempt is killed once it has written two checkpoints (a kill that surely hits
+# a run in progress); the others at random moments (the first ones also hit start-up).
 dir="$work/killed"
-kills=0
+kills=0 midrun=0 finished=0
 for attempt in $(seq 1 40); do
-    run 2 "${args[@]}" --out "$dir" --resume auto >>"$dir.log" 2>&1 &
-    pid=$!
-    # a random moment within the run (the first attempts also hit start-up)
-    sleep "$(awk -v s="$RANDOM" -v d="$dur" 'BEGIN { srand(s); printf "%.3f", 0.2 + rand() * d * 0.4 }')"
-    if kill -0 "$pid" 2>/dev/null; then
-        pkill -9 -f -- "--out $dir " ; pkill -9 -f -- "--out $dir$" ; kill -9 "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-        kills=$((kills + 1))
+    before=$(latest_step "$dir")
+    run 2 "${args[@]}" --out "$dir" --resume auto >"$dir.log.$attempt" 2>&1 &
+    bg=$!
+    if [ "$attempt" -eq 1 ]; then
+        for _ in $(seq 600); do [ "$(ls "$dir/checkpoints" 2>/dev/null | grep -c '^ckpt-.*\.h5$')" -ge 2 ] && break; sleep 0.05; done
     else
-        wait "$pid"; status=$?
-        [ "$status" -eq 0 ] && break
-        bad "attempt $attempt ended with status $status"; tail -5 "$dir.log"; break
+        sleep "$(awk -v s="$RANDOM" -v d="$dur" 'BEGIN { srand(s); printf "%.3f", 0.2 + rand() * d * 0.4 }')"
+    fi
+    if kill -0 "$bg" 2>/dev/null; then
+        kill_tree "$bg"
+        wait "$bg"; status=$?
+        bg=""
+        cat "$dir.log.$attempt" >>"$dir.log"
+        sleep 0.1
+        alive=""
+        # a zombie (state Z) is dead, only not yet reaped by its new parent
+        for q in $killed_pids; do
+            st=$(ps -o stat= -p "$q" 2>/dev/null)
+            [ -n "$st" ] && [ "${st#Z}" = "$st" ] && alive="$alive $q($st)"
+        done
+        [ -z "$alive" ] || bad "attempt $attempt: processes$alive survived SIGKILL"
+        if [ "$status" -ne 137 ]; then
+            # it ended by itself between the check and the kill: a real end, not a kill
+            grep -q "chainz: done" "$dir.log.$attempt" && { finished=1; break; }
+            bad "attempt $attempt: status $status after SIGKILL, expected 137"; continue
+        fi
+        kills=$((kills + 1))
+        after=$(latest_step "$dir")
+        # interrupted mid-run: it had written checkpoints past where it started, and not ended
+        if [ "$after" -gt "$before" ] && ! grep -q "chainz: done" "$dir.log.$attempt"; then
+            midrun=$((midrun + 1))
+            echo "# attempt $attempt: SIGKILL (status 137) mid-run, checkpoints from step $before to $after"
+        fi
+    else
+        wait "$bg"; status=$?
+        bg=""
+        cat "$dir.log.$attempt" >>"$dir.log"
+        [ "$status" -eq 0 ] && { finished=1; break; }
+        bad "attempt $attempt ended with status $status"; tail -5 "$dir.log.$attempt"; break
     fi
 done
-grep -q "chainz: done" "$dir.log" || { run 2 "${args[@]}" --out "$dir" --resume auto >>"$dir.log" 2>&1 || bad "final resume failed"; }
-ok "killed with SIGKILL $kills times ($(grep -c 'resumed from' "$dir.log") resumes)"
+if [ "$finished" -eq 0 ]; then
+    run 2 "${args[@]}" --out "$dir" --resume auto >"$dir.log.final" 2>&1 || bad "final resume failed"
+    cat "$dir.log.final" >>"$dir.log"
+    attempt=final
+fi
+resumes=$(grep -c 'resumed from' "$dir.log")
+if [ "$kills" -ge 1 ] && [ "$midrun" -ge 1 ] && [ "$resumes" -ge 1 ] && grep -q "resumed from" "$dir.log.$attempt" \
+    && grep -q "chainz: done" "$dir.log.$attempt"; then
+    ok "killed with SIGKILL $kills times (each exit status 137; $midrun mid-run, after new checkpoints), $resumes resumes; the last run resumed and finished"
+else
+    bad "kill loop: $kills kills (status 137), $midrun mid-run, $resumes resumes, last attempt $attempt: $(grep -E 'resumed from|chainz: done' "$dir.log.$attempt" | tr '\n' ' ')"
+fi
 same_as_ref "$dir" "kill -9 x $kills + resume"
 
 # ---- a kill in the middle of the 3rd checkpoint write ----
@@ -99,29 +166,48 @@ grep -q "written by 2 ranks, continuing on 3" "$dir.log" && ok "2 ranks -> 3 ran
 same_as_ref "$dir" "truncated newest + resume on 3 ranks"
 
 dir="$work/corrupt"
-run 2 "${args[@]}" --out "$dir" --max-steps 50 >"$dir.log" 2>&1
+run 2 "${args[@]}" --out "$dir" --max-steps 50 >"$dir.log" 2>&1 || bad "--max-steps run for the corruption case failed"
 newest="$dir/checkpoints/ckpt-00000050.h5"
-# flip bytes in the middle of the parameter data: the file still opens, the checksum catches it
-python3 - "$newest" <<'PY'
+# bit rot on disk, outside HDF5: 16 bytes of the first weights of layer 1 XOR 0x5A (the file
+# still opens; only the parameter checksum can tell)
+off=$("$build/ulp_flip" --offset "$newest" /model/layer_1/weight) || bad "no offset of /model/layer_1/weight"
+python3 - "$newest" "${off:-0}" <<'PY'
 import sys
-p = sys.argv[1]
-b = bytearray(open(p, "rb").read())
-import struct
-# find the first weight of layer_1 by scanning for a float run; simplest robust choice:
-# corrupt 64 bytes in the second quarter of the file, where datasets live
-mid = len(b) // 3
-for i in range(mid, mid + 64):
-    b[i] ^= 0x5A
-open(p, "wb").write(bytes(b))
+path, off = sys.argv[1], int(sys.argv[2])
+with open(path, "r+b") as f:
+    f.seek(off)
+    b = bytearray(f.read(16))
+    f.seek(off)
+    f.write(bytes(x ^ 0x5A for x in b))
 PY
-run 2 "${args[@]}" --out "$dir" --resume auto >>"$dir.log" 2>&1 || bad "resume after corruption failed"
-if grep -q "skipped .*ckpt-00000050.h5" "$dir.log"; then
-    ok "corrupted newest checkpoint skipped: $(grep -m1 skipped "$dir.log" | cut -c1-200)"
-    same_as_ref "$dir" "corrupted newest + resume"
+detected="ckpt-00000050.h5: parameter checksum [0-9a-f]+ does not match the stored [0-9a-f]+ \(corrupted\)"
+# loaded directly: refused, exit 1, the checksum named
+run 1 eval --model "$newest" --data "$work/train.h5" >"$work/corrupt-eval.log" 2>&1
+status=$?
+if [ "$status" -eq 1 ] && grep -qE "$detected" "$work/corrupt-eval.log"; then
+    ok "corrupted checkpoint detected by eval: exit 1, $(grep -m1 -oE "$detected" "$work/corrupt-eval.log")"
 else
-    # the flipped bytes may have hit unused space: then the file is still valid and resume is exact
-    same_as_ref "$dir" "corruption in unused bytes + resume"
+    bad "corrupted checkpoint given to eval: status $status"; tail -3 "$work/corrupt-eval.log"
 fi
+# named as the checkpoint to resume from (in a copy: the refusal must not touch the run)
+cp -a "$dir" "$dir-explicit"
+run 2 "${args[@]}" --out "$dir-explicit" --resume "$dir-explicit/checkpoints/ckpt-00000050.h5" >"$work/corrupt-explicit.log" 2>&1
+status=$?
+if [ "$status" -eq 1 ] && grep -qE "$detected" "$work/corrupt-explicit.log"; then
+    ok "corrupted checkpoint named by --resume refused: exit 1, checksum mismatch reported"
+else
+    bad "--resume of a corrupted checkpoint: status $status"; tail -3 "$work/corrupt-explicit.log"
+fi
+# --resume auto: skipped for that reason, resumed from the one before, finished exactly
+run 2 "${args[@]}" --out "$dir" --resume auto >"$dir.resume.log" 2>&1
+status=$?
+if [ "$status" -eq 0 ] && grep -qE "resume auto: skipped .*$detected" "$dir.resume.log" \
+    && grep -q "resumed from .*ckpt-00000048.h5" "$dir.resume.log"; then
+    ok "corrupted newest checkpoint detected and skipped by --resume auto: $(grep -m1 skipped "$dir.resume.log" | sed 's|.*/||' | cut -c1-160)"
+else
+    bad "--resume auto over a corrupted newest checkpoint: status $status"; grep -E "resum|skip|error" "$dir.resume.log"
+fi
+same_as_ref "$dir" "corrupted newest + resume"
 
 # ---- contradictory configurations are refused, naming the difference ----
 dir="$work/trunc"
@@ -149,6 +235,7 @@ for sig in USR1 TERM; do
     dir="$work/sig-$sig"
     run 2 "${args[@]}" --out "$dir" >"$dir.log" 2>&1 &
     pid=$!
+    bg=$pid
     # signal early (right after the first checkpoint), so that the run cannot finish first
     for i in $(seq 1 200); do ls "$dir/checkpoints" 2>/dev/null | grep -q '^ckpt' && break; sleep 0.05; done
     mpirun_pid=$(pgrep -f -- "^mpirun .*--out $dir" | head -1)
@@ -160,6 +247,7 @@ for sig in USR1 TERM; do
         kill -TERM "$rank_pid"
     fi
     wait "$pid"; status=$?
+    bg=""
     step=$(grep -oE 'stopping on a signal at step [0-9]+' "$dir.log" | grep -oE '[0-9]+$')
     if [ "$status" -eq 75 ] && [ -n "$step" ] && [ -f "$dir/checkpoints/ckpt-$(printf %08d "$step").h5" ]; then
         ok "SIG$sig: checkpoint at step $step, exit status 75"

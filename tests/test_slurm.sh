@@ -6,7 +6,8 @@
 #  (b) the same training as a batch job (sbatch -n 2 train.sbatch), preempted after its first
 #      checkpoint with SLURM's warning signal (scancel --signal=USR1 --batch): the job must
 #      checkpoint, requeue itself (restart count 1), resume from the checkpoint and end with
-#      parameters bitwise equal to the reference; then the same with `scontrol requeue` from
+#      a final checkpoint (parameters, moments, state), metrics.h5 and history with the same
+#      BYTES as the reference (tests/lib/bitwise.sh); then the same with `scontrol requeue` from
 #      outside (SIGTERM to the whole job) and with CHAINZ_LAUNCHER=srun (srun --mpi=pmix);
 #  (c) a 2-task seed sweep (sbatch --array=1-2 sweep.sbatch) gives one run directory per task,
 #      and a preempted array task requeues itself alone (ARRAYJOB_TASK) and ends bitwise equal
@@ -171,9 +172,10 @@ requeued() { [ "$(field "$1" Restarts)" = 1 ] && job_is "$1" PENDING; }
 # credential carries the same second is refused ("Job credential revoked"): the job FAILS.
 release() { sleep 2; scontrol update JobId="$1" StartTime=now; }
 has_ckpt() { [ -s "$1/checkpoints/latest" ]; }
-params_of() { h5dump -g /model "$1" | grep -v '^HDF5'; }
+# shellcheck source=lib/bitwise.sh
+. "$src/tests/lib/bitwise.sh"
+bw_init "$build" || exit 1
 checksum_of() { h5dump -a checksum "$1" | sed -n 's/.*(0): "\(.*\)".*/\1/p'; }
-history_of() { sed -E 's/, "seconds": [0-9.e+-]+//' "$1"; }
 final_ckpt() { echo "$1/checkpoints/$(cat "$1/checkpoints/latest" 2>/dev/null)"; }
 # expect LOG REGEX DESCRIPTION
 expect() { if grep -Eq -- "$2" "$1"; then ok "$3"; else bad "$3: no /$2/ in $1"; fi; }
@@ -191,8 +193,6 @@ if ! timeout 180 "$src/launch/mpirun.sh" -n 2 -t 1 -- "$chainz" train "${opts[@]
     bad "reference training failed"; tail -5 "$work/ref.log"; exit 1
 fi
 ref_ckpt=$(final_ckpt "$work/ref")
-params_of "$ref_ckpt" >"$work/ref.params"
-history_of "$work/ref/history.jsonl" >"$work/ref.hist"
 note "reference done: $(grep -o 'done, .*s,' "$work/ref.log"), checksum $(checksum_of "$ref_ckpt")"
 
 # ---- (b) the same run as a batch job, preempted and requeued ----
@@ -252,15 +252,15 @@ preempted() {
     expect "$log" "training complete" "$name: the rerun completed the training"
     local ck
     ck=$(final_ckpt "$run")
-    if [ -f "$ck" ] && params_of "$ck" | cmp -s - "$work/ref.params"; then
-        ok "$name: final /model bitwise equal to the reference (checksum $(checksum_of "$ck"))"
+    if [ -f "$ck" ] && bw_same_run "$work/ref" "$run" ckpt metrics; then
+        ok "$name: final checkpoint (parameters, moments, state) and metrics.h5 bytes equal to the reference (checksum $(checksum_of "$ck"))"
     else
-        bad "$name: final /model differs from the reference ($ck: $(checksum_of "$ck") vs $(checksum_of "$ref_ckpt"))"
+        bad "$name: final checkpoint or metrics.h5 differs from the reference ($ck: $(checksum_of "$ck") vs $(checksum_of "$ref_ckpt"))"
     fi
-    if history_of "$run/history.jsonl" | cmp -s - "$work/ref.hist"; then
+    if bw_same_run "$work/ref" "$run" history; then
         ok "$name: history.jsonl equal to the reference (timings aside)"
     else
-        bad "$name: history.jsonl differs from the reference"; history_of "$run/history.jsonl" | diff - "$work/ref.hist" | head -6
+        bad "$name: history.jsonl differs from the reference"
     fi
     h5dump -a slurm "$ck" 2>/dev/null | grep -q "job=$j array=-_- restart=1" \
         && ok "$name: final checkpoint records restart=1" || bad "$name: final checkpoint's slurm attribute"
@@ -301,7 +301,7 @@ if [ -n "$a" ]; then
     # task 1, preempted and resumed, ends where an uninterrupted seed-1 run ends
     if timeout 120 "$src/launch/mpirun.sh" -n 1 -t 1 -- "$chainz" train "${sopts[@]}" --seed 1 \
             --out "$work/sweep-ref" >"$work/sweep-ref.log" 2>&1 \
-        && params_of "$(final_ckpt "$work/sweep-ref")" | cmp -s - <(params_of "$(final_ckpt "$work/sweep/seed-1")"); then
+        && bw_same_run "$work/sweep-ref" "$work/sweep/seed-1"; then
         ok "array task 1 (preempted once) ends bitwise equal to an uninterrupted --seed 1 run"
     else
         bad "array task 1 differs from an uninterrupted --seed 1 run"

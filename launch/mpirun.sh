@@ -15,7 +15,9 @@
 #   - binding: one thread per rank binds ranks to cores (--bind-to core, stable timings);
 #     several threads per rank bind each rank to THREADS cores (--map-by slot:PE=T), or
 #     nothing when oversubscribed (bound ranks would share one core);
-#   - BLIS_NUM_THREADS / OMP_NUM_THREADS = THREADS, exported to every rank (-x).
+#   - BLIS_NUM_THREADS / OMP_NUM_THREADS = THREADS, exported to every rank (-x), and
+#     BLIS_ARCH_TYPE when set, so that every node runs the kernel set chosen here (mpirun
+#     does not pass the environment to other nodes; `chainz --kernels NAME` also works).
 # Results do not depend on RANKS or THREADS with chainz's default --reduce exact.
 set -euo pipefail
 ranks=${SLURM_NTASKS:-2}
@@ -29,7 +31,7 @@ while [ $# -gt 0 ]; do
         --hostfile) hostfile=$2; shift 2 ;;
         --dry-run) dry=1; shift ;;
         --) shift; break ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
         *) break ;;
     esac
 done
@@ -42,6 +44,7 @@ fi
 export BLIS_NUM_THREADS=$threads OMP_NUM_THREADS=$threads
 
 args=(-np "$ranks" -x BLIS_NUM_THREADS -x OMP_NUM_THREADS)
+[ -n "${BLIS_ARCH_TYPE:-}" ] && args+=(-x BLIS_ARCH_TYPE)
 [ -n "$hostfile" ] && args+=(--hostfile "$hostfile")
 cores=$(nproc 2>/dev/null || echo 1)
 if [ -z "$hostfile" ] && [ $((ranks * threads)) -gt "$cores" ]; then

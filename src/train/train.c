@@ -94,6 +94,28 @@ static void my_chunks(size_t C, int r, int P, size_t *c0, size_t *c1)
 
 /* ---- the node: cores, threads and memory (before anything large is allocated) ---- */
 
+/* Every rank must run the same BLIS kernel set: on a mixed partition (say Zen 3 and
+ * Skylake-SP nodes) each picks its own, the chunks computed on each differ in the last
+ * bits, and the run then depends on which rank got which chunk. Warns (rank 0) naming
+ * two sets that differ and the fix; the run goes on, replicas still agree. Collective. */
+static int kernels_check(const cz_dist *d, cz_error *err)
+{
+    char mine[32] = {0}, first[32] = {0}, other[32] = {0};
+    snprintf(mine, sizeof mine, "%s", cz_engine_blas_arch());
+    memcpy(first, mine, sizeof first);
+    int rc = cz_dist_bcast(d, first, sizeof first, 0, err);
+    int differ = !rc && strcmp(mine, first) ? d->rank : 0;
+    if (rc || (rc = cz_dist_max_int(d, &differ, 1, err))) return rc;
+    if (!differ) return 0;
+    memcpy(other, mine, sizeof other);
+    if ((rc = cz_dist_bcast(d, other, sizeof other, differ, err))) return rc;
+    if (d->rank == 0)
+        fprintf(stderr, "chainz: warning: ranks run different BLIS kernel sets (rank 0: %s, rank %d: %s): "
+                "results will depend on which rank computes which chunk; give every rank the same set "
+                "with --kernels NAME\n", first, differ, other);
+    return 0;
+}
+
 /* Refuses more than 4 x the node's cores in BLIS threads per rank (1000 threads on 2
  * ranks hung and ignored SIGTERM), warns (rank 0) when ranks x threads exceed the cores of
  * a node or a rank's CPU set, and sets the per-rank memory limit. Collective. */
@@ -118,7 +140,7 @@ static int node_check(const cz_dist *d, int threads, size_t max_memory, size_t *
         fprintf(stderr, "chainz: warning: --threads %d exceeds the %d core%s this rank may run on (its CPU "
                 "affinity, e.g. mpirun --bind-to core): the threads share them\n", threads, mine, mine > 1 ? "s" : "");
     *mem_limit = cz_mem_limit(max_memory, local, source, len);
-    return 0;
+    return kernels_check(d, err);
 }
 
 /* a JSON number, or null for nan and inf (JSON has neither) */

@@ -85,7 +85,7 @@ bw_same_run "$work/a" "$work/b" history; rc=$?
 [ $rc -eq 0 ] && ok "history.jsonl \"seconds\" (wall clock) is not compared" || bad "seconds field compared ($rc)"
 cp "$work/a/history.jsonl" "$work/b/history.jsonl"
 
-# the hook the scripts use for the by-hand proof (docs/RELIABILITY-tests.md)
+# the hook the scripts use for the by-hand proof (docs/RELIABILITY.md section B)
 CHAINZ_TEST_ULP_FLIP=/model/layer_1/weight bw_same_run "$work/a" "$work/b" 2>/dev/null; rc=$?
 [ $rc -eq 1 ] && ok "CHAINZ_TEST_ULP_FLIP=/model/layer_1/weight makes a run differ from its own copy" || bad "ULP hook: $rc"
 

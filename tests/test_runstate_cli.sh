@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The run directory end to end (issue 13, section 3; docs/RELIABILITY-state.md):
+# The run directory end to end (issue 13, section 3; docs/RELIABILITY.md section C):
 #  - --resume auto with only junk checkpoints: set aside, and the run keeps its own;
 #  - RUN/checkpoints/latest and RUN_DIR accepted by eval --model and --resume;
 #  - a refused run (fresh on a used directory, incompatible resume) leaves config.json alone;

@@ -223,12 +223,16 @@ int cz_engine_init(const char *kernels, cz_error *err)
     if (user_env) snprintf(saved, sizeof saved, "%s", user_env);
     if (kernels && *kernels && strcmp(kernels, "auto")) {
         force = arch_id_of(kernels);
-        if (force < 0 || !cpu_runs(kernels))
-            return cz_error_set(err, CZ_EINVAL,
-                                "--kernels %s: %s (this CPU runs: generic, penryn, sandybridge, "
-                                "haswell, zen, zen2, zen3, skx where it has the instructions; "
-                                "or auto)",
-                                kernels, force < 0 ? "not a BLIS kernel set" : "this CPU lacks its instructions");
+        if (force < 0 || !cpu_runs(kernels)) {
+            char list[256] = "";
+            for (int i = 0; i < (int)BLIS_NUM_ARCHS; i++)
+                if (cpu_runs(bli_arch_string((arch_t)i)) && strlen(list) + 16 < sizeof list)
+                    snprintf(list + strlen(list), sizeof list - strlen(list), "%s, ",
+                             bli_arch_string((arch_t)i));
+            return cz_error_set(err, CZ_EINVAL, "--kernels %s: %s; this CPU runs %sor auto", kernels,
+                                force < 0 ? "not a BLIS kernel set" : "this CPU lacks its instructions",
+                                list);
+        }
         snprintf(kernel_choice, sizeof kernel_choice, "--kernels %s", kernels);
     } else if (user_env) {
         /* BLIS itself reads any text as a number (empty as 0 = skx) and dies of SIGILL

@@ -16,7 +16,7 @@
 #
 # CHAINZ_TEST_ULP_FLIP=DATASET (e.g. /model/layer_1/weight): every comparison first adds
 # one ulp to element 0 of DATASET in a copy of the SECOND (candidate) checkpoint; a
-# correct test must then fail. Used once by hand for docs/RELIABILITY-tests.md.
+# correct test must then fail. Used once by hand for docs/RELIABILITY.md section B.
 
 bw_init() { # bw_init BUILD_DIR
     BW_H5BYTES="$1/h5bytes"

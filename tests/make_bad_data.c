@@ -8,6 +8,10 @@
  *   make_bad_data f64big OUT          float64 features, one value 1e300
  *   make_bad_data label64 OUT         int64 labels, one label 2^32
  *   make_bad_data regress OUT SCALE   regression targets SCALE + w.x (e.g. 1e7)
+ *   make_bad_data external OUT BIN    /features stored in the external raw file BIN (written
+ *                                     whole; the test shortens it)
+ *   make_bad_data virtual OUT OTHER   /features a virtual dataset mapping OTHER:/features
+ *   make_bad_data chunkraw OUT ROWS   ROWS x D float32 features, chunked, no compression
  *
  * Good sets have 64 rows, d = 4, 3 classes, labels 0..2. */
 #include <hdf5.h>
@@ -116,6 +120,41 @@ int main(int argc, char **argv)
         static double pad[16384];
         for (int i = 0; i < 16384; i++) pad[i] = -7.0;
         write1(f, "padding", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 16384, pad);
+    } else if (!strcmp(mode, "external")) {
+        hsize_t dims[2] = {N, D};
+        hid_t sp = H5Screate_simple(2, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+        H5Pset_external(dcpl, arg, 0, (hsize_t)N * D * 4);
+        hid_t ds = H5Dcreate2(f, "features", H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+        H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, x);
+        H5Dclose(ds);
+        H5Pclose(dcpl);
+        H5Sclose(sp);
+        write1(f, "labels", H5T_STD_I64LE, H5T_NATIVE_LLONG, N, y);
+    } else if (!strcmp(mode, "virtual")) {
+        hsize_t dims[2] = {N, D};
+        hid_t sp = H5Screate_simple(2, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+        H5Pset_virtual(dcpl, sp, arg, "/features", sp);
+        hid_t ds = H5Dcreate2(f, "features", H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+        H5Dclose(ds);
+        H5Pclose(dcpl);
+        H5Sclose(sp);
+        write1(f, "labels", H5T_STD_I64LE, H5T_NATIVE_LLONG, N, y);
+    } else if (!strcmp(mode, "chunkraw")) {
+        hsize_t rows = (hsize_t)atoll(arg), dims[2] = {rows, D}, chunk[2] = {16, D};
+        float *big = malloc(rows * D * sizeof *big);
+        long long *lab = malloc(rows * sizeof *lab);
+        for (hsize_t i = 0; i < rows * D; i++) big[i] = (float)x[i % (N * D)] + (float)(i / (N * D)) * 1e-3f;
+        for (hsize_t i = 0; i < rows; i++) lab[i] = y[i % N];
+        hid_t sp = H5Screate_simple(2, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+        H5Pset_chunk(dcpl, 2, chunk);
+        hid_t ds = H5Dcreate2(f, "features", H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+        H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, big);
+        H5Dclose(ds);
+        H5Pclose(dcpl);
+        H5Sclose(sp);
+        write1(f, "labels", H5T_STD_I64LE, H5T_NATIVE_LLONG, rows, lab);
+        free(big);
+        free(lab);
     } else if (!strcmp(mode, "regress")) {
         good_set(x, y, yv, atof(arg));
         write_features(f, H5T_IEEE_F32LE, x, N, D);

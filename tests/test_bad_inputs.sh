@@ -5,7 +5,8 @@
 #  - sizes that overflow (d = 2^61, classes = 2^32+3 or 2^31, --layers 100000000) and
 #    the per-rank memory estimate (--max-memory);
 #  - --threads beyond the cores (warning) and absurd thread counts (refused);
-#  - a FIFO as --data, /features as an external link, the data format version;
+#  - a FIFO as --data, /features as an external link, in external raw files or a virtual
+#    dataset, the data format version; the data file written over while training;
 #  - float64 beyond float32's range, int64 labels beyond int32, a NaN in the validation
 #    set (found before training), regression targets around 1e7 (the loss sums stay out
 #    of the gradient's fixed-point range) and a diverging gradient (the message names the
@@ -69,6 +70,17 @@ for v in 1.5 1e3 0; do
 done
 expect "--epochs -1 names the range it checks" 1 "--epochs: '-1' is not an integer in 1\.\." -- "$chainz" train "${small[@]}" --out "$work/r" --epochs -1
 expect "--epochs 0 is refused with the same range" 1 "--epochs: '0' is not an integer in 1\.\." -- "$chainz" train "${small[@]}" --out "$work/r" --epochs 0
+# lenient parsing that ran something other than what was typed
+for case in "layers:5,,5:--layers '5,,5': '' is not a positive width" "layers:5,5,:'' is not a positive width" \
+            "act:poly,,relu:'' is not poly" "dreg-warmup:0x10:--dreg-warmup '0x10': expected" \
+            "dreg-warmup:1e308:--dreg-warmup '1e308': expected" "dreg-warmup:-1:--dreg-warmup '-1': expected" \
+            "log-seconds:0:--log-seconds must be > 0" "lr-min:1:--lr-min 1 is above --lr" "kernels::--kernels '': give auto"; do
+    opt=${case%%:*} rest=${case#*:}; v=${rest%%:*} re=${rest#*:}
+    expect "train --$opt '$v'" 1 "$re" -- "$chainz" train "${small[@]}" --out "$work/r-lenient" --"$opt" "$v"
+done
+long=$(printf '8,%.0s' $(seq 1 200))8
+expect "a --layers value longer than its buffer is refused, not cut" 1 "--layers: the value is 401 characters long" -- \
+    "$chainz" train "${small[@]}" --out "$work/r-long" --layers "$long"
 touch "$work/afile"
 expect "--out under a regular file is an input error" 1 "afile.*cannot create" -- "${run1[@]}" train "${small[@]}" --out "$work/afile/run"
 
@@ -102,6 +114,35 @@ expect "a FIFO as --data" 1 "not a regular file" --timeout 15 -- "${run1[@]}" tr
 "$bad_data" classes "$work/other.h5" 3
 "$bad_data" extlink "$work/ext.h5" "$work/other.h5"
 expect "/features as an external link" 1 "external link" -- "${run1[@]}" train --data "$work/ext.h5" --out "$work/ext" --layers 8
+"$bad_data" external "$work/extraw.h5" "$work/extraw.bin"
+truncate -s 100 "$work/extraw.bin"
+expect "/features in a short external raw file (HDF5 reads zeros)" 1 "keeps its values outside the file \(external raw-data" -- \
+    "${run1[@]}" train --data "$work/extraw.h5" --out "$work/extraw" --layers 8
+"$bad_data" virtual "$work/vds.h5" "$work/missing-source.h5"
+expect "/features a virtual dataset (its source missing: fill values)" 1 "keeps its values outside the file \(a virtual dataset" -- \
+    "${run1[@]}" train --data "$work/vds.h5" --out "$work/vds" --layers 8
+
+# ---- the data file written over while training: chainz must stop, not train on a mix ----
+# (a chunked file without compression reads HDF5's zeros past a truncation; a same-size
+# rewrite pairs new rows with the labels read at start); each run is stopped by the change
+"$bad_data" chunkraw "$work/cr.h5" 40000
+"$bad_data" chunkraw "$work/cr-other.h5" 40000
+cp "$work/cr-other.h5" "$work/cr-keep.h5"
+for how in truncate rewrite; do
+    cp "$work/cr-keep.h5" "$work/cr-$how.h5"
+    timeout -s KILL 60 "$chainz" train --data "$work/cr-$how.h5" --out "$work/cr-$how" --layers 8 --epochs 100 \
+        --batch 64 --micro-batch 32 --no-tau --log-seconds 0.2 >"$work/cr-$how.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 100); do grep -q "epoch 1/\|step" "$work/cr-$how.log" 2>/dev/null && break; sleep 0.1; done
+    if [ "$how" = truncate ]; then truncate -s 300000 "$work/cr-$how.h5"; else "$bad_data" chunkraw "$work/cr-$how.h5" 40000 >/dev/null; fi
+    wait $pid; st=$?
+    n_case=$((n_case + 1))
+    if [ $st -eq 2 ] && grep -q "cr-$how.h5: the file changed while chainz was reading it" "$work/cr-$how.log"; then
+        echo "ok: data file changed in place while training ($how): exit 2 naming it"
+    else
+        echo "FAIL: data file changed in place while training ($how): exit $st"; tail -3 "$work/cr-$how.log"; fails=$((fails + 1))
+    fi
+done
 "$bad_data" version "$work/v2.h5" 2
 expect "a newer format version" 1 "version 2.*reads version 1" -- "${run1[@]}" train --data "$work/v2.h5" --out "$work/v2" --layers 8
 "$bad_data" version "$work/v0.h5" -1

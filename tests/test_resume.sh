@@ -259,6 +259,27 @@ dir="$work/sig-USR1"
 run 2 "${args[@]}" --out "$dir" --resume auto >>"$dir.log" 2>&1 || bad "resume after SIGUSR1 failed"
 same_as_ref "$dir" "SIGUSR1 + resume"
 
+# ---- a signal during start-up (before the first step): the handler is in place from the
+# start of main, so the rank checkpoints at step 0 and exits 75 (it used to die of the signal,
+# exit 138); the resume is exact ----
+dir="$work/sig-early"
+"$chainz" "${args[@]}" --out "$dir" >"$dir.log" 2>&1 &
+pid=$!
+bg=$pid
+# as early as the handler exists (SigCgt bit 10 = SIGUSR1): with the fix that is the start of
+# main, before MPI_Init; before it, after option parsing (a signal in between killed the rank)
+for _ in $(seq 1 500); do
+    cgt=$(awk '/^SigCgt/ {print $2}' "/proc/$pid/status" 2>/dev/null)
+    [ -n "$cgt" ] && [ $((0x$cgt & 0x200)) -ne 0 ] && break
+    sleep 0.002
+done
+kill -USR1 "$pid"
+wait "$pid"; status=$?
+bg=""
+if [ "$status" -eq 75 ]; then ok "SIGUSR1 during start-up: exit 75"; else bad "SIGUSR1 during start-up: status $status"; tail -3 "$dir.log"; fi
+run 2 "${args[@]}" --out "$dir" --resume auto >>"$dir.log" 2>&1 || bad "resume after an early SIGUSR1 failed"
+same_as_ref "$dir" "SIGUSR1 during start-up + resume"
+
 # ---- retention ----
 n=$(ls "$ref/checkpoints" | grep -c '^ckpt-.*\.h5$')
 [ "$n" -eq 3 ] && ok "--keep 3 keeps 3 checkpoints" || bad "--keep 3 left $n: $(ls "$ref/checkpoints")"

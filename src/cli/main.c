@@ -188,6 +188,17 @@ static int inum(const char *opt, const char *s, long long lo, long long hi, long
     return 0;
 }
 
+/* copies a string option into its fixed buffer; a value that does not fit is refused, never
+ * cut (a cut --layers or --data would silently be another run) */
+static int str_opt(const char *opt, char *dst, size_t size, const char *v, cz_error *err)
+{
+    if (strlen(v) >= size)
+        return cz_error_set(err, CZ_EINVAL, "%s: the value is %zu characters long, at most %zu are accepted",
+                            opt, strlen(v), size - 1);
+    memcpy(dst, v, strlen(v) + 1);
+    return 0;
+}
+
 static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_error *err)
 {
     enum {
@@ -220,21 +231,21 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
         char name[64];
         snprintf(name, sizeof name, "--%s", opts[li].name);
         switch (o) {
-        case O_DATA: snprintf(c->data, sizeof c->data, "%s", optarg); break;
-        case O_VAL: snprintf(c->val, sizeof c->val, "%s", optarg); break;
-        case O_OUT: snprintf(c->out, sizeof c->out, "%s", optarg); break;
+        case O_DATA: rc = str_opt("--data", c->data, sizeof c->data, optarg, err); break;
+        case O_VAL: rc = str_opt("--val", c->val, sizeof c->val, optarg, err); break;
+        case O_OUT: rc = str_opt("--out", c->out, sizeof c->out, optarg, err); break;
         case O_NOSTD: c->standardize = 0; break;
         case O_NOTAU: c->tau = 0; break;
-        case O_LAYERS: snprintf(c->layers, sizeof c->layers, "%s", optarg); break;
-        case O_ACT: snprintf(c->acts, sizeof c->acts, "%s", optarg); break;
+        case O_LAYERS: rc = str_opt("--layers", c->layers, sizeof c->layers, optarg, err); break;
+        case O_ACT: rc = str_opt("--act", c->acts, sizeof c->acts, optarg, err); break;
         case O_HEAD:
             if (cz_head_parse(optarg, &c->model.head))
                 rc = cz_error_set(err, CZ_EINVAL, "--head '%s': expected classify, ordinal or regress", optarg);
             *head_given = 1;
             break;
-        case O_DSCHED: snprintf(c->dreg_schedule, sizeof c->dreg_schedule, "%s", optarg); break;
-        case O_DRANGE: snprintf(c->dreg_range, sizeof c->dreg_range, "%s", optarg); break;
-        case O_DWARM: snprintf(c->dreg_warmup, sizeof c->dreg_warmup, "%s", optarg); break;
+        case O_DSCHED: rc = str_opt("--dreg-schedule", c->dreg_schedule, sizeof c->dreg_schedule, optarg, err); break;
+        case O_DRANGE: rc = str_opt("--dreg-range", c->dreg_range, sizeof c->dreg_range, optarg, err); break;
+        case O_DWARM: rc = str_opt("--dreg-warmup", c->dreg_warmup, sizeof c->dreg_warmup, optarg, err); break;
         case O_OPTIM:
             if (cz_optim_parse(optarg, &c->optim.kind))
                 rc = cz_error_set(err, CZ_EINVAL, "--optim '%s': expected adamw or sgd", optarg);
@@ -248,7 +259,7 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
             else if (!strcmp(optarg, "float")) c->reduce = CZ_REDUCE_FLOAT;
             else rc = cz_error_set(err, CZ_EINVAL, "--reduce '%s': expected exact or float", optarg);
             break;
-        case O_RESUME: snprintf(c->resume, sizeof c->resume, "%s", optarg); break;
+        case O_RESUME: rc = str_opt("--resume", c->resume, sizeof c->resume, optarg, err); break;
         case O_MAXMEM: rc = bytes_arg(name, optarg, &c->max_memory, err); break;
         case O_HELP: return 1;
         case '?':
@@ -331,6 +342,10 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
         return cz_error_set(err, CZ_EINVAL, "--weight-decay and --lr-min must be >= 0");
     if (c->model.dropout < 0 || c->model.dropout >= 1)
         return cz_error_set(err, CZ_EINVAL, "--dropout must be in [0, 1)");
+    if (c->lr_min > c->lr)
+        return cz_error_set(err, CZ_EINVAL, "--lr-min %g is above --lr %g: the schedule decays from --lr to --lr-min",
+                            c->lr_min, c->lr);
+    if (!(c->log_seconds > 0)) return cz_error_set(err, CZ_EINVAL, "--log-seconds must be > 0");
     return cz_config_parse_model(c, err);
 }
 
@@ -416,6 +431,10 @@ int main(int argc, char **argv)
         usage_main(stderr);
         return EXIT_USAGE;
     }
+    /* train: a signal during start-up (MPI_Init, reading the data, resume) must not kill a
+     * rank with the default action (exit 138 instead of 75) or be lost; the flag is acted on
+     * at the first step boundary like any other */
+    if (!strcmp(cmd, "train")) install_signals();
     const char *kernels = take_kernels_option(&argc, argv);
     cz_dist d;
     cz_error err = {0};
@@ -441,7 +460,6 @@ int main(int argc, char **argv)
             return 0;
         }
         if (!rc) {
-            install_signals();
             rc = cz_train(&cfg, head_given, &d, &err);
         }
     } else {

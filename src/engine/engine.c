@@ -221,7 +221,9 @@ int cz_engine_init(const char *kernels, cz_error *err)
     char saved[32] = "", cpu[64] = "this CPU", id[16];
     int force = -1;
     if (user_env) snprintf(saved, sizeof saved, "%s", user_env);
-    if (kernels && *kernels && strcmp(kernels, "auto")) {
+    if (kernels && !*kernels)
+        return cz_error_set(err, CZ_EINVAL, "--kernels '': give auto or a kernel set name (e.g. haswell)");
+    if (kernels && strcmp(kernels, "auto")) {
         force = arch_id_of(kernels);
         if (force < 0 || !cpu_runs(kernels)) {
             char list[256] = "";

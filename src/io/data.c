@@ -1,5 +1,6 @@
 #include "chainz/data.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <float.h>
 #include <limits.h>
@@ -30,6 +31,8 @@ struct cz_data {
     size_t *order;
     float *rowbuf;
     size_t scratch_rows;
+    int fd;                 /* our own descriptor: fstat after each read (see changed_since_open) */
+    struct stat st0;        /* the file as it was at open */
 };
 
 const cz_data_info *cz_data_get_info(const cz_data *ds) { return &ds->info; }
@@ -40,6 +43,7 @@ const float *cz_data_labels_value(const cz_data *ds) { return ds->yv; }
 
 void cz_data_close(cz_data *ds)
 {
+    if (ds && ds->fd >= 0) close(ds->fd);
     if (!ds) return;
     if (ds->map) munmap((void *)ds->map, ds->map_len);
     if (ds->feat >= 0) H5Dclose(ds->feat);
@@ -193,6 +197,7 @@ int cz_data_open(cz_data **out, const char *path, cz_error *err)
     cz_data *ds = calloc(1, sizeof *ds);
     if (!ds) return cz_error_set(err, CZ_ENOMEM, "%s: out of memory", path);
     ds->file = ds->feat = -1;
+    ds->fd = -1;
     snprintf(ds->path, sizeof ds->path, "%s", path);
     int rc = 0;
     if (access(path, R_OK) != 0) {
@@ -206,6 +211,11 @@ int cz_data_open(cz_data **out, const char *path, cz_error *err)
                           S_ISFIFO(st.st_mode) ? "FIFO" : S_ISDIR(st.st_mode) ? "directory"
                           : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "device" : S_ISSOCK(st.st_mode) ? "socket"
                                                                                                  : "special file");
+        goto fail;
+    }
+    ds->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (ds->fd < 0 || fstat(ds->fd, &ds->st0) != 0) {
+        rc = cz_error_set(err, CZ_EINVAL, "%s: cannot open: %s", path, strerror(errno));
         goto fail;
     }
     ds->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -275,6 +285,21 @@ int cz_data_open(cz_data **out, const char *path, cz_error *err)
     ds->feat = H5Dopen2(ds->file, "features", H5P_DEFAULT);
     if (ds->feat < 0) {
         rc = cz_error_set(err, CZ_EINVAL, "%s: no dataset /features", path);
+        goto fail;
+    }
+    /* values kept in other files (external raw storage, a virtual dataset) can be missing
+     * or short, and HDF5 then returns fill values without an error: trained on zeros */
+    hid_t dcpl = H5Dget_create_plist(ds->feat);
+    int n_ext = dcpl >= 0 ? H5Pget_external_count(dcpl) : 0;
+    H5D_layout_t layout = dcpl >= 0 ? H5Pget_layout(dcpl) : H5D_LAYOUT_ERROR;
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (n_ext != 0 || layout == H5D_VIRTUAL) {
+        rc = cz_error_set(err, CZ_EINVAL,
+                          "%s: /features keeps its values outside the file (%s); where those files are "
+                          "missing or short HDF5 reads fill values silently, so chainz reads only values "
+                          "stored in the data file itself (copy them in, e.g. h5py: "
+                          "g['features'] = f['features'][:])",
+                          path, n_ext != 0 ? "external raw-data files" : "a virtual dataset");
         goto fail;
     }
     hid_t sp = H5Dget_space(ds->feat), ft = H5Dget_type(ds->feat);
@@ -413,6 +438,26 @@ static int copy_mapped_rows(cz_data *ds, const uint64_t *idx, size_t n, float *x
     return 0;
 }
 
+/* A file written over in place while it is read (cp onto it, truncate and refill, a
+ * same-size rewrite) gives rows of two versions paired with the labels read at open, or,
+ * past the end of a shortened chunked file, HDF5's zeros without an error. One fstat after
+ * each read (a microsecond next to the read) catches any change of size or modification
+ * time since open; a file replaced by rename keeps the old inode open and is still read
+ * consistently, so it is not an error. */
+static int changed_since_open(const cz_data *ds, cz_error *err)
+{
+    struct stat st;
+    if (fstat(ds->fd, &st) != 0)
+        return cz_error_set(err, CZ_EIO, "%s: cannot stat the open file: %s", ds->path, strerror(errno));
+    if (st.st_size == ds->st0.st_size && st.st_mtim.tv_sec == ds->st0.st_mtim.tv_sec &&
+        st.st_mtim.tv_nsec == ds->st0.st_mtim.tv_nsec)
+        return 0;
+    return cz_error_set(err, CZ_EIO, "%s: the file changed while chainz was reading it (%lld -> %lld bytes, "
+                        "modified since it was opened): its rows would no longer match the labels read at "
+                        "start; restore it (a training run then resumes with --resume auto) or start anew",
+                        ds->path, (long long)ds->st0.st_size, (long long)st.st_size);
+}
+
 int cz_data_read_rows(cz_data *ds, const uint64_t *idx, size_t n, float *x, cz_error *err)
 {
     size_t d = ds->info.d;
@@ -423,13 +468,14 @@ int cz_data_read_rows(cz_data *ds, const uint64_t *idx, size_t n, float *x, cz_e
     if (ds->map) {
         install_bus_handler();
         if (sigsetjmp(bus_jump, 1)) /* SIGBUS inside the copy: the file shrank under the mapping */
-            return cz_error_set(err, CZ_EIO, "%s: the file was truncated or rewritten while training "
-                                "(SIGBUS reading its mapped rows); restore it and resume with --resume auto",
+            return cz_error_set(err, CZ_EIO, "%s: the file was truncated or rewritten while chainz was "
+                                "reading it (SIGBUS reading its mapped rows); restore it (a training run "
+                                "then resumes with --resume auto)",
                                 ds->path);
         bus_armed = 1;
         int rc = copy_mapped_rows(ds, idx, n, x, err);
         bus_armed = 0;
-        return rc;
+        return rc ? rc : changed_since_open(ds, err);
     }
     /* HDF5 returns a point selection in file order: read sorted, then scatter */
     if (n > ds->scratch_rows) {
@@ -465,7 +511,7 @@ int cz_data_read_rows(cz_data *ds, const uint64_t *idx, size_t n, float *x, cz_e
         int rc = check_row(ds, x + ds->order[r] * d, idx[ds->order[r]], err);
         if (rc) return rc;
     }
-    return 0;
+    return changed_since_open(ds, err);
 }
 
 int cz_data_write(const char *path, const float *x, const int32_t *labels_class,

@@ -2,6 +2,7 @@
 
 #include <math.h>
 #include <stdarg.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,25 +32,36 @@ void cz_config_defaults(cz_config *c)
     c->tau = 1;
 }
 
+/* The next comma-separated item of *p into tok (an empty item is returned as ""), or -1 at
+ * the end. Unlike strtok, "5,,5" and "5,5," show their empty items, which are refused. */
+static int next_item(const char **p, char *tok, size_t len)
+{
+    if (!*p) return -1;
+    const char *comma = strchr(*p, ',');
+    size_t n = comma ? (size_t)(comma - *p) : strlen(*p);
+    snprintf(tok, len, "%.*s", (int)(n < len ? n : len - 1), *p);
+    *p = comma ? comma + 1 : NULL;
+    return 0;
+}
+
 int cz_config_parse_model(cz_config *c, cz_error *err)
 {
     cz_model_spec *m = &c->model;
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", c->layers);
+    char t[64];
     m->n_hidden = 0;
-    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    if (!c->layers[0]) return cz_error_set(err, CZ_EINVAL, "--layers is empty: give widths like 256,256");
+    for (const char *p = c->layers; next_item(&p, t, sizeof t) == 0;) {
         char *end;
+        errno = 0;
         long w = strtol(t, &end, 10);
-        if (*end || w <= 0)
+        if (!t[0] || *end || errno || w <= 0 || t[0] == '+' || t[0] == ' ')
             return cz_error_set(err, CZ_EINVAL, "--layers '%s': '%s' is not a positive width", c->layers, t);
         if (m->n_hidden == CZ_MAX_HIDDEN)
             return cz_error_set(err, CZ_EINVAL, "--layers '%s': at most %d hidden layers", c->layers, CZ_MAX_HIDDEN);
         m->width[m->n_hidden++] = (size_t)w;
     }
-    if (m->n_hidden == 0) return cz_error_set(err, CZ_EINVAL, "--layers is empty: give widths like 256,256");
-    snprintf(buf, sizeof buf, "%s", c->acts);
     int n = 0;
-    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    for (const char *p = c->acts; next_item(&p, t, sizeof t) == 0;) {
         if (n == CZ_MAX_HIDDEN || cz_act_parse(t, &m->act[n]))
             return cz_error_set(err, CZ_EINVAL, "--act '%s': '%s' is not poly, relu, tanh, gelu or identity",
                                 c->acts, t);

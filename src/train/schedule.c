@@ -52,9 +52,12 @@ int cz_schedule_parse(const char *spec, cz_schedule *out, cz_error *err)
 
 static int parse_point(const char *s, double spe, double *out)
 {
+    /* decimal only (strtod would take hex and "inf"), and no more than 1e12 epochs or steps */
+    for (const char *c = s; *c; c++)
+        if (!strchr("0123456789.eE+-s", *c)) return -1;
     char *end;
     double v = strtod(s, &end);
-    if (end == s || !isfinite(v) || v < 0) return -1;
+    if (end == s || !isfinite(v) || v < 0 || v > 1e12) return -1;
     if (*end == 's' && end[1] == 0) *out = v;
     else if (*end == 0) *out = v * spe;
     else return -1;

@@ -243,18 +243,25 @@ static int setup(trainer *t, int head_given, cz_error *err)
 
     /* schedules, in global optimizer steps */
     t->steps_per_epoch = (t->n_train + (size_t)cfg->batch - 1) / (size_t)cfg->batch;
+    if ((size_t)cfg->batch > t->n_train && d->rank == 0)
+        fprintf(stderr, "chainz: warning: --batch %ld is larger than the %zu training rows: each step uses all "
+                "of them (full-batch training)\n", cfg->batch, t->n_train);
     double spe = (double)t->steps_per_epoch, total = spe * cfg->epochs;
     t->lr_s = (cz_schedule){.shape = cfg->lr_shape, .start = cfg->lr, .end = cfg->lr_min,
                             .from = (double)cfg->warmup_steps, .to = total,
                             .warmup = (double)cfg->warmup_steps, .ramp = 1};
     t->dreg_s = (cz_schedule){.shape = CZ_SHAPE_CONSTANT, .start = cfg->dreg, .end = cfg->dreg, .to = total};
     if (cfg->dreg_schedule[0]) rc = cz_schedule_parse(cfg->dreg_schedule, &t->dreg_s, err);
-    if (!rc && cfg->dreg_range[0]) rc = cz_range_parse(cfg->dreg_range, spe, &t->dreg_s.from, &t->dreg_s.to, err);
+    if (!rc && cfg->dreg_range[0] && cz_range_parse(cfg->dreg_range, spe, &t->dreg_s.from, &t->dreg_s.to, err))
+        rc = cz_error_set(err, CZ_EINVAL, "--dreg-range '%s': expected FROM:TO in epochs (e.g. 2:8) or steps "
+                          "(e.g. 100s:900s), decimal, 0 <= FROM <= TO", cfg->dreg_range);
     if (!rc && cfg->dreg_warmup[0]) {
         double dummy;
         char spec[128];
         snprintf(spec, sizeof spec, "0:%s", cfg->dreg_warmup);
-        rc = cz_range_parse(spec, spe, &dummy, &t->dreg_s.warmup, err);
+        if (cz_range_parse(spec, spe, &dummy, &t->dreg_s.warmup, err))
+            rc = cz_error_set(err, CZ_EINVAL, "--dreg-warmup '%s': expected a number of epochs (e.g. 2) or "
+                              "steps (e.g. 500s), decimal and >= 0", cfg->dreg_warmup);
     }
     if (rc) return cz_dist_agree(d, rc, err);
 

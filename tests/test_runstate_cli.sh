@@ -174,13 +174,13 @@ fi
 cargs=(--layers 13,11 --batch 24 --micro-batch 12 --dropout 0.2 --no-tau)
 train --data c5.h5 "${cargs[@]}" --epochs 2 --out "$work/cpart" >"$work/cpart.log" 2>&1 || bad "cpart: the base run failed"
 mkfifo "$work/f.h5"
-timeout 20 "$chainz" eval --model "$work/f.h5" --data c5.h5 >"$work/q1.log" 2>&1
+timeout -k 3 20 "$chainz" eval --model "$work/f.h5" --data c5.h5 >"$work/q1.log" 2>&1
 expect "eval --model FIFO: refused at once" 1 $? "$work/q1.log" "not a regular file"
 cp -r "$work/cpart" "$work/qrun"
 rm "$work/qrun/checkpoints/latest" && mkfifo "$work/qrun/checkpoints/latest" "$work/qrun/checkpoints/ckpt-00000099.h5"
-timeout 20 "$chainz" eval --model "$work/qrun" --data c5.h5 >"$work/q2.log" 2>&1
+timeout -k 3 20 "$chainz" eval --model "$work/qrun" --data c5.h5 >"$work/q2.log" 2>&1
 expect "eval --model RUN_DIR with a FIFO latest and a FIFO checkpoint: the newest real one" 0 $? "$work/q2.log" "accuracy"
-timeout 20 "$chainz" train --data c5.h5 "${cargs[@]}" --epochs 3 --out "$work/qrun" --resume auto >"$work/q3.log" 2>&1
+timeout -k 3 20 "$chainz" train --data c5.h5 "${cargs[@]}" --epochs 3 --out "$work/qrun" --resume auto >"$work/q3.log" 2>&1
 st=$?
 if [ $st = 0 ] && [ -f "$work/qrun/checkpoints/latest" ] && [ -p "$work/qrun/checkpoints/latest.unusable" ] &&
    [ -p "$work/qrun/checkpoints/ckpt-00000099.h5.unusable" ] && grep -q "resumed from .*ckpt-00000020.h5" "$work/q3.log"; then

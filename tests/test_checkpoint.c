@@ -9,11 +9,13 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <hdf5.h>
 
 #include "chainz/checkpoint.h"
 
@@ -420,6 +422,59 @@ static void test_checkpoint_checksum_fnv1a(void **state)
     assert_true(cz_checksum(y, sizeof y) != h);
 }
 
+/* F7: version set to 1 (which had only the parameter checksum) and a changed input std:
+ * the version-2 attributes give the edit away, the file is refused. */
+static void test_checkpoint_version_downgrade_refused(void **state)
+{
+    fixture *f = *state;
+    cz_checkpoint c, back;
+    make_ckpt(&c, &poly_spec, CZ_OPT_ADAMW, 1, 21);
+    cz_error err = {0};
+    assert_int_equal(cz_ckpt_save(f->path, &c, &err), 0);
+    hid_t h = H5Fopen(f->path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(h >= 0);
+    hid_t a = H5Aopen(h, "version", H5P_DEFAULT);
+    long long one = 1;
+    assert_true(a >= 0 && H5Awrite(a, H5T_NATIVE_LLONG, &one) >= 0);
+    H5Aclose(a);
+    hid_t d = H5Dopen2(h, "/model/input/std", H5P_DEFAULT);
+    float *s = malloc(c.model.spec.d * sizeof(float));
+    assert_true(d >= 0 && s);
+    assert_true(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, s) >= 0);
+    s[0] *= 100;
+    assert_true(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, s) >= 0);
+    free(s);
+    H5Dclose(d);
+    H5Fclose(h);
+    assert_int_equal(cz_ckpt_load(f->path, &back, &err), CZ_EINVAL);
+    assert_non_null(strstr(err.msg, "version 1"));
+    assert_non_null(strstr(err.msg, "checksum_all"));
+    assert_null(back.params);
+    cz_ckpt_free(&c);
+}
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    static const char msg[] = "cz_ckpt_load blocked on a FIFO\n";
+    if (write(2, msg, sizeof msg - 1)) {}
+    _exit(1);
+}
+
+/* F4: a FIFO where a checkpoint is expected is refused at once, not opened (which blocks). */
+static void test_checkpoint_fifo_refused(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(mkfifo(f->path, 0644), 0);
+    signal(SIGALRM, on_alarm);
+    alarm(10);
+    cz_checkpoint back;
+    cz_error err = {0};
+    assert_int_equal(cz_ckpt_load(f->path, &back, &err), CZ_EINVAL);
+    alarm(0);
+    assert_non_null(strstr(err.msg, "not a regular file"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -431,6 +486,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_checkpoint_truncated_file_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_foreign_and_missing_files_refused, setup, teardown),
         cmocka_unit_test(test_checkpoint_checksum_fnv1a),
+        cmocka_unit_test_setup_teardown(test_checkpoint_version_downgrade_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_fifo_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

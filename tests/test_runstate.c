@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -418,7 +419,9 @@ static void test_runstate_truncate_history(void **state)
     snprintf(path, sizeof path, "%s/history.jsonl", f->dir);
     touch(path, "{\"epoch\": 1, \"x\": 1}\n{\"epoch\": 2, \"x\": 2}\n{\"epoch\": 3, \"x\": 3}\n{\"epoch\": 4, \"x\"");
     cz_error err = {0};
-    assert_int_equal(cz_run_truncate_history(path, 2, &err), 0);
+    char why[256];
+    assert_int_equal(cz_run_truncate_history(path, 2, why, sizeof why, &err), 0);
+    assert_string_equal(why, "");
     FILE *fp = fopen(path, "r");
     char buf[256] = "";
     size_t n = fread(buf, 1, sizeof buf - 1, fp);
@@ -426,7 +429,201 @@ static void test_runstate_truncate_history(void **state)
     buf[n] = 0;
     assert_string_equal(buf, "{\"epoch\": 1, \"x\": 1}\n{\"epoch\": 2, \"x\": 2}\n");
     snprintf(path, sizeof path, "%s/none.jsonl", f->dir);
-    assert_int_equal(cz_run_truncate_history(path, 2, &err), 0);
+    assert_int_equal(cz_run_truncate_history(path, 2, why, sizeof why, &err), 0);
+    assert_string_equal(why, "the file is missing");
+}
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    static const char msg[] = "blocked opening a FIFO\n";
+    if (write(2, msg, sizeof msg - 1)) {}
+    _exit(1);
+}
+
+/* F4: FIFOs named `latest` and ckpt-00000099.h5 never block: eval's resolution refuses,
+ * --resume auto sets both aside as *.unusable and takes the real checkpoint. */
+static void test_runstate_fifo_never_blocks(void **state)
+{
+    fixture *f = *state;
+    cz_checkpoint c;
+    cz_error err = {0};
+    char p[512], got[512];
+    make_ckpt(&c, 20, config_a);
+    snprintf(p, sizeof p, "%s/ckpt-00000020.h5", f->ck);
+    assert_int_equal(cz_ckpt_save(p, &c, &err), 0);
+    cz_ckpt_free(&c);
+    snprintf(p, sizeof p, "%s/latest", f->ck);
+    assert_int_equal(mkfifo(p, 0644), 0);
+    snprintf(p, sizeof p, "%s/ckpt-00000099.h5", f->ck);
+    assert_int_equal(mkfifo(p, 0644), 0);
+    signal(SIGALRM, on_alarm);
+    alarm(20);
+    assert_int_equal(cz_run_resolve(f->dir, got, sizeof got, &err), CZ_EINVAL);
+    assert_non_null(strstr(err.msg, "not a regular file"));
+    assert_int_equal(cz_run_resolve(p, got, sizeof got, &err), 0); /* a file: load decides */
+    assert_int_equal(cz_ckpt_load(got, &c, &err), CZ_EINVAL);
+    assert_non_null(strstr(err.msg, "not a regular file"));
+    assert_int_equal(cz_run_resolve_newest(f->dir, got, sizeof got, NULL, &err), 0);
+    assert_non_null(strstr(got, "ckpt-00000020.h5"));
+    assert_true(exists("%s/ckpt-00000099.h5", f->ck)); /* eval renames nothing */
+    assert_int_equal(cz_run_choose_auto(f->ck, got, sizeof got, NULL, &err), 0);
+    alarm(0);
+    assert_non_null(strstr(got, "ckpt-00000020.h5"));
+    assert_true(exists("%s/ckpt-00000099.h5.unusable", f->ck));
+    assert_true(exists("%s/latest.unusable", f->ck));
+    assert_int_equal(cz_run_resolve(f->dir, got, sizeof got, &err), 0); /* latest repaired */
+    assert_non_null(strstr(got, "ckpt-00000020.h5"));
+    /* history.jsonl as a FIFO: refused for a fresh run, reported as damage on resume */
+    snprintf(p, sizeof p, "%s/history.jsonl", f->dir);
+    assert_int_equal(mkfifo(p, 0644), 0);
+    assert_int_equal(cz_run_regular_or_absent(p, &err), CZ_EINVAL);
+    char why[128];
+    assert_int_equal(cz_run_truncate_history(p, 2, why, sizeof why, &err), 0);
+    assert_string_equal(why, "not a regular file");
+    unlink(p);
+}
+
+/* F11b: eval of a run directory takes the newest checkpoint that verifies, not `latest`
+ * (one behind after a crash between the rename and the pointer update), and renames nothing. */
+static void test_runstate_resolve_newest_verified(void **state)
+{
+    fixture *f = *state;
+    cz_checkpoint c;
+    cz_error err = {0};
+    char p[512], got[512];
+    for (long st = 13; st <= 26; st += 13) {
+        make_ckpt(&c, st, config_a);
+        snprintf(p, sizeof p, "%s/ckpt-%08ld.h5", f->ck, st);
+        assert_int_equal(cz_ckpt_save(p, &c, &err), 0);
+        cz_ckpt_free(&c);
+    }
+    snprintf(p, sizeof p, "%s/latest", f->ck);
+    touch(p, "ckpt-00000013.h5\n");
+    char *log = NULL;
+    size_t len = 0;
+    FILE *lf = open_memstream(&log, &len);
+    assert_int_equal(cz_run_resolve_newest(f->dir, got, sizeof got, lf, &err), 0);
+    fclose(lf);
+    assert_non_null(strstr(got, "ckpt-00000026.h5"));
+    assert_non_null(strstr(log, "ckpt-00000013.h5, but"));
+    free(log);
+    /* the newer one damaged: the older one, and the damaged file stays where it is */
+    snprintf(p, sizeof p, "%s/ckpt-00000026.h5", f->ck);
+    touch(p, "junk");
+    assert_int_equal(cz_run_resolve_newest(f->dir, got, sizeof got, NULL, &err), 0);
+    assert_non_null(strstr(got, "ckpt-00000013.h5"));
+    assert_true(exists("%s/ckpt-00000026.h5", f->ck));
+    /* a file argument is taken as it is */
+    assert_int_equal(cz_run_resolve_newest(p, got, sizeof got, NULL, &err), 0);
+    assert_string_equal(got, p);
+}
+
+/* F8, F9: --out problems are input errors (CZ_EINVAL) with the cause in the message, found
+ * before anything is created. */
+static void test_runstate_out_refused_with_cause(void **state)
+{
+    fixture *f = *state;
+    cz_run_lock lk;
+    cz_error err = {0};
+    char p[512];
+    snprintf(p, sizeof p, "%s/afile", f->dir);
+    touch(p, "x");
+    assert_int_equal(cz_run_lock_acquire(&lk, p, &err), CZ_EINVAL);
+    assert_non_null(strstr(err.msg, "Not a directory"));
+    assert_int_equal(cz_run_lock_acquire(&lk, "/dev/null", &err), CZ_EINVAL);
+    assert_non_null(strstr(err.msg, "Not a directory"));
+    snprintf(p, sizeof p, "%s/dangling", f->dir);
+    assert_int_equal(symlink("/nonexistent/chainz/target", p), 0);
+    assert_int_equal(cz_run_lock_acquire(&lk, p, &err), CZ_EINVAL);
+    assert_non_null(strstr(err.msg, "No such file or directory"));
+    /* too long: refused before any directory exists, the cause intact */
+    char *lng = malloc(4200);
+    assert_non_null(lng);
+    int w = snprintf(lng, 4200, "%s/long", f->dir);
+    while (w < 4080) w += snprintf(lng + w, (size_t)(4200 - w), "/%s", "dddddddddddddddddddddddddddddddddddddddd");
+    assert_int_equal(cz_run_lock_acquire(&lk, lng, &err), CZ_EINVAL);
+    assert_non_null(strstr(err.msg, "File name too long"));
+    assert_false(exists("%s/long", f->dir));
+    free(lng);
+    /* a checkpoints directory that takes no files: only root passes the probe anyway */
+    if (geteuid() != 0) {
+        snprintf(p, sizeof p, "%s/ro", f->dir);
+        char ck[600];
+        snprintf(ck, sizeof ck, "%s/checkpoints", p);
+        assert_int_equal(mkdir(p, 0755), 0);
+        assert_int_equal(mkdir(ck, 0555), 0);
+        assert_int_equal(cz_run_lock_acquire(&lk, p, &err), CZ_EINVAL);
+        assert_non_null(strstr(err.msg, "Permission denied"));
+        chmod(ck, 0755);
+        rmdir(ck);
+    }
+}
+
+/* F10: every changed field is logged (tau too); micro_batch and reduce, which change how
+ * the sums are formed, get the same warning as a kernel set; threads does not. */
+static void test_runstate_changes_that_break_bits_warn(void **state)
+{
+    (void)state;
+    cz_checkpoint c;
+    const char *was = "{\"batch\": 24, \"seed\": 1, \"micro_batch\": 12, \"reduce\": \"exact\", \"threads\": 1, "
+                      "\"tau\": 1, \"resume\": \"\"}";
+    make_ckpt(&c, 10, was);
+    cz_data_identity id = c.data;
+    cz_error err = {0};
+    char *log = NULL;
+    const char *mb = "{\"batch\": 24, \"seed\": 1, \"micro_batch\": 8, \"reduce\": \"exact\", \"threads\": 2, "
+                     "\"tau\": 0, \"resume\": \"auto\"}";
+    assert_int_equal(check(mb, &id, &c, &log, &err), 0);
+    assert_non_null(strstr(log, "micro_batch changes from 12 to 8: from here on the last bits differ"));
+    assert_non_null(strstr(log, "tau changes from 1 to 0"));
+    assert_non_null(strstr(log, "threads changes from 1 to 2"));
+    assert_null(strstr(log, "threads changes from 1 to 2: from here on"));
+    assert_null(strstr(log, "resume changes"));
+    free(log);
+    const char *red = "{\"batch\": 24, \"seed\": 1, \"micro_batch\": 12, \"reduce\": \"float\", \"threads\": 1, "
+                      "\"tau\": 1}";
+    assert_int_equal(check(red, &id, &c, &log, &err), 0);
+    assert_non_null(strstr(log, "reduce changes from exact to float: from here on the last bits differ"));
+    free(log);
+    cz_ckpt_free(&c);
+}
+
+/* F6: the ways history.jsonl was found damaged are named, and the file is left alone. */
+static void test_runstate_history_damage_named(void **state)
+{
+    fixture *f = *state;
+    char path[256], why[256];
+    snprintf(path, sizeof path, "%s/history.jsonl", f->dir);
+    cz_error err = {0};
+    const char *l1 = "{\"epoch\": 1, \"x\": 1}\n", *l2 = "{\"epoch\": 2, \"x\": 2}\n", *l3 = "{\"epoch\": 3, \"x\": 3}\n";
+    struct {
+        const char *text, *why;
+    } cases[] = {
+        {NULL, "the file is missing"},
+        {"", "the line of epoch 1 is missing"},
+        {"{\"epoch\": 2, \"x\": 2}\n", "the line of epoch 1 is missing"},
+        {"{\"epoch\": 1, \"x\": 1}\n{\"epoch\": 2, \"x\"", "the line of epoch 2 is missing"},
+        {"{\"epoch\": 1, \"x\": 1}\n{\"epoch\": 1, \"x\": 1}\n{\"epoch\": 2, \"x\": 2}\n", "epoch 1 appears more than once"},
+        {"{\"epoch\": 1, \"x\": 1}\n{\"epo\n{\"epoch\": 2, \"x\": 2}\n", "line 2 is cut off"},
+        {"{\"epoch\": 2, \"x\": 2}\n{\"epoch\": 1, \"x\": 1}\n", "epoch 1 appears more than once"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        unlink(path);
+        if (cases[i].text) touch(path, cases[i].text);
+        assert_int_equal(cz_run_truncate_history(path, 2, why, sizeof why, &err), 0);
+        if (!strstr(why, cases[i].why)) print_error("case %zu: why = '%s'\n", i, why);
+        assert_non_null(strstr(why, cases[i].why));
+    }
+    /* intact, with an abandoned attempt's epoch 3 and a cut write of epoch 4: fine */
+    unlink(path);
+    char text[256];
+    snprintf(text, sizeof text, "%s%s%s{\"epoch\": 4, \"x\"", l1, l2, l3);
+    touch(path, text);
+    assert_int_equal(cz_run_truncate_history(path, 2, why, sizeof why, &err), 0);
+    assert_string_equal(why, "");
+    assert_int_equal(cz_run_truncate_history(path, 0, why, sizeof why, &err), 0);
+    assert_string_equal(why, "");
 }
 
 int main(void)
@@ -440,6 +637,11 @@ int main(void)
         cmocka_unit_test(test_runstate_config_field_by_field),
         cmocka_unit_test_setup_teardown(test_runstate_data_identity_by_content, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runstate_truncate_history, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_runstate_fifo_never_blocks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_runstate_resolve_newest_verified, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_runstate_out_refused_with_cause, setup, teardown),
+        cmocka_unit_test(test_runstate_changes_that_break_bits_warn),
+        cmocka_unit_test_setup_teardown(test_runstate_history_damage_named, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

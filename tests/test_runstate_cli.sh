@@ -8,7 +8,13 @@
 #  - a second chainz train on the same --out (2 ranks) is refused naming the holder;
 #  - ENOSPC writing a checkpoint or metrics.h5: errno text, exit 2, no segfault (tmpfs);
 #  - the data file truncated in place while training: a message naming it, exit 2;
-#  - a resume on another BLIS kernel set warns that the last bits will differ.
+#  - a resume on another BLIS kernel set warns that the last bits will differ;
+#  - FIFOs where a checkpoint, `latest` or history.jsonl is expected never block (F4);
+#  - a damaged history.jsonl is kept as .damaged and rebuilt from metrics.h5 (F6);
+#  - --out problems exit 1 with the cause, before anything is created (F8), and a
+#    checkpoints directory that takes no files is found before training (F9, as nobody);
+#  - a resume with another --micro-batch warns that the last bits differ (F10);
+#  - retention runs on resume; eval of a RUN_DIR takes the newest checkpoint that verifies (F11).
 # Usage: test_runstate_cli.sh BUILD_DIR
 set -uo pipefail
 build=$(cd "$1" && pwd)
@@ -28,7 +34,7 @@ fails=0
 ok() { echo "ok: $*"; }
 bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
 expect() { # expect LABEL WANT_STATUS GOT_STATUS LOG PATTERN
-    if [ "$3" = "$2" ] && grep -q -- "$5" "$4"; then ok "$1"
+    if [ "$3" = "$2" ] && grep -Eq -- "$5" "$4"; then ok "$1"
     else bad "$1 (status $3, want $2; pattern '$5')"; tail -4 "$4"; fi
 }
 cd "$work" || exit 1
@@ -148,7 +154,7 @@ bg=$!
 for _ in $(seq 1 100); do grep -q "epoch 1/" "$work/s.log" 2>/dev/null && break; sleep 0.1; done
 truncate -s 8192 "$work/shrink.h5"
 wait $bg; st=$?; bg=""
-expect "data file truncated while training: stops naming it, exit 2" 2 $st "$work/s.log" "shrink.h5: the file was truncated"
+expect "data file truncated while training: stops naming it, exit 2" 2 $st "$work/s.log" "shrink.h5: the file (was truncated|changed)"
 
 # ---- a resume on another BLIS kernel set warns ----
 if BLIS_ARCH_TYPE=25 timeout 60 "$chainz" train --data d300.h5 --out "$work/k" "${args[@]}" --epochs 1 >"$work/k1.log" 2>&1 &&
@@ -162,6 +168,106 @@ if BLIS_ARCH_TYPE=25 timeout 60 "$chainz" train --data d300.h5 --out "$work/k" "
 else
     echo "skip: BLIS_ARCH_TYPE=25 is not the generic kernel set here"
 fi
+
+# ---- F4: FIFOs where a checkpoint or `latest` is expected ----
+"$build/make_data" "$work/c5.h5" --n 240 --d 10 --classes 5 --seed 5 >/dev/null || exit 1
+cargs=(--layers 13,11 --batch 24 --micro-batch 12 --dropout 0.2 --no-tau)
+train --data c5.h5 "${cargs[@]}" --epochs 2 --out "$work/cpart" >"$work/cpart.log" 2>&1 || bad "cpart: the base run failed"
+mkfifo "$work/f.h5"
+timeout -k 3 20 "$chainz" eval --model "$work/f.h5" --data c5.h5 >"$work/q1.log" 2>&1
+expect "eval --model FIFO: refused at once" 1 $? "$work/q1.log" "not a regular file"
+cp -r "$work/cpart" "$work/qrun"
+rm "$work/qrun/checkpoints/latest" && mkfifo "$work/qrun/checkpoints/latest" "$work/qrun/checkpoints/ckpt-00000099.h5"
+timeout -k 3 20 "$chainz" eval --model "$work/qrun" --data c5.h5 >"$work/q2.log" 2>&1
+expect "eval --model RUN_DIR with a FIFO latest and a FIFO checkpoint: the newest real one" 0 $? "$work/q2.log" "accuracy"
+timeout -k 3 20 "$chainz" train --data c5.h5 "${cargs[@]}" --epochs 3 --out "$work/qrun" --resume auto >"$work/q3.log" 2>&1
+st=$?
+if [ $st = 0 ] && [ -f "$work/qrun/checkpoints/latest" ] && [ -p "$work/qrun/checkpoints/latest.unusable" ] &&
+   [ -p "$work/qrun/checkpoints/ckpt-00000099.h5.unusable" ] && grep -q "resumed from .*ckpt-00000020.h5" "$work/q3.log"; then
+    ok "--resume auto with FIFOs as latest and ckpt-00000099.h5: both set aside as .unusable, resumed"
+else
+    bad "--resume auto with FIFOs (status $st)"; tail -3 "$work/q3.log"
+fi
+
+# ---- F6: a damaged history.jsonl is kept and rebuilt from metrics.h5 ----
+head -2 "$work/cpart/history.jsonl" >"$work/h12"
+for how in deleted first-removed cut-in-line-2 first-duplicated; do
+    r="$work/h-$how"
+    cp -r "$work/cpart" "$r"
+    h="$r/history.jsonl"
+    case $how in
+    deleted) rm "$h" ;;
+    first-removed) sed -i 1d "$h" ;;
+    cut-in-line-2) truncate -s $(($(head -1 "$h" | wc -c) + 20)) "$h" ;;
+    first-duplicated) sed -i 1p "$h" ;;
+    esac
+    train --data c5.h5 "${cargs[@]}" --epochs 3 --out "$r" --resume auto >"$r.log" 2>&1
+    st=$?
+    epochs=$(grep -o '^{"epoch": [0-9]*' "$h" | awk '{printf "%s", $2}')
+    if [ $st = 0 ] && [ "$epochs" = 123 ] && cmp -s <(head -2 "$h") "$work/h12" &&
+       grep -q "warning: .*history.jsonl: .*rebuilt 2 of the 2 epoch lines from metrics.h5" "$r.log" &&
+       { [ $how = deleted ] || [ -f "$h.damaged" ]; }; then
+        ok "history.jsonl $how: kept as .damaged, epochs 1,2 rebuilt byte for byte, then 3"
+    else
+        bad "history.jsonl $how (status $st, epochs '$epochs')"; grep -i warn "$r.log"
+    fi
+done
+# metrics.h5 cannot supply them either: the missing epochs are named
+r="$work/h-nometrics"
+cp -r "$work/cpart" "$r" && rm "$r/history.jsonl" "$r/metrics.h5"
+train --data c5.h5 "${cargs[@]}" --epochs 3 --out "$r" --resume auto >"$r.log" 2>&1
+expect "history.jsonl and metrics.h5 both gone: the missing epochs are named" 0 $? "$r.log" "no row for epochs 1,2"
+
+# ---- F10: a resume with another --micro-batch warns ----
+r="$work/h-mb"
+cp -r "$work/cpart" "$r"
+train --data c5.h5 --layers 13,11 --batch 24 --micro-batch 8 --dropout 0.2 --no-tau --epochs 3 --out "$r" --resume auto \
+    >"$r.log" 2>&1
+expect "resume with --micro-batch 12 -> 8 warns that the last bits differ" 0 $? "$r.log" \
+    "warning: resume: micro_batch changes from 12 to 8: from here on the last bits differ"
+
+# ---- F8: --out problems exit 1 with the cause, before anything is created ----
+echo x >"$work/afile"
+ln -s "$work/nowhere/at/all" "$work/dangling"
+long="$work/long$(printf '/%0200d' $(seq 1 21))"
+for o in "$work/afile:Not a directory" "$work/dangling:No such file or directory" "/dev/null:Not a directory" \
+         "$long:File name too long"; do
+    out=${o%%:*}
+    train --data c5.h5 "${cargs[@]}" --epochs 1 --out "$out" >"$work/o.log" 2>&1
+    # (a path longer than chainz's buffer is refused by the option parser with its length)
+    expect "--out ${o##*:} (${#out} chars): exit 1 with the cause" 1 $? "$work/o.log" "${o##*:}|characters long, at most"
+done
+[ -e "$work/long" ] && bad "a too long --out left directories behind" || ok "a too long --out created nothing"
+
+# ---- F9 (and F8's read-only run directory): as nobody, found before training ----
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null &&
+   setpriv --reuid=65534 --regid=65534 --clear-groups test -x "$chainz" 2>/dev/null; then
+    chmod 755 "$work"; chmod 644 "$work/c5.h5"
+    mkdir -p "$work/rock/run/checkpoints"; chmod 777 "$work/rock" "$work/rock/run"; chmod 555 "$work/rock/run/checkpoints"
+    nobody() { timeout 60 setpriv --reuid=65534 --regid=65534 --clear-groups "$chainz" train "$@"; }
+    nobody --data c5.h5 --layers 5 --epochs 1 --no-tau --out "$work/rock/run" >"$work/p1.log" 2>&1
+    st=$?
+    if [ $st = 1 ] && grep -q "checkpoints directory is not writable (Permission denied)" "$work/p1.log" &&
+       ! grep -q "epoch 1/" "$work/p1.log"; then ok "read-only checkpoints/ (as nobody): exit 1 before training"
+    else bad "read-only checkpoints/ (status $st)"; tail -2 "$work/p1.log"; fi
+    nobody --data c5.h5 "${cargs[@]}" --epochs 3 --out "$work/cpart" --resume auto >"$work/p2.log" 2>&1
+    expect "a run directory nobody may write: exit 1 with the cause" 1 $? "$work/p2.log" "Permission denied"
+else
+    echo "skip: F9 as nobody (not root, no setpriv, or the build is not reachable for uid 65534)"
+fi
+
+# ---- F11: retention on resume; eval of a RUN_DIR takes the newest checkpoint that verifies ----
+r="$work/keep"
+train --data c5.h5 "${cargs[@]}" --epochs 1 --ckpt-every-steps 1 --keep 2 --keep-every 7 --out "$r" >"$r.log" 2>&1
+cp "$r/checkpoints/ckpt-00000009.h5" "$r/checkpoints/ckpt-00000008.h5" # as a kill -9 before pruning leaves it
+echo ckpt-00000007.h5 >"$r/checkpoints/latest"                          # as a crash before `latest` moved
+timeout 60 "$chainz" eval --model "$r" --data c5.h5 >"$work/k3.log" 2>&1
+expect "eval --model RUN_DIR with latest one behind: the newest that verifies, and says so" 0 $? "$work/k3.log" \
+    "names .*ckpt-00000007.h5, but .*ckpt-00000010.h5 is newer"
+train --data c5.h5 "${cargs[@]}" --epochs 1 --ckpt-every-steps 1 --keep 2 --keep-every 7 --out "$r" --resume auto >"$r.2.log" 2>&1
+left=$(cd "$r/checkpoints" && ls ckpt-*.h5 | tr '\n' ' ')
+[ $? = 0 ] && [ "$left" = "ckpt-00000007.h5 ckpt-00000009.h5 ckpt-00000010.h5 " ] &&
+    ok "a resume that trains no further prunes: $left" || bad "retention on resume left: $left"
 
 echo "$fails failure(s)"
 [ $fails = 0 ]

@@ -28,6 +28,8 @@ int cz_metrics_open(cz_metrics **out, const char *path, int n_families, const ch
  * family) and rewrites the file. */
 int cz_metrics_append(cz_metrics *mx, const double *row, const cz_hist *hists, cz_error *err);
 long cz_metrics_epochs(const cz_metrics *mx);
+/* Row i (0-based, in epoch order) of the history, CZ_HISTORY_FIELDS values; NULL past the end. */
+const double *cz_metrics_row(const cz_metrics *mx, long i);
 void cz_metrics_close(cz_metrics *mx);
 
 #endif

@@ -28,10 +28,21 @@ typedef struct {
     int fd; /* -1: not held */
 } cz_run_lock;
 
-/* Creates run_dir if needed and takes an exclusive flock on run_dir/run.lock, writing the
- * holder's pid, host and start time into it. @return 0, or CZ_EINVAL naming the holder
- * when another process has it. */
+/* The longest name chainz appends to --out (checkpoints/ckpt-<step>.h5.tmp.<pid> and the
+ * like): --out may have at most PATH_MAX - 1 - this many characters. */
+#define CZ_RUN_LONGEST_NAME 64
+
+/* Checks --out before anything is created (length against PATH_MAX and NAME_MAX, not a
+ * file, not a dangling link), creates run_dir if needed, takes an exclusive flock on
+ * run_dir/run.lock writing the holder's pid, host and start time into it, and checks
+ * that run_dir and run_dir/checkpoints (when it exists) take new files.
+ * @return 0, or CZ_EINVAL (an input error, exit 1) with the cause first: the holder when
+ * another process has the lock, or the errno text; long paths are shown by their last 200
+ * characters so the cause always fits the message. */
 int cz_run_lock_acquire(cz_run_lock *lk, const char *run_dir, cz_error *err);
+/* run_dir, and run_dir/checkpoints when it exists, take new files (a probe file is created
+ * and removed). @return 0 or CZ_EINVAL naming the directory and the errno text. */
+int cz_run_check_writable(const char *run_dir, cz_error *err);
 /* Releases the lock (the file stays). NULL-safe, idempotent. */
 void cz_run_lock_release(cz_run_lock *lk);
 
@@ -51,9 +62,15 @@ void cz_run_list_free(cz_ckpt_list *l);
  * checkpoint's path in out; CZ_EINVAL when nothing is there or latest names a missing file. */
 int cz_run_resolve(const char *arg, char *out, size_t len, cz_error *err);
 
+/* As cz_run_resolve, but a directory gives its newest checkpoint that loads and verifies
+ * (not necessarily the one `latest` names: a crash between the rename of a new checkpoint
+ * and the update of `latest` leaves it one behind); nothing is renamed. Says on log which
+ * file was chosen and why. CZ_EINVAL when none verifies. (chainz eval --model RUN_DIR) */
+int cz_run_resolve_newest(const char *arg, char *out, size_t len, FILE *log, cz_error *err);
+
 /* --resume auto: removes interrupted writes (ckpt-*.h5.tmp.*), tries the checkpoints
  * newest first and renames each one that does not load (*.unusable, with a line on log),
- * then repairs `latest`. chosen = "" when none is usable (a fresh start). */
+ * as it does a `latest` that is not a regular file (latest.unusable), then repairs `latest`. chosen = "" when none is usable (a fresh start). */
 int cz_run_choose_auto(const char *ckpt_dir, char *chosen, size_t len, FILE *log, cz_error *err);
 
 /* A resume from step `step`: checkpoints of later steps are renamed *.abandoned; `latest`
@@ -95,10 +112,17 @@ int cz_run_check_compatible(const cz_run_info *run, const cz_checkpoint *c, cons
                             cz_error *err);
 
 /* ---- history.jsonl ---- */
-/* Keeps the lines of epochs 1..epochs_done (atomically rewritten); a missing file is fine. */
-int cz_run_truncate_history(const char *path, long epochs_done, cz_error *err);
+/* Keeps the lines of epochs 1..epochs_done (atomically rewritten), dropping later ones.
+ * When what is left would not be exactly epochs 1..epochs_done, each once, in order, and
+ * each line complete (a deleted, cut or edited file, a FIFO), the file is left as it is and
+ * why says what is wrong ("" otherwise): the caller sets it aside and rebuilds it. */
+int cz_run_truncate_history(const char *path, long epochs_done, char *why, size_t why_len, cz_error *err);
 
 /* ---- small files ---- */
+/* 0 when path is a regular file or does not exist; CZ_EINVAL when it is a FIFO, device,
+ * directory or socket (reading a FIFO blocks forever) or cannot be examined. */
+int cz_run_regular_or_absent(const char *path, cz_error *err);
+
 /* Creates a directory and its parents. */
 int cz_run_mkdir(const char *path, cz_error *err);
 

@@ -3,7 +3,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -299,6 +301,12 @@ int cz_ckpt_load(const char *path, cz_checkpoint *c, cz_error *err)
 {
     memset(c, 0, sizeof *c);
     cz_h5_quiet();
+    /* a FIFO or a device would block open() inside H5Fopen: only a regular file is read */
+    struct stat sb;
+    if (stat(path, &sb) != 0) return cz_error_set(err, CZ_EINVAL, "%s: cannot read the file: %s", path, strerror(errno));
+    if (!S_ISREG(sb.st_mode))
+        return cz_error_set(err, CZ_EINVAL, "%s: not a regular file (%s): not a checkpoint", path,
+                            S_ISFIFO(sb.st_mode) ? "a FIFO" : S_ISDIR(sb.st_mode) ? "a directory" : "a device or socket");
     if (access(path, R_OK) != 0) return cz_error_set(err, CZ_EINVAL, "%s: cannot read the file", path);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) return cz_error_set(err, CZ_EINVAL, "%s: not an HDF5 file (truncated or damaged?)", path);
@@ -316,6 +324,16 @@ int cz_ckpt_load(const char *path, cz_checkpoint *c, cz_error *err)
         goto out;
     }
     c->format_version = version;
+    /* a version-1 file never has the version-2 attributes: the version was edited, and
+     * with it the check of checksum_all would be skipped */
+    static const char *v2_only[] = {"checksum_all", "data_bytes", "data_n", "data_labels_checksum",
+                                    "data_rows_checksum", "blas_version", "blas_kernels", "threads"};
+    for (size_t i = 0; version == 1 && i < sizeof v2_only / sizeof *v2_only; i++)
+        if (H5Aexists(f, v2_only[i]) > 0) {
+            rc = cz_error_set(err, CZ_EINVAL, "%s: says format version 1 but has the version-2 attribute %s "
+                              "(altered or corrupted)", path, v2_only[i]);
+            goto out;
+        }
     if (cz_h5_attr_long(f, "d", &d) || cz_h5_attr_str(f, "layers", layers, sizeof layers) ||
         cz_h5_attr_str(f, "act", acts, sizeof acts) || cz_h5_attr_str(f, "head", head, sizeof head) ||
         cz_h5_attr_long(f, "classes", &classes) || cz_h5_attr_double(f, "dropout", &dropout) ||

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "h5util.h"
@@ -56,6 +57,11 @@ void cz_metrics_close(cz_metrics *mx)
 
 long cz_metrics_epochs(const cz_metrics *mx) { return mx->epochs; }
 
+const double *cz_metrics_row(const cz_metrics *mx, long i)
+{
+    return i >= 0 && i < mx->epochs ? mx->history + (size_t)i * CZ_HISTORY_FIELDS : NULL;
+}
+
 /* reads column `name` (float64 [E]) of group g into dst with stride */
 static int read_column(hid_t g, const char *name, long E, double *dst, size_t stride, const char *file,
                        cz_error *err)
@@ -72,7 +78,11 @@ static int read_column(hid_t g, const char *name, long E, double *dst, size_t st
 /* Loads the rows of epochs <= keep from an existing file (resume). */
 static int load_existing(cz_metrics *mx, long keep, cz_error *err)
 {
-    if (access(mx->path, F_OK) != 0) return 0;
+    struct stat sb;
+    if (stat(mx->path, &sb) != 0) return 0;
+    if (!S_ISREG(sb.st_mode)) /* a FIFO would block open() inside H5Fopen */
+        return cz_error_set(err, CZ_EINVAL, "%s: not a regular file (%s): move it away to continue the run",
+                            mx->path, S_ISFIFO(sb.st_mode) ? "a FIFO" : "a directory, device or socket");
     hid_t f = H5Fopen(mx->path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) return cz_error_set(err, CZ_EINVAL, "%s: cannot open the run's metrics to continue them", mx->path);
     int rc = 0;

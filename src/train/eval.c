@@ -95,7 +95,8 @@ int cz_eval(const cz_eval_opts *o, const cz_dist *d, cz_error *err)
     memset(&io, 0, sizeof io);
     uint64_t *rows = NULL, *conf = NULL;
     char path[4600];
-    int rc = cz_run_resolve(o->model, path, sizeof path, err);
+    /* a run directory: its newest checkpoint that verifies, whatever `latest` says */
+    int rc = cz_run_resolve_newest(o->model, path, sizeof path, d->rank == 0 ? stdout : NULL, err);
     if (!rc) rc = cz_ckpt_load(path, &c, err);
     if (!rc) rc = cz_data_open(&ds, o->data, err);
     if (!rc) {

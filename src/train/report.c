@@ -5,8 +5,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "chainz/atomic.h"
 
 const char *cz_report_json_num(char *buf, size_t len, double v)
 {
@@ -63,33 +66,85 @@ void cz_progress_end_epoch(const cz_progress *p)
     if (p->tty && p->rank == 0) fputc('\n', stderr);
 }
 
+void cz_report_history_line(char *line, size_t len, const double row[CZ_HISTORY_FIELDS])
+{
+    char j[8][32]; /* JSON numbers: null, never nan or inf (no validation: NaN, so null) */
+    snprintf(line, len,
+             "{\"epoch\": %ld, \"step\": %ld, \"train_loss\": %s, \"dreg\": %s, \"lambda\": %s, \"lr\": %s, "
+             "\"train_acc\": %s, \"val_loss\": %s, \"val_acc\": %s, \"val_mae\": %s, \"seconds\": %.3f}\n",
+             (long)row[0], (long)row[1], cz_report_json_num(j[0], 32, row[2]), cz_report_json_num(j[1], 32, row[3]),
+             cz_report_json_num(j[2], 32, row[4]), cz_report_json_num(j[3], 32, row[5]),
+             cz_report_json_num(j[4], 32, row[6]), cz_report_json_num(j[5], 32, row[7]),
+             cz_report_json_num(j[6], 32, row[8]), cz_report_json_num(j[7], 32, row[9]), row[10]);
+}
+
+int cz_report_rebuild_history(const char *path, long epochs, const cz_metrics *mx, const char *why,
+                              cz_error *err)
+{
+    /* the damaged file is kept: renamed, never deleted (a second damage gets .damaged.2 ...) */
+    char kept[4400] = "";
+    struct stat sb;
+    if (lstat(path, &sb) == 0) {
+        snprintf(kept, sizeof kept, "%s.damaged", path);
+        for (int i = 2; lstat(kept, &sb) == 0 && i < 1000; i++) snprintf(kept, sizeof kept, "%s.damaged.%d", path, i);
+        if (rename(path, kept))
+            return cz_error_set(err, CZ_EIO, "%s (%s): cannot rename it to %s: %s", path, why, kept, strerror(errno));
+    }
+    size_t cap = (size_t)(epochs > 0 ? epochs : 1) * 400 + 1, w = 0;
+    char *text = malloc(cap), missing[256] = "";
+    if (!text) return cz_error_set(err, CZ_ENOMEM, "out of memory");
+    text[0] = 0;
+    long n_missing = 0, found = 0;
+    for (long ep = 1; ep <= epochs; ep++) {
+        const double *row = NULL;
+        for (long i = 0; !row && mx && cz_metrics_row(mx, i); i++)
+            if ((long)cz_metrics_row(mx, i)[0] == ep) row = cz_metrics_row(mx, i);
+        if (row) {
+            char line[1024];
+            cz_report_history_line(line, sizeof line, row);
+            size_t l = strlen(line);
+            if (w + l + 1 > cap) {
+                char *t = realloc(text, cap = 2 * (w + l + 1));
+                if (!t) {
+                    free(text);
+                    return cz_error_set(err, CZ_ENOMEM, "out of memory");
+                }
+                text = t;
+            }
+            memcpy(text + w, line, l + 1);
+            w += l;
+            found++;
+        } else {
+            size_t m = strlen(missing);
+            if (n_missing++ < 20) snprintf(missing + m, sizeof missing - m, "%s%ld", m ? "," : "", ep);
+        }
+    }
+    int rc = cz_write_text_atomic(path, text, err);
+    free(text);
+    if (rc) return rc;
+    printf("chainz: warning: %s: %s; %s%s; rebuilt %ld of the %ld epoch lines from metrics.h5\n", path, why,
+           kept[0] ? "the damaged file is kept as " : "no file to keep", kept, found, epochs);
+    if (n_missing)
+        printf("chainz: warning: %s: metrics.h5 has no row for epoch%s %s%s either: history.jsonl lacks %s\n",
+               path, n_missing > 1 ? "s" : "", missing, n_missing > 20 ? ",..." : "", n_missing > 1 ? "them" : "it");
+    fflush(stdout);
+    return 0;
+}
+
 int cz_report_epoch(const cz_epoch_report *e, FILE *hist, const char *hist_path, cz_metrics *mx,
                     cz_error *err)
 {
     const double *sums = e->sums;
     double seen = sums[4];
     int lrc = 0;
-    char line[1024], j[8][32]; /* JSON numbers: null, never nan or inf */
-    int w = snprintf(line, sizeof line,
-                     "{\"epoch\": %ld, \"step\": %ld, \"train_loss\": %s, \"dreg\": %s, "
-                     "\"lambda\": %s, \"lr\": %s, \"train_acc\": %s, ",
-                     e->epoch + 1, e->step, cz_report_json_num(j[0], 32, sums[0] / seen),
-                     cz_report_json_num(j[1], 32, sums[1] / seen), cz_report_json_num(j[2], 32, e->lambda),
-                     cz_report_json_num(j[3], 32, e->lr), cz_report_json_num(j[4], 32, sums[2] / seen));
-    if (e->has_val)
-        w += snprintf(line + w, sizeof line - (size_t)w, "\"val_loss\": %s, \"val_acc\": %s, \"val_mae\": %s, ",
-                      cz_report_json_num(j[5], 32, e->val_loss), cz_report_json_num(j[6], 32, e->val_acc),
-                      cz_report_json_num(j[7], 32, e->val_mae));
-    else
-        w += snprintf(line + w, sizeof line - (size_t)w,
-                      "\"val_loss\": null, \"val_acc\": null, \"val_mae\": null, ");
-    snprintf(line + w, sizeof line - (size_t)w, "\"seconds\": %.3f}\n", e->secs);
-    if (fputs(line, hist) < 0 || fflush(hist) || fsync(fileno(hist)))
-        lrc = cz_error_set(err, CZ_EIO, "%s: cannot append: %s", hist_path, strerror(errno));
     double row[CZ_HISTORY_FIELDS] = {(double)(e->epoch + 1), (double)e->step, sums[0] / seen,
                                      sums[1] / seen, e->lambda, e->lr, sums[2] / seen,
                                      e->has_val ? e->val_loss : NAN, e->has_val ? e->val_acc : NAN,
                                      e->has_val ? e->val_mae : NAN, e->secs};
+    char line[1024];
+    cz_report_history_line(line, sizeof line, row);
+    if (fputs(line, hist) < 0 || fflush(hist) || fsync(fileno(hist)))
+        lrc = cz_error_set(err, CZ_EIO, "%s: cannot append: %s", hist_path, strerror(errno));
     if (!lrc) lrc = cz_metrics_append(mx, row, e->tau ? e->tau->h : NULL, err);
     char ts[32];
     utc_now(ts, sizeof ts);

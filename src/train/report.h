@@ -49,6 +49,16 @@ typedef struct {
     const cz_tau_set *tau;  /* the merged histograms, or NULL without --tau */
 } cz_epoch_report;
 
+/* One history.jsonl line (with its newline) of a history row in cz_history_names order:
+ * what cz_report_epoch appends, and what a rebuild from metrics.h5 writes. */
+void cz_report_history_line(char *line, size_t len, const double row[CZ_HISTORY_FIELDS]);
+
+/* history.jsonl found damaged on resume (why says how): the file is renamed
+ * PATH.damaged (never deleted) and rewritten with the lines of epochs 1..epochs from mx's
+ * rows; warnings on stdout name what was wrong and any epoch metrics.h5 lacks too. */
+int cz_report_rebuild_history(const char *path, long epochs, const cz_metrics *mx, const char *why,
+                              cz_error *err);
+
 /* Appends the epoch's line to hist (synced; path for the message) and its row to mx, and
  * prints the summary. @return 0, or CZ_EIO / the metrics error (the summary is printed
  * anyway). */

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -19,19 +20,50 @@
 
 /* ---- small helpers ---- */
 
+/* A path as messages show it: at most 200 characters ("...<last 200>"), so that a very long
+ * --out never pushes the cause (the errno text) out of a 1 KB message. */
+static const char *short_path(const char *p, char *buf, size_t len)
+{
+    size_t n = strlen(p);
+    if (n <= 200) return p;
+    snprintf(buf, len, "...%s", p + n - 200);
+    return buf;
+}
+
+int cz_run_regular_or_absent(const char *path, cz_error *err)
+{
+    struct stat sb;
+    if (lstat(path, &sb) != 0 && errno == ENOENT) return 0;
+    if (stat(path, &sb) != 0)
+        return cz_error_set(err, CZ_EINVAL, "cannot use %s: %s", path, strerror(errno));
+    if (!S_ISREG(sb.st_mode))
+        return cz_error_set(err, CZ_EINVAL, "%s is not a regular file (%s): move it away", path,
+                            S_ISFIFO(sb.st_mode) ? "a FIFO" : S_ISDIR(sb.st_mode) ? "a directory" : "a device or socket");
+    return 0;
+}
+
 int cz_run_mkdir(const char *path, cz_error *err)
 {
     char buf[4300];
+    if (strlen(path) >= sizeof buf)
+        return cz_error_set(err, CZ_EINVAL, "cannot create directory (%s): a path of %zu characters",
+                            strerror(ENAMETOOLONG), strlen(path));
     snprintf(buf, sizeof buf, "%s", path);
     for (char *p = buf + 1; *p; p++)
         if (*p == '/') {
             *p = 0;
-            if (mkdir(buf, 0755) && errno != EEXIST) /* --out: an input error (exit 1) */
-                return cz_error_set(err, CZ_EINVAL, "%s: cannot create directory: %s", buf, strerror(errno));
+            if (mkdir(buf, 0755) && errno != EEXIST) { /* --out: an input error (exit 1) */
+                char sp[210];
+                return cz_error_set(err, CZ_EINVAL, "cannot create directory (%s): %s", strerror(errno),
+                                    short_path(buf, sp, sizeof sp));
+            }
             *p = '/';
         }
-    if (mkdir(buf, 0755) && errno != EEXIST)
-        return cz_error_set(err, CZ_EINVAL, "%s: cannot create directory: %s", buf, strerror(errno));
+    if (mkdir(buf, 0755) && errno != EEXIST) {
+        char sp[210];
+        return cz_error_set(err, CZ_EINVAL, "cannot create directory (%s): %s", strerror(errno),
+                            short_path(buf, sp, sizeof sp));
+    }
     return 0;
 }
 
@@ -54,25 +86,90 @@ static int ckpt_step_of(const char *name, long *step)
 
 /* ---- lock ---- */
 
+/* The run directory must be usable before anything is created or trained: --out is an
+ * input (exit 1), and its problems are found here, with the cause first. */
+static int check_out_path(const char *run_dir, cz_error *err)
+{
+    char sp[210];
+    size_t n = strlen(run_dir);
+    if (n == 0) return cz_error_set(err, CZ_EINVAL, "--out is empty");
+    if (n + CZ_RUN_LONGEST_NAME >= PATH_MAX)
+        return cz_error_set(err, CZ_EINVAL, "--out is too long (%s): %zu characters, at most %d fit (PATH_MAX %d "
+                            "minus %d for the file names chainz adds): %s", strerror(ENAMETOOLONG), n,
+                            PATH_MAX - 1 - CZ_RUN_LONGEST_NAME, PATH_MAX, CZ_RUN_LONGEST_NAME,
+                            short_path(run_dir, sp, sizeof sp));
+    for (const char *p = run_dir; *p;) { /* one component beyond NAME_MAX */
+        size_t c = strcspn(p, "/");
+        if (c > NAME_MAX)
+            return cz_error_set(err, CZ_EINVAL, "--out has a component of %zu characters (%s; at most %d): %s",
+                                c, strerror(ENAMETOOLONG), NAME_MAX, short_path(run_dir, sp, sizeof sp));
+        p += c + (p[c] == '/');
+    }
+    struct stat sb;
+    if (lstat(run_dir, &sb) == 0 && stat(run_dir, &sb) != 0)
+        return cz_error_set(err, CZ_EINVAL, "--out is a symbolic link to a missing target (%s): %s",
+                            strerror(errno), short_path(run_dir, sp, sizeof sp));
+    if (stat(run_dir, &sb) == 0 && !S_ISDIR(sb.st_mode))
+        return cz_error_set(err, CZ_EINVAL, "--out is not a directory (%s): %s", strerror(ENOTDIR),
+                            short_path(run_dir, sp, sizeof sp));
+    return 0;
+}
+
+/* dir must take new files: one is created and removed (permissions, a read-only mount). */
+static int probe_writable(const char *dir, const char *what, cz_error *err)
+{
+    char path[PATH_MAX + 64], sp[210];
+    snprintf(path, sizeof path, "%s/.chainz-probe.%ld", dir, (long)getpid());
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return cz_error_set(err, CZ_EINVAL, "%s is not writable (%s): %s", what, strerror(errno),
+                            short_path(dir, sp, sizeof sp));
+    close(fd);
+    unlink(path);
+    return 0;
+}
+
+int cz_run_check_writable(const char *run_dir, cz_error *err)
+{
+    int rc = probe_writable(run_dir, "the run directory", err);
+    char ck[PATH_MAX + 16];
+    snprintf(ck, sizeof ck, "%s/checkpoints", run_dir);
+    struct stat sb;
+    if (!rc && stat(ck, &sb) == 0) { /* created later when missing, in a writable directory */
+        if (!S_ISDIR(sb.st_mode)) {
+            char sp[210];
+            return cz_error_set(err, CZ_EINVAL, "the checkpoints directory is not a directory (%s): %s",
+                                strerror(ENOTDIR), short_path(ck, sp, sizeof sp));
+        }
+        rc = probe_writable(ck, "the checkpoints directory", err);
+    }
+    return rc;
+}
+
 int cz_run_lock_acquire(cz_run_lock *lk, const char *run_dir, cz_error *err)
 {
     lk->fd = -1;
-    int rc = cz_run_mkdir(run_dir, err);
+    int rc = check_out_path(run_dir, err);
+    if (!rc) rc = cz_run_mkdir(run_dir, err);
     if (rc) return rc;
-    char path[4300];
+    char path[4300], sp[210];
     snprintf(path, sizeof path, "%s/run.lock", run_dir);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) return cz_error_set(err, CZ_EIO, "%s: cannot open the run lock: %s", path, strerror(errno));
+    if (fd < 0) /* --out: an input error (exit 1) */
+        return cz_error_set(err, CZ_EINVAL, "cannot open the run lock (%s): %s", strerror(errno),
+                            short_path(path, sp, sizeof sp));
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         int e = errno;
         char holder[512] = "";
         ssize_t n = e == EWOULDBLOCK ? pread(fd, holder, sizeof holder - 1, 0) : -1;
         close(fd);
-        if (e != EWOULDBLOCK) return cz_error_set(err, CZ_EIO, "%s: cannot lock: %s", path, strerror(e));
+        if (e != EWOULDBLOCK)
+            return cz_error_set(err, CZ_EINVAL, "cannot lock (%s): %s", strerror(e), short_path(path, sp, sizeof sp));
         holder[n > 0 ? n : 0] = 0;
         holder[strcspn(holder, "\n")] = 0;
         return cz_error_set(err, CZ_EINVAL, "%s is in use by another chainz train (%s): wait for it to end, "
-                            "or train into another --out", run_dir, holder[0] ? holder : "holder unknown");
+                            "or train into another --out", short_path(run_dir, sp, sizeof sp),
+                            holder[0] ? holder : "holder unknown");
     }
     char host[256] = "?", when[64];
     gethostname(host, sizeof host - 1);
@@ -83,10 +180,14 @@ int cz_run_lock_acquire(cz_run_lock *lk, const char *run_dir, cz_error *err)
     if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)w, 0) != w) {
         int e = errno;
         close(fd);
-        return cz_error_set(err, CZ_EIO, "%s: cannot write the run lock: %s", path, strerror(e));
+        return cz_error_set(err, CZ_EINVAL, "cannot write the run lock (%s): %s", strerror(e),
+                            short_path(path, sp, sizeof sp));
     }
     lk->fd = fd;
-    return 0;
+    /* a directory that refuses files is found now, not after the first epoch trained */
+    rc = cz_run_check_writable(run_dir, err);
+    if (rc) cz_run_lock_release(lk);
+    return rc;
 }
 
 void cz_run_lock_release(cz_run_lock *lk)
@@ -147,6 +248,8 @@ void cz_run_list_free(cz_ckpt_list *l)
 /* The checkpoint name a pointer file holds: one line "ckpt-<step>.h5". @return 0 if it is one. */
 static int read_pointer(const char *path, char *name, size_t len)
 {
+    struct stat sb; /* a FIFO would block fopen */
+    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) return -1;
     FILE *f = fopen(path, "r");
     if (!f) return -1;
     char buf[300];
@@ -207,6 +310,8 @@ int cz_run_resolve(const char *arg, char *out, size_t len, cz_error *err)
         if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - arg), arg);
         else snprintf(dir, sizeof dir, ".");
     }
+    int rc = cz_run_regular_or_absent(pointer, err);
+    if (rc) return rc;
     if (read_pointer(pointer, name, sizeof name))
         return cz_error_set(err, CZ_EINVAL, "%s: not a checkpoint pointer (one line ckpt-<step>.h5)", pointer);
     snprintf(out, len, "%s/%s", dir, name);
@@ -230,18 +335,12 @@ static int set_aside(const char *ckpt_dir, long step, const char *suffix, const 
     return 0;
 }
 
-int cz_run_choose_auto(const char *ckpt_dir, char *chosen, size_t len, FILE *log, cz_error *err)
+/* The newest checkpoint of ckpt_dir that loads and verifies, into chosen ("" if none).
+ * set_aside: rename each one that does not (--resume auto); otherwise only log it. */
+static int newest_verified(const char *ckpt_dir, char *chosen, size_t len, int set_aside_bad, const char *who,
+                           FILE *log, cz_error *err)
 {
     chosen[0] = 0;
-    DIR *dp = opendir(ckpt_dir);
-    for (struct dirent *de; dp && (de = readdir(dp));) {
-        if (strncmp(de->d_name, "ckpt-", 5) || !strstr(de->d_name, ".h5.tmp.")) continue;
-        /* a write that a crash interrupted: never published, safe to drop */
-        char p[4600];
-        snprintf(p, sizeof p, "%s/%s", ckpt_dir, de->d_name);
-        if (!unlink(p)) say(log, "chainz: resume auto: removed %s (an interrupted checkpoint write)\n", p);
-    }
-    if (dp) closedir(dp);
     cz_ckpt_list l;
     int rc = cz_run_list(ckpt_dir, &l, err);
     if (rc) return rc;
@@ -257,16 +356,63 @@ int cz_run_choose_auto(const char *ckpt_dir, char *chosen, size_t len, FILE *log
             rc = cz_error_set(err, CZ_ENOMEM, "%s", e2.msg);
             break;
         } else {
+            say(log, "chainz: %s: skipped %s: %s\n", who, path, e2.msg);
             /* unusable: set aside so that retention never counts it and no later run
              * trips on it again; renamed, never deleted (it may be worth a look) */
-            say(log, "chainz: resume auto: skipped %s: %s\n", path, e2.msg);
-            set_aside(ckpt_dir, l.steps[i], "unusable", "cannot be resumed", log);
+            if (set_aside_bad) set_aside(ckpt_dir, l.steps[i], "unusable", "cannot be resumed", log);
         }
     }
     cz_run_list_free(&l);
+    return rc;
+}
+
+int cz_run_choose_auto(const char *ckpt_dir, char *chosen, size_t len, FILE *log, cz_error *err)
+{
+    chosen[0] = 0;
+    DIR *dp = opendir(ckpt_dir);
+    for (struct dirent *de; dp && (de = readdir(dp));) {
+        if (strncmp(de->d_name, "ckpt-", 5) || !strstr(de->d_name, ".h5.tmp.")) continue;
+        /* a write that a crash interrupted: never published, safe to drop */
+        char p[4600];
+        snprintf(p, sizeof p, "%s/%s", ckpt_dir, de->d_name);
+        if (!unlink(p)) say(log, "chainz: resume auto: removed %s (an interrupted checkpoint write)\n", p);
+    }
+    if (dp) closedir(dp);
+    /* a `latest` that is not a regular file (a FIFO blocks whoever reads it): set aside */
+    char latest[4400], to[4500];
+    snprintf(latest, sizeof latest, "%s/latest", ckpt_dir);
+    cz_error e3;
+    if (cz_run_regular_or_absent(latest, &e3)) {
+        snprintf(to, sizeof to, "%s.unusable", latest);
+        if (rename(latest, to))
+            return cz_error_set(err, CZ_EINVAL, "%s; cannot rename it to %s: %s", e3.msg, to, strerror(errno));
+        say(log, "chainz: resume auto: %s: renamed to %s\n", e3.msg, to);
+    }
+    int rc = newest_verified(ckpt_dir, chosen, len, 1, "resume auto", log, err);
     if (!rc) rc = cz_run_repair_latest(ckpt_dir, err);
     if (!rc && !chosen[0]) say(log, "chainz: resume auto: no usable checkpoint in %s, starting fresh\n", ckpt_dir);
     return rc;
+}
+
+int cz_run_resolve_newest(const char *arg, char *out, size_t len, FILE *log, cz_error *err)
+{
+    struct stat st;
+    if (stat(arg, &st) != 0 || !S_ISDIR(st.st_mode)) return cz_run_resolve(arg, out, len, err);
+    char dir[4400], pointed[4600] = "";
+    snprintf(dir, sizeof dir, "%s/checkpoints", arg);
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) snprintf(dir, sizeof dir, "%s", arg);
+    cz_error e2;
+    if (cz_run_resolve(arg, pointed, sizeof pointed, &e2)) pointed[0] = 0;
+    int rc = newest_verified(dir, out, len, 0, "eval", log, err);
+    if (rc) return rc;
+    if (!out[0])
+        return cz_error_set(err, CZ_EINVAL, "%s: no checkpoint in %s loads and verifies", arg, dir);
+    if (pointed[0] && strcmp(pointed, out))
+        say(log, "chainz: eval: %s names %s, but %s is newer and verifies: evaluating %s\n",
+            "latest", pointed, out, out);
+    else
+        say(log, "chainz: eval: %s: the newest checkpoint that verifies is %s\n", arg, out);
+    return 0;
 }
 
 int cz_run_set_aside_newer(const char *ckpt_dir, long step, FILE *log, cz_error *err)
@@ -522,14 +668,29 @@ int cz_run_check_compatible(const cz_run_info *run, const cz_checkpoint *c, cons
         say(log, "chainz: resume: %s is format %ld, which does not identify its data: not checked\n", path,
             c->format_version);
     }
-    static const char *free_keys[] = {"data", "epochs", "lr", "lr_schedule", "dreg", "dreg_schedule",
-                                      "micro_batch", "threads", "reduce", "weight_decay", "ckpt_every_steps",
-                                      "keep"};
-    for (size_t k = 0; k < sizeof free_keys / sizeof *free_keys; k++) {
-        int ts = 0, ms = 0;
-        const char *tv = field(theirs, free_keys[k], &ts), *mv = field(mine, free_keys[k], &ms);
-        if (tv && mv && !same_value(tv, ts, mv, ms))
-            say(log, "chainz: resume: %s changes from %s to %s\n", free_keys[k], tv, mv);
+    /* every other field that changed is logged; the ones that change how the sums are
+     * formed (chunk boundaries, the reduction) also end bitwise equality with an
+     * uninterrupted run of the new options, as a kernel set does. threads and the rank
+     * count do not (the chunks and the exact reduction stay the same). */
+    static const char *bit_keys[] = {"micro_batch", "reduce"};
+    for (int pass = 0; pass < 2; pass++) {
+        const flat_json *x = pass ? mine : theirs, *y = pass ? theirs : mine;
+        for (int i = 0; i < x->n; i++) {
+            const char *k = x->key[i];
+            int skip = !strcmp(k, "blas_version") || !strcmp(k, "blas_kernels") || /* warned below */
+                       !strcmp(k, "resume"); /* how this run started, not how it computes */
+            for (size_t f = 0; f < sizeof fixed_keys / sizeof *fixed_keys; f++) skip |= !strcmp(k, fixed_keys[f]);
+            int ys = 0;
+            const char *yv = field(y, k, &ys);
+            if (skip || (pass && yv)) continue; /* the second pass: fields only this run has */
+            const char *tv = pass ? "(absent)" : x->val[i], *mv = pass ? x->val[i] : yv ? yv : "(absent)";
+            if (yv && same_value(x->val[i], x->is_str[i], yv, ys)) continue;
+            say(log, "chainz: resume: %s changes from %s to %s\n", k, tv, mv);
+            for (size_t f = 0; f < sizeof bit_keys / sizeof *bit_keys; f++)
+                if (!strcmp(k, bit_keys[f]))
+                    say(log, "chainz: warning: resume: %s changes from %s to %s: from here on the last bits "
+                        "differ from an uninterrupted run\n", k, tv, mv);
+        }
     }
     if (c->state.world_size != run->world_size)
         say(log, "chainz: resume: written by %d rank%s, continuing on %d\n", c->state.world_size,
@@ -547,28 +708,70 @@ out:
 
 /* ---- history ---- */
 
-int cz_run_truncate_history(const char *path, long epochs_done, cz_error *err)
+int cz_run_truncate_history(const char *path, long epochs_done, char *why, size_t why_len, cz_error *err)
 {
+    why[0] = 0;
+    struct stat sb;
+    if (lstat(path, &sb) != 0) {
+        if (epochs_done > 0) snprintf(why, why_len, "the file is missing");
+        return 0;
+    }
+    if (!S_ISREG(sb.st_mode)) { /* a FIFO would block the reader */
+        snprintf(why, why_len, "not a regular file");
+        return 0;
+    }
     FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    char tmp[4300], line[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *o = fopen(tmp, "w");
+    if (!f) return cz_error_set(err, CZ_EIO, "%s: cannot read: %s", path, strerror(errno));
+    /* the lines of epochs 1..epochs_done, each complete, once, in order: anything else is
+     * damage, and the file is then left as it is for the caller to set aside and rebuild */
+    char *text = NULL;
+    size_t tlen = 0;
+    FILE *o = open_memstream(&text, &tlen);
     if (!o) {
         fclose(f);
-        return cz_error_set(err, CZ_EIO, "%s: cannot write: %s", tmp, strerror(errno));
+        return cz_error_set(err, CZ_ENOMEM, "out of memory");
     }
-    while (fgets(line, sizeof line, f)) {
+    char *line = NULL;
+    size_t cap = 0;
+    long next = 1, lineno = 0, bad_line = 0, dup = 0, gap = 0;
+    for (ssize_t n; (n = getline(&line, &cap, f)) > 0;) {
+        lineno++;
         long ep;
-        if (sscanf(line, "{\"epoch\": %ld", &ep) == 1 && ep <= epochs_done && strchr(line, '\n')) fputs(line, o);
+        int complete = line[n - 1] == '\n', parsed = sscanf(line, "{\"epoch\": %ld", &ep) == 1;
+        /* a cut last line is a write a crash interrupted: damage only if it is an epoch kept */
+        if (!complete && (!parsed || ep > epochs_done)) continue;
+        if (!parsed || !complete) {
+            if (!bad_line) bad_line = lineno;
+            continue;
+        }
+        if (ep > epochs_done) continue; /* an abandoned attempt's epoch: dropped */
+        if (ep < next) {
+            if (!dup) dup = ep;
+            continue;
+        }
+        if (ep > next && !gap) gap = next;
+        next = ep + 1;
+        fputs(line, o);
     }
+    free(line);
     fclose(f);
-    int bad = fflush(o) || fsync(fileno(o));
-    bad |= fclose(o);
-    if (bad || rename(tmp, path)) {
-        int e = errno;
-        unlink(tmp);
-        return cz_error_set(err, CZ_EIO, "%s: cannot rewrite: %s", path, strerror(e));
+    int mem_bad = fclose(o) != 0 || !text;
+    if (!mem_bad && next <= epochs_done && !gap) gap = next;
+    if (mem_bad) {
+        free(text);
+        return cz_error_set(err, CZ_ENOMEM, "out of memory");
     }
-    return 0;
+    if (bad_line || dup || gap) {
+        size_t w = 0;
+        if (bad_line) w += (size_t)snprintf(why + w, why_len - w, "line %ld is cut off or not a history line", bad_line);
+        if (dup && w < why_len)
+            w += (size_t)snprintf(why + w, why_len - w, "%sepoch %ld appears more than once", w ? ", " : "", dup);
+        if (gap && w < why_len)
+            snprintf(why + w, why_len - w, "%sthe line of epoch %ld is missing", w ? ", " : "", gap);
+        free(text);
+        return 0;
+    }
+    int rc = cz_write_text_atomic(path, text, err);
+    free(text);
+    return rc;
 }

@@ -467,6 +467,9 @@ static int resume(trainer *t, progress_state *ps, cz_error *err)
             memcpy(ps->sums, c.state.epoch_sums, sizeof ps->sums);
             /* a branch from an older checkpoint: later ones are set aside, not lost */
             if (t->d->rank == 0) rc = cz_run_set_aside_newer(t->ckpt_dir, ps->step, stdout, err);
+            /* retention as after a save: a crash between writing a checkpoint and pruning
+             * leaves one too many, and a resume that trains no further never saves */
+            if (!rc && t->d->rank == 0) cz_run_prune(t->ckpt_dir, ps->step, t->cfg->keep, t->cfg->keep_every);
             if (!rc && t->d->rank == 0) {
                 printf("chainz: resumed from %s: epoch %ld, step %ld, batch %ld of the epoch%s%s\n", path,
                        ps->epoch + 1, ps->step, ps->position, c.state.slurm[0] ? ", written by SLURM " : "",
@@ -515,7 +518,9 @@ int cz_train(const cz_config *cfg, int head_given, const cz_dist *d, cz_error *e
             char slurm[256];
             cz_node_slurm_fields(slurm, sizeof slurm);
             if (slurm[0]) printf("chainz: SLURM %s\n", slurm);
-            lrc = ps.step ? cz_run_truncate_history(hist_path, ps.epoch, err) : 0;
+            char why[256] = ""; /* history.jsonl damaged: how */
+            lrc = ps.step ? cz_run_truncate_history(hist_path, ps.epoch, why, sizeof why, err)
+                          : cz_run_regular_or_absent(hist_path, err);
             char mpath[4200];
             snprintf(mpath, sizeof mpath, "%s/metrics.h5", cfg->out);
             const char *fam[CZ_MAX_HIDDEN + CZ_TAU_JACOBIAN];
@@ -523,6 +528,7 @@ int cz_train(const cz_config *cfg, int head_given, const cz_dist *d, cz_error *e
             if (!lrc)
                 lrc = cz_metrics_open(&t.mx, mpath, cfg->tau ? t.ts.nf : 0, fam, t.config_json,
                                       ps.step ? ps.epoch : -1, err);
+            if (!lrc && why[0]) lrc = cz_report_rebuild_history(hist_path, ps.epoch, t.mx, why, err);
             if (!lrc && !(hist = fopen(hist_path, ps.step ? "a" : "w")))
                 lrc = cz_error_set(err, CZ_EIO, "%s: cannot write: %s", hist_path, strerror(errno));
         }

@@ -11,7 +11,10 @@
  *   make_bad_data external OUT BIN    /features stored in the external raw file BIN (written
  *                                     whole; the test shortens it)
  *   make_bad_data virtual OUT OTHER   /features a virtual dataset mapping OTHER:/features
- *   make_bad_data chunkraw OUT ROWS   ROWS x D float32 features, chunked, no compression
+ *   make_bad_data chunkraw OUT ROWS [SHIFT]  ROWS x D float32 features (+ SHIFT), chunked,
+ *                                     no compression
+ *   make_bad_data virtual-self OUT    /features a virtual dataset over /x in the same file
+ *   make_bad_data labels-virtual OUT OTHER  /labels a virtual dataset mapping OTHER:/labels
  *
  * Good sets have 64 rows, d = 4, 3 classes, labels 0..2. */
 #include <hdf5.h>
@@ -139,11 +142,34 @@ int main(int argc, char **argv)
         H5Pclose(dcpl);
         H5Sclose(sp);
         write1(f, "labels", H5T_STD_I64LE, H5T_NATIVE_LLONG, N, y);
+    } else if (!strcmp(mode, "virtual-self")) {
+        hsize_t dims[2] = {N, D};
+        hid_t sp = H5Screate_simple(2, dims, NULL);
+        hid_t src = H5Dcreate2(f, "x", H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        H5Dwrite(src, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, x);
+        H5Dclose(src);
+        hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+        H5Pset_virtual(dcpl, sp, ".", "/x", sp);
+        hid_t ds = H5Dcreate2(f, "features", H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+        H5Dclose(ds);
+        H5Pclose(dcpl);
+        H5Sclose(sp);
+        write1(f, "labels", H5T_STD_I64LE, H5T_NATIVE_LLONG, N, y);
+    } else if (!strcmp(mode, "labels-virtual")) {
+        write_features(f, H5T_IEEE_F32LE, x, N, D);
+        hsize_t n = N;
+        hid_t sp = H5Screate_simple(1, &n, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+        H5Pset_virtual(dcpl, sp, arg, "/labels", sp);
+        hid_t ds = H5Dcreate2(f, "labels", H5T_STD_I64LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+        H5Dclose(ds);
+        H5Pclose(dcpl);
+        H5Sclose(sp);
     } else if (!strcmp(mode, "chunkraw")) {
         hsize_t rows = (hsize_t)atoll(arg), dims[2] = {rows, D}, chunk[2] = {16, D};
         float *big = malloc(rows * D * sizeof *big);
         long long *lab = malloc(rows * sizeof *lab);
-        for (hsize_t i = 0; i < rows * D; i++) big[i] = (float)x[i % (N * D)] + (float)(i / (N * D)) * 1e-3f;
+        float shift = argc > 4 ? (float)atof(argv[4]) : 0.0f;
+        for (hsize_t i = 0; i < rows * D; i++) big[i] = (float)x[i % (N * D)] + (float)(i / (N * D)) * 1e-3f + shift;
         for (hsize_t i = 0; i < rows; i++) lab[i] = y[i % N];
         hid_t sp = H5Screate_simple(2, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
         H5Pset_chunk(dcpl, 2, chunk);

@@ -79,6 +79,8 @@ for case in "layers:5,,5:--layers '5,,5': '' is not a positive width" "layers:5,
     opt=${case%%:*} rest=${case#*:}; v=${rest%%:*} re=${rest#*:}
     expect "train --$opt '$v'" 1 "$re" -- "$chainz" train "${small[@]}" --out "$work/r-lenient" --"$opt" "$v"
 done
+expect "train --lr 0x1p-10 (a hex float)" 1 "--lr: '0x1p-10' is not a plain decimal number" -- "$chainz" train "${small[@]}" --out "$work/r-hex" --lr 0x1p-10
+expect "train --lr ' 1e-3' (a leading blank)" 1 "--lr: ' 1e-3' is not a plain decimal number" -- "$chainz" train "${small[@]}" --out "$work/r-blank" --lr " 1e-3"
 long=$(printf '8,%.0s' $(seq 1 200))8
 expect "a --layers value longer than its buffer is refused, not cut" 1 "--layers: the value is 401 characters long" -- \
     "$chainz" train "${small[@]}" --out "$work/r-long" --layers "$long"
@@ -116,29 +118,46 @@ expect "a FIFO as --data" 1 "not a regular file" --timeout 15 -- "${run1[@]}" tr
 "$bad_data" extlink "$work/ext.h5" "$work/other.h5"
 expect "/features as an external link" 1 "external link" -- "${run1[@]}" train --data "$work/ext.h5" --out "$work/ext" --layers 8
 "$bad_data" external "$work/extraw.h5" "$work/extraw.bin"
+expect "/features in a complete external raw file trains" 0 "done" -- \
+    "${run1[@]}" train --data "$work/extraw.h5" --out "$work/extraw-ok" --layers 8 --epochs 1 --no-tau
 truncate -s 100 "$work/extraw.bin"
-expect "/features in a short external raw file (HDF5 reads zeros)" 1 "keeps its values outside the file \(external raw-data" -- \
+expect "/features in a short external raw file (HDF5 reads zeros)" 1 "keeps values outside the file: its external raw-data file .* holds 100 bytes" -- \
     "${run1[@]}" train --data "$work/extraw.h5" --out "$work/extraw" --layers 8
 "$bad_data" virtual "$work/vds.h5" "$work/missing-source.h5"
-expect "/features a virtual dataset (its source missing: fill values)" 1 "keeps its values outside the file \(a virtual dataset" -- \
+expect "/features a virtual dataset over another file (missing: fill values)" 1 "keeps values outside the file: it is a virtual dataset" -- \
     "${run1[@]}" train --data "$work/vds.h5" --out "$work/vds" --layers 8
+"$bad_data" virtual-self "$work/vself.h5"
+expect "/features a virtual dataset over the same file trains" 0 "done" -- \
+    "${run1[@]}" train --data "$work/vself.h5" --out "$work/vself" --layers 8 --epochs 1 --no-tau
+"$bad_data" labels-virtual "$work/lvds.h5" "$work/missing-labels.h5"
+expect "/labels a virtual dataset over a missing file (all labels would read 0)" 1 "/labels keeps values outside the file" -- \
+    "${run1[@]}" train --data "$work/lvds.h5" --out "$work/lvds" --layers 8
+expect "... also as eval data" 1 "/labels keeps values outside the file" -- \
+    "${run1[@]}" eval --model "$work/vself" --data "$work/lvds.h5"
 
 # ---- the data file written over while training: chainz must stop, not train on a mix ----
 # (a chunked file without compression reads HDF5's zeros past a truncation; a same-size
 # rewrite pairs new rows with the labels read at start); each run is stopped by the change
-"$bad_data" chunkraw "$work/cr.h5" 40000
-"$bad_data" chunkraw "$work/cr-other.h5" 40000
-cp "$work/cr-other.h5" "$work/cr-keep.h5"
-for how in truncate rewrite; do
+"$bad_data" chunkraw "$work/cr-keep.h5" 40000
+for how in truncate rewrite rewrite-old-mtime touch; do
     cp "$work/cr-keep.h5" "$work/cr-$how.h5"
-    timeout -s KILL 60 "$chainz" train --data "$work/cr-$how.h5" --out "$work/cr-$how" --layers 8 --epochs 100 \
+    timeout -s KILL 60 "$chainz" train --data "$work/cr-$how.h5" --out "$work/cr-$how" --layers 8 --epochs 3 \
         --batch 64 --micro-batch 32 --no-tau --log-seconds 0.2 >"$work/cr-$how.log" 2>&1 &
     pid=$!
     for _ in $(seq 1 100); do grep -q "epoch 1/\|step" "$work/cr-$how.log" 2>/dev/null && break; sleep 0.1; done
-    if [ "$how" = truncate ]; then truncate -s 300000 "$work/cr-$how.h5"; else "$bad_data" chunkraw "$work/cr-$how.h5" 40000 >/dev/null; fi
+    case $how in
+    truncate) truncate -s 300000 "$work/cr-$how.h5" ;;
+    rewrite) "$bad_data" chunkraw "$work/cr-$how.h5" 40000 1 >/dev/null ;;     # same size, other values
+    rewrite-old-mtime) old=$(stat -c %y "$work/cr-$how.h5")
+        "$bad_data" chunkraw "$work/cr-$how.h5" 40000 1 >/dev/null; touch -d "$old" "$work/cr-$how.h5" ;;
+    touch) touch "$work/cr-$how.h5" ;;                                             # same content
+    esac
     wait $pid; st=$?
     n_case=$((n_case + 1))
-    if [ $st -eq 2 ] && grep -q "cr-$how.h5: the file changed while chainz was reading it" "$work/cr-$how.log"; then
+    if [ $how = touch ]; then
+        if [ $st -eq 0 ]; then echo "ok: data file touched while training (content unchanged): the run goes on"
+        else echo "FAIL: data file touched while training: exit $st"; tail -3 "$work/cr-$how.log"; fails=$((fails + 1)); fi
+    elif [ $st -eq 2 ] && grep -q "cr-$how.h5: the file changed while chainz was reading it" "$work/cr-$how.log"; then
         echo "ok: data file changed in place while training ($how): exit 2 naming it"
     else
         echo "FAIL: data file changed in place while training ($how): exit $st"; tail -3 "$work/cr-$how.log"; fails=$((fails + 1))

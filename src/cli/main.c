@@ -150,6 +150,15 @@ static void usage_eval(FILE *f)
 
 /* strict number parsing: the whole argument must be a finite number (nan and inf would
  * slip through every range check written as a comparison) */
+/* plain decimal text only: strtod would also take hex floats (0x1p-10) and leading blanks */
+static int decimal_text(const char *s)
+{
+    if (!*s) return 0;
+    for (const char *c = s; *c; c++)
+        if (!strchr("0123456789.eE+-", *c)) return 0;
+    return 1;
+}
+
 static int num(const char *opt, const char *s, double *out, cz_error *err)
 {
     char *end;
@@ -158,6 +167,8 @@ static int num(const char *opt, const char *s, double *out, cz_error *err)
         return cz_error_set(err, CZ_EINVAL, "%s: '%s' is not a number", opt, s);
     if (!isfinite(*out))
         return cz_error_set(err, CZ_EINVAL, "%s: '%s' is not a finite number", opt, s);
+    if (!decimal_text(s))
+        return cz_error_set(err, CZ_EINVAL, "%s: '%s' is not a plain decimal number", opt, s);
     return 0;
 }
 
@@ -183,7 +194,7 @@ static int inum(const char *opt, const char *s, long long lo, long long hi, long
     char *end;
     errno = 0;
     *out = strtoll(s, &end, 10);
-    if (end == s || *end || errno || *out < lo || *out > hi)
+    if (end == s || *end || errno || *out < lo || *out > hi || !decimal_text(s))
         return cz_error_set(err, CZ_EINVAL, "%s: '%s' is not an integer in %lld..%lld", opt, s, lo, hi);
     return 0;
 }

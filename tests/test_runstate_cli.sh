@@ -269,5 +269,29 @@ left=$(cd "$r/checkpoints" && ls ckpt-*.h5 | tr '\n' ' ')
 [ $? = 0 ] && [ "$left" = "ckpt-00000007.h5 ckpt-00000009.h5 ckpt-00000010.h5 " ] &&
     ok "a resume that trains no further prunes: $left" || bad "retention on resume left: $left"
 
+# ---- G1: nothing is written through a symbolic link in the run directory ----
+for f in run.lock history.jsonl config.json metrics.h5; do
+    r="$work/sl-$f"; mkdir "$r"; echo precious >"$work/victim-$f"; ln -s "../victim-$f" "$r/$f"
+    train --data c5.h5 "${cargs[@]}" --epochs 1 --out "$r" >"$r.log" 2>&1
+    st=$?
+    if [ $st = 1 ] && [ "$(cat "$work/victim-$f")" = precious ] && grep -q "$f is a symbolic link" "$r.log"; then
+        ok "$f a symbolic link: exit 1 naming it, the target untouched"
+    else bad "$f a symbolic link (status $st, target now '$(head -c 40 "$work/victim-$f")')"; tail -2 "$r.log"; fi
+done
+
+# ---- G2: a dangling checkpoints link, a directory as checkpoints/latest: exit 1 before training ----
+r="$work/p2"; mkdir "$r"; ln -s /nonexistent/x "$r/checkpoints"
+train --data c5.h5 "${cargs[@]}" --epochs 1 --out "$r" >"$r.log" 2>&1
+st=$?
+[ $st = 1 ] && grep -q "checkpoints directory is a symbolic link to a missing target" "$r.log" &&
+    ! grep -q "epoch 1/" "$r.log" && ok "dangling checkpoints link: exit 1 before training" ||
+    { bad "dangling checkpoints link (status $st)"; tail -2 "$r.log"; }
+r="$work/p3"; mkdir -p "$r/checkpoints/latest"
+train --data c5.h5 "${cargs[@]}" --epochs 1 --out "$r" >"$r.log" 2>&1
+st=$?
+[ $st = 1 ] && grep -q "checkpoints/latest is a directory" "$r.log" && ! grep -q "epoch 1/" "$r.log" &&
+    ok "checkpoints/latest a directory: exit 1 before training" ||
+    { bad "checkpoints/latest a directory (status $st)"; tail -2 "$r.log"; }
+
 echo "$fails failure(s)"
 [ $fails = 0 ]

@@ -129,19 +129,38 @@ static int probe_writable(const char *dir, const char *what, cz_error *err)
     return 0;
 }
 
+/* The files chainz writes in the run directory are never written through a symbolic link
+ * (a link would make chainz overwrite whatever it points to). */
+static const char *const run_files[] = {"run.lock", "history.jsonl", "config.json", "metrics.h5"};
+
 int cz_run_check_writable(const char *run_dir, cz_error *err)
 {
     int rc = probe_writable(run_dir, "the run directory", err);
-    char ck[PATH_MAX + 16];
-    snprintf(ck, sizeof ck, "%s/checkpoints", run_dir);
+    char ck[PATH_MAX + 16], sp[210];
     struct stat sb;
+    for (size_t i = 0; !rc && i < sizeof run_files / sizeof *run_files; i++) {
+        snprintf(ck, sizeof ck, "%s/%s", run_dir, run_files[i]);
+        if (lstat(ck, &sb) == 0 && S_ISLNK(sb.st_mode))
+            return cz_error_set(err, CZ_EINVAL, "%s is a symbolic link (%s): chainz writes no file of the run "
+                                "directory through a link; remove it, or train into another --out", run_files[i],
+                                short_path(ck, sp, sizeof sp));
+    }
+    snprintf(ck, sizeof ck, "%s/checkpoints", run_dir);
+    /* a link to a missing target: stat fails, and mkdir's EEXIST would hide it until the
+     * first checkpoint, after an epoch trained */
+    if (!rc && lstat(ck, &sb) == 0 && stat(ck, &sb) != 0)
+        return cz_error_set(err, CZ_EINVAL, "the checkpoints directory is a symbolic link to a missing target "
+                            "(%s): %s", strerror(errno), short_path(ck, sp, sizeof sp));
     if (!rc && stat(ck, &sb) == 0) { /* created later when missing, in a writable directory */
-        if (!S_ISDIR(sb.st_mode)) {
-            char sp[210];
+        if (!S_ISDIR(sb.st_mode))
             return cz_error_set(err, CZ_EINVAL, "the checkpoints directory is not a directory (%s): %s",
                                 strerror(ENOTDIR), short_path(ck, sp, sizeof sp));
-        }
         rc = probe_writable(ck, "the checkpoints directory", err);
+        /* `latest` is replaced by a rename, which a directory refuses (EISDIR) */
+        snprintf(ck, sizeof ck, "%s/checkpoints/latest", run_dir);
+        if (!rc && lstat(ck, &sb) == 0 && S_ISDIR(sb.st_mode))
+            return cz_error_set(err, CZ_EINVAL, "checkpoints/latest is a directory (%s): %s: move it away",
+                                strerror(EISDIR), short_path(ck, sp, sizeof sp));
     }
     return rc;
 }
@@ -154,7 +173,11 @@ int cz_run_lock_acquire(cz_run_lock *lk, const char *run_dir, cz_error *err)
     if (rc) return rc;
     char path[4300], sp[210];
     snprintf(path, sizeof path, "%s/run.lock", run_dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == ELOOP) /* never through a link: it would overwrite the target */
+        return cz_error_set(err, CZ_EINVAL, "run.lock is a symbolic link (%s): chainz writes no file of the run "
+                            "directory through a link; remove it, or train into another --out",
+                            short_path(path, sp, sizeof sp));
     if (fd < 0) /* --out: an input error (exit 1) */
         return cz_error_set(err, CZ_EINVAL, "cannot open the run lock (%s): %s", strerror(errno),
                             short_path(path, sp, sizeof sp));

@@ -7,6 +7,7 @@
 #include "chainz/train.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -529,8 +530,15 @@ int cz_train(const cz_config *cfg, int head_given, const cz_dist *d, cz_error *e
                 lrc = cz_metrics_open(&t.mx, mpath, cfg->tau ? t.ts.nf : 0, fam, t.config_json,
                                       ps.step ? ps.epoch : -1, err);
             if (!lrc && why[0]) lrc = cz_report_rebuild_history(hist_path, ps.epoch, t.mx, why, err);
-            if (!lrc && !(hist = fopen(hist_path, ps.step ? "a" : "w")))
-                lrc = cz_error_set(err, CZ_EIO, "%s: cannot write: %s", hist_path, strerror(errno));
+            if (!lrc) { /* never through a link: it would overwrite the link's target */
+                int fd = open(hist_path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (ps.step ? O_APPEND : O_TRUNC),
+                              0644);
+                if (fd >= 0 && !(hist = fdopen(fd, ps.step ? "a" : "w"))) close(fd);
+                if (!hist)
+                    lrc = errno == ELOOP ? cz_error_set(err, CZ_EINVAL, "%s is a symbolic link: chainz writes no file "
+                                                        "of the run directory through a link; remove it", hist_path)
+                                         : cz_error_set(err, CZ_EIO, "%s: cannot write: %s", hist_path, strerror(errno));
+            }
         }
         rc = cz_dist_agree(d, lrc, err);
     }

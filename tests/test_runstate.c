@@ -560,8 +560,9 @@ static void test_runstate_out_refused_with_cause(void **state)
     }
 }
 
-/* F10: every changed field is logged (tau too); micro_batch and reduce, which change how
- * the sums are formed, get the same warning as a kernel set; threads does not. */
+/* F10: every changed field is logged; micro_batch and reduce, which change how the sums
+ * are formed, get the same warning as a kernel set; threads does not. A change of tau
+ * (--no-tau) is refused, naming the field and what to do. */
 static void test_runstate_changes_that_break_bits_warn(void **state)
 {
     (void)state;
@@ -573,10 +574,9 @@ static void test_runstate_changes_that_break_bits_warn(void **state)
     cz_error err = {0};
     char *log = NULL;
     const char *mb = "{\"batch\": 24, \"seed\": 1, \"micro_batch\": 8, \"reduce\": \"exact\", \"threads\": 2, "
-                     "\"tau\": 0, \"resume\": \"auto\"}";
+                     "\"tau\": 1, \"resume\": \"auto\"}";
     assert_int_equal(check(mb, &id, &c, &log, &err), 0);
     assert_non_null(strstr(log, "micro_batch changes from 12 to 8: from here on the last bits differ"));
-    assert_non_null(strstr(log, "tau changes from 1 to 0"));
     assert_non_null(strstr(log, "threads changes from 1 to 2"));
     assert_null(strstr(log, "threads changes from 1 to 2: from here on"));
     assert_null(strstr(log, "resume changes"));
@@ -585,6 +585,27 @@ static void test_runstate_changes_that_break_bits_warn(void **state)
                       "\"tau\": 1}";
     assert_int_equal(check(red, &id, &c, &log, &err), 0);
     assert_non_null(strstr(log, "reduce changes from exact to float: from here on the last bits differ"));
+    free(log);
+    cz_ckpt_free(&c);
+}
+
+/* (review 3, F) --no-tau switched on or off on resume: refused before anything is written. */
+static void test_runstate_tau_change_refused(void **state)
+{
+    (void)state;
+    cz_checkpoint c;
+    make_ckpt(&c, 10, "{\"batch\": 24, \"seed\": 1, \"tau\": 1}");
+    cz_data_identity id = c.data;
+    cz_error err = {0};
+    char *log = NULL;
+    assert_int_equal(check("{\"batch\": 24, \"seed\": 1, \"tau\": 0}", &id, &c, &log, &err), CZ_EINVAL);
+    assert_non_null(strstr(err.msg, "trained without --no-tau, this run asks for it: tau (--no-tau) cannot change"));
+    assert_non_null(strstr(err.msg, "resume with the same setting (without --no-tau), or start a new run"));
+    free(log);
+    cz_ckpt_free(&c);
+    make_ckpt(&c, 10, "{\"batch\": 24, \"seed\": 1, \"tau\": 0}");
+    assert_int_equal(check("{\"batch\": 24, \"seed\": 1, \"tau\": 1}", &id, &c, &log, &err), CZ_EINVAL);
+    assert_non_null(strstr(err.msg, "trained with --no-tau, this run asks to drop it"));
     free(log);
     cz_ckpt_free(&c);
 }
@@ -641,6 +662,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_runstate_resolve_newest_verified, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runstate_out_refused_with_cause, setup, teardown),
         cmocka_unit_test(test_runstate_changes_that_break_bits_warn),
+        cmocka_unit_test(test_runstate_tau_change_refused),
         cmocka_unit_test_setup_teardown(test_runstate_history_damage_named, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

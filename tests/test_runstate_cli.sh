@@ -293,5 +293,14 @@ st=$?
     ok "checkpoints/latest a directory: exit 1 before training" ||
     { bad "checkpoints/latest a directory (status $st)"; tail -2 "$r.log"; }
 
+# ---- G3: --no-tau changed on resume: refused before anything is written ----
+r="$work/tauchg"; cp -r "$work/cpart" "$r"; cp "$r/config.json" "$work/tauchg.cfg"
+train --data c5.h5 --layers 13,11 --batch 24 --micro-batch 12 --dropout 0.2 --epochs 3 --out "$r" --resume auto \
+    >"$r.log" 2>&1
+st=$?
+[ $st = 1 ] && grep -q "tau (--no-tau) cannot change within a run; resume with the same setting" "$r.log" &&
+    cmp -s "$r/config.json" "$work/tauchg.cfg" && ok "--no-tau dropped on resume: exit 1, config.json untouched" ||
+    { bad "--no-tau dropped on resume (status $st)"; tail -2 "$r.log"; }
+
 echo "$fails failure(s)"
 [ $fails = 0 ]

@@ -662,6 +662,20 @@ int cz_run_check_compatible(const cz_run_info *run, const cz_checkpoint *c, cons
             goto out;
         }
     }
+    /* the tau histograms cover every epoch of a run or none: switched on midway, metrics.h5
+     * has no families to continue; switched off, the earlier epochs' histograms would go */
+    {
+        int ts = 0, ms = 0;
+        const char *tv = field(theirs, "tau", &ts), *mv = field(mine, "tau", &ms);
+        if (tv && mv && !same_value(tv, ts, mv, ms)) {
+            int was_on = strcmp(tv, "0") != 0;
+            rc = cz_error_set(err, CZ_EINVAL, "%s: the checkpoint's run was trained %s --no-tau, this run asks %s "
+                              "it: tau (--no-tau) cannot change within a run; resume with the same setting (%s "
+                              "--no-tau), or start a new run in another --out", path, was_on ? "without" : "with",
+                              was_on ? "for" : "to drop", was_on ? "without" : "with");
+            goto out;
+        }
+    }
     /* the data by content: the same file under another path resumes, another file at the
      * same path does not */
     if (c->has_identity && run->data) {
@@ -701,7 +715,8 @@ int cz_run_check_compatible(const cz_run_info *run, const cz_checkpoint *c, cons
         for (int i = 0; i < x->n; i++) {
             const char *k = x->key[i];
             int skip = !strcmp(k, "blas_version") || !strcmp(k, "blas_kernels") || /* warned below */
-                       !strcmp(k, "resume"); /* how this run started, not how it computes */
+                       !strcmp(k, "resume") || /* how this run started, not how it computes */
+                       !strcmp(k, "tau");       /* refused above */
             for (size_t f = 0; f < sizeof fixed_keys / sizeof *fixed_keys; f++) skip |= !strcmp(k, fixed_keys[f]);
             int ys = 0;
             const char *yv = field(y, k, &ys);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "chainz/atomic.h"
+#include "chainz/metrics.h"
 
 /* ---- small helpers ---- */
 
@@ -744,7 +745,83 @@ out:
     return rc;
 }
 
+int cz_run_same_run(const char *mine_json, const char *theirs_json, char *why, size_t why_len)
+{
+    why[0] = 0;
+    flat_json *mine = malloc(sizeof *mine), *theirs = malloc(sizeof *theirs);
+    int rc = 0;
+    if (!mine || !theirs) rc = CZ_ENOMEM;
+    else if (parse_flat(mine_json, mine) || parse_flat(theirs_json, theirs)) {
+        snprintf(why, why_len, "its config attribute is not a flat JSON object");
+    } else {
+        /* what no resume may change: a file differing in one of them is another run's */
+        static const char *keys[] = {"batch", "seed", "holdout", "standardize", "dropout", "tau", "optim", "head",
+                                     "layers"};
+        for (size_t k = 0; k < sizeof keys / sizeof *keys && !why[0]; k++) {
+            int ts = 0, ms = 0;
+            const char *tv = field(theirs, keys[k], &ts), *mv = field(mine, keys[k], &ms);
+            if (!tv || !mv) continue;
+            char a[4200], b[4200]; /* "16, 16" and "16,16" are the same layers */
+            size_t na = 0, nb = 0;
+            for (const char *p = tv; *p; p++) if (*p != ' ') a[na++] = *p;
+            for (const char *p = mv; *p; p++) if (*p != ' ') b[nb++] = *p;
+            a[na] = b[nb] = 0;
+            if (!same_value(a, ts, b, ms))
+                snprintf(why, why_len, "it is another run's: its config has %s = %s, this run's %s", keys[k], tv, mv);
+        }
+    }
+    free(mine);
+    free(theirs);
+    return rc;
+}
+
 /* ---- history ---- */
+
+/* one history line into row (cz_history_names order); -1 unless every field is there, a
+ * number or null */
+static int parse_history_line(const char *line, flat_json *o, double row[CZ_HISTORY_FIELDS])
+{
+    if (parse_flat(line, o)) return -1;
+    for (int k = 0; k < CZ_HISTORY_FIELDS; k++) {
+        int str = 0;
+        const char *v = field(o, cz_history_names[k], &str);
+        if (!v || str) return -1;
+        char *end;
+        row[k] = strcmp(v, "null") ? strtod(v, &end) : NAN;
+        if (strcmp(v, "null") && (*end || end == v)) return -1;
+    }
+    return row[0] >= 1 && row[0] == floor(row[0]) ? 0 : -1;
+}
+
+long cz_run_read_history(const char *path, long epochs, double *rows, unsigned char *have, cz_error *err)
+{
+    for (long e = 0; e < epochs; e++) have[e] = 0;
+    struct stat sb;
+    if (lstat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) return 0; /* missing, or a FIFO that would block */
+    FILE *f = fopen(path, "r");
+    if (!f) return cz_error_set(err, CZ_EIO, "%s: cannot read: %s", path, strerror(errno));
+    flat_json *o = malloc(sizeof *o);
+    if (!o) {
+        fclose(f);
+        return cz_error_set(err, CZ_ENOMEM, "out of memory");
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    long found = 0;
+    double row[CZ_HISTORY_FIELDS];
+    for (ssize_t n; (n = getline(&line, &cap, f)) > 0;) {
+        if (line[n - 1] != '\n' || parse_history_line(line, o, row)) continue; /* cut or not a history line */
+        long ep = (long)row[0];
+        if (ep > epochs || have[ep - 1]) continue; /* an abandoned attempt's, or a repeat: the first wins */
+        memcpy(rows + (size_t)(ep - 1) * CZ_HISTORY_FIELDS, row, sizeof row);
+        have[ep - 1] = 1;
+        found++;
+    }
+    free(line);
+    free(o);
+    fclose(f);
+    return found;
+}
 
 int cz_run_truncate_history(const char *path, long epochs_done, char *why, size_t why_len, cz_error *err)
 {

@@ -647,6 +647,32 @@ static void test_runstate_history_damage_named(void **state)
     assert_string_equal(why, "");
 }
 
+/* (review 3, G) only ckpt-<8+ decimal digits>.h5 as cz_run_save names them is a checkpoint:
+ * a sign, a space, ".H5", a step beyond a long or an extra leading zero is ignored. */
+static void test_runstate_stray_names_ignored(void **state)
+{
+    fixture *f = *state;
+    const char *ck = f->ck;
+    char p[512];
+    const char *stray[] = {"ckpt-+300.h5", "ckpt- 200.h5", "ckpt-500.H5", "ckpt-99999999999999999999.h5",
+                           "ckpt-000000300.h5", "ckpt-0000300.h5", "ckpt-00000400.h5x", "ckpt-00000007.h5.tmp.12"};
+    for (size_t i = 0; i < sizeof stray / sizeof *stray; i++) {
+        snprintf(p, sizeof p, "%s/%s", ck, stray[i]);
+        touch(p, "x");
+    }
+    snprintf(p, sizeof p, "%s/ckpt-00000010.h5", ck);
+    touch(p, "x");
+    snprintf(p, sizeof p, "%s/ckpt-123456789.h5", ck);
+    touch(p, "x");
+    cz_ckpt_list l;
+    cz_error err = {0};
+    assert_int_equal(cz_run_list(ck, &l, &err), 0);
+    assert_int_equal(l.n, 2);
+    assert_int_equal(l.steps[0], 123456789);
+    assert_int_equal(l.steps[1], 10);
+    cz_run_list_free(&l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -663,6 +689,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_runstate_out_refused_with_cause, setup, teardown),
         cmocka_unit_test(test_runstate_changes_that_break_bits_warn),
         cmocka_unit_test(test_runstate_tau_change_refused),
+        cmocka_unit_test_setup_teardown(test_runstate_stray_names_ignored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runstate_history_damage_named, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

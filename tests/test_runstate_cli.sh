@@ -344,5 +344,12 @@ st=$?
     cmp -s "$r/config.json" "$work/tauchg.cfg" && ok "--no-tau dropped on resume: exit 1, config.json untouched" ||
     { bad "--no-tau dropped on resume (status $st)"; tail -2 "$r.log"; }
 
+# ---- G4: chainz tau never blocks on a FIFO (RUN_DIR/metrics.h5 or the argument itself) ----
+mkdir "$work/tq" && mkfifo "$work/tq/metrics.h5"
+for a in "$work/tq" "$work/tq/metrics.h5"; do
+    timeout -k 3 10 "$chainz" tau "$a" >"$work/tq.log" 2>&1
+    expect "chainz tau ${a#$work/} with a FIFO metrics.h5: exit 1, no block" 1 $? "$work/tq.log" "not a regular file \(a FIFO\)"
+done
+
 echo "$fails failure(s)"
 [ $fails = 0 ]

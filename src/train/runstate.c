@@ -79,10 +79,19 @@ static void say(FILE *log, const char *fmt, ...)
     fflush(log);
 }
 
+/* Exactly ckpt-<8 to 18 decimal digits>.h5, the names cz_run_save writes: a sign, a space,
+ * ".H5" or a number beyond a long is not a checkpoint of the run (sscanf's %ld took them all). */
 static int ckpt_step_of(const char *name, long *step)
 {
-    char tail;
-    return sscanf(name, "ckpt-%ld.h5%c", step, &tail) == 1 && !strncmp(name, "ckpt-", 5) ? 0 : -1;
+    if (strncmp(name, "ckpt-", 5)) return -1;
+    const char *p = name + 5;
+    size_t nd = strspn(p, "0123456789");
+    /* and the name cz_run_save would give its step (ckpt-000000300.h5 is not ckpt-00000300.h5) */
+    if (nd < 8 || nd > 18 || (nd > 8 && p[0] == '0') || strcmp(p + nd, ".h5")) return -1;
+    long v = 0;
+    for (size_t i = 0; i < nd; i++) v = v * 10 + (p[i] - '0');
+    *step = v;
+    return 0;
 }
 
 /* ---- lock ---- */

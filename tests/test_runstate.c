@@ -647,6 +647,22 @@ static void test_runstate_history_damage_named(void **state)
     assert_string_equal(why, "");
 }
 
+/* (review 3, D) metrics.h5 of this run or another: the fields no resume may change decide;
+ * spellings of the same value and fields a resume may change do not. */
+static void test_runstate_same_run(void **state)
+{
+    (void)state;
+    char why[256];
+    const char *mine = "{\"layers\": \"16,16\", \"seed\": 3, \"dropout\": 0.1, \"lr\": 0.01, \"head\": \"auto\"}";
+    assert_int_equal(cz_run_same_run(mine, "{\"layers\": \"16, 16\", \"seed\": 3, \"dropout\": 0.10000000000000001, "
+                                           "\"lr\": 0.5, \"head\": \"classify\"}", why, sizeof why), 0);
+    assert_string_equal(why, "");
+    assert_int_equal(cz_run_same_run(mine, "{\"layers\": \"16,16\", \"seed\": 4}", why, sizeof why), 0);
+    assert_non_null(strstr(why, "another run's: its config has seed = 4, this run's 3"));
+    assert_int_equal(cz_run_same_run(mine, "not json", why, sizeof why), 0);
+    assert_non_null(strstr(why, "not a flat JSON object"));
+}
+
 /* (review 3, G) only ckpt-<8+ decimal digits>.h5 as cz_run_save names them is a checkpoint:
  * a sign, a space, ".H5", a step beyond a long or an extra leading zero is ignored. */
 static void test_runstate_stray_names_ignored(void **state)
@@ -689,6 +705,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_runstate_out_refused_with_cause, setup, teardown),
         cmocka_unit_test(test_runstate_changes_that_break_bits_warn),
         cmocka_unit_test(test_runstate_tau_change_refused),
+        cmocka_unit_test(test_runstate_same_run),
         cmocka_unit_test_setup_teardown(test_runstate_stray_names_ignored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runstate_history_damage_named, setup, teardown),
     };

@@ -112,7 +112,7 @@ int cz_run_check_compatible(const cz_run_info *run, const cz_checkpoint *c, cons
                             cz_error *err);
 
 /* metrics.h5 of this run? Compares the fields no resume may change (batch, seed, holdout,
- * standardize, dropout, tau, optim, head, layers) of two config JSONs; why = "" when they
+ * standardize, dropout, tau, optim, layers) of two config JSONs; why = "" when they
  * agree (a field one side lacks is not compared), else names the first that differs.
  * @return 0 or CZ_ENOMEM. */
 int cz_run_same_run(const char *mine_json, const char *theirs_json, char *why, size_t why_len);

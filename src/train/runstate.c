@@ -763,8 +763,9 @@ int cz_run_same_run(const char *mine_json, const char *theirs_json, char *why, s
     else if (parse_flat(mine_json, mine) || parse_flat(theirs_json, theirs)) {
         snprintf(why, why_len, "its config attribute is not a flat JSON object");
     } else {
-        /* what no resume may change: a file differing in one of them is another run's */
-        static const char *keys[] = {"batch", "seed", "holdout", "standardize", "dropout", "tau", "optim", "head",
+        /* what no resume may change: a file differing in one of them is another run's (not
+         * head: the option as given, "auto" or the task, may be spelled either way) */
+        static const char *keys[] = {"batch", "seed", "holdout", "standardize", "dropout", "tau", "optim",
                                      "layers"};
         for (size_t k = 0; k < sizeof keys / sizeof *keys && !why[0]; k++) {
             int ts = 0, ms = 0;

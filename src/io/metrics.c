@@ -73,7 +73,7 @@ static int read_column(hid_t g, const char *name, long E, double *dst, size_t st
     double *tmp = malloc((size_t)(E ? E : 1) * sizeof(double));
     if (!tmp) return cz_error_set(err, CZ_ENOMEM, "out of memory");
     int rc = cz_h5_read(g, name, H5T_NATIVE_DOUBLE, (size_t)E, tmp, file, err);
-    if (rc == 1) rc = cz_error_set(err, CZ_EINVAL, "%s: %s missing", file, name);
+    if (rc == 1) rc = cz_error_set(err, CZ_EINVAL, "dataset %s missing", name); /* the caller names the file */
     for (long e = 0; !rc && e < E; e++) dst[(size_t)e * stride] = tmp[e];
     free(tmp);
     return rc;

@@ -560,8 +560,9 @@ static void test_runstate_out_refused_with_cause(void **state)
     }
 }
 
-/* F10: every changed field is logged (tau too); micro_batch and reduce, which change how
- * the sums are formed, get the same warning as a kernel set; threads does not. */
+/* F10: every changed field is logged; micro_batch and reduce, which change how the sums
+ * are formed, get the same warning as a kernel set; threads does not. A change of tau
+ * (--no-tau) is refused, naming the field and what to do. */
 static void test_runstate_changes_that_break_bits_warn(void **state)
 {
     (void)state;
@@ -573,10 +574,9 @@ static void test_runstate_changes_that_break_bits_warn(void **state)
     cz_error err = {0};
     char *log = NULL;
     const char *mb = "{\"batch\": 24, \"seed\": 1, \"micro_batch\": 8, \"reduce\": \"exact\", \"threads\": 2, "
-                     "\"tau\": 0, \"resume\": \"auto\"}";
+                     "\"tau\": 1, \"resume\": \"auto\"}";
     assert_int_equal(check(mb, &id, &c, &log, &err), 0);
     assert_non_null(strstr(log, "micro_batch changes from 12 to 8: from here on the last bits differ"));
-    assert_non_null(strstr(log, "tau changes from 1 to 0"));
     assert_non_null(strstr(log, "threads changes from 1 to 2"));
     assert_null(strstr(log, "threads changes from 1 to 2: from here on"));
     assert_null(strstr(log, "resume changes"));
@@ -585,6 +585,27 @@ static void test_runstate_changes_that_break_bits_warn(void **state)
                       "\"tau\": 1}";
     assert_int_equal(check(red, &id, &c, &log, &err), 0);
     assert_non_null(strstr(log, "reduce changes from exact to float: from here on the last bits differ"));
+    free(log);
+    cz_ckpt_free(&c);
+}
+
+/* (review 3, F) --no-tau switched on or off on resume: refused before anything is written. */
+static void test_runstate_tau_change_refused(void **state)
+{
+    (void)state;
+    cz_checkpoint c;
+    make_ckpt(&c, 10, "{\"batch\": 24, \"seed\": 1, \"tau\": 1}");
+    cz_data_identity id = c.data;
+    cz_error err = {0};
+    char *log = NULL;
+    assert_int_equal(check("{\"batch\": 24, \"seed\": 1, \"tau\": 0}", &id, &c, &log, &err), CZ_EINVAL);
+    assert_non_null(strstr(err.msg, "trained without --no-tau, this run asks for it: tau (--no-tau) cannot change"));
+    assert_non_null(strstr(err.msg, "resume with the same setting (without --no-tau), or start a new run"));
+    free(log);
+    cz_ckpt_free(&c);
+    make_ckpt(&c, 10, "{\"batch\": 24, \"seed\": 1, \"tau\": 0}");
+    assert_int_equal(check("{\"batch\": 24, \"seed\": 1, \"tau\": 1}", &id, &c, &log, &err), CZ_EINVAL);
+    assert_non_null(strstr(err.msg, "trained with --no-tau, this run asks to drop it"));
     free(log);
     cz_ckpt_free(&c);
 }
@@ -626,6 +647,48 @@ static void test_runstate_history_damage_named(void **state)
     assert_string_equal(why, "");
 }
 
+/* (review 3, D) metrics.h5 of this run or another: the fields no resume may change decide;
+ * spellings of the same value and fields a resume may change do not. */
+static void test_runstate_same_run(void **state)
+{
+    (void)state;
+    char why[256];
+    const char *mine = "{\"layers\": \"16,16\", \"seed\": 3, \"dropout\": 0.1, \"lr\": 0.01, \"head\": \"auto\"}";
+    assert_int_equal(cz_run_same_run(mine, "{\"layers\": \"16, 16\", \"seed\": 3, \"dropout\": 0.10000000000000001, "
+                                           "\"lr\": 0.5, \"head\": \"classify\"}", why, sizeof why), 0);
+    assert_string_equal(why, "");
+    assert_int_equal(cz_run_same_run(mine, "{\"layers\": \"16,16\", \"seed\": 4}", why, sizeof why), 0);
+    assert_non_null(strstr(why, "another run's: its config has seed = 4, this run's 3"));
+    assert_int_equal(cz_run_same_run(mine, "not json", why, sizeof why), 0);
+    assert_non_null(strstr(why, "not a flat JSON object"));
+}
+
+/* (review 3, G) only ckpt-<8+ decimal digits>.h5 as cz_run_save names them is a checkpoint:
+ * a sign, a space, ".H5", a step beyond a long or an extra leading zero is ignored. */
+static void test_runstate_stray_names_ignored(void **state)
+{
+    fixture *f = *state;
+    const char *ck = f->ck;
+    char p[512];
+    const char *stray[] = {"ckpt-+300.h5", "ckpt- 200.h5", "ckpt-500.H5", "ckpt-99999999999999999999.h5",
+                           "ckpt-000000300.h5", "ckpt-0000300.h5", "ckpt-00000400.h5x", "ckpt-00000007.h5.tmp.12"};
+    for (size_t i = 0; i < sizeof stray / sizeof *stray; i++) {
+        snprintf(p, sizeof p, "%s/%s", ck, stray[i]);
+        touch(p, "x");
+    }
+    snprintf(p, sizeof p, "%s/ckpt-00000010.h5", ck);
+    touch(p, "x");
+    snprintf(p, sizeof p, "%s/ckpt-123456789.h5", ck);
+    touch(p, "x");
+    cz_ckpt_list l;
+    cz_error err = {0};
+    assert_int_equal(cz_run_list(ck, &l, &err), 0);
+    assert_int_equal(l.n, 2);
+    assert_int_equal(l.steps[0], 123456789);
+    assert_int_equal(l.steps[1], 10);
+    cz_run_list_free(&l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -641,6 +704,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_runstate_resolve_newest_verified, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runstate_out_refused_with_cause, setup, teardown),
         cmocka_unit_test(test_runstate_changes_that_break_bits_warn),
+        cmocka_unit_test(test_runstate_tau_change_refused),
+        cmocka_unit_test(test_runstate_same_run),
+        cmocka_unit_test_setup_teardown(test_runstate_stray_names_ignored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runstate_history_damage_named, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

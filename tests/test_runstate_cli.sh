@@ -205,7 +205,7 @@ for how in deleted first-removed cut-in-line-2 first-duplicated; do
     st=$?
     epochs=$(grep -o '^{"epoch": [0-9]*' "$h" | awk '{printf "%s", $2}')
     if [ $st = 0 ] && [ "$epochs" = 123 ] && cmp -s <(head -2 "$h") "$work/h12" &&
-       grep -q "warning: .*history.jsonl: .*rebuilt 2 of the 2 epoch lines from metrics.h5" "$r.log" &&
+       grep -q "warning: .*history.jsonl: .*epoch lines kept as they were, [0-2] rebuilt from metrics.h5" "$r.log" &&
        { [ $how = deleted ] || [ -f "$h.damaged" ]; }; then
         ok "history.jsonl $how: kept as .damaged, epochs 1,2 rebuilt byte for byte, then 3"
     else
@@ -216,7 +216,49 @@ done
 r="$work/h-nometrics"
 cp -r "$work/cpart" "$r" && rm "$r/history.jsonl" "$r/metrics.h5"
 train --data c5.h5 "${cargs[@]}" --epochs 3 --out "$r" --resume auto >"$r.log" 2>&1
-expect "history.jsonl and metrics.h5 both gone: the missing epochs are named" 0 $? "$r.log" "no row for epochs 1,2"
+expect "history.jsonl and metrics.h5 both gone: the missing epochs are named" 0 $? "$r.log" "neither it nor metrics.h5 has a row for epochs 1,2"
+
+# E (review 3): metrics.h5 gone and line 1 removed: the intact line 2 stays, only epoch 1 is named
+r="$work/h-keep"
+cp -r "$work/cpart" "$r" && rm "$r/metrics.h5" && sed -i 1d "$r/history.jsonl"
+train --data c5.h5 "${cargs[@]}" --epochs 3 --out "$r" --resume auto >"$r.log" 2>&1
+st=$?
+epochs=$(grep -o '^{"epoch": [0-9]*' "$r/history.jsonl" | awk '{printf "%s", $2}')
+if [ $st = 0 ] && [ "$epochs" = 23 ] && cmp -s <(head -1 "$r/history.jsonl") <(sed -n 2p "$work/h12") &&
+   grep -q "has a row for epoch 1: history.jsonl lacks it" "$r.log"; then
+    ok "history.jsonl line 1 removed, metrics.h5 gone: line 2 kept, only epoch 1 named"
+else bad "history.jsonl line 1 removed, metrics.h5 gone (status $st, epochs '$epochs')"; grep -i warn "$r.log"; fi
+
+# ---- C, D (review 3): a damaged or foreign metrics.h5 is kept as .damaged and rebuilt ----
+train --data c5.h5 "${cargs[@]}" --seed 9 --epochs 1 --out "$work/seed9" >/dev/null 2>&1
+for how in random half empty no-history foreign; do
+    r="$work/m-$how"; m="$r/metrics.h5"
+    cp -r "$work/cpart" "$r"; cp "$m" "$work/m-$how.orig"
+    case $how in
+    random) head -c 4000 /dev/urandom >"$m" ;;
+    half) truncate -s $(($(stat -c %s "$m") / 2)) "$m" ;;
+    empty) : >"$m" ;;
+    no-history) "$build/make_metrics" "$m" --epochs 2 --drop /history/epoch >/dev/null ;;
+    foreign) cp "$work/seed9/metrics.h5" "$m" ;;
+    esac
+    cp "$m" "$work/m-$how.bad"
+    train --data c5.h5 "${cargs[@]}" --epochs 3 --out "$r" --resume auto >"$r.log" 2>&1
+    st=$?
+    if [ $st = 0 ] && cmp -s "$m.damaged" "$work/m-$how.bad" &&
+       h5dump -d /history/epoch -y "$m" | grep -q "1, 2, 3" &&
+       cmp -s <(h5dump -d /history/train_loss -y "$m" | grep -A1 DATA | tail -1 | cut -d, -f1-2) \
+              <(h5dump -d /history/train_loss -y "$work/m-$how.orig" | grep -A1 DATA | tail -1 | cut -d, -f1-2) &&
+       grep -q "warning: .*metrics.h5: .*it cannot be continued; the file is kept as .*metrics.h5.damaged" "$r.log" &&
+       { [ $how != foreign ] || grep -q "another run's: its config has seed = 9" "$r.log"; }; then
+        ok "metrics.h5 $how: kept as .damaged, /history rebuilt from history.jsonl, resumed"
+    else bad "metrics.h5 $how (status $st)"; grep -iE "warn|error" "$r.log"; fi
+done
+r="$work/m-v99"; cp -r "$work/cpart" "$r"; "$build/make_metrics" "$r/metrics.h5" --epochs 2 --version 99 >/dev/null
+train --data c5.h5 "${cargs[@]}" --epochs 3 --out "$r" --resume auto >"$r.log" 2>&1
+st=$?
+[ $st = 1 ] && grep -q "metrics version 99, this chainz writes version 1" "$r.log" &&
+    cmp -s "$r/config.json" "$work/cpart/config.json" && ok "metrics.h5 version 99: exit 1, config.json untouched" ||
+    { bad "metrics.h5 version 99 (status $st)"; tail -2 "$r.log"; }
 
 # ---- F10: a resume with another --micro-batch warns ----
 r="$work/h-mb"
@@ -268,6 +310,46 @@ train --data c5.h5 "${cargs[@]}" --epochs 1 --ckpt-every-steps 1 --keep 2 --keep
 left=$(cd "$r/checkpoints" && ls ckpt-*.h5 | tr '\n' ' ')
 [ $? = 0 ] && [ "$left" = "ckpt-00000007.h5 ckpt-00000009.h5 ckpt-00000010.h5 " ] &&
     ok "a resume that trains no further prunes: $left" || bad "retention on resume left: $left"
+
+# ---- G1: nothing is written through a symbolic link in the run directory ----
+for f in run.lock history.jsonl config.json metrics.h5; do
+    r="$work/sl-$f"; mkdir "$r"; echo precious >"$work/victim-$f"; ln -s "../victim-$f" "$r/$f"
+    train --data c5.h5 "${cargs[@]}" --epochs 1 --out "$r" >"$r.log" 2>&1
+    st=$?
+    if [ $st = 1 ] && [ "$(cat "$work/victim-$f")" = precious ] && grep -q "$f is a symbolic link" "$r.log"; then
+        ok "$f a symbolic link: exit 1 naming it, the target untouched"
+    else bad "$f a symbolic link (status $st, target now '$(head -c 40 "$work/victim-$f")')"; tail -2 "$r.log"; fi
+done
+
+# ---- G2: a dangling checkpoints link, a directory as checkpoints/latest: exit 1 before training ----
+r="$work/p2"; mkdir "$r"; ln -s /nonexistent/x "$r/checkpoints"
+train --data c5.h5 "${cargs[@]}" --epochs 1 --out "$r" >"$r.log" 2>&1
+st=$?
+[ $st = 1 ] && grep -q "checkpoints directory is a symbolic link to a missing target" "$r.log" &&
+    ! grep -q "epoch 1/" "$r.log" && ok "dangling checkpoints link: exit 1 before training" ||
+    { bad "dangling checkpoints link (status $st)"; tail -2 "$r.log"; }
+r="$work/p3"; mkdir -p "$r/checkpoints/latest"
+train --data c5.h5 "${cargs[@]}" --epochs 1 --out "$r" >"$r.log" 2>&1
+st=$?
+[ $st = 1 ] && grep -q "checkpoints/latest is a directory" "$r.log" && ! grep -q "epoch 1/" "$r.log" &&
+    ok "checkpoints/latest a directory: exit 1 before training" ||
+    { bad "checkpoints/latest a directory (status $st)"; tail -2 "$r.log"; }
+
+# ---- G3: --no-tau changed on resume: refused before anything is written ----
+r="$work/tauchg"; cp -r "$work/cpart" "$r"; cp "$r/config.json" "$work/tauchg.cfg"
+train --data c5.h5 --layers 13,11 --batch 24 --micro-batch 12 --dropout 0.2 --epochs 3 --out "$r" --resume auto \
+    >"$r.log" 2>&1
+st=$?
+[ $st = 1 ] && grep -q "tau (--no-tau) cannot change within a run; resume with the same setting" "$r.log" &&
+    cmp -s "$r/config.json" "$work/tauchg.cfg" && ok "--no-tau dropped on resume: exit 1, config.json untouched" ||
+    { bad "--no-tau dropped on resume (status $st)"; tail -2 "$r.log"; }
+
+# ---- G4: chainz tau never blocks on a FIFO (RUN_DIR/metrics.h5 or the argument itself) ----
+mkdir "$work/tq" && mkfifo "$work/tq/metrics.h5"
+for a in "$work/tq" "$work/tq/metrics.h5"; do
+    timeout -k 3 10 "$chainz" tau "$a" >"$work/tq.log" 2>&1
+    expect "chainz tau ${a#$work/} with a FIFO metrics.h5: exit 1, no block" 1 $? "$work/tq.log" "not a regular file \(a FIFO\)"
+done
 
 echo "$fails failure(s)"
 [ $fails = 0 ]

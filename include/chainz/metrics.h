@@ -21,9 +21,19 @@ extern const char *const cz_history_names[CZ_HISTORY_FIELDS];
 typedef struct cz_metrics cz_metrics;
 
 /* Starts the run's metrics. keep_epochs < 0: a fresh file; otherwise the existing file's
- * rows with epoch <= keep_epochs are kept (a missing file is not an error). */
+ * rows with epoch <= keep_epochs are kept (a missing file is not an error).
+ * @return CZ_EINVAL when the existing file is not a regular file or has a newer version
+ * (refused: the caller stops before writing anything); 0 otherwise. A file that cannot be
+ * continued (not HDF5, cut, empty, no /history, a family's /tau group missing, rows out of
+ * order) is damaged: nothing of it is loaded, *out starts empty and `damaged` holds the
+ * cause ("" when the file was loaded or absent); the caller sets the file aside. */
 int cz_metrics_open(cz_metrics **out, const char *path, int n_families, const char *const *families,
-                    const char *config_json, long keep_epochs, cz_error *err);
+                    const char *config_json, long keep_epochs, char *damaged, size_t damaged_len, cz_error *err);
+/* The config attribute of the file a resume loaded ("" for none or a fresh file). */
+const char *cz_metrics_file_config(const cz_metrics *mx);
+/* Appends n history rows (epoch order) whose histograms are lost (count 0, quantiles NaN,
+ * zero counts) and rewrites the file: the rebuild of a damaged file from history.jsonl. */
+int cz_metrics_append_rows(cz_metrics *mx, const double *rows, long n, cz_error *err);
 /* Appends one epoch (history row in cz_history_names order, one merged histogram per
  * family) and rewrites the file. */
 int cz_metrics_append(cz_metrics *mx, const double *row, const cz_hist *hists, cz_error *err);

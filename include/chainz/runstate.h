@@ -111,7 +111,19 @@ int cz_run_data_identity(cz_data *ds, const char *path, cz_data_identity *id, cz
 int cz_run_check_compatible(const cz_run_info *run, const cz_checkpoint *c, const char *path, FILE *log,
                             cz_error *err);
 
+/* metrics.h5 of this run? Compares the fields no resume may change (batch, seed, holdout,
+ * standardize, dropout, tau, optim, layers) of two config JSONs; why = "" when they
+ * agree (a field one side lacks is not compared), else names the first that differs.
+ * @return 0 or CZ_ENOMEM. */
+int cz_run_same_run(const char *mine_json, const char *theirs_json, char *why, size_t why_len);
+
 /* ---- history.jsonl ---- */
+/* The intact lines of epochs 1..epochs of a history.jsonl, whatever else it holds (cut,
+ * duplicated, missing or foreign lines are skipped; the first line of an epoch wins):
+ * rows[(ep - 1) * CZ_HISTORY_FIELDS ...] and have[ep - 1] = 1 for each. A missing or
+ * non-regular file has none. @return the number of epochs found, or a negative cz_status. */
+long cz_run_read_history(const char *path, long epochs, double *rows, unsigned char *have, cz_error *err);
+
 /* Keeps the lines of epochs 1..epochs_done (atomically rewritten), dropping later ones.
  * When what is left would not be exactly epochs 1..epochs_done, each once, in order, and
  * each line complete (a deleted, cut or edited file, a FIFO), the file is left as it is and

@@ -176,7 +176,7 @@ int cz_h5_save_mem(hid_t f, const char *path, int partial, cz_error *err)
         free(img);
         return cz_error_set(err, n > 0 ? CZ_ENOMEM : CZ_EIO, "%s: cannot build the file image", path);
     }
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644); /* never through a link */
     if (fd < 0) {
         free(img);
         return cz_error_set(err, CZ_EIO, "%s: cannot create: %s", path, strerror(errno));
@@ -229,8 +229,14 @@ int cz_write_text_atomic(const char *path, const char *text, cz_error *err)
 {
     char tmp[4200];
     cz_tmp_name(tmp, sizeof tmp, path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return cz_error_set(err, CZ_EIO, "%s: cannot write: %s", tmp, strerror(errno));
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644); /* never through a link */
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        int e = errno;
+        if (fd >= 0) close(fd);
+        return cz_error_set(err, e == ELOOP ? CZ_EINVAL : CZ_EIO, "%s: cannot write: %s", tmp,
+                            e == ELOOP ? "a symbolic link (chainz writes through no link)" : strerror(e));
+    }
     int bad = fputs(text, f) < 0;
     bad |= fclose(f) != 0;
     if (bad) {

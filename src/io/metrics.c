@@ -18,6 +18,7 @@ static const char *const summary_names[7] = {"count", "mean", "p50", "p90", "p99
 struct cz_metrics {
     char path[4096];
     char *config;
+    char *file_config;    /* the config attribute of the file a resume continues ("" none) */
     int nf;
     char (*names)[64];
     long epochs, cap;
@@ -48,6 +49,7 @@ void cz_metrics_close(cz_metrics *mx)
 {
     if (!mx) return;
     free(mx->config);
+    free(mx->file_config);
     free(mx->names);
     free(mx->history);
     free(mx->summary);
@@ -56,6 +58,8 @@ void cz_metrics_close(cz_metrics *mx)
 }
 
 long cz_metrics_epochs(const cz_metrics *mx) { return mx->epochs; }
+
+const char *cz_metrics_file_config(const cz_metrics *mx) { return mx->file_config ? mx->file_config : ""; }
 
 const double *cz_metrics_row(const cz_metrics *mx, long i)
 {
@@ -69,13 +73,16 @@ static int read_column(hid_t g, const char *name, long E, double *dst, size_t st
     double *tmp = malloc((size_t)(E ? E : 1) * sizeof(double));
     if (!tmp) return cz_error_set(err, CZ_ENOMEM, "out of memory");
     int rc = cz_h5_read(g, name, H5T_NATIVE_DOUBLE, (size_t)E, tmp, file, err);
-    if (rc == 1) rc = cz_error_set(err, CZ_EINVAL, "%s: %s missing", file, name);
+    if (rc == 1) rc = cz_error_set(err, CZ_EINVAL, "dataset %s missing", name); /* the caller names the file */
     for (long e = 0; !rc && e < E; e++) dst[(size_t)e * stride] = tmp[e];
     free(tmp);
     return rc;
 }
 
-/* Loads the rows of epochs <= keep from an existing file (resume). */
+#define DAMAGED 1 /* load_existing: the file cannot be continued; err says why */
+
+/* Loads the rows of epochs <= keep from an existing file (resume). @return 0, DAMAGED with
+ * the cause in err, or CZ_EINVAL (not a regular file, a newer version: refused) */
 static int load_existing(cz_metrics *mx, long keep, cz_error *err)
 {
     struct stat sb;
@@ -83,19 +90,47 @@ static int load_existing(cz_metrics *mx, long keep, cz_error *err)
     if (!S_ISREG(sb.st_mode)) /* a FIFO would block open() inside H5Fopen */
         return cz_error_set(err, CZ_EINVAL, "%s: not a regular file (%s): move it away to continue the run",
                             mx->path, S_ISFIFO(sb.st_mode) ? "a FIFO" : "a directory, device or socket");
-    hid_t f = H5Fopen(mx->path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) return cz_error_set(err, CZ_EINVAL, "%s: cannot open the run's metrics to continue them", mx->path);
-    int rc = 0;
+    hid_t f = sb.st_size > 0 ? H5Fopen(mx->path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
+    if (f < 0) {
+        cz_error_set(err, CZ_EINVAL, "%s", sb.st_size ? "not a readable HDF5 file (overwritten or cut short)"
+                                                       : "an empty file");
+        return DAMAGED;
+    }
+    int rc = 0, damaged = 0;
+    char fmt[64];
+    long version = 0;
+    if (cz_h5_attr_str(f, "format", fmt, sizeof fmt) || strcmp(fmt, "chainz-metrics"))
+        damaged = 1, cz_error_set(err, CZ_EINVAL, "no format attribute \"chainz-metrics\"");
+    else if (cz_h5_attr_long(f, "version", &version))
+        damaged = 1, cz_error_set(err, CZ_EINVAL, "no readable version attribute");
+    else if (version > 1) {
+        H5Fclose(f);
+        return cz_error_set(err, CZ_EINVAL, "%s: metrics version %ld, this chainz writes version 1 (written by a "
+                            "newer chainz): continue the run with that chainz, or move metrics.h5 away", mx->path,
+                            version);
+    } else if (version < 1)
+        damaged = 1, cz_error_set(err, CZ_EINVAL, "version attribute %ld", version);
+    if (damaged) {
+        H5Fclose(f);
+        return DAMAGED;
+    }
+    enum { CFG_MAX = 1 << 16 };
+    mx->file_config = malloc(CFG_MAX);
+    if (!mx->file_config) {
+        H5Fclose(f);
+        return cz_error_set(err, CZ_ENOMEM, "out of memory");
+    }
+    if (cz_h5_attr_str(f, "config", mx->file_config, CFG_MAX)) mx->file_config[0] = 0;
     hid_t gh = H5Gopen2(f, "history", H5P_DEFAULT);
     long E = 0;
-    if (gh < 0) rc = cz_error_set(err, CZ_EINVAL, "%s: no /history", mx->path);
+    if (gh < 0) rc = cz_error_set(err, CZ_EINVAL, "no /history");
     else {
         hid_t ds = H5Dopen2(gh, "epoch", H5P_DEFAULT);
         hid_t sp = ds >= 0 ? H5Dget_space(ds) : -1;
         E = sp >= 0 ? (long)H5Sget_simple_extent_npoints(sp) : -1;
         if (sp >= 0) H5Sclose(sp);
         if (ds >= 0) H5Dclose(ds);
-        if (E < 0) rc = cz_error_set(err, CZ_EINVAL, "%s: no /history/epoch", mx->path);
+        if (E < 0) rc = cz_error_set(err, CZ_EINVAL, "no /history/epoch");
     }
     if (!rc && grow_to(mx, E)) rc = cz_error_set(err, CZ_ENOMEM, "out of memory");
     for (int k = 0; !rc && k < CZ_HISTORY_FIELDS; k++)
@@ -105,7 +140,7 @@ static int load_existing(cz_metrics *mx, long keep, cz_error *err)
         snprintf(gname, sizeof gname, "tau/%s", mx->names[fi]);
         hid_t g = H5Gopen2(f, gname, H5P_DEFAULT);
         if (g < 0) {
-            rc = cz_error_set(err, CZ_EINVAL, "%s: no /%s (the run's families changed?)", mx->path, gname);
+            rc = cz_error_set(err, CZ_EINVAL, "no /%s", gname);
             break;
         }
         for (int k = 0; !rc && k < 7; k++)
@@ -115,7 +150,7 @@ static int load_existing(cz_metrics *mx, long keep, cz_error *err)
         if (!rc && !tmp) rc = cz_error_set(err, CZ_ENOMEM, "out of memory");
         if (!rc) {
             int r = cz_h5_read(g, "counts", H5T_NATIVE_UINT64, (size_t)E * CZ_HIST_BINS, tmp, mx->path, err);
-            if (r) rc = r == 1 ? cz_error_set(err, CZ_EINVAL, "%s: /%s/counts missing", mx->path, gname) : r;
+            if (r) rc = r == 1 ? cz_error_set(err, CZ_EINVAL, "/%s/counts missing", gname) : r;
         }
         for (long e = 0; !rc && e < E; e++)
             memcpy(mx->counts + ((size_t)e * (size_t)mx->nf + (size_t)fi) * CZ_HIST_BINS,
@@ -125,7 +160,14 @@ static int load_existing(cz_metrics *mx, long keep, cz_error *err)
     }
     if (gh >= 0) H5Gclose(gh);
     H5Fclose(f);
-    if (rc) return rc;
+    /* rows in epoch order (1, 2, ..., an epoch lost to damage may be absent): anything else
+     * is not a record chainz wrote */
+    for (long e = 0; !rc && e < E; e++) {
+        double ep = mx->history[(size_t)e * CZ_HISTORY_FIELDS], prev = e ? mx->history[(size_t)(e - 1) * CZ_HISTORY_FIELDS] : 0;
+        if (!(ep > prev) || ep != floor(ep))
+            rc = cz_error_set(err, CZ_EINVAL, "/history/epoch[%ld] is %g, after %g: not in epoch order", e, ep, prev);
+    }
+    if (rc) return rc == CZ_ENOMEM ? rc : DAMAGED;
     /* keep the epochs the checkpoint completed; rows are in epoch order */
     long n = 0;
     while (n < E && mx->history[(size_t)n * CZ_HISTORY_FIELDS] <= (double)keep) n++;
@@ -134,8 +176,9 @@ static int load_existing(cz_metrics *mx, long keep, cz_error *err)
 }
 
 int cz_metrics_open(cz_metrics **out, const char *path, int n_families, const char *const *families,
-                    const char *config_json, long keep_epochs, cz_error *err)
+                    const char *config_json, long keep_epochs, char *damaged, size_t damaged_len, cz_error *err)
 {
+    if (damaged_len) damaged[0] = 0;
     cz_h5_quiet();
     *out = NULL;
     cz_metrics *mx = calloc(1, sizeof *mx);
@@ -147,6 +190,12 @@ int cz_metrics_open(cz_metrics **out, const char *path, int n_families, const ch
     int rc = (!mx->names || !mx->config || grow_to(mx, 1)) ? cz_error_set(err, CZ_ENOMEM, "out of memory") : 0;
     for (int i = 0; !rc && i < n_families; i++) snprintf(mx->names[i], sizeof mx->names[i], "%s", families[i]);
     if (!rc && keep_epochs >= 0) rc = load_existing(mx, keep_epochs, err);
+    if (rc == DAMAGED) { /* nothing of it is kept: the caller sets the file aside */
+        snprintf(damaged, damaged_len, "%s", err->msg);
+        mx->epochs = 0;
+        if (mx->file_config) mx->file_config[0] = 0;
+        rc = 0;
+    }
     if (rc) {
         cz_metrics_close(mx);
         return rc;
@@ -249,6 +298,23 @@ static int write_file(const cz_metrics *mx, cz_error *err)
     rc = cz_file_commit(tmp, mx->path, err);
     if (rc) unlink(tmp);
     return rc;
+}
+
+int cz_metrics_append_rows(cz_metrics *mx, const double *rows, long n, cz_error *err)
+{
+    if (grow_to(mx, mx->epochs + n)) return cz_error_set(err, CZ_ENOMEM, "out of memory for the metrics");
+    for (long i = 0; i < n; i++, mx->epochs++) {
+        size_t e = (size_t)mx->epochs;
+        memcpy(mx->history + e * CZ_HISTORY_FIELDS, rows + (size_t)i * CZ_HISTORY_FIELDS,
+               CZ_HISTORY_FIELDS * sizeof(double));
+        for (int fi = 0; fi < mx->nf; fi++) { /* lost: no samples, no quantiles */
+            double *dst = mx->summary + (e * (size_t)mx->nf + (size_t)fi) * 7;
+            dst[0] = 0;
+            for (int k = 1; k < 7; k++) dst[k] = NAN;
+            memset(mx->counts + (e * (size_t)mx->nf + (size_t)fi) * CZ_HIST_BINS, 0, CZ_HIST_BINS * sizeof(uint64_t));
+        }
+    }
+    return write_file(mx, err);
 }
 
 int cz_metrics_append(cz_metrics *mx, const double *row, const cz_hist *hists, cz_error *err)

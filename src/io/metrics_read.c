@@ -151,6 +151,10 @@ static int resolve(const char *arg, char *path, size_t len, cz_error *err)
         n = snprintf(path, len, "%s", arg);
     }
     if (n < 0 || (size_t)n >= len) return cz_error_set(err, CZ_EINVAL, "%s: path too long", arg);
+    /* only a regular file is opened: H5Fopen on a FIFO blocks forever in open() */
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return cz_error_set(err, CZ_EINVAL, "%s: not a regular file (%s): not a metrics file", path,
+                            S_ISFIFO(st.st_mode) ? "a FIFO" : "a device or socket");
     if (access(path, R_OK) != 0)
         return cz_error_set(err, CZ_EINVAL, "%s: cannot read the file (no permission)", path);
     return 0;

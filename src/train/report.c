@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "chainz/atomic.h"
+#include "chainz/runstate.h"
 
 const char *cz_report_json_num(char *buf, size_t len, double v)
 {
@@ -81,22 +82,38 @@ void cz_report_history_line(char *line, size_t len, const double row[CZ_HISTORY_
 int cz_report_rebuild_history(const char *path, long epochs, const cz_metrics *mx, const char *why,
                               cz_error *err)
 {
+    /* the intact lines stay: only the epochs the damage took are taken from metrics.h5 */
+    size_t ne = (size_t)(epochs > 0 ? epochs : 1);
+    double *kept_rows = malloc(ne * CZ_HISTORY_FIELDS * sizeof(double));
+    unsigned char *have = calloc(ne, 1);
+    if (!kept_rows || !have) {
+        free(kept_rows);
+        free(have);
+        return cz_error_set(err, CZ_ENOMEM, "out of memory");
+    }
+    long n_kept = cz_run_read_history(path, epochs, kept_rows, have, err);
+    if (n_kept < 0) {
+        free(kept_rows);
+        free(have);
+        return (int)n_kept;
+    }
     /* the damaged file is kept: renamed, never deleted (a second damage gets .damaged.2 ...) */
     char kept[4400] = "";
     struct stat sb;
+    int rc = 0;
     if (lstat(path, &sb) == 0) {
         snprintf(kept, sizeof kept, "%s.damaged", path);
         for (int i = 2; lstat(kept, &sb) == 0 && i < 1000; i++) snprintf(kept, sizeof kept, "%s.damaged.%d", path, i);
         if (rename(path, kept))
-            return cz_error_set(err, CZ_EIO, "%s (%s): cannot rename it to %s: %s", path, why, kept, strerror(errno));
+            rc = cz_error_set(err, CZ_EIO, "%s (%s): cannot rename it to %s: %s", path, why, kept, strerror(errno));
     }
-    size_t cap = (size_t)(epochs > 0 ? epochs : 1) * 400 + 1, w = 0;
-    char *text = malloc(cap), missing[256] = "";
-    if (!text) return cz_error_set(err, CZ_ENOMEM, "out of memory");
-    text[0] = 0;
+    size_t cap = ne * 400 + 1, w = 0;
+    char *text = rc ? NULL : malloc(cap), missing[256] = "";
+    if (!rc && !text) rc = cz_error_set(err, CZ_ENOMEM, "out of memory");
+    if (text) text[0] = 0;
     long n_missing = 0, found = 0;
-    for (long ep = 1; ep <= epochs; ep++) {
-        const double *row = NULL;
+    for (long ep = 1; !rc && ep <= epochs; ep++) {
+        const double *row = have[ep - 1] ? kept_rows + (size_t)(ep - 1) * CZ_HISTORY_FIELDS : NULL;
         for (long i = 0; !row && mx && cz_metrics_row(mx, i); i++)
             if ((long)cz_metrics_row(mx, i)[0] == ep) row = cz_metrics_row(mx, i);
         if (row) {
@@ -106,26 +123,29 @@ int cz_report_rebuild_history(const char *path, long epochs, const cz_metrics *m
             if (w + l + 1 > cap) {
                 char *t = realloc(text, cap = 2 * (w + l + 1));
                 if (!t) {
-                    free(text);
-                    return cz_error_set(err, CZ_ENOMEM, "out of memory");
+                    rc = cz_error_set(err, CZ_ENOMEM, "out of memory");
+                    break;
                 }
                 text = t;
             }
             memcpy(text + w, line, l + 1);
             w += l;
-            found++;
+            found += !have[ep - 1];
         } else {
             size_t m = strlen(missing);
             if (n_missing++ < 20) snprintf(missing + m, sizeof missing - m, "%s%ld", m ? "," : "", ep);
         }
     }
-    int rc = cz_write_text_atomic(path, text, err);
+    if (!rc) rc = cz_write_text_atomic(path, text, err);
     free(text);
+    free(kept_rows);
+    free(have);
     if (rc) return rc;
-    printf("chainz: warning: %s: %s; %s%s; rebuilt %ld of the %ld epoch lines from metrics.h5\n", path, why,
-           kept[0] ? "the damaged file is kept as " : "no file to keep", kept, found, epochs);
+    printf("chainz: warning: %s: %s; %s%s; %ld of the %ld epoch lines kept as they were, %ld rebuilt from "
+           "metrics.h5\n", path, why, kept[0] ? "the damaged file is kept as " : "no file to keep", kept, n_kept,
+           epochs, found);
     if (n_missing)
-        printf("chainz: warning: %s: metrics.h5 has no row for epoch%s %s%s either: history.jsonl lacks %s\n",
+        printf("chainz: warning: %s: neither it nor metrics.h5 has a row for epoch%s %s%s: history.jsonl lacks %s\n",
                path, n_missing > 1 ? "s" : "", missing, n_missing > 20 ? ",..." : "", n_missing > 1 ? "them" : "it");
     fflush(stdout);
     return 0;

@@ -54,8 +54,9 @@ typedef struct {
 void cz_report_history_line(char *line, size_t len, const double row[CZ_HISTORY_FIELDS]);
 
 /* history.jsonl found damaged on resume (why says how): the file is renamed
- * PATH.damaged (never deleted) and rewritten with the lines of epochs 1..epochs from mx's
- * rows; warnings on stdout name what was wrong and any epoch metrics.h5 lacks too. */
+ * PATH.damaged (never deleted) and rewritten with the lines of epochs 1..epochs: its own
+ * intact lines, and mx's rows for the epochs it lost; warnings on stdout name what was
+ * wrong and any epoch neither has. */
 int cz_report_rebuild_history(const char *path, long epochs, const cz_metrics *mx, const char *why,
                               cz_error *err);
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "chainz/atomic.h"
+#include "chainz/metrics.h"
 
 /* ---- small helpers ---- */
 
@@ -78,10 +79,19 @@ static void say(FILE *log, const char *fmt, ...)
     fflush(log);
 }
 
+/* Exactly ckpt-<8 to 18 decimal digits>.h5, the names cz_run_save writes: a sign, a space,
+ * ".H5" or a number beyond a long is not a checkpoint of the run (sscanf's %ld took them all). */
 static int ckpt_step_of(const char *name, long *step)
 {
-    char tail;
-    return sscanf(name, "ckpt-%ld.h5%c", step, &tail) == 1 && !strncmp(name, "ckpt-", 5) ? 0 : -1;
+    if (strncmp(name, "ckpt-", 5)) return -1;
+    const char *p = name + 5;
+    size_t nd = strspn(p, "0123456789");
+    /* and the name cz_run_save would give its step (ckpt-000000300.h5 is not ckpt-00000300.h5) */
+    if (nd < 8 || nd > 18 || (nd > 8 && p[0] == '0') || strcmp(p + nd, ".h5")) return -1;
+    long v = 0;
+    for (size_t i = 0; i < nd; i++) v = v * 10 + (p[i] - '0');
+    *step = v;
+    return 0;
 }
 
 /* ---- lock ---- */
@@ -129,19 +139,38 @@ static int probe_writable(const char *dir, const char *what, cz_error *err)
     return 0;
 }
 
+/* The files chainz writes in the run directory are never written through a symbolic link
+ * (a link would make chainz overwrite whatever it points to). */
+static const char *const run_files[] = {"run.lock", "history.jsonl", "config.json", "metrics.h5"};
+
 int cz_run_check_writable(const char *run_dir, cz_error *err)
 {
     int rc = probe_writable(run_dir, "the run directory", err);
-    char ck[PATH_MAX + 16];
-    snprintf(ck, sizeof ck, "%s/checkpoints", run_dir);
+    char ck[PATH_MAX + 16], sp[210];
     struct stat sb;
+    for (size_t i = 0; !rc && i < sizeof run_files / sizeof *run_files; i++) {
+        snprintf(ck, sizeof ck, "%s/%s", run_dir, run_files[i]);
+        if (lstat(ck, &sb) == 0 && S_ISLNK(sb.st_mode))
+            return cz_error_set(err, CZ_EINVAL, "%s is a symbolic link (%s): chainz writes no file of the run "
+                                "directory through a link; remove it, or train into another --out", run_files[i],
+                                short_path(ck, sp, sizeof sp));
+    }
+    snprintf(ck, sizeof ck, "%s/checkpoints", run_dir);
+    /* a link to a missing target: stat fails, and mkdir's EEXIST would hide it until the
+     * first checkpoint, after an epoch trained */
+    if (!rc && lstat(ck, &sb) == 0 && stat(ck, &sb) != 0)
+        return cz_error_set(err, CZ_EINVAL, "the checkpoints directory is a symbolic link to a missing target "
+                            "(%s): %s", strerror(errno), short_path(ck, sp, sizeof sp));
     if (!rc && stat(ck, &sb) == 0) { /* created later when missing, in a writable directory */
-        if (!S_ISDIR(sb.st_mode)) {
-            char sp[210];
+        if (!S_ISDIR(sb.st_mode))
             return cz_error_set(err, CZ_EINVAL, "the checkpoints directory is not a directory (%s): %s",
                                 strerror(ENOTDIR), short_path(ck, sp, sizeof sp));
-        }
         rc = probe_writable(ck, "the checkpoints directory", err);
+        /* `latest` is replaced by a rename, which a directory refuses (EISDIR) */
+        snprintf(ck, sizeof ck, "%s/checkpoints/latest", run_dir);
+        if (!rc && lstat(ck, &sb) == 0 && S_ISDIR(sb.st_mode))
+            return cz_error_set(err, CZ_EINVAL, "checkpoints/latest is a directory (%s): %s: move it away",
+                                strerror(EISDIR), short_path(ck, sp, sizeof sp));
     }
     return rc;
 }
@@ -154,7 +183,11 @@ int cz_run_lock_acquire(cz_run_lock *lk, const char *run_dir, cz_error *err)
     if (rc) return rc;
     char path[4300], sp[210];
     snprintf(path, sizeof path, "%s/run.lock", run_dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == ELOOP) /* never through a link: it would overwrite the target */
+        return cz_error_set(err, CZ_EINVAL, "run.lock is a symbolic link (%s): chainz writes no file of the run "
+                            "directory through a link; remove it, or train into another --out",
+                            short_path(path, sp, sizeof sp));
     if (fd < 0) /* --out: an input error (exit 1) */
         return cz_error_set(err, CZ_EINVAL, "cannot open the run lock (%s): %s", strerror(errno),
                             short_path(path, sp, sizeof sp));
@@ -639,6 +672,20 @@ int cz_run_check_compatible(const cz_run_info *run, const cz_checkpoint *c, cons
             goto out;
         }
     }
+    /* the tau histograms cover every epoch of a run or none: switched on midway, metrics.h5
+     * has no families to continue; switched off, the earlier epochs' histograms would go */
+    {
+        int ts = 0, ms = 0;
+        const char *tv = field(theirs, "tau", &ts), *mv = field(mine, "tau", &ms);
+        if (tv && mv && !same_value(tv, ts, mv, ms)) {
+            int was_on = strcmp(tv, "0") != 0;
+            rc = cz_error_set(err, CZ_EINVAL, "%s: the checkpoint's run was trained %s --no-tau, this run asks %s "
+                              "it: tau (--no-tau) cannot change within a run; resume with the same setting (%s "
+                              "--no-tau), or start a new run in another --out", path, was_on ? "without" : "with",
+                              was_on ? "for" : "to drop", was_on ? "without" : "with");
+            goto out;
+        }
+    }
     /* the data by content: the same file under another path resumes, another file at the
      * same path does not */
     if (c->has_identity && run->data) {
@@ -678,7 +725,8 @@ int cz_run_check_compatible(const cz_run_info *run, const cz_checkpoint *c, cons
         for (int i = 0; i < x->n; i++) {
             const char *k = x->key[i];
             int skip = !strcmp(k, "blas_version") || !strcmp(k, "blas_kernels") || /* warned below */
-                       !strcmp(k, "resume"); /* how this run started, not how it computes */
+                       !strcmp(k, "resume") || /* how this run started, not how it computes */
+                       !strcmp(k, "tau");       /* refused above */
             for (size_t f = 0; f < sizeof fixed_keys / sizeof *fixed_keys; f++) skip |= !strcmp(k, fixed_keys[f]);
             int ys = 0;
             const char *yv = field(y, k, &ys);
@@ -706,7 +754,84 @@ out:
     return rc;
 }
 
+int cz_run_same_run(const char *mine_json, const char *theirs_json, char *why, size_t why_len)
+{
+    why[0] = 0;
+    flat_json *mine = malloc(sizeof *mine), *theirs = malloc(sizeof *theirs);
+    int rc = 0;
+    if (!mine || !theirs) rc = CZ_ENOMEM;
+    else if (parse_flat(mine_json, mine) || parse_flat(theirs_json, theirs)) {
+        snprintf(why, why_len, "its config attribute is not a flat JSON object");
+    } else {
+        /* what no resume may change: a file differing in one of them is another run's (not
+         * head: the option as given, "auto" or the task, may be spelled either way) */
+        static const char *keys[] = {"batch", "seed", "holdout", "standardize", "dropout", "tau", "optim",
+                                     "layers"};
+        for (size_t k = 0; k < sizeof keys / sizeof *keys && !why[0]; k++) {
+            int ts = 0, ms = 0;
+            const char *tv = field(theirs, keys[k], &ts), *mv = field(mine, keys[k], &ms);
+            if (!tv || !mv) continue;
+            char a[4200], b[4200]; /* "16, 16" and "16,16" are the same layers */
+            size_t na = 0, nb = 0;
+            for (const char *p = tv; *p; p++) if (*p != ' ') a[na++] = *p;
+            for (const char *p = mv; *p; p++) if (*p != ' ') b[nb++] = *p;
+            a[na] = b[nb] = 0;
+            if (!same_value(a, ts, b, ms))
+                snprintf(why, why_len, "it is another run's: its config has %s = %s, this run's %s", keys[k], tv, mv);
+        }
+    }
+    free(mine);
+    free(theirs);
+    return rc;
+}
+
 /* ---- history ---- */
+
+/* one history line into row (cz_history_names order); -1 unless every field is there, a
+ * number or null */
+static int parse_history_line(const char *line, flat_json *o, double row[CZ_HISTORY_FIELDS])
+{
+    if (parse_flat(line, o)) return -1;
+    for (int k = 0; k < CZ_HISTORY_FIELDS; k++) {
+        int str = 0;
+        const char *v = field(o, cz_history_names[k], &str);
+        if (!v || str) return -1;
+        char *end;
+        row[k] = strcmp(v, "null") ? strtod(v, &end) : NAN;
+        if (strcmp(v, "null") && (*end || end == v)) return -1;
+    }
+    return row[0] >= 1 && row[0] == floor(row[0]) ? 0 : -1;
+}
+
+long cz_run_read_history(const char *path, long epochs, double *rows, unsigned char *have, cz_error *err)
+{
+    for (long e = 0; e < epochs; e++) have[e] = 0;
+    struct stat sb;
+    if (lstat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) return 0; /* missing, or a FIFO that would block */
+    FILE *f = fopen(path, "r");
+    if (!f) return cz_error_set(err, CZ_EIO, "%s: cannot read: %s", path, strerror(errno));
+    flat_json *o = malloc(sizeof *o);
+    if (!o) {
+        fclose(f);
+        return cz_error_set(err, CZ_ENOMEM, "out of memory");
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    long found = 0;
+    double row[CZ_HISTORY_FIELDS];
+    for (ssize_t n; (n = getline(&line, &cap, f)) > 0;) {
+        if (line[n - 1] != '\n' || parse_history_line(line, o, row)) continue; /* cut or not a history line */
+        long ep = (long)row[0];
+        if (ep > epochs || have[ep - 1]) continue; /* an abandoned attempt's, or a repeat: the first wins */
+        memcpy(rows + (size_t)(ep - 1) * CZ_HISTORY_FIELDS, row, sizeof row);
+        have[ep - 1] = 1;
+        found++;
+    }
+    free(line);
+    free(o);
+    fclose(f);
+    return found;
+}
 
 int cz_run_truncate_history(const char *path, long epochs_done, char *why, size_t why_len, cz_error *err)
 {

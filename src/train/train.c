@@ -6,13 +6,10 @@
  * SLURM), report.c (progress lines, history and metrics rows). */
 #include "chainz/train.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "chainz/atomic.h"
@@ -26,6 +23,7 @@
 #include "eval.h"
 #include "feed.h"
 #include "node.h"
+#include "records.h"
 #include "report.h"
 #include "taucollect.h"
 
@@ -488,87 +486,6 @@ static int resume(trainer *t, progress_state *ps, cz_error *err)
     return cz_dist_agree(t->d, rc, err);
 }
 
-/* metrics.h5 set aside as metrics.h5.damaged (.2, ...): renamed, never deleted */
-static int set_aside_metrics(const char *mpath, const char *why, char *kept, size_t len, cz_error *err)
-{
-    struct stat sb;
-    snprintf(kept, len, "%s.damaged", mpath);
-    for (int i = 2; lstat(kept, &sb) == 0 && i < 1000; i++) snprintf(kept, len, "%s.damaged.%d", mpath, i);
-    if (rename(mpath, kept))
-        return cz_error_set(err, CZ_EIO, "%s (%s): cannot rename it to %s: %s", mpath, why, kept, strerror(errno));
-    return 0;
-}
-
-/* history.jsonl and metrics.h5 (rank 0), before config.json is published. A fresh run
- * starts both. A resume keeps their rows of the epochs its checkpoint completed; a
- * metrics.h5 that cannot be continued (damaged, or another run's by its config) is set
- * aside and its /history rebuilt from history.jsonl's intact lines (the tau histograms
- * of those epochs are lost, and the warning says so); epochs metrics.h5 lacks are taken
- * from history.jsonl likewise; a damaged history.jsonl is rebuilt from its intact lines
- * and metrics.h5. Refused (CZ_EINVAL): a non-regular file, a metrics.h5 of a newer version. */
-static int open_records(trainer *t, const progress_state *ps, const char *hist_path, FILE **hist, cz_error *err)
-{
-    const cz_config *cfg = t->cfg;
-    long E = ps->epoch;
-    int resumed = ps->step != 0;
-    char mpath[4200], why[256] = "", damaged[600] = "";
-    snprintf(mpath, sizeof mpath, "%s/metrics.h5", cfg->out);
-    const char *fam[CZ_MAX_HIDDEN + CZ_TAU_JACOBIAN];
-    int nf = cfg->tau ? t->ts.nf : 0;
-    for (int f = 0; f < nf; f++) fam[f] = t->ts.names[f];
-    int rc = resumed ? 0 : cz_run_regular_or_absent(hist_path, err);
-    if (!rc) rc = cz_metrics_open(&t->mx, mpath, nf, fam, t->config_json, resumed ? E : -1, damaged, sizeof damaged, err);
-    if (!rc && resumed && !damaged[0] && cz_metrics_file_config(t->mx)[0] &&
-        cz_run_same_run(t->config_json, cz_metrics_file_config(t->mx), damaged, sizeof damaged))
-        rc = cz_error_set(err, CZ_ENOMEM, "out of memory");
-    if (!rc && resumed) rc = cz_run_truncate_history(hist_path, E, why, sizeof why, err);
-    char kept[4400] = "";
-    if (!rc && damaged[0]) { /* nothing of it was loaded: a fresh file replaces it */
-        rc = set_aside_metrics(mpath, damaged, kept, sizeof kept, err);
-        cz_metrics_close(t->mx);
-        t->mx = NULL;
-        if (!rc) rc = cz_metrics_open(&t->mx, mpath, nf, fam, t->config_json, -1, NULL, 0, err);
-    }
-    long last = 0, n_rows = 0, n_have = 0;
-    if (!rc && resumed && E > 0) { /* epochs metrics.h5 lacks, from history.jsonl's intact lines */
-        double *hrows = malloc((size_t)E * CZ_HISTORY_FIELDS * sizeof(double)), *add = NULL;
-        unsigned char *have = calloc((size_t)E, 1);
-        if (!hrows || !have || !(add = malloc((size_t)E * CZ_HISTORY_FIELDS * sizeof(double))))
-            rc = cz_error_set(err, CZ_ENOMEM, "out of memory");
-        long n = cz_metrics_epochs(t->mx);
-        last = n ? (long)cz_metrics_row(t->mx, n - 1)[0] : 0;
-        if (!rc && (n_have = cz_run_read_history(hist_path, E, hrows, have, err)) < 0) rc = (int)n_have;
-        for (long ep = last + 1; !rc && ep <= E; ep++)
-            if (have[ep - 1])
-                memcpy(add + (size_t)n_rows++ * CZ_HISTORY_FIELDS, hrows + (size_t)(ep - 1) * CZ_HISTORY_FIELDS,
-                       CZ_HISTORY_FIELDS * sizeof(double));
-        if (!rc && n_rows) rc = cz_metrics_append_rows(t->mx, add, n_rows, err);
-        free(hrows);
-        free(add);
-        free(have);
-    }
-    if (!rc && damaged[0])
-        printf("chainz: warning: %s: %s: it cannot be continued; the file is kept as %s and a new one started, "
-               "its /history rebuilt from history.jsonl (%ld of the %ld epochs)%s\n", mpath, damaged, kept, n_rows,
-               E, cfg->tau && E > 0 ? "; the tau histograms of the earlier epochs are lost (history.jsonl does not "
-               "hold them)" : "");
-    else if (!rc && n_rows)
-        printf("chainz: warning: %s has no row for epoch%s %ld..%ld: %ld taken from history.jsonl%s\n", mpath,
-               E > last + 1 ? "s" : "", last + 1, E, n_rows,
-               cfg->tau ? " (their tau histograms are lost)" : "");
-    fflush(stdout);
-    if (!rc && why[0]) rc = cz_report_rebuild_history(hist_path, E, t->mx, why, err);
-    if (!rc) { /* never through a link: it would overwrite the link's target */
-        int fd = open(hist_path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (resumed ? O_APPEND : O_TRUNC), 0644);
-        if (fd >= 0 && !(*hist = fdopen(fd, resumed ? "a" : "w"))) close(fd);
-        if (!*hist)
-            rc = errno == ELOOP ? cz_error_set(err, CZ_EINVAL, "%s is a symbolic link: chainz writes no file of the "
-                                               "run directory through a link; remove it", hist_path)
-                                : cz_error_set(err, CZ_EIO, "%s: cannot write: %s", hist_path, strerror(errno));
-    }
-    return rc;
-}
-
 int cz_train(const cz_config *cfg, int head_given, const cz_dist *d, cz_error *err)
 {
     trainer t;
@@ -602,7 +519,12 @@ int cz_train(const cz_config *cfg, int head_given, const cz_dist *d, cz_error *e
             char slurm[256];
             cz_node_slurm_fields(slurm, sizeof slurm);
             if (slurm[0]) printf("chainz: SLURM %s\n", slurm);
-            lrc = open_records(&t, &ps, hist_path, &hist, err);
+            {
+                const char *fam[CZ_MAX_HIDDEN + CZ_TAU_JACOBIAN];
+                int nf = cfg->tau ? t.ts.nf : 0;
+                for (int f = 0; f < nf; f++) fam[f] = t.ts.names[f];
+                lrc = cz_records_open(cfg, t.config_json, nf, fam, ps.epoch, ps.step != 0, hist_path, &t.mx, &hist, err);
+            }
         }
         rc = cz_dist_agree(d, lrc, err);
     }

@@ -75,7 +75,8 @@ expect "--epochs 0 is refused with the same range" 1 "--epochs: '0' is not an in
 for case in "layers:5,,5:--layers '5,,5': '' is not a positive width" "layers:5,5,:'' is not a positive width" \
             "act:poly,,relu:'' is not poly" "dreg-warmup:0x10:--dreg-warmup '0x10': expected" \
             "dreg-warmup:1e308:--dreg-warmup '1e308': expected" "dreg-warmup:-1:--dreg-warmup '-1': expected" \
-            "log-seconds:0:--log-seconds must be > 0" "lr-min:1:--lr-min 1 is above --lr" "kernels::--kernels '': give auto"; do
+            "log-seconds:0:--log-seconds must be > 0" "lr-min:1:--lr-min 1 is above --lr" "kernels::--kernels '': give auto" \
+            "clip-grad-norm:-1:--clip-grad-norm must be >= 0" "clip-grad-norm:nan:--clip-grad-norm: 'nan' is not a finite number"; do
     opt=${case%%:*} rest=${case#*:}; v=${rest%%:*} re=${rest#*:}
     expect "train --$opt '$v'" 1 "$re" -- "$chainz" train "${small[@]}" --out "$work/r-lenient" --"$opt" "$v"
 done

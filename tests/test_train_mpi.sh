@@ -109,6 +109,27 @@ bw_same_run "$work/float-1" "$work/float-2" ckpt 2>"$work/float.why"; rc=$?
 [ $rc -eq 1 ] && ok "--reduce float: 1 vs 2 ranks differ in the parameter bytes, as expected: $(grep -m1 '^#   ' "$work/float.why" | tr -s ' ')" \
     || bad "--reduce float: 1 vs 2 ranks compare $rc (expected 1 = differ)"
 
+# ---- --clip-grad-norm: bounds the update, and exact stays exact across ranks ----
+# SGD without momentum or decay: one step with lr 1 and one with lr 2 differ by exactly
+# the (clipped) gradient, whose norm must then be C
+for lr in 1 2; do
+    run 1 train "${common[@]}" --optim sgd --momentum 0 --weight-decay 0 --dropout 0 --lr $lr --clip-grad-norm 0.01 \
+        --max-steps 1 --no-tau --out "$work/clip-lr$lr" >"$work/clip-lr$lr.log" 2>&1 || bad "clip run (lr $lr) failed"
+done
+vals() { h5dump -m %.9g -g /model "$(bw_final_ckpt "$1")" | grep -E '^ +\([0-9]' | sed 's/([0-9,]*)://' | tr ',' '\n' | awk 'NF'; }
+norm=$(paste <(vals "$work/clip-lr1") <(vals "$work/clip-lr2") | awk '{d = $1 - $2; s += d * d} END {printf "%.6f", sqrt(s)}')
+awk -v n="$norm" 'BEGIN { exit !(n > 0.0099 && n < 0.0101) }' && ok "--clip-grad-norm 0.01: the step's update has norm $norm" \
+    || bad "--clip-grad-norm 0.01: the step's update has norm $norm"
+grep -q "scaled the gradient of 1 of the 1 steps" "$work/clip-lr1.log" && ok "--clip-grad-norm reports the clipped steps" \
+    || bad "--clip-grad-norm: no report of the clipped steps"
+for p in 1 3; do
+    run "$p" train "${common[@]}" --clip-grad-norm 0.05 --out "$work/clip-$p" >"$work/clip-$p.log" 2>&1 || bad "clip run on $p ranks failed"
+done
+bw_same_run "$work/clip-1" "$work/clip-3" && ok "--clip-grad-norm: 1 and 3 ranks train the same bytes" \
+    || bad "--clip-grad-norm: 1 and 3 ranks differ"
+bw_same_run "$ref" "$work/clip-1" ckpt 2>/dev/null; [ $? -eq 1 ] && ok "--clip-grad-norm 0.05 changed the training" \
+    || bad "--clip-grad-norm 0.05 left the training unchanged (or could not compare)"
+
 # ---- every rank reads its own rows: a NaN in one row is found by the rank that owns it ----
 "$make_data" "$work/nan.h5" --n 700 --d 7 --classes 4 --seed 3 --nan-row 123
 for p in 1 2 3; do

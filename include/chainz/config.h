@@ -31,6 +31,7 @@ typedef struct {
 
     cz_optim_spec optim;
     double lr, lr_min;
+    double clip_grad_norm;     /* clip the global averaged gradient to this L2 norm (0: off) */
     cz_shape lr_shape;
     long warmup_steps;
 

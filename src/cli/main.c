@@ -84,6 +84,8 @@ static void usage_train(FILE *f)
             "  --lr-schedule S        constant|linear|cosine (decay to --lr-min)  %s\n"
             "  --lr-min X             final learning rate of the decay           %g\n"
             "  --warmup-steps N       linear warmup from 0 to --lr                %ld\n"
+            "  --clip-grad-norm C     scale the global averaged gradient down to L2 norm C when it\n"
+            "                         is larger (0: off; the same on every rank, so exact stays exact)  %g\n"
             "  --weight-decay W       decoupled, on weights only                  %g\n"
             "  --momentum M           SGD momentum                                %g\n"
             "  --beta1 B --beta2 B    AdamW moments                               %g %g\n"
@@ -124,7 +126,7 @@ static void usage_train(FILE *f)
             "numbers must be finite (nan and inf are refused); exit status 0 done, 1 usage or input\n"
             "error (options, data files, --out), 2 runtime failure, 75 checkpointed on a signal.\n",
             c.holdout, c.layers, c.acts, c.model.dropout, c.dreg, cz_optim_name(c.optim.kind), c.lr,
-            cz_shape_name(c.lr_shape), c.lr_min, c.warmup_steps, c.optim.weight_decay,
+            cz_shape_name(c.lr_shape), c.lr_min, c.warmup_steps, c.clip_grad_norm, c.optim.weight_decay,
             c.optim.momentum, c.optim.beta1, c.optim.beta2, c.epochs, c.batch, c.micro_batch,
             c.max_steps, (unsigned long long)c.seed, CZ_MAX_THREADS, c.threads, c.log_seconds, c.ckpt_every_steps,
             c.ckpt_every_epochs, c.keep, c.keep_every);
@@ -214,7 +216,7 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
 {
     enum {
         O_DATA = 256, O_VAL, O_HOLDOUT, O_NOSTD, O_OUT, O_LAYERS, O_ACT, O_HEAD, O_DROPOUT, O_DREG,
-        O_DSCHED, O_DRANGE, O_DWARM, O_OPTIM, O_LR, O_LRS, O_LRMIN, O_WARM, O_WD, O_MOM, O_B1, O_B2,
+        O_DSCHED, O_DRANGE, O_DWARM, O_OPTIM, O_LR, O_LRS, O_LRMIN, O_CLIP, O_WARM, O_WD, O_MOM, O_B1, O_B2,
         O_EPOCHS, O_BATCH, O_MB, O_MAXSTEPS, O_SEED, O_THREADS, O_REDUCE, O_LOGS, O_HELP,
         O_CKS, O_CKE, O_KEEP, O_KEEPEVERY, O_RESUME, O_NOTAU, O_MAXMEM
     };
@@ -224,7 +226,7 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
         {"act", 1, 0, O_ACT}, {"head", 1, 0, O_HEAD}, {"dropout", 1, 0, O_DROPOUT},
         {"dreg", 1, 0, O_DREG}, {"dreg-schedule", 1, 0, O_DSCHED}, {"dreg-range", 1, 0, O_DRANGE},
         {"dreg-warmup", 1, 0, O_DWARM}, {"optim", 1, 0, O_OPTIM}, {"lr", 1, 0, O_LR},
-        {"lr-schedule", 1, 0, O_LRS}, {"lr-min", 1, 0, O_LRMIN}, {"warmup-steps", 1, 0, O_WARM},
+        {"lr-schedule", 1, 0, O_LRS}, {"lr-min", 1, 0, O_LRMIN}, {"clip-grad-norm", 1, 0, O_CLIP}, {"warmup-steps", 1, 0, O_WARM},
         {"weight-decay", 1, 0, O_WD}, {"momentum", 1, 0, O_MOM}, {"beta1", 1, 0, O_B1},
         {"beta2", 1, 0, O_B2}, {"epochs", 1, 0, O_EPOCHS}, {"batch", 1, 0, O_BATCH},
         {"micro-batch", 1, 0, O_MB}, {"max-steps", 1, 0, O_MAXSTEPS}, {"seed", 1, 0, O_SEED},
@@ -323,6 +325,7 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
             case O_DREG: c->dreg = v; break;
             case O_LR: c->lr = v; break;
             case O_LRMIN: c->lr_min = v; break;
+            case O_CLIP: c->clip_grad_norm = v; break;
             case O_WD: c->optim.weight_decay = v; break;
             case O_MOM: c->optim.momentum = v; break;
             case O_B1: c->optim.beta1 = v; break;
@@ -357,6 +360,7 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
         return cz_error_set(err, CZ_EINVAL, "--lr-min %g is above --lr %g: the schedule decays from --lr to --lr-min",
                             c->lr_min, c->lr);
     if (!(c->log_seconds > 0)) return cz_error_set(err, CZ_EINVAL, "--log-seconds must be > 0");
+    if (!(c->clip_grad_norm >= 0)) return cz_error_set(err, CZ_EINVAL, "--clip-grad-norm must be >= 0 (0: off)");
     return cz_config_parse_model(c, err);
 }
 

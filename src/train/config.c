@@ -18,6 +18,7 @@ void cz_config_defaults(cz_config *c)
                                .momentum = 0.9, .weight_decay = 0.0};
     c->lr = 1e-3;
     c->lr_min = 0.0;
+    c->clip_grad_norm = 0.0;
     c->lr_shape = CZ_SHAPE_CONSTANT;
     c->epochs = 10;
     c->batch = 128;
@@ -135,13 +136,13 @@ size_t cz_config_json(const cz_config *c, char *buf, size_t len)
     put_str(&p, &left, &need, "dreg_warmup", c->dreg_warmup, 1);
     put_str(&p, &left, &need, "optim", cz_optim_name(c->optim.kind), 1);
     put_fmt(&p, &left, &need,
-            ", \"lr\": %s, \"lr_min\": %s, \"lr_schedule\": \"%s\", \"warmup_steps\": %ld, "
+            ", \"lr\": %s, \"lr_min\": %s, \"lr_schedule\": \"%s\", \"warmup_steps\": %ld, \"clip_grad_norm\": %s, "
             "\"beta1\": %s, \"beta2\": %s, \"eps\": %s, \"momentum\": %s, "
             "\"epochs\": %d, \"batch\": %ld, \"micro_batch\": %ld, \"seed\": %llu, \"threads\": %d, "
             "\"reduce\": \"%s\", \"max_steps\": %ld, \"tau\": %d, \"ckpt_every_steps\": %ld, "
             "\"ckpt_every_epochs\": %d, \"keep\": %d, \"keep_every\": %ld}",
             jnum(t[0], 32, c->lr), jnum(t[1], 32, c->lr_min), cz_shape_name(c->lr_shape), c->warmup_steps,
-            jnum(t[2], 32, c->optim.beta1), jnum(t[3], 32, c->optim.beta2), jnum(t[4], 32, c->optim.eps),
+            jnum(t[6], 32, c->clip_grad_norm), jnum(t[2], 32, c->optim.beta1), jnum(t[3], 32, c->optim.beta2), jnum(t[4], 32, c->optim.eps),
             jnum(t[5], 32, c->optim.momentum), c->epochs, c->batch, c->micro_batch,
             (unsigned long long)c->seed, c->threads, c->reduce == CZ_REDUCE_EXACT ? "exact" : "float",
             c->max_steps, c->tau, c->ckpt_every_steps, c->ckpt_every_epochs, c->keep, c->keep_every);

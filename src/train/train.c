@@ -99,6 +99,7 @@ typedef struct {
     char ckpt_dir[4200];
     char *config_json;
     uint64_t rows_read;      /* training rows this rank read (the share it computed) */
+    long clipped_steps;      /* steps of this process whose gradient --clip-grad-norm scaled */
     cz_tau_set ts;
     cz_metrics *mx;          /* rank 0 */
     cz_run_lock lock;        /* rank 0: RUN_DIR/run.lock for the whole run */
@@ -377,8 +378,16 @@ static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, lo
         if (!isfinite(t->grad[i])) return gradient_overflow(&t->m, t->grad, n, step, 1, err);
         gsq += (double)t->grad[i] * (double)t->grad[i];
     }
-    /* one value per step, the same on every rank: rank 0 records it */
+    /* one value per step, the same on every rank: rank 0 records it (before clipping: tau
+     * describes the gradients the data produce) */
     if (cfg->tau && d->rank == 0) cz_hist_add(&t->ts.h[CZ_TAU_PARAM], sqrt(gsq));
+    /* --clip-grad-norm: every rank holds the same reduced gradient and sums its squares in
+     * the same order, so every rank scales by the same factor and exact stays exact */
+    if (cfg->clip_grad_norm > 0 && sqrt(gsq) > cfg->clip_grad_norm) {
+        float s = (float)(cfg->clip_grad_norm / sqrt(gsq));
+        for (size_t i = 0; i < n; i++) t->grad[i] *= s;
+        t->clipped_steps++;
+    }
     cz_optim_step(&cfg->optim, t->params, t->grad, t->opt, n, t->m.n_weights, step + 1, lr);
     return 0;
 }
@@ -616,6 +625,9 @@ int cz_train(const cz_config *cfg, int head_given, const cz_dist *d, cz_error *e
             rc = save_checkpoint(&t, &ps, err);
     }
     if (!rc) rc = cz_report_rows_read(d, t.rows_read, ps.step - first_step, err);
+    if (!rc && d->rank == 0 && cfg->clip_grad_norm > 0)
+        printf("chainz: --clip-grad-norm %g scaled the gradient of %ld of the %ld steps of this run\n",
+               cfg->clip_grad_norm, t.clipped_steps, ps.step - first_step);
     if (!rc && d->rank == 0) {
         printf("chainz: done, %ld steps, %.1f s, final checkpoint %s/latest\n", ps.step,
                cz_dist_time() - t_start, t.ckpt_dir);

@@ -130,6 +130,15 @@ bw_same_run "$work/clip-1" "$work/clip-3" && ok "--clip-grad-norm: 1 and 3 ranks
 bw_same_run "$ref" "$work/clip-1" ckpt 2>/dev/null; [ $? -eq 1 ] && ok "--clip-grad-norm 0.05 changed the training" \
     || bad "--clip-grad-norm 0.05 left the training unchanged (or could not compare)"
 
+# ---- the DREG default follows the activations: a baseline is what its name says ----
+for case in "relu:0:other than poly" "poly:0.01:a CR network" "poly,relu:0:other than poly"; do
+    act=${case%%:*} rest=${case#*:}; want=${rest%%:*} why=${rest#*:}
+    run 1 train --data "$work/train.h5" --layers 8,8 --act "$act" --epochs 1 --no-tau --out "$work/dd-${act/,/-}" \
+        >"$work/dd-${act/,/-}.log" 2>&1 || bad "default-DREG run --act $act failed"
+    grep -q "\"dreg\": $want," "$work/dd-${act/,/-}/config.json" && grep -q "DREG lambda $want: the default for .*$why" "$work/dd-${act/,/-}.log" \
+        && ok "--act $act without --dreg: lambda $want, logged" || bad "--act $act without --dreg: not lambda $want (or not logged)"
+done
+
 # ---- every rank reads its own rows: a NaN in one row is found by the rank that owns it ----
 "$make_data" "$work/nan.h5" --n 700 --d 7 --classes 4 --seed 3 --nan-row 123
 for p in 1 2 3; do

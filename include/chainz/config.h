@@ -25,6 +25,8 @@ typedef struct {
     char acts[256];            /* as given, e.g. "poly" or "poly,relu" */
 
     double dreg;               /* constant lambda (when no schedule) */
+    int dreg_by_default;       /* --dreg not given: 0.01 if every hidden layer is poly (a CR
+                                  network), else 0, so a baseline is what its name says */
     char dreg_schedule[128];   /* "" or SHAPE:START:END */
     char dreg_range[64];       /* "" (whole run) or FROM:TO */
     char dreg_warmup[64];      /* "" or epochs / "Ns" steps with lambda = 0 */

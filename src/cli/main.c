@@ -74,7 +74,8 @@ static void usage_train(FILE *f)
             "  --head H               classify|ordinal|regress                    the data's task\n"
             "  --dropout P            inverted dropout on hidden outputs          %g\n"
             "DREG\n"
-            "  --dreg LAMBDA          constant DREG coefficient                   %g\n"
+            "  --dreg LAMBDA          constant DREG coefficient                   %g with poly,\n"
+            "                         0 with any other activation (a baseline stays a baseline)\n"
             "  --dreg-schedule S:A:B  constant|linear|cosine|exp from A to B       constant --dreg\n"
             "  --dreg-range F:T       anneal between epochs F and T (or Ns:Ms steps)  whole run\n"
             "  --dreg-warmup E        lambda = 0 for E epochs (or Ns steps)       0\n"
@@ -322,7 +323,7 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
             switch (o) {
             case O_HOLDOUT: c->holdout = v; break;
             case O_DROPOUT: c->model.dropout = v; break;
-            case O_DREG: c->dreg = v; break;
+            case O_DREG: c->dreg = v; c->dreg_by_default = 0; break;
             case O_LR: c->lr = v; break;
             case O_LRMIN: c->lr_min = v; break;
             case O_CLIP: c->clip_grad_norm = v; break;

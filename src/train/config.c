@@ -14,6 +14,7 @@ void cz_config_defaults(cz_config *c)
     snprintf(c->acts, sizeof c->acts, "poly");
     c->model.head = CZ_HEAD_CLASSIFY;
     c->dreg = 0.01;
+    c->dreg_by_default = 1;
     c->optim = (cz_optim_spec){.kind = CZ_OPT_ADAMW, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
                                .momentum = 0.9, .weight_decay = 0.0};
     c->lr = 1e-3;
@@ -73,6 +74,11 @@ int cz_config_parse_model(cz_config *c, cz_error *err)
     else if (n != m->n_hidden)
         return cz_error_set(err, CZ_EINVAL, "--act '%s' names %d activations for %d hidden layers",
                             c->acts, n, m->n_hidden);
+    if (c->dreg_by_default) {
+        int all_poly = 1;
+        for (int l = 0; l < m->n_hidden; l++) all_poly &= m->act[l] == CZ_ACT_POLY;
+        c->dreg = all_poly ? 0.01 : 0.0;
+    }
     return 0;
 }
 

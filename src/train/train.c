@@ -313,6 +313,9 @@ static int publish_run(trainer *t, cz_error *err)
                    t->val ? cfg->val : t->n_val ? "held out of --data" : "none");
             printf("chainz: model %zu parameters, workspace %.1f MB per rank, %zu steps per epoch\n",
                    t->m.n_params, cz_workspace_bytes(t->ws) / 1e6, t->steps_per_epoch);
+            if (cfg->dreg_by_default && !cfg->dreg_schedule[0])
+                printf("chainz: DREG lambda %g: the default for %s (--dreg sets it)\n", cfg->dreg,
+                       cfg->dreg > 0 ? "a CR network (poly activations)" : "activations other than poly");
             printf("chainz: config %s\n", t->config_json);
             fflush(stdout);
         }

@@ -25,7 +25,13 @@ void cz_gemm_runtime_setup(int threads)
     cz_gemm_rntm_ready = 1;
 }
 
-void cz_engine_set_threads(int n) { cz_gemm_runtime_setup(n); }
+/* also BLIS's global count, for BLIS calls outside the engine (bench_step's sgemm reference
+ * must run on as many threads as the step it is compared with) */
+void cz_engine_set_threads(int n)
+{
+    cz_gemm_runtime_setup(n);
+    bli_thread_set_num_threads(n > 0 ? n : 1);
+}
 
 int cz_engine_threads(void)
 {

@@ -310,6 +310,12 @@ train --data c5.h5 "${cargs[@]}" --epochs 1 --ckpt-every-steps 1 --keep 2 --keep
 left=$(cd "$r/checkpoints" && ls ckpt-*.h5 | tr '\n' ' ')
 [ $? = 0 ] && [ "$left" = "ckpt-00000007.h5 ckpt-00000009.h5 ckpt-00000010.h5 " ] &&
     ok "a resume that trains no further prunes: $left" || bad "retention on resume left: $left"
+# a kill between a checkpoint's rename and the update of `latest`, then a resume with nothing
+# left to train (CI saw this: `latest` stayed one behind the final checkpoint)
+lt=$(cat "$r/checkpoints/latest")
+[ "$lt" = ckpt-00000010.h5 ] && grep -q "latest named ckpt-00000007.h5; it now names ckpt-00000010.h5" "$r.2.log" &&
+    ok "latest one behind + a resume that trains no further: latest now names the newest ($lt)" ||
+    { bad "latest one behind + resume: latest names '$lt'"; tail -3 "$r.2.log"; }
 
 # ---- G1: nothing is written through a symbolic link in the run directory ----
 for f in run.lock history.jsonl config.json metrics.h5; do

@@ -420,6 +420,20 @@ int cz_run_choose_auto(const char *ckpt_dir, char *chosen, size_t len, FILE *log
         cz_run_say(log, "chainz: resume auto: %s: renamed to %s\n", e3.msg, to);
     }
     int rc = newest_verified(ckpt_dir, chosen, len, 1, "resume auto", log, err);
+    if (!rc && chosen[0]) {
+        /* `latest` names what the run continues from. A kill between a checkpoint's rename
+         * and the update of `latest` leaves it one behind; a run that resumes from that newer
+         * checkpoint and has nothing left to train would otherwise never move it on. */
+        char name[300] = "";
+        const char *base = strrchr(chosen, '/');
+        base = base ? base + 1 : chosen;
+        if (read_pointer(latest, name, sizeof name) || strcmp(name, base)) {
+            char text[320];
+            snprintf(text, sizeof text, "%s\n", base);
+            rc = cz_write_text_atomic(latest, text, err);
+            if (!rc && name[0]) cz_run_say(log, "chainz: resume auto: latest named %s; it now names %s\n", name, base);
+        }
+    }
     if (!rc) rc = cz_run_repair_latest(ckpt_dir, err);
     if (!rc && !chosen[0]) cz_run_say(log, "chainz: resume auto: no usable checkpoint in %s, starting fresh\n", ckpt_dir);
     return rc;

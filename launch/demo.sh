@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job, from a fresh Debian machine: installs what chainz needs (apt-get), builds,
 # prepares Pima Diabetes from Debian's weka examples (diabetes.arff, taken from the weka
-# package without installing Java), trains a CR network with DREG on 2 MPI ranks, writes
+# package without installing Java: launch/weka-examples.sh), trains a CR network with DREG on 2 MPI ranks, writes
 # checkpoints and the run's tau histograms (metrics.h5) under checkpoints/pima-cr/,
 # evaluates the final model on the held-out test split and prints the tau table.
 #
@@ -21,16 +21,7 @@ chainz="$top/build/chainz"
 
 mkdir -p "$data"
 if [ ! -f "$data/pima-train.h5" ]; then
-    arff=/usr/share/doc/weka/examples/diabetes.arff
-    if [ ! -f "$arff" ]; then
-        # the file ships in Debian's weka package: fetch the .deb and unpack only that file
-        tmp=$(mktemp -d)
-        trap 'rm -rf "$tmp"' EXIT
-        SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-        (cd "$tmp" && { apt-get download weka >/dev/null 2>&1 || { $SUDO apt-get update -qq && apt-get download weka >/dev/null; }; })
-        dpkg-deb --fsys-tarfile "$tmp"/weka_*.deb | tar -x -C "$tmp" ./usr/share/doc/weka/examples/diabetes.arff
-        arff="$tmp/usr/share/doc/weka/examples/diabetes.arff"
-    fi
+    arff="$("$top/launch/weka-examples.sh")/diabetes.arff"
     "$chainz" prep arff "$arff" -o "$data/pima.h5" --split train=0.7,val=0.1,test=0.2 --seed 1
     echo
 fi

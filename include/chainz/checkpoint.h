@@ -2,7 +2,8 @@
  * run exactly, readable with h5dump/h5py without chainz.
  *   /model/layer_<l>/{weight [n_l, n_{l-1}], bias [n_l], poly [n_l, 4]}   l = 1..H
  *   /model/output/{weight, bias}
- *   /model/input/{mean, std} [d]          (when features are standardized)
+ *   /model/input/{mean, std} [d], attr clip_z (when features are standardized; clip_z
+ *                                         absent in older files: 0, no clipping)
  *   /optimizer/<moment>/... the same tree per moment (m, v for AdamW; momentum for SGD)
  *   /state  attrs epoch, step, position, lambda, lr; datasets rng [4] (xoshiro state) and
  *           epoch_sums [5] (the epoch's running sums, so a mid-epoch resume is exact);
@@ -54,6 +55,7 @@ typedef struct {
     size_t opt_len;           /* reals in opt_state: state_len * n_params */
     float *opt_state;
     float *mean, *std;        /* [d] or NULL */
+    double clip_z;            /* standardized inputs clipped to [-clip_z, clip_z]; 0: none */
     cz_train_state state;
     char *config_json;
     char version[32];

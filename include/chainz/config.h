@@ -19,6 +19,9 @@ typedef struct {
     char data[4096], val[4096], out[4096];
     double holdout;            /* fraction of --data held out for validation (0: none) */
     int standardize;           /* z-score features with training-set statistics */
+    double clip_z;             /* clip standardized features to [-clip_z, clip_z] (0: off) */
+    int clip_z_given;          /* --clip-z was on the command line */
+    int holdout_random;        /* --holdout-split random: the unstratified draw of chainz < 0.4 */
 
     cz_model_spec model;       /* d and classes come from the data file */
     char layers[256];          /* as given, e.g. "512,512" */
@@ -45,6 +48,8 @@ typedef struct {
     double log_seconds;        /* interval of plain log lines without a terminal */
     long max_steps;            /* stop after this many steps in total (0: no limit) */
     int tau;                   /* record the per-epoch gradient-norm histograms (metrics.h5) */
+    double divergence_factor;  /* stop when a step's loss or DREG exceeds this many times its
+                                  running level (0: off) */
 
     long ckpt_every_steps;     /* checkpoint every N optimizer steps (0: off) */
     int ckpt_every_epochs;     /* checkpoint every E epochs (0: off) */

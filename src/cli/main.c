@@ -67,6 +67,9 @@ static void usage_train(FILE *f)
             "  --val FILE             validation set                              none\n"
             "  --holdout F            hold out fraction F of --data for validation %g\n"
             "  --no-standardize       use raw features (default: z-score with training statistics)\n"
+            "  --clip-z Z             clip standardized features to [-Z, Z]: a near-constant feature\n"
+            "                         cannot become a huge input to the cubic activations (0: off)  3\n"
+            "  --holdout-split S      stratified (each class held out in proportion) or random  stratified\n"
             "  --out DIR              run directory: config.json, history.jsonl, checkpoints/  required\n"
             "model\n"
             "  --layers W1,W2,...     hidden widths                               %s\n"
@@ -113,6 +116,8 @@ static void usage_train(FILE *f)
             "  --no-tau               do not record the per-epoch gradient-norm histograms\n"
             "                         (RUN_DIR/metrics.h5; for lambda = 0 runs they cost the\n"
             "                         Jacobian stream's forward pass)             recorded\n"
+            "  --divergence-factor F  stop with an explanation (term, layer, step, what to try) when a\n"
+            "                         step's loss or DREG term exceeds F x its running level (0: off)  100\n"
             "checkpoints and resume (RUN_DIR/checkpoints/ckpt-<step>.h5, pointer 'latest')\n"
             "  --ckpt-every-steps N   also checkpoint every N steps (0: off)      %ld\n"
             "  --ckpt-every-epochs E  checkpoint every E epochs (0: off)          %d\n"
@@ -219,7 +224,7 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
         O_DATA = 256, O_VAL, O_HOLDOUT, O_NOSTD, O_OUT, O_LAYERS, O_ACT, O_HEAD, O_DROPOUT, O_DREG,
         O_DSCHED, O_DRANGE, O_DWARM, O_OPTIM, O_LR, O_LRS, O_LRMIN, O_CLIP, O_WARM, O_WD, O_MOM, O_B1, O_B2,
         O_EPOCHS, O_BATCH, O_MB, O_MAXSTEPS, O_SEED, O_THREADS, O_REDUCE, O_LOGS, O_HELP,
-        O_CKS, O_CKE, O_KEEP, O_KEEPEVERY, O_RESUME, O_NOTAU, O_MAXMEM
+        O_CKS, O_CKE, O_KEEP, O_KEEPEVERY, O_RESUME, O_NOTAU, O_MAXMEM, O_CLIPZ, O_HSPLIT, O_DIVF
     };
     static const struct option opts[] = {
         {"data", 1, 0, O_DATA}, {"val", 1, 0, O_VAL}, {"holdout", 1, 0, O_HOLDOUT},
@@ -234,7 +239,8 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
         {"threads", 1, 0, O_THREADS}, {"reduce", 1, 0, O_REDUCE}, {"log-seconds", 1, 0, O_LOGS},
         {"ckpt-every-steps", 1, 0, O_CKS}, {"ckpt-every-epochs", 1, 0, O_CKE},
         {"keep", 1, 0, O_KEEP}, {"no-tau", 0, 0, O_NOTAU}, {"keep-every", 1, 0, O_KEEPEVERY}, {"resume", 1, 0, O_RESUME},
-        {"max-memory", 1, 0, O_MAXMEM}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+        {"max-memory", 1, 0, O_MAXMEM}, {"clip-z", 1, 0, O_CLIPZ}, {"holdout-split", 1, 0, O_HSPLIT},
+        {"divergence-factor", 1, 0, O_DIVF}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
     cz_config_defaults(c);
     *head_given = 0;
     optind = 1;
@@ -274,6 +280,11 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
             else rc = cz_error_set(err, CZ_EINVAL, "--reduce '%s': expected exact or float", optarg);
             break;
         case O_RESUME: rc = str_opt("--resume", c->resume, sizeof c->resume, optarg, err); break;
+        case O_HSPLIT:
+            if (!strcmp(optarg, "stratified")) c->holdout_random = 0;
+            else if (!strcmp(optarg, "random")) c->holdout_random = 1;
+            else rc = cz_error_set(err, CZ_EINVAL, "--holdout-split '%s': expected stratified or random", optarg);
+            break;
         case O_MAXMEM: rc = bytes_arg(name, optarg, &c->max_memory, err); break;
         case O_HELP: return 1;
         case '?':
@@ -327,6 +338,8 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
             case O_LR: c->lr = v; break;
             case O_LRMIN: c->lr_min = v; break;
             case O_CLIP: c->clip_grad_norm = v; break;
+            case O_CLIPZ: c->clip_z = v; c->clip_z_given = 1; break;
+            case O_DIVF: c->divergence_factor = v; break;
             case O_WD: c->optim.weight_decay = v; break;
             case O_MOM: c->optim.momentum = v; break;
             case O_B1: c->optim.beta1 = v; break;
@@ -362,6 +375,13 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
                             c->lr_min, c->lr);
     if (!(c->log_seconds > 0)) return cz_error_set(err, CZ_EINVAL, "--log-seconds must be > 0");
     if (!(c->clip_grad_norm >= 0)) return cz_error_set(err, CZ_EINVAL, "--clip-grad-norm must be >= 0 (0: off)");
+    if (!(c->clip_z == 0 || c->clip_z >= 0.5))
+        return cz_error_set(err, CZ_EINVAL, "--clip-z must be 0 (off) or >= 0.5 (standard deviations)");
+    if (c->clip_z_given && c->clip_z > 0 && !c->standardize)
+        return cz_error_set(err, CZ_EINVAL, "--clip-z clips z-scores, which --no-standardize turns off: use one");
+    if (!c->standardize) c->clip_z = 0;
+    if (!(c->divergence_factor == 0 || c->divergence_factor >= 2))
+        return cz_error_set(err, CZ_EINVAL, "--divergence-factor must be 0 (off) or >= 2");
     return cz_config_parse_model(c, err);
 }
 

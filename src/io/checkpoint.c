@@ -41,6 +41,8 @@ uint64_t cz_ckpt_checksum_all(const cz_checkpoint *c)
     if (c->mean) {
         h = cz_checksum_more(h, c->mean, m->spec.d * sizeof(float));
         h = cz_checksum_more(h, c->std, m->spec.d * sizeof(float));
+        /* only when set: files written before clipping existed keep their checksum */
+        if (c->clip_z > 0) h = cz_checksum_more(h, &c->clip_z, sizeof c->clip_z);
     }
     if (c->opt_state) h = cz_checksum_more(h, c->opt_state, c->opt_len * sizeof(float));
     const cz_train_state *st = &c->state;
@@ -188,7 +190,9 @@ int cz_ckpt_save(const char *path, const cz_checkpoint *c, cz_error *err)
         size_t dd[1] = {m->spec.d};
         rc = cz_h5_write(gi, "mean", H5T_NATIVE_FLOAT, 1, dd, c->mean) |
              cz_h5_write(gi, "std", H5T_NATIVE_FLOAT, 1, dd, c->std) |
-             cz_h5_set_str(gi, "meaning", "x_used = (x_file - mean) / std, statistics of the training set");
+             cz_h5_set_double(gi, "clip_z", c->clip_z) |
+             cz_h5_set_str(gi, "meaning", "x_used = clamp((x_file - mean) / std, -clip_z, clip_z) (clip_z 0: "
+                           "no clamp), statistics of the training set");
         if (rc) rc = cz_error_set(err, CZ_EIO, "%s: cannot write /model/input", path);
         H5Gclose(gi);
     }
@@ -380,6 +384,9 @@ int cz_ckpt_load(const char *path, cz_checkpoint *c, cz_error *err)
         else if (cz_h5_read(gi, "mean", H5T_NATIVE_FLOAT, s.d, c->mean, path, err) ||
                  cz_h5_read(gi, "std", H5T_NATIVE_FLOAT, s.d, c->std, path, err))
             rc = cz_error_set(err, CZ_EINVAL, "%s: /model/input/mean or std unreadable", path);
+        /* absent in files written before clipping existed: no clipping */
+        if (!rc && (cz_h5_attr_double(gi, "clip_z", &c->clip_z) < 0 || !(c->clip_z >= 0 && c->clip_z < 1e30)))
+            rc = cz_error_set(err, CZ_EINVAL, "%s: /model/input clip_z attribute unreadable or not >= 0", path);
         H5Gclose(gi);
     }
     H5Gclose(g);

@@ -27,6 +27,8 @@ void cz_config_defaults(cz_config *c)
     c->seed = 1;
     c->threads = 1;
     c->standardize = 1;
+    c->clip_z = 3.0;
+    c->divergence_factor = 100.0;
     c->reduce = CZ_REDUCE_EXACT;
     c->log_seconds = 10;
     c->ckpt_every_epochs = 1;
@@ -131,7 +133,9 @@ size_t cz_config_json(const cz_config *c, char *buf, size_t len)
     put_str(&p, &left, &need, "val", c->val, 1);
     put_str(&p, &left, &need, "out", c->out, 1);
     put_str(&p, &left, &need, "resume", c->resume, 1);
-    put_fmt(&p, &left, &need, ", \"holdout\": %s, \"standardize\": %d", jnum(t[0], 32, c->holdout), c->standardize);
+    put_fmt(&p, &left, &need, ", \"holdout\": %s, \"holdout_split\": \"%s\", \"standardize\": %d, \"clip_z\": %s",
+            jnum(t[0], 32, c->holdout), c->holdout_random ? "random" : "stratified", c->standardize,
+            jnum(t[1], 32, c->standardize ? c->clip_z : 0.0));
     put_str(&p, &left, &need, "layers", c->layers, 1);
     put_str(&p, &left, &need, "act", c->acts, 1);
     put_str(&p, &left, &need, "head", cz_head_name(c->model.head), 1);
@@ -145,12 +149,12 @@ size_t cz_config_json(const cz_config *c, char *buf, size_t len)
             ", \"lr\": %s, \"lr_min\": %s, \"lr_schedule\": \"%s\", \"warmup_steps\": %ld, \"clip_grad_norm\": %s, "
             "\"beta1\": %s, \"beta2\": %s, \"eps\": %s, \"momentum\": %s, "
             "\"epochs\": %d, \"batch\": %ld, \"micro_batch\": %ld, \"seed\": %llu, \"threads\": %d, "
-            "\"reduce\": \"%s\", \"max_steps\": %ld, \"tau\": %d, \"ckpt_every_steps\": %ld, "
+            "\"reduce\": \"%s\", \"max_steps\": %ld, \"tau\": %d, \"divergence_factor\": %s, \"ckpt_every_steps\": %ld, "
             "\"ckpt_every_epochs\": %d, \"keep\": %d, \"keep_every\": %ld}",
             jnum(t[0], 32, c->lr), jnum(t[1], 32, c->lr_min), cz_shape_name(c->lr_shape), c->warmup_steps,
             jnum(t[6], 32, c->clip_grad_norm), jnum(t[2], 32, c->optim.beta1), jnum(t[3], 32, c->optim.beta2), jnum(t[4], 32, c->optim.eps),
             jnum(t[5], 32, c->optim.momentum), c->epochs, c->batch, c->micro_batch,
             (unsigned long long)c->seed, c->threads, c->reduce == CZ_REDUCE_EXACT ? "exact" : "float",
-            c->max_steps, c->tau, c->ckpt_every_steps, c->ckpt_every_epochs, c->keep, c->keep_every);
+            c->max_steps, c->tau, jnum(t[7], 32, c->divergence_factor), c->ckpt_every_steps, c->ckpt_every_epochs, c->keep, c->keep_every);
     return need;
 }

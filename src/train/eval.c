@@ -122,6 +122,7 @@ int cz_eval(const cz_eval_opts *o, const cz_dist *d, cz_error *err)
     }
     if (!rc && !(ws = cz_workspace_new(&c.model, M, err))) rc = err->code;
     if (!rc) rc = cz_feed_init(&io, ds, M, c.mean, c.std, err);
+    io.clip = (float)c.clip_z; /* as in training */
     size_t n = rc ? 0 : cz_data_get_info(ds)->n;
     size_t K = c.model.spec.head == CZ_HEAD_REGRESS ? 0 : (size_t)c.model.spec.classes;
     if (!rc) {

@@ -23,6 +23,7 @@ enum { CZ_SC_LOSS, CZ_SC_DREG, CZ_SC_CORRECT, CZ_SC_ABSERR, CZ_SC_N };
 typedef struct {
     cz_data *ds;
     const float *mean, *std; /* NULL: raw features */
+    float clip;              /* standardized values clipped to [-clip, clip] (0: off) */
     size_t d;
     float *x;                /* [M x d] */
     int32_t *yc;
@@ -50,9 +51,20 @@ int cz_feed_check_rows(const cz_dist *d, cz_data *ds, float *x, const uint64_t *
                        cz_error *err);
 
 /* Mean and standard deviation per feature ([d] each) over rows[0..n), computed by rank 0
- * in one fixed order and broadcast: identical whatever the world size. Collective. */
-int cz_feed_stats(const cz_dist *d, cz_data *ds, const uint64_t *rows, size_t n, float *mean, float *std,
-                  cz_error *err);
+ * in one fixed order and broadcast: identical whatever the world size. Rank 0 also names,
+ * on stdout, the features whose training values lie beyond clip standard deviations (the
+ * ones clipping changes; with clip 0, those beyond 10). Collective. */
+int cz_feed_stats(const cz_dist *d, cz_data *ds, const uint64_t *rows, size_t n, double clip, float *mean,
+                  float *std, cz_error *err);
+
+/* The validation rows held out of a data set of N rows: perm [N] becomes the held-out
+ * rows (the first n_hold, ascending) then the training rows (ascending). n_hold =
+ * floor(fraction * N). Rows are drawn by a permutation seeded with `seed`; with class
+ * labels (labels != NULL, classes > 0) and stratified != 0, each class gives its share
+ * (largest remainder, so the total is exactly n_hold). @return 0, or CZ_EINVAL when
+ * nothing would be held out or trained on, or CZ_ENOMEM. */
+int cz_feed_holdout(uint64_t *perm, size_t N, double fraction, uint64_t seed, const int32_t *labels, int classes,
+                    int stratified, size_t *n_hold, cz_error *err);
 
 /* Sums per-chunk scalars per_chunk [C x CZ_SC_N] (each chunk's slots filled by the one rank
  * that computed it, zero elsewhere) over ranks, then in chunk order into out. Collective. */

@@ -159,7 +159,7 @@ int cz_run_check_compatible(const cz_run_info *run, const cz_checkpoint *c, cons
         goto out;
     }
     /* the data order and the sample set must not change under a resumed run */
-    static const char *fixed_keys[] = {"batch", "seed", "holdout", "standardize", "dropout"};
+    static const char *fixed_keys[] = {"batch", "seed", "holdout", "holdout_split", "standardize", "dropout"};
     for (size_t k = 0; k < sizeof fixed_keys / sizeof *fixed_keys; k++) {
         int ts = 0, ms = 0;
         const char *tv = cz_run_field(theirs, fixed_keys[k], &ts), *mv = cz_run_field(mine, fixed_keys[k], &ms);
@@ -167,6 +167,14 @@ int cz_run_check_compatible(const cz_run_info *run, const cz_checkpoint *c, cons
         if (!same_value(tv, ts, mv, ms)) {
             rc = cz_error_set(err, CZ_EINVAL, "%s: the checkpoint has %s = %s, this run asks for %s = %s "
                               "(it cannot change within a run)", path, fixed_keys[k], tv, fixed_keys[k], mv);
+            goto out;
+        }
+    }
+    { /* a run of a chainz before the stratified holdout drew its validation rows at random */
+        const char *th = cz_run_field(theirs, "holdout", NULL), *mh = cz_run_field(mine, "holdout_split", NULL);
+        if (th && strcmp(th, "0") && !cz_run_field(theirs, "holdout_split", NULL) && mh && !strcmp(mh, "stratified")) {
+            rc = cz_error_set(err, CZ_EINVAL, "%s: the run held out --holdout %s of the rows at random (a chainz "
+                              "before the stratified holdout): resume it with --holdout-split random", path, th);
             goto out;
         }
     }
@@ -263,8 +271,8 @@ int cz_run_same_run(const char *mine_json, const char *theirs_json, char *why, s
     } else {
         /* what no resume may change: a file differing in one of them is another run's (not
          * head: the option as given, "auto" or the task, may be spelled either way) */
-        static const char *keys[] = {"batch", "seed", "holdout", "standardize", "dropout", "tau", "optim",
-                                     "layers"};
+        static const char *keys[] = {"batch", "seed", "holdout", "holdout_split", "standardize", "clip_z",
+                                     "dropout", "tau", "optim", "layers"};
         for (size_t k = 0; k < sizeof keys / sizeof *keys && !why[0]; k++) {
             int ts = 0, ms = 0;
             const char *tv = cz_run_field(theirs, keys[k], &ts), *mv = cz_run_field(mine, keys[k], &ms);

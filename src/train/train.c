@@ -20,6 +20,7 @@
 #include "chainz/fixed.h"
 #include "chainz/metrics.h"
 #include "chainz/runstate.h"
+#include "diverge.h"
 #include "eval.h"
 #include "feed.h"
 #include "node.h"
@@ -74,12 +75,6 @@ static int gradient_overflow(const cz_model *m, const float *g, size_t n, long s
 
 /* ---- prolog helpers ---- */
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* ---- the training run ---- */
 
 typedef struct {
@@ -105,6 +100,8 @@ typedef struct {
     cz_run_lock lock;        /* rank 0: RUN_DIR/run.lock for the whole run */
     cz_data_identity data_id;
     double *chunk_sc;        /* [chunks per step x CZ_SC_N] scalars of one step, by chunk */
+    cz_diverge dv;           /* running levels of the loss and DREG terms */
+    double layer_sq[CZ_MAX_HIDDEN]; /* this rank's sum of ||S_l||^2 in the step (for the explanation) */
     size_t mem_limit;        /* bytes per rank (0: unknown) */
     char mem_source[160];    /* where the limit comes from */
 } trainer;
@@ -153,23 +150,17 @@ static int open_data(trainer *t, int head_given, cz_error *err)
     if ((head == CZ_HEAD_REGRESS) != (ti->task == CZ_HEAD_REGRESS))
         return cz_error_set(err, CZ_EINVAL, "--head %s does not fit %s, whose task is %s",
                             cz_head_name(head), cfg->data, cz_head_name(ti->task));
-    /* rows: a held-out fraction is drawn from a permutation seeded by --seed */
+    /* rows: a held-out fraction (stratified by class) is drawn by a permutation seeded by --seed */
     if (t->val && cfg->holdout > 0)
         return cz_error_set(err, CZ_EINVAL, "--val and --holdout both give a validation set: use one");
-    size_t N = ti->n, n_hold = (size_t)floor(cfg->holdout * (double)N);
-    if (cfg->holdout > 0 && (n_hold == 0 || n_hold >= N))
-        return cz_error_set(err, CZ_EINVAL, "--holdout %g of %zu rows leaves no training or validation rows",
-                            cfg->holdout, N);
+    size_t N = ti->n, n_hold = 0;
     uint64_t *perm = malloc(N * sizeof(uint64_t));
     if (!perm) return cz_error_set(err, CZ_ENOMEM, "out of memory for %zu row indices", N);
-    if (n_hold) {
-        cz_rng r;
-        cz_rng_seed(&r, cz_hash64(cfg->seed, 0x686f6c646f7574ULL)); /* "holdout" */
-        cz_rng_permutation(&r, perm, N);
-        qsort(perm, n_hold, sizeof *perm, cmp_u64);
-        qsort(perm + n_hold, N - n_hold, sizeof *perm, cmp_u64);
-    } else {
-        for (size_t i = 0; i < N; i++) perm[i] = i;
+    rc = cz_feed_holdout(perm, N, cfg->holdout, cfg->seed, cz_data_labels_class(t->train), ti->classes,
+                             !cfg->holdout_random, &n_hold, err);
+    if (rc) {
+        free(perm);
+        return rc;
     }
     t->n_train = N - n_hold;
     t->train_rows = malloc((t->n_train ? t->n_train : 1) * sizeof(uint64_t));
@@ -236,7 +227,9 @@ static int setup(trainer *t, int head_given, cz_error *err)
     /* a bad value in the validation set stops the run now, not after the first epoch */
     if (t->n_val) rc = cz_feed_check_rows(d, t->val ? t->val : t->train, t->vio.x, t->val_rows, t->n_val, M, err);
     if (rc) return rc;
-    if (cfg->standardize) rc = cz_feed_stats(d, t->train, t->train_rows, t->n_train, t->mean, t->std, err);
+    t->io.clip = t->vio.clip = (float)cfg->clip_z;
+    if (cfg->standardize)
+        rc = cz_feed_stats(d, t->train, t->train_rows, t->n_train, cfg->clip_z, t->mean, t->std, err);
     if (rc) return rc;
     cz_rng r;
     cz_rng_seed(&r, cfg->seed);
@@ -336,6 +329,7 @@ static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, lo
     if (exact) cz_fixed_zero(&t->acc);
     else memset(t->gsum, 0, n * sizeof(float));
     memset(t->chunk_sc, 0, C * CZ_SC_N * sizeof(double));
+    memset(t->layer_sq, 0, sizeof t->layer_sq);
     cz_step_opts opts = {.lambda = lambda, .train = 1, .stream = cfg->tau};
     uint64_t epoch_key = cz_hash64(cfg->seed, 0x64726f70ULL + (uint64_t)epoch); /* "drop" */
     int rc = 0;
@@ -350,6 +344,10 @@ static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, lo
                                      &opts, t->grad, &s, err);
         if (!rc && cfg->tau) rc = cz_tau_set_collect(&t->ts, t->ws, t->params, t->m.n_hidden, mb, err);
         if (rc) break;
+        for (int l = 0; l < t->m.n_hidden; l++) {
+            const double *sq = cz_engine_jacobian_sqnorm(t->ws, l + 1);
+            for (size_t b = 0; sq && b < mb; b++) t->layer_sq[l] += sq[b];
+        }
         double v[CZ_SC_N] = {s.task.loss, s.dreg, s.task.correct, s.task.abs_err};
         memcpy(t->chunk_sc + c * CZ_SC_N, v, sizeof v);
         if (exact) {
@@ -380,6 +378,26 @@ static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, lo
     for (size_t i = 0; i < n; i++) {
         if (!isfinite(t->grad[i])) return gradient_overflow(&t->m, t->grad, n, step, 1, err);
         gsq += (double)t->grad[i] * (double)t->grad[i];
+    }
+    /* a jump of the loss or of DREG (only when it is part of the loss): every rank sees the
+     * same scalars and stops here together, before the update */
+    double per[CZ_DV_N] = {sc[CZ_SC_LOSS] * inv, lambda > 0 ? sc[CZ_SC_DREG] * inv : 0}, ratio;
+    int term = cz_diverge_check(&t->dv, cfg->divergence_factor, per, &ratio);
+    int stop = term >= 0 && ratio > cfg->divergence_factor * cfg->divergence_factor;
+    if (term >= 0 && (stop || t->dv.warned[term] != epoch + 1)) {
+        int stream = lambda > 0 || cfg->tau;
+        t->dv.warned[term] = epoch + 1;
+        if (stream && (rc = cz_dist_sum_double(d, t->layer_sq, (size_t)t->m.n_hidden, err))) return rc;
+        for (int l = 0; l < t->m.n_hidden; l++) t->layer_sq[l] *= inv;
+        cz_error w;
+        rc = cz_diverge_explain(&t->dv, term, per[term], ratio, step, epoch, lambda, stop, &t->m, t->params,
+                                stream ? t->layer_sq : NULL, cfg, stop ? err : &w);
+        if (stop) return rc;
+        rc = 0;
+        if (d->rank == 0) {
+            fprintf(stderr, "chainz: warning: %s (one warning per epoch)\n", w.msg);
+            fflush(stderr);
+        }
     }
     /* one value per step, the same on every rank: rank 0 records it (before clipping: tau
      * describes the gradients the data produce) */
@@ -412,7 +430,8 @@ static int save_checkpoint(trainer *t, const progress_state *ps, cz_error *err)
         cz_checkpoint c = {.model = t->m, .params = t->params, .optim = os.kind,
                            .opt_len = cz_optim_state_len(&os) * t->m.n_params, .opt_state = t->opt,
                            .mean = t->cfg->standardize ? t->mean : NULL,
-                           .std = t->cfg->standardize ? t->std : NULL, .config_json = t->config_json};
+                           .std = t->cfg->standardize ? t->std : NULL, .config_json = t->config_json,
+                           .clip_z = t->cfg->standardize ? t->cfg->clip_z : 0};
         c.state = (cz_train_state){.epoch = ps->epoch, .step = ps->step, .position = ps->position,
                                    .lambda = ps->lambda, .lr = ps->lr, .world_size = t->d->size};
         memcpy(c.state.epoch_sums, ps->sums, sizeof ps->sums);
@@ -467,6 +486,11 @@ static int resume(trainer *t, progress_state *ps, cz_error *err)
             rc = cz_error_set(err, CZ_EINVAL, "%s: no optimizer state for %s", path, cz_optim_name(t->cfg->optim.kind));
         if (!rc && t->cfg->standardize && !c.mean)
             rc = cz_error_set(err, CZ_EINVAL, "%s: no standardization statistics", path);
+        if (!rc && t->cfg->standardize && c.clip_z != t->cfg->clip_z)
+            rc = cz_error_set(err, CZ_EINVAL, "%s: the run clips z-scores at %g%s, this run asks for --clip-z %g (it "
+                              "cannot change within a run): resume with --clip-z %g", path, c.clip_z,
+                              c.clip_z > 0 ? "" : " (0: off; a chainz before --clip-z did not clip)",
+                              t->cfg->clip_z, c.clip_z);
         if (!rc) {
             memcpy(t->params, c.params, t->m.n_params * sizeof(float));
             memcpy(t->opt, c.opt_state, c.opt_len * sizeof(float));

@@ -1,0 +1,83 @@
+/* Divergence detection on the reduced per-step scalars (diverge.h). */
+#include "diverge.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+enum { WARMUP = 8 };
+
+double cz_diverge_reference(const cz_diverge *dv, int term)
+{
+    double l = dv->level[term] > dv->first[term] ? dv->level[term] : dv->first[term];
+    return pow(10.0, l);
+}
+
+int cz_diverge_check(cz_diverge *dv, double factor, const double value[CZ_DV_N], double *ratio)
+{
+    int hit = -1;
+    *ratio = 0;
+    for (int k = 0; k < CZ_DV_N; k++) {
+        double v = value[k];
+        if (!(v > 0) || !isfinite(v)) continue; /* non-finite values are the gradient check's */
+        double lv = log10(v);
+        if (dv->n[k] >= WARMUP && factor > 0) {
+            double r = v / cz_diverge_reference(dv, k);
+            if (r > factor && r > *ratio) {
+                hit = k;
+                *ratio = r;
+            }
+        }
+        if (dv->n[k] == 0) dv->first[k] = dv->level[k] = lv;
+        else if (dv->n[k] < WARMUP) dv->level[k] += (lv - dv->level[k]) / (double)(dv->n[k] + 1);
+        else dv->level[k] += (lv - dv->level[k]) / 16.0;
+        dv->n[k]++;
+    }
+    return hit;
+}
+
+int cz_diverge_explain(const cz_diverge *dv, int term, double value, double ratio, long step, long epoch,
+                       double lambda, int stop, const cz_model *m, const float *params, const double *layer_sq, const cz_config *cfg,
+                       cz_error *err)
+{
+    char layers[400] = "", *p = layers;
+    size_t left = sizeof layers;
+    int worst = 0;
+    for (int l = 0; layer_sq && l < m->n_hidden; l++) {
+        if (layer_sq[l] > layer_sq[worst]) worst = l;
+        int k = snprintf(p, left, "%s layer %d %.3g", l ? "," : "", l + 1, layer_sq[l]);
+        if (k < 0 || (size_t)k >= left) break;
+        p += k, left -= (size_t)k;
+    }
+    char coef[300] = "";
+    p = coef, left = sizeof coef;
+    for (int l = 0; l < m->n_hidden; l++) {
+        const cz_layer *L = &m->layer[l];
+        if (L->poly == CZ_NONE) continue;
+        double a3 = 0;
+        for (size_t i = 0; i < L->n_out; i++) {
+            double v = fabs((double)params[L->poly + 4 * i + 3]);
+            if (v > a3) a3 = v;
+        }
+        int k = snprintf(p, left, "%s layer %d %.3g", p == coef ? "" : ",", l + 1, a3);
+        if (k < 0 || (size_t)k >= left) break;
+        p += k, left -= (size_t)k;
+    }
+    char dreg[64] = "";
+    if (term == 1) snprintf(dreg, sizeof dreg, ", a lower --dreg (now %g)", lambda);
+    char jac[480] = "";
+    if (layer_sq)
+        snprintf(jac, sizeof jac, " Jacobian norms ||S_l||^2 per sample:%s (largest: layer %d).", layers, worst + 1);
+    char cub[340] = "";
+    if (coef[0]) snprintf(cub, sizeof cub, " Largest cubic coefficients |a3|:%s.", coef);
+    return cz_error_set(err, CZ_ERUNTIME,
+                        "step %ld (epoch %ld): the %s jumped to %.3g per sample, %.3gx its running level %.3g "
+                        "(--divergence-factor %g): training %s.%s%s %s Try a lower --lr (now %g)%s, "
+                        "--clip-grad-norm 1%s, or --clip-z %g%s (--divergence-factor 0: no check)",
+                        step + 1, epoch + 1, term == 0 ? "task loss" : "DREG term (sum_l ||S_l||^2)", value, ratio,
+                        cz_diverge_reference(dv, term), cfg->divergence_factor, stop ? "is diverging" : "may be diverging", jac, cub,
+                        stop ? "The run stops before applying this step (the checkpoints written so far are intact)."
+                             : "Training goes on; a jump of the factor squared stops it.", cfg->lr,
+                        dreg, cfg->clip_grad_norm > 0 ? " (or lower)" : "",
+                        cfg->clip_z > 0 ? cfg->clip_z / 2 : 3.0, stop ? "; then --resume auto with those options" : "");
+}

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "tau_internal.h"
 
@@ -19,7 +20,8 @@ enum { EXIT_USAGE = 1, EXIT_RUNTIME = 2 };
 static void tau_usage(FILE *f)
 {
     fprintf(f,
-"usage: chainz tau RUN_DIR... [--family NAME[,NAME]] [--plot OUT.png|OUT.svg] [--csv OUT.csv]\n"
+"usage: chainz tau RUN_DIR... [--family NAME[,NAME]] [--plot OUT.png|OUT.svg [--plot-data DIR]]\n"
+"                            [--csv OUT.csv]\n"
 "\n"
 "Reads RUN_DIR/metrics.h5 (or a metrics file given directly), which chainz train\n"
 "rewrites after every epoch, so it works while a run goes on.\n"
@@ -34,9 +36,16 @@ static void tau_usage(FILE *f)
 "  --family NAME[,NAME]  families to show (repeatable), e.g. input_grad,jacobian/layer_1.\n"
 "                        Default: input_grad, sample_grad, param_grad and the jacobian\n"
 "                        of the last layer, as far as the files have them.\n"
-"  --plot OUT.png|.svg   also draw with gnuplot (apt-get install gnuplot-nox): tau per\n"
-"                        epoch of every run and family, and the last epoch's histogram\n"
-"                        of the first family per run. The format follows the extension.\n"
+"  --plot OUT.png|.svg   also draw with gnuplot (apt-get install gnuplot-nox), one colour\n"
+"                        per run (colour-blind-safe palette, then dash styles): tau per\n"
+"                        epoch of every run and family (point shape: the family), and\n"
+"                        the complementary CDF of the first family's last epoch per run:\n"
+"                        the fraction of samples whose norm exceeds x, log-log, over the\n"
+"                        bins that hold data (p99 is where it crosses 1 %%). The format\n"
+"                        follows the extension.\n"
+"  --plot-data DIR       keep the figure's gnuplot script and data in DIR (an existing\n"
+"                        directory): plot.gp, tau.dat, ccdf.dat; gnuplot DIR/plot.gp\n"
+"                        redraws the figure\n"
 "  --csv OUT.csv         also write one row per run, epoch and family: the history and\n"
 "                        the family's count, mean, p50, p90, p99, max, tau (empty = NaN)\n"
 "  -h, --help            print this help and exit\n"
@@ -214,10 +223,11 @@ int cz_cmd_tau(int argc, char **argv)
         {"family", required_argument, NULL, 'f'},
         {"plot", required_argument, NULL, 'p'},
         {"csv", required_argument, NULL, 'c'},
+        {"plot-data", required_argument, NULL, 'k'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *plot_out = NULL, *csv_out = NULL;
+    const char *plot_out = NULL, *csv_out = NULL, *plot_data = NULL;
     char families[4096] = "";
     int c;
 #ifdef __GLIBC__
@@ -237,6 +247,7 @@ int cz_cmd_tau(int argc, char **argv)
         }
         case 'p': plot_out = optarg; break;
         case 'c': csv_out = optarg; break;
+        case 'k': plot_data = optarg; break;
         case 'h': tau_usage(stdout); return 0;
         case ':': return usage_error("missing value for option", argv[optind - 1]);
         default: return usage_error("unknown option", argv[optind - 1]);
@@ -248,6 +259,14 @@ int cz_cmd_tau(int argc, char **argv)
     int svg = 0;
     if (plot_out && cz_tau_plot_check(plot_out, &svg, gnuplot, sizeof gnuplot, &err)) return fail(&err);
     if (csv_out && cz_tau_check_out_dir("--csv", csv_out, &err)) return fail(&err);
+    if (plot_data) {
+        struct stat st;
+        if (!plot_out) return usage_error("--plot-data needs --plot", NULL);
+        if (stat(plot_data, &st) != 0 || !S_ISDIR(st.st_mode) || access(plot_data, W_OK) != 0) {
+            cz_error_set(&err, CZ_EINVAL, "--plot-data %s: not a writable directory", plot_data);
+            return fail(&err);
+        }
+    }
 
     cz_tau_view v;
     int rc = view_init(&v, argc - optind);
@@ -283,7 +302,7 @@ int cz_cmd_tau(int argc, char **argv)
     }
     if (!rc && plot_out) {
         char term[64];
-        rc = cz_tau_plot(&v, plot_out, svg, gnuplot, term, sizeof term, &err);
+        rc = cz_tau_plot(&v, plot_out, svg, gnuplot, plot_data, term, sizeof term, &err);
         if (!rc) fprintf(stderr, "chainz tau: wrote %s (gnuplot terminal %s)\n", plot_out, term);
     }
     view_free(&v);

@@ -148,11 +148,51 @@ static int find_gnuplot(char *buf, size_t len)
     return -1;
 }
 
-/* The figure's data: tau.dat, a block per run (epoch, tau of each slot), and hist.dat, a
- * block per run with the last epoch's non-empty bin range of the first slot (centre,
- * count). Also the y range of tau, for the choice of a log axis. */
-static int write_plot_data(const cz_tau_view *v, const char *dir, int *has_hist, double *lo,
-                           double *hi, cz_error *err)
+/* gnuplot's single-quoted string into buf. @return 0, or -1 when it does not fit. */
+static int gp_quote(char *buf, size_t len, const char *s)
+{
+    size_t k = 0;
+    if (len < 3) return -1;
+    buf[k++] = '\'';
+    for (; *s && k + 3 < len; s++) {
+        if (*s == '\'') buf[k++] = '\'';
+        buf[k++] = *s;
+    }
+    if (*s) return -1;
+    buf[k++] = '\'';
+    buf[k] = 0;
+    return 0;
+}
+
+/* A colour-blind-safe palette (Okabe and Ito, without its yellow, too pale on white): run r
+ * is drawn in PALETTE[r % N_PALETTE], with dash style 1 + (r / N_PALETTE) % 5 beyond it. */
+static const char *const PALETTE[] = {"#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000"};
+enum { N_PALETTE = sizeof PALETTE / sizeof PALETTE[0] };
+/* point shapes of the families (slots) in the tau panel: filled circle, square, triangle, ... */
+static const int POINTS[] = {7, 5, 9, 13, 11, 15};
+enum { N_POINTS = sizeof POINTS / sizeof POINTS[0] };
+
+/* The complementary CDF of a last-epoch histogram: F_i = fraction of the samples whose norm
+ * exceeds edges[i], the lower edge of bin i, = (counts of bins >= i) / count, exact at the
+ * edges. Kept where it changes: every non-empty bin i >= 1, then the upper edge of the last
+ * one (where the last step ends). *i0, *i1: the first and last non-empty bins >= 1 (0, 0:
+ * none, every sample is 0). */
+static void ccdf_range(const cz_metrics_family *fam, size_t B, size_t *i0, size_t *i1)
+{
+    *i0 = *i1 = 0;
+    for (size_t i = 1; i < B; i++)
+        if (fam->last_counts[i]) {
+            if (!*i0) *i0 = i;
+            *i1 = i;
+        }
+}
+
+/* The figure's data: tau.dat, a block per run (epoch, tau of each slot), and ccdf.dat, a
+ * block per run with the complementary CDF of the first slot's last-epoch histogram (x,
+ * fraction above x). Also the y range of tau, for the choice of a log axis, and the x and
+ * y ranges that hold the CCDF data of every run. */
+static int write_plot_data(const cz_tau_view *v, const char *dir, int *has_ccdf, double *lo, double *hi,
+                           double cx[2], double *cy, cz_error *err)
 {
     char name[4200];
     snprintf(name, sizeof name, "%s/tau.dat", dir);
@@ -181,41 +221,63 @@ static int write_plot_data(const cz_tau_view *v, const char *dir, int *has_hist,
     int bad = ferror(f);
     if (fclose(f) != 0 || bad) return cz_error_set(err, CZ_EIO, "%s: cannot write", name);
 
-    snprintf(name, sizeof name, "%s/hist.dat", dir);
+    snprintf(name, sizeof name, "%s/ccdf.dat", dir);
     if (!(f = fopen(name, "w")))
         return cz_error_set(err, CZ_EIO, "%s: cannot create: %s", name, strerror(errno));
+    cx[0] = INFINITY;
+    cx[1] = 0;
+    *cy = 1;
     for (int r = 0; r < v->n_runs; r++) {
         const cz_metrics_family *fam = cz_tau_fam_of(v, 0, r);
         size_t B = v->run[r].n_bins, i0 = 0, i1 = 0;
-        for (size_t i = 1; fam && i < B; i++)
-            if (fam->last_counts[i]) {
-                if (!i0) i0 = i;
-                i1 = i;
-            }
-        has_hist[r] = i0 > 0;
-        fprintf(f, "# %s\n", v->label[r]);
-        if (i0) { /* one empty bin either side, so that the steps come down to 0 */
-            size_t a = i0 > 1 ? i0 - 1 : 1, b = i1 + 1 < B ? i1 + 1 : B - 1;
-            for (size_t i = a; i <= b; i++)
-                fprintf(f, "%.17g %llu\n", sqrt(fam->edges[i] * fam->edges[i + 1]),
-                        (unsigned long long)fam->last_counts[i]);
-        } else {
-            fputs("NaN NaN\n", f);
+        uint64_t total = 0;
+        if (fam) ccdf_range(fam, B, &i0, &i1);
+        for (size_t i = 0; fam && i < B; i++) total += fam->last_counts[i];
+        has_ccdf[r] = i0 > 0;
+        fprintf(f, "# %s %s: x, fraction of the last epoch's samples whose norm exceeds x\n", v->label[r],
+                fam ? fam->name : "-");
+        if (!i0) {
+            fputs("NaN NaN\n\n\n", f);
+            continue;
         }
-        fputs("\n\n", f);
+        uint64_t above = 0; /* samples in bins >= i, counted from the top */
+        for (size_t i = i0; i <= i1; i++) above += fam->last_counts[i];
+        double last = 1;
+        for (size_t i = i0; i <= i1; i++) {
+            if (!fam->last_counts[i]) continue;
+            last = (double)above / (double)total;
+            fprintf(f, "%.17g %.17g\n", fam->edges[i], last);
+            above -= fam->last_counts[i];
+        }
+        fprintf(f, "%.17g %.17g\n\n\n", fam->edges[i1 + 1], last); /* the last step's end */
+        if (fam->edges[i0] < cx[0]) cx[0] = fam->edges[i0];
+        if (fam->edges[i1 + 1] > cx[1]) cx[1] = fam->edges[i1 + 1];
+        if (last < *cy) *cy = last;
     }
     bad = ferror(f);
     if (fclose(f) != 0 || bad) return cz_error_set(err, CZ_EIO, "%s: cannot write", name);
     return 0;
 }
 
-static int write_plot_script(const cz_tau_view *v, const char *dir, const char *out_tmp, int svg,
-                             const int *has_hist, double lo, double hi, cz_error *err)
+/* Run r's line style: its colour, and a dash style beyond the palette. */
+static void run_style(FILE *f, int r)
+{
+    fprintf(f, " lc rgb '%s' dt %d", PALETTE[r % N_PALETTE], 1 + (r / N_PALETTE) % 5);
+}
+
+/* plot.gp: draws out_final, unless gnuplot is given out (chainz gives the temporary name
+ * with -e) */
+static int write_plot_script(const cz_tau_view *v, const char *dir, const char *out_final, int svg,
+                             const int *has_ccdf, double lo, double hi, const double cx[2], double cy,
+                             cz_error *err)
 {
     char name[4200], path[4200];
     snprintf(name, sizeof name, "%s/plot.gp", dir);
     FILE *f = fopen(name, "w");
     if (!f) return cz_error_set(err, CZ_EIO, "%s: cannot create: %s", name, strerror(errno));
+    fputs("# chainz tau --plot: tau per epoch, one colour per run (Okabe-Ito palette, then dash\n"
+          "# styles), and the complementary CDF of the last epoch's histogram. Run again with\n"
+          "# gnuplot plot.gp (or gnuplot -e \"out='other.png'\" plot.gp).\n", f);
     if (svg) {
         fputs("set terminal svg size 1000,1000 noenhanced font 'sans,11' background rgb 'white'\n", f);
     } else {
@@ -226,12 +288,10 @@ static int write_plot_script(const cz_tau_view *v, const char *dir, const char *
               "  set terminal png size 1000,1000 noenhanced\n"
               "}\n", f);
     }
-    fputs("set output ", f);
-    gp_str(f, out_tmp);
-    snprintf(path, sizeof path, "%s/term.txt", dir);
-    fputs("\nset print ", f);
-    gp_str(f, path);
-    fputs("\nprint GPVAL_TERM\nunset print\n"
+    fputs("if (!exists('out')) out = ", f);
+    gp_str(f, out_final);
+    fputs("\nset output out\n"
+          "if (exists('termfile')) { set print termfile; print GPVAL_TERM; unset print }\n"
           "set datafile missing 'NaN'\n"
           "set multiplot layout 2,1 title 'chainz tau'\n"
           "set grid\nset key outside right top\n"
@@ -252,39 +312,48 @@ static int write_plot_script(const cz_tau_view *v, const char *dir, const char *
             fputs(first ? "" : ", \\\n     ", f);
             first = 0;
             gp_str(f, path);
-            /* colour: the family; dashes and point shape: the run */
-            fprintf(f, " index %d using 1:%d with linespoints lc %d dt %d pt %d ps 0.7 lw 1.5 title ",
-                    r, 2 + s, 1 + s, 1 + r % 5, 7 - 2 * (r % 3));
+            /* colour (and dashes past the palette): the run; point shape: the family */
+            fprintf(f, " index %d using 1:%d with linespoints", r, 2 + s);
+            run_style(f, r);
+            fprintf(f, " pt %d ps 0.8 lw 1.5 title ", POINTS[s % N_POINTS]);
             if (v->n_runs > 1) snprintf(title, sizeof title, "%s %s", v->label[r], fam->name);
             else snprintf(title, sizeof title, "%s", fam->name);
             gp_str(f, title);
         }
     if (first) fputs("NaN notitle", f);
-    fputs("\nunset logscale y\nset xtics autofreq\nset logscale x\nset format x '%g'\n", f);
-    snprintf(title, sizeof title, "last epoch: samples per bin of %s (bins of +-%g%%, log x)",
-             v->slot[0], isfinite(v->run[0].alpha) ? 100 * v->run[0].alpha : 1.0);
+    fputs("\nunset logscale y\nset xtics autofreq\nset logscale xy\nset format x '%g'\nset format y '%g'\n", f);
+    snprintf(title, sizeof title, "last epoch: fraction of samples whose %s norm exceeds x (histogram bins "
+             "of +-%g%%)", v->slot[0], isfinite(v->run[0].alpha) ? 100 * v->run[0].alpha : 1.0);
     fputs("set title ", f);
     gp_str(f, title);
-    fputs("\nset xlabel 'norm (bin centre)'\nset ylabel 'count'\nset yrange [0:*]\n", f);
-    snprintf(path, sizeof path, "%s/hist.dat", dir);
-    fputs("plot ", f);
+    fprintf(f, "\nset xlabel 'norm x'\nset ylabel 'fraction of samples above x'\n");
+    snprintf(path, sizeof path, "%s/ccdf.dat", dir);
     first = 1;
     for (int r = 0; r < v->n_runs; r++) {
-        if (!has_hist[r]) continue;
+        if (!has_ccdf[r]) continue;
         const cz_metrics_data *d = &v->run[r];
         const cz_metrics_family *fam = cz_tau_fam_of(v, 0, r);
+        if (first) { /* the range that holds the data, not the histogram's */
+            fprintf(f, "set xrange [%.17g:%.17g]\nset yrange [%.17g:1.25]\n", cx[0], cx[1], cy * 0.8);
+            if (cy < 0.01) /* where p99 is read: 1 % of the samples above */
+                fputs("set arrow from graph 0, first 0.01 to graph 1, first 0.01 nohead dt 3 lc rgb 'gray40'\n"
+                      "set label '1 % above: p99' at graph 0.01, first 0.0115 textcolor rgb 'gray40'\n", f);
+            fputs("plot ", f);
+        }
         fputs(first ? "" : ", \\\n     ", f);
         first = 0;
         gp_str(f, path);
-        fprintf(f, " index %d using 1:2 with histeps lw 1.5 title ", r);
+        fprintf(f, " index %d using 1:2 with steps lw 2", r);
+        run_style(f, r);
+        fputs(" title ", f);
         int n = snprintf(title, sizeof title, "%s%s%s (epoch %g)", v->n_runs > 1 ? v->label[r] : "",
                          v->n_runs > 1 ? " " : "", fam->name, d->epoch[d->n_epochs - 1]);
         if (fam->last_counts[0] && n > 0 && (size_t)n < sizeof title)
-            snprintf(title + n, sizeof title - (size_t)n, ", %llu in the zero bin",
+            snprintf(title + n, sizeof title - (size_t)n, ", %llu norms of 0",
                      (unsigned long long)fam->last_counts[0]);
         gp_str(f, title);
     }
-    if (first) fputs("set xrange [1:10]\nset label 'no samples' at graph 0.5, 0.5 center\n"
+    if (first) fputs("set xrange [1:10]\nset yrange [0.1:1]\nset label 'no samples' at graph 0.5, 0.5 center\n"
                      "plot 1/0 notitle", f);
     fputs("\nunset multiplot\nset output\n", f);
     int bad = ferror(f);
@@ -292,16 +361,22 @@ static int write_plot_script(const cz_tau_view *v, const char *dir, const char *
     return 0;
 }
 
-/* Runs gnuplot on dir/plot.gp; its messages go to dir/gnuplot.err, quoted on failure. */
-static int run_gnuplot(const char *gnuplot, const char *dir, cz_error *err)
+/* Runs gnuplot on dir/plot.gp, drawing to out_tmp; its messages go to dir/gnuplot.err,
+ * quoted on failure, and its terminal to dir/term.txt. */
+static int run_gnuplot(const char *gnuplot, const char *dir, const char *out_tmp, cz_error *err)
 {
-    char q_gp[4200], q_script[4200], q_log[4200], path[4200], cmd[13000];
+    char q_gp[4200], q_script[4200], q_log[4200], path[4200], g_out[4400], g_term[4400], e_arg[9000],
+        q_e[19000], cmd[32000];
+    snprintf(path, sizeof path, "%s/term.txt", dir);
+    int bad = gp_quote(g_out, sizeof g_out, out_tmp) | gp_quote(g_term, sizeof g_term, path);
+    snprintf(e_arg, sizeof e_arg, "out=%s; termfile=%s", g_out, g_term);
     snprintf(path, sizeof path, "%s/plot.gp", dir);
-    int bad = sh_word(q_gp, sizeof q_gp, gnuplot) | sh_word(q_script, sizeof q_script, path);
+    bad |= sh_word(q_gp, sizeof q_gp, gnuplot) | sh_word(q_script, sizeof q_script, path) |
+           sh_word(q_e, sizeof q_e, e_arg);
     snprintf(path, sizeof path, "%s/gnuplot.err", dir);
     bad |= sh_word(q_log, sizeof q_log, path);
-    if (bad) return cz_error_set(err, CZ_EINVAL, "path of gnuplot or of %s too long", dir);
-    snprintf(cmd, sizeof cmd, "%s %s </dev/null 2>%s", q_gp, q_script, q_log);
+    if (bad) return cz_error_set(err, CZ_EINVAL, "path of gnuplot, of the figure or of %s too long", dir);
+    snprintf(cmd, sizeof cmd, "%s -e %s %s </dev/null 2>%s", q_gp, q_e, q_script, q_log);
     if (fflush(NULL) != 0) return cz_error_set(err, CZ_EIO, "cannot flush output: %s", strerror(errno));
     int st = system(cmd);
     if (st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0) return 0;
@@ -321,7 +396,6 @@ static int run_gnuplot(const char *gnuplot, const char *dir, cz_error *err)
                         WEXITSTATUS(st), msg[0] ? ":\n" : "", msg);
 }
 
-/* --plot's checks, before any work: the format by extension (1 svg, 0 png), gnuplot. */
 int cz_tau_plot_check(const char *out, int *svg, char *gnuplot, size_t len, cz_error *err)
 {
     size_t l = strlen(out);
@@ -334,21 +408,28 @@ int cz_tau_plot_check(const char *out, int *svg, char *gnuplot, size_t len, cz_e
     return cz_tau_check_out_dir("--plot", out, err);
 }
 
-int cz_tau_plot(const cz_tau_view *v, const char *out, int svg, const char *gnuplot, char *term,
-                size_t term_len, cz_error *err)
+int cz_tau_plot(const cz_tau_view *v, const char *out, int svg, const char *gnuplot, const char *keep_dir,
+                char *term, size_t term_len, cz_error *err)
 {
-    int rc = 0;
+    int rc = 0, keep = keep_dir && keep_dir[0];
     const char *tmpdir = getenv("TMPDIR");
-    char dir[4096], out_tmp[4200], name[4200];
-    snprintf(dir, sizeof dir, "%s/chainz-tau-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
-    if (!mkdtemp(dir)) return cz_error_set(err, CZ_EIO, "%s: cannot create: %s", dir, strerror(errno));
+    char dir[4096], out_tmp[4200], name[4200], final[8400];
+    if (keep) { /* absolute, so that the kept script runs from anywhere */
+        if (!realpath(keep_dir, dir)) return cz_error_set(err, CZ_EINVAL, "--plot-data %s: %s", keep_dir, strerror(errno));
+    } else {
+        snprintf(dir, sizeof dir, "%s/chainz-tau-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+        if (!mkdtemp(dir)) return cz_error_set(err, CZ_EIO, "%s: cannot create: %s", dir, strerror(errno));
+    }
     tmp_beside(out_tmp, sizeof out_tmp, out);
-    int *has_hist = calloc((size_t)v->n_runs, sizeof *has_hist);
-    double lo = INFINITY, hi = 0;
-    if (!has_hist) rc = cz_error_set(err, CZ_ENOMEM, "out of memory");
-    if (!rc) rc = write_plot_data(v, dir, has_hist, &lo, &hi, err);
-    if (!rc) rc = write_plot_script(v, dir, out_tmp, svg, has_hist, lo, hi, err);
-    if (!rc) rc = run_gnuplot(gnuplot, dir, err);
+    /* the kept script redraws the figure from anywhere: an absolute name */
+    if (out[0] != '/' && getcwd(name, sizeof name)) snprintf(final, sizeof final, "%s/%s", name, out);
+    else snprintf(final, sizeof final, "%s", out);
+    int *has_ccdf = calloc((size_t)v->n_runs, sizeof *has_ccdf);
+    double lo = INFINITY, hi = 0, cx[2] = {1, 10}, cy = 1;
+    if (!has_ccdf) rc = cz_error_set(err, CZ_ENOMEM, "out of memory");
+    if (!rc) rc = write_plot_data(v, dir, has_ccdf, &lo, &hi, cx, &cy, err);
+    if (!rc) rc = write_plot_script(v, dir, final, svg, has_ccdf, lo, hi, cx, cy, err);
+    if (!rc) rc = run_gnuplot(gnuplot, dir, out_tmp, err);
     struct stat st;
     if (!rc && (stat(out_tmp, &st) != 0 || st.st_size == 0))
         rc = cz_error_set(err, CZ_ERUNTIME, "%s wrote no figure to %s", gnuplot, out_tmp);
@@ -362,13 +443,14 @@ int cz_tau_plot(const cz_tau_view *v, const char *out, int svg, const char *gnup
         if (fgets(term, (int)term_len, f)) term[strcspn(term, "\n")] = 0;
         fclose(f);
     }
-    static const char *const files[] = {"tau.dat", "hist.dat", "plot.gp", "gnuplot.err", "term.txt"};
-    for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
+    /* kept: the script and its data only */
+    static const char *const files[] = {"gnuplot.err", "term.txt", "tau.dat", "ccdf.dat", "plot.gp"};
+    for (size_t k = 0; k < (keep ? 2 : sizeof files / sizeof files[0]); k++) {
         snprintf(name, sizeof name, "%s/%s", dir, files[k]);
         unlink(name);
     }
-    if (rmdir(dir) != 0 && !rc)
+    if (!keep && rmdir(dir) != 0 && !rc)
         fprintf(stderr, "chainz tau: warning: cannot remove %s: %s\n", dir, strerror(errno));
-    free(has_hist);
+    free(has_ccdf);
     return rc;
 }

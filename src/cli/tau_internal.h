@@ -43,9 +43,13 @@ int cz_tau_write_csv(const cz_tau_view *v, const char *out, cz_error *err);
 /* --plot's checks, before any work: the format by extension (*svg 1, 0 png), gnuplot's
  * path into gnuplot[len]. @return 0 or CZ_EINVAL. */
 int cz_tau_plot_check(const char *out, int *svg, char *gnuplot, size_t len, cz_error *err);
-/* Draws the figure to out (renamed into place when complete). term receives gnuplot's
- * terminal. */
-int cz_tau_plot(const cz_tau_view *v, const char *out, int svg, const char *gnuplot, char *term,
-                size_t term_len, cz_error *err);
+/* Draws the figure to out (renamed into place when complete): tau per epoch of every run
+ * and slot, and the complementary CDF of the first slot's last-epoch histogram per run
+ * (over the bins that hold data), one colour per run. keep_dir: NULL or "" (the script and
+ * its data in a temporary directory, removed), or an existing directory that keeps
+ * plot.gp, tau.dat and ccdf.dat (plot.gp then redraws out when run by hand). term receives
+ * gnuplot's terminal. */
+int cz_tau_plot(const cz_tau_view *v, const char *out, int svg, const char *gnuplot, const char *keep_dir,
+                char *term, size_t term_len, cz_error *err);
 
 #endif

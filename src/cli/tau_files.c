@@ -326,7 +326,9 @@ static int write_plot_script(const cz_tau_view *v, const char *dir, const char *
              "of +-%g%%)", v->slot[0], isfinite(v->run[0].alpha) ? 100 * v->run[0].alpha : 1.0);
     fputs("set title ", f);
     gp_str(f, title);
-    fprintf(f, "\nset xlabel 'norm x'\nset ylabel 'fraction of samples above x'\n");
+    /* a CCDF leaves its lower left corner empty: the key goes there, the curves get the width */
+    fprintf(f, "\nset xlabel 'norm x'\nset ylabel 'fraction of samples above x'\n"
+               "set key inside left bottom Left reverse opaque box\n");
     snprintf(path, sizeof path, "%s/ccdf.dat", dir);
     first = 1;
     for (int r = 0; r < v->n_runs; r++) {

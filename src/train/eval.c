@@ -84,35 +84,35 @@ static int write_norms(const cz_eval_opts *o, const cz_dist *d, const cz_tau_set
         }
     }
     if (!rc && d->rank == 0) {
-        const char **fam = calloc(F, sizeof *fam), **mean = calloc(F, sizeof *mean);
+        const char **fam = calloc(F, sizeof *fam), **meaning = calloc(F, sizeof *meaning);
         const double **cols = calloc(F, sizeof *cols);
         char (*jm)[160] = calloc(F, sizeof *jm);
-        if (!fam || !mean || !cols || !jm) rc = cz_error_set(err, CZ_ENOMEM, "out of memory");
+        if (!fam || !meaning || !cols || !jm) rc = cz_error_set(err, CZ_ENOMEM, "out of memory");
         /* record word 1 + f is family f of the set without the parameter family */
         for (int i = 0, f = 0; !rc && i < ts->nf; i++) {
             if (i == CZ_TAU_PARAM) continue;
             fam[f] = ts->names[i];
             cols[f] = norm + (size_t)f * n;
             if (i == CZ_TAU_INPUT)
-                mean[f] = "||grad_x task loss||_2 = ||S_o^T dloss/df||_2: the task loss's gradient with respect "
+                meaning[f] = "||grad_x task loss||_2 = ||S_o^T dloss/df||_2: the task loss's gradient with respect "
                           "to the (standardized) input";
             else if (i == CZ_TAU_SAMPLE)
-                mean[f] = "||grad_theta task loss||_2: the task loss's gradient with respect to every parameter, "
+                meaning[f] = "||grad_theta task loss||_2: the task loss's gradient with respect to every parameter, "
                           "this sample alone (DREG excluded)";
             else {
                 snprintf(jm[f], sizeof jm[f], "||S_%d||_F: Frobenius norm of hidden layer %d's Jacobian with "
                          "respect to the input (what DREG penalizes)", i - CZ_TAU_JACOBIAN + 1,
                          i - CZ_TAU_JACOBIAN + 1);
-                mean[f] = jm[f];
+                meaning[f] = jm[f];
             }
             f++;
         }
         cz_norms nm = {.checkpoint = ckpt, .data = o->data, .task = cz_head_name(cz_data_get_info(ds)->task),
                        .n = n, .row = row, .label_class = lab_c, .label_value = lab_v, .n_families = (int)F,
-                       .family = fam, .meaning = mean, .norm = cols};
+                       .family = fam, .meaning = meaning, .norm = cols};
         if (!rc) rc = cz_norms_write(o->tau_out, &nm, err);
         free(fam);
-        free(mean);
+        free(meaning);
         free(cols);
         free(jm);
     }

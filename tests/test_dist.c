@@ -243,6 +243,34 @@ static void test_dist_bcast_from_each_root(void **state)
     assert_string_equal(got[2], "from rank 2");
 }
 
+/* Records of 24 bytes, rank r sending 2 r + 1 of them (rank r's first is 100 r): rank 0
+ * receives them in rank order; a total beyond the room is refused on every rank. */
+static void test_dist_gather_in_rank_order(void **state)
+{
+    (void)state;
+    const cz_dist *d = &g_dist;
+    cz_error err = {0}, err2 = {0};
+    enum { W = 3 };
+    size_t n = 2 * (size_t)d->rank + 1, cap = (size_t)d->size * (size_t)d->size, total = 0, total2 = 0;
+    uint64_t send[2 * 8 + 1][W], *recv = d->rank == 0 ? calloc(cap * W, sizeof *recv) : NULL;
+    for (size_t k = 0; k < n; k++)
+        for (int w = 0; w < W; w++) send[k][w] = 100 * (uint64_t)d->rank + k + 1000 * (uint64_t)w;
+    int rc = cz_dist_gather(d, send, n, sizeof send[0], recv, cap, &total, &err);
+    int rc2 = cz_dist_gather(d, send, n, sizeof send[0], recv, cap - 1, &total2, &err2);
+    assert_int_equal(rc, 0);
+    assert_int_equal(total, cap); /* sum of 2 r + 1 over r < P is P^2 */
+    assert_int_equal(rc2, CZ_EINVAL);
+    assert_non_null(strstr(err2.msg, "cannot gather"));
+    if (d->rank == 0) {
+        size_t k = 0;
+        for (int r = 0; r < d->size; r++)
+            for (size_t j = 0; j < 2 * (size_t)r + 1; j++, k++)
+                for (int w = 0; w < W; w++)
+                    assert_int_equal(recv[k * W + (size_t)w], 100 * (uint64_t)r + j + 1000 * (uint64_t)w);
+    }
+    free(recv);
+}
+
 int main(int argc, char **argv)
 {
     cz_error err = {0};
@@ -267,6 +295,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_dist_check_replicas_names_drifted_rank),
         cmocka_unit_test(test_dist_sum_u64_and_max_int),
         cmocka_unit_test(test_dist_bcast_from_each_root),
+        cmocka_unit_test(test_dist_gather_in_rank_order),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     /* every rank exits with the worst count, so no rank reports success alone */

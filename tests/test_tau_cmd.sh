@@ -4,6 +4,10 @@
 #    one-run table's numbers and alignment, --family, the training accuracy of a run
 #    without validation, the side-by-side comparison and its summary, labels, CSV;
 #  - --plot: a valid PNG and a valid SVG, written atomically, temporary files removed;
+#    with --plot-data, the gnuplot script and data: one colour per run (palette, then dash
+#    styles past 7 runs), the same in both panels; the CCDF of each run non-increasing from
+#    1 (the fixture's exact fractions), its x range that of the non-empty bins; the kept
+#    script redraws the figure;
 #  - errors (exit status 1 and a message naming the file or family): missing run dir or
 #    file, wrong format, wrong version, inconsistent lengths, missing dataset, unknown
 #    family, bad --plot name, gnuplot missing; a failing gnuplot (exit status 2);
@@ -129,6 +133,76 @@ grep -q 'jacobian/layer_2' "$work/one.svg" && grep -q 'input_grad (epoch 3)' "$w
 leftover=$(ls -A "$TMPDIR"; ls "$work" | grep '\.tmp\.')
 [ -z "$leftover" ] && ok "no temporary files left" || bad "temporary files left: $leftover"
 
+# ---- the figure's script and data (--plot-data): colours per run, the CCDF ----
+# ccdf_check FILE: every block (a run) starts at 1 and falls, never rises, to a value > 0
+# while x rises; prints "blocks first_x last_x y-values-of-block-1"
+ccdf_check() {
+    awk 'function endblock() { if (n) { blocks++; if (first != 1) bad = bad " first y " first } n = 0 }
+         /^#/ { endblock(); next }
+         NF == 2 && $1 != "NaN" {
+             x = $1 + 0; y = $2 + 0
+             if (!n) { first = y; if (!blocks) { lo = x } }
+             else { if (y > py) bad = bad " rises at " x; if (x <= px) bad = bad " x not rising at " x }
+             if (y <= 0 || y > 1) bad = bad " y out of (0,1] at " x
+             if (x < lo) lo = x; if (x > hi) hi = x
+             if (!blocks) ys = ys " " y
+             n++; px = x; py = y; next }
+         END { endblock(); if (bad != "") { print "BAD" bad; exit 1 } printf "%d %.17g %.17g%s\n", blocks, lo, hi, ys }' "$1"
+}
+# colour of each plotted line of FILE's plot command for DATA (tau.dat or ccdf.dat): "index colour dt"
+line_styles() { grep -o "$2' index [0-9]* using [0-9:]* with [a-z]* [^t]*lc rgb '#[0-9A-Fa-f]*' dt [0-9]*" "$1" |
+    sed -E "s/.* index ([0-9]+) .*lc rgb '(#[0-9A-Fa-f]+)' dt ([0-9]+)/\1 \2 \3/"; }
+mkdir -p "$work/pd2" "$work/pd9"
+if "$chainz" tau "$work/runA" "$work/runB" --plot "$work/cmp2.png" --plot-data "$work/pd2" >/dev/null 2>"$work/err.txt" &&
+    png_ok "$work/cmp2.png" && [ -s "$work/pd2/plot.gp" ] && [ -s "$work/pd2/ccdf.dat" ]; then
+    ok "--plot-data keeps plot.gp, tau.dat, ccdf.dat ($(ls "$work/pd2" | tr '\n' ' '))"
+else
+    bad "--plot-data: $(cat "$work/err.txt"; ls "$work/pd2")"
+fi
+gp="$work/pd2/plot.gp"
+tau_cols=$(line_styles "$gp" tau.dat | sort -u | awk '{ print $1, $2 }' | sort -u)
+ccdf_cols=$(line_styles "$gp" ccdf.dat | awk '{ print $1, $2 }')
+if [ "$(echo "$ccdf_cols" | wc -l)" -eq 2 ] && [ "$(echo "$ccdf_cols" | awk '{ print $2 }' | sort -u | wc -l)" -eq 2 ] &&
+    [ "$(echo "$tau_cols" | wc -l)" -eq 2 ] && [ "$tau_cols" = "$ccdf_cols" ]; then
+    ok "one distinct colour per run, the same in both panels: $(echo $ccdf_cols)"
+else
+    bad "colours per run: tau panel '$(echo $tau_cols)', ccdf panel '$(echo $ccdf_cols)'"
+fi
+if got=$(ccdf_check "$work/pd2/ccdf.dat"); then
+    read -r nb lo hi ys <<<"$got"
+    # runA's last epoch (tests/make_metrics.c): 60 % at 1, 30 % at 2, 10 % at 5 (then the
+    # last step's end); runB's (epoch 4) largest norm is its p99 in the table above, 12
+    g=$(awk 'BEGIN { printf "%.17g", 1.01 / 0.99 }')
+    if [ "$nb" -eq 2 ] && [ "$ys" = "1 0.4 0.1 0.1" ] &&
+        awk -v lo="$lo" -v hi="$hi" -v g="$g" 'BEGIN { exit !(lo < 1 && lo * g >= 1 * (1 - 1e-12) && hi >= 12 && hi < 12 * g) }'; then
+        ok "CCDF: non-increasing from 1 per run (runA: 1, 0.4, 0.1), x from $lo to $hi: the bins that hold data"
+    else
+        bad "CCDF values: blocks $nb, x $lo..$hi, runA's y '$ys'"
+    fi
+    xr=$(grep -o '^set xrange \[[^]]*\]' "$gp" | tail -1)
+    [ "$xr" = "set xrange [$lo:$hi]" ] && ok "CCDF x range limited to the data: $xr" || bad "CCDF x range: '$xr', data $lo..$hi"
+else
+    bad "CCDF data: $got"
+fi
+for i in 1 2 3 4 5 6 7 8 9; do mkdir -p "$work/m$i" && "$mk" "$work/m$i/metrics.h5" --scale "$i" || exit 1; done
+if "$chainz" tau "$work"/m? --plot "$work/nine.svg" --plot-data "$work/pd9" >/dev/null 2>"$work/err.txt" && svg_ok "$work/nine.svg"; then
+    styles=$(line_styles "$work/pd9/plot.gp" ccdf.dat)
+    if [ "$(echo "$styles" | wc -l)" -eq 9 ] && [ "$(echo "$styles" | awk '{ print $2, $3 }' | sort -u | wc -l)" -eq 9 ] &&
+        [ "$(echo "$styles" | awk '{ print $2 }' | sort -u | wc -l)" -eq 7 ]; then
+        ok "9 runs: 7 palette colours, then dash styles: every run's (colour, dash) distinct"
+    else
+        bad "9 runs' styles: $(echo $styles)"
+    fi
+else
+    bad "9 runs, SVG: $(cat "$work/err.txt")"
+fi
+# the kept script redraws the figure by itself, from anywhere
+rm -f "$work/cmp2.png"
+(cd / && gnuplot "$work/pd2/plot.gp" 2>/dev/null) && png_ok "$work/cmp2.png" && ok "gnuplot DIR/plot.gp redraws the figure" ||
+    bad "the kept plot.gp does not redraw $work/cmp2.png"
+expect_fail 1 "--plot-data needs --plot" "--plot-data without --plot" -- "$chainz" tau "$work/runA" --plot-data "$work/pd2"
+expect_fail 1 "not a writable directory" "--plot-data not a directory" -- "$chainz" tau "$work/runA" --plot "$work/x.png" --plot-data "$work/t.csv"
+
 # ---- errors ----
 mkdir -p "$work/empty" "$work/fakebin"
 "$build/make_data" "$work/data.h5" --n 20 >/dev/null 2>&1
@@ -169,10 +243,20 @@ expect_fail 2 "line 7: boom" "gnuplot failing: its exit status checked, its mess
 if "$build/make_data" "$work/x.h5" --n 500 --d 8 --classes 3 >/dev/null 2>&1 &&
     timeout 300 "$chainz" train --data "$work/x.h5" --holdout 0.2 --out "$work/real" --layers 16,8 \
         --epochs 3 --batch 32 --micro-batch 8 --dreg 0.01 >"$work/train.log" 2>&1; then
-    if "$chainz" tau "$work/real" --plot "$work/real.png" >"$work/real.txt" 2>"$work/err.txt" && png_ok "$work/real.png"; then
+    mkdir -p "$work/pdr"
+    if "$chainz" tau "$work/real" --plot "$work/real.png" --plot-data "$work/pdr" >"$work/real.txt" 2>"$work/err.txt" &&
+        png_ok "$work/real.png"; then
         ok "real run: table and PNG"
     else
         bad "real run: $(cat "$work/err.txt")"
+    fi
+    if got=$(ccdf_check "$work/pdr/ccdf.dat"); then
+        read -r nb lo hi ys <<<"$got"
+        npts=$(echo $ys | wc -w)
+        [ "$nb" -eq 1 ] && [ "$npts" -gt 10 ] && ok "real run: CCDF of $npts steps from 1 down, x $lo..$hi" ||
+            bad "real run CCDF: $got"
+    else
+        bad "real run CCDF: $got"
     fi
     want=$(h5dump -m %.17g -y -w 0 -d /tau/input_grad/tau "$work/real/metrics.h5" |
            sed -n '/DATA {/{n;p}' | awk -F, '{ printf "%.4g", $NF }')

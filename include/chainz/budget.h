@@ -37,6 +37,7 @@ typedef struct {
     size_t opt_moments;         /* 2 for AdamW, 1 for SGD */
     int exact;                  /* --reduce exact */
     int tau;                    /* histograms recorded */
+    int tau_norms;              /* per-sample norms kept and gathered (eval --tau-out) */
     size_t confusion;           /* classes K of an evaluation (K x K counts), else 0 */
 } cz_mem_request;
 

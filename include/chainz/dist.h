@@ -30,6 +30,13 @@ int cz_dist_sum_u64(const cz_dist *d, uint64_t *x, size_t n, cz_error *err);
 int cz_dist_max_double(const cz_dist *d, double *x, size_t n, cz_error *err);
 int cz_dist_max_int(const cz_dist *d, int *x, size_t n, cz_error *err);
 int cz_dist_bcast(const cz_dist *d, void *buf, size_t bytes, int root, cz_error *err);
+/* Gathers every rank's n records of elem_bytes bytes each to rank 0, concatenated in rank
+ * order into recv (rank 0 only; room for cap records, may be NULL elsewhere; cap the same on every rank); *total
+ * receives the number of records of all ranks (on every rank). A total above cap, or more
+ * than INT_MAX records on one rank, is refused by every rank together (CZ_EINVAL), before
+ * any data moves. Collective. */
+int cz_dist_gather(const cz_dist *d, const void *send, size_t n, size_t elem_bytes, void *recv, size_t cap,
+                   size_t *total, cz_error *err);
 
 /* The number of ranks on this rank's node (ranks that share memory). Collective. */
 int cz_dist_local_size(const cz_dist *d, int *local, cz_error *err);

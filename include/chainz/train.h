@@ -26,6 +26,7 @@ typedef struct {
     long micro_batch;
     int threads;
     int tau;                /* also the gradient-norm statistics (tau) on this set */
+    const char *tau_out;    /* "" or path: also every sample's norms (chainz/norms.h); implies tau */
     size_t max_memory;      /* bytes per rank (0: what the node has free) */
 } cz_eval_opts;
 

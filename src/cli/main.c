@@ -148,6 +148,9 @@ static void usage_eval(FILE *f)
             "  --tau                  also the gradient-norm statistics on this set: per-sample\n"
             "                         input gradient, parameter gradient and layer Jacobian\n"
             "                         norms, with p50/p90/p99/max and tau = p99/mean    off\n"
+            "  --tau-out FILE.h5      also write every sample's norms (implies --tau): /row,\n"
+            "                         /label, /norms/<family> float64, rows in file order,\n"
+            "                         the same bytes for any number of ranks   none\n"
             "  --micro-batch M                                                    256\n"
             "  --threads T            BLIS threads per rank (1..%d)              1\n"
             "  --kernels K            BLIS kernel set (see chainz train --help)   auto\n"
@@ -390,9 +393,9 @@ static int parse_eval(int argc, char **argv, cz_eval_opts *o, cz_error *err)
     static const struct option opts[] = {{"model", 1, 0, 'm'}, {"data", 1, 0, 'd'},
                                          {"json", 1, 0, 'j'}, {"micro-batch", 1, 0, 'b'},
                                          {"threads", 1, 0, 't'}, {"tau", 0, 0, 'T'},
-                                         {"max-memory", 1, 0, 'M'},
+                                         {"max-memory", 1, 0, 'M'}, {"tau-out", 1, 0, 'O'},
                                          {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    *o = (cz_eval_opts){.model = "", .data = "", .json = "", .micro_batch = 256, .threads = 1};
+    *o = (cz_eval_opts){.model = "", .data = "", .json = "", .tau_out = "", .micro_batch = 256, .threads = 1};
     optind = 1;
     opterr = 0;
     int c;
@@ -414,6 +417,11 @@ static int parse_eval(int argc, char **argv, cz_eval_opts *o, cz_error *err)
             if (bytes_arg("--max-memory", optarg, &o->max_memory, err)) return CZ_EINVAL;
             break;
         case 'T': o->tau = 1; break;
+        case 'O':
+            if (!optarg[0]) return cz_error_set(err, CZ_EINVAL, "--tau-out: empty file name");
+            o->tau_out = optarg;
+            o->tau = 1;
+            break;
         case 'h': return 1;
         default:
             return cz_error_set(err, CZ_EINVAL, "unknown option or missing value: %s (see chainz eval --help)",

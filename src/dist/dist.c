@@ -1,5 +1,6 @@
 #include "chainz/dist.h"
 
+#include <limits.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,6 +140,48 @@ int cz_dist_bcast(const cz_dist *d, void *buf, size_t bytes, int root, cz_error 
 {
     (void)d;
     MPI_CHECK(MPI_Bcast(buf, (int)bytes, MPI_BYTE, root, MPI_COMM_WORLD), err);
+    return 0;
+}
+
+int cz_dist_gather(const cz_dist *d, const void *send, size_t n, size_t elem_bytes, void *recv, size_t cap,
+                   size_t *total, cz_error *err)
+{
+    /* everyone learns every count first, so that all ranks refuse a bad size together */
+    uint64_t mine = n, *counts = malloc((size_t)d->size * sizeof *counts);
+    int *cnt = malloc((size_t)d->size * sizeof *cnt), *displ = malloc((size_t)d->size * sizeof *displ);
+    int ok = counts && cnt && displ, all_ok = 0;
+    MPI_CHECK(MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD), err);
+    if (!all_ok) {
+        free(counts), free(cnt), free(displ);
+        return cz_error_set(err, CZ_ENOMEM, "out of memory for the gather");
+    }
+    int rc = MPI_Allgather(&mine, 1, MPI_UINT64_T, counts, 1, MPI_UINT64_T, MPI_COMM_WORLD);
+    uint64_t sum = 0;
+    int too_big = 0;
+    for (int r = 0; rc == MPI_SUCCESS && r < d->size; r++) {
+        too_big |= counts[r] > INT_MAX || sum > INT_MAX;
+        cnt[r] = too_big ? 0 : (int)counts[r];
+        displ[r] = too_big ? 0 : (int)sum;
+        sum += counts[r];
+    }
+    too_big |= sum > cap || sum > INT_MAX || elem_bytes == 0 || elem_bytes > INT_MAX;
+    MPI_Datatype rec = MPI_DATATYPE_NULL;
+    if (rc == MPI_SUCCESS && !too_big) rc = MPI_Type_contiguous((int)elem_bytes, MPI_BYTE, &rec);
+    if (rc == MPI_SUCCESS && !too_big) rc = MPI_Type_commit(&rec);
+    if (rc == MPI_SUCCESS && !too_big)
+        rc = MPI_Gatherv(send, (int)n, rec, recv, cnt, displ, rec, 0, MPI_COMM_WORLD);
+    if (rec != MPI_DATATYPE_NULL) MPI_Type_free(&rec);
+    free(counts), free(cnt), free(displ);
+    *total = (size_t)sum;
+    if (rc != MPI_SUCCESS) {
+        char s[MPI_MAX_ERROR_STRING];
+        int l = 0;
+        MPI_Error_string(rc, s, &l);
+        return cz_error_set(err, CZ_ERUNTIME, "%s:%d: gathering to rank 0 failed: %s", __FILE__, __LINE__, s);
+    }
+    if (too_big)
+        return cz_error_set(err, CZ_EINVAL, "cannot gather %llu records of %zu bytes to rank 0 (room for %zu)",
+                            (unsigned long long)sum, elem_bytes, cap);
     return 0;
 }
 

@@ -92,6 +92,8 @@ void cz_mem_estimate_run(const cz_mem_request *r, cz_mem_estimate *e)
         size_t nf = 3 + (size_t)m->n_hidden;
         madd(&e->tau, ov, nf, sizeof(cz_hist) + (CZ_HIST_BINS + 1) * 8 + 64 + 32, 1);
         madd(&e->tau, ov, 2 * sizeof(double), M, 1);
+        /* rank 0 (the worst): its share, the gathered records, the placed columns, the file image */
+        if (r->tau_norms) madd(&e->tau, ov, 4 * 8 * nf, r->rows, 1);
     }
     size_t t = 0;
     int o = cz_size_add(e->params, e->reduce, &t) || cz_size_add(t, e->workspace, &t) ||

@@ -6,11 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "chainz/atomic.h"
 #include "chainz/budget.h"
 #include "chainz/checkpoint.h"
 #include "chainz/data.h"
+#include "chainz/norms.h"
 #include "chainz/runstate.h"
 #include "chainz/train.h"
 #include "node.h"
@@ -27,6 +29,100 @@ static void json_string(FILE *f, const char *s)
         else fputc(c, f);
     }
     fputc('"', f);
+}
+
+/* 1 when a and b name the same existing file */
+static int same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* --tau-out: every rank's kept norms (records of row + one double per per-sample family, in
+ * chunk order) gathered to rank 0, placed by their row, checked to cover every row of the
+ * file exactly once, and written there. Collective. */
+static int write_norms(const cz_eval_opts *o, const cz_dist *d, const cz_tau_set *ts, const cz_data *ds,
+                       const char *ckpt, size_t n, cz_error *err)
+{
+    size_t W = cz_tau_set_kept_words(ts), F = W - 1;
+    uint64_t *recs = NULL, *row = NULL;
+    double *norm = NULL;
+    unsigned char *seen = NULL;
+    int32_t *lab_c = NULL;
+    float *lab_v = NULL;
+    const int32_t *yc = cz_data_labels_class(ds);
+    const float *yv = cz_data_labels_value(ds);
+    int rc = 0;
+    if (d->rank == 0) { /* n x W words each for the records and the placed columns */
+        recs = malloc((n ? n : 1) * W * 8);
+        row = malloc((n ? n : 1) * sizeof *row);
+        norm = malloc((n ? n : 1) * F * sizeof *norm);
+        seen = calloc(n ? n : 1, 1);
+        if (yc) lab_c = malloc((n ? n : 1) * sizeof *lab_c);
+        else lab_v = malloc((n ? n : 1) * sizeof *lab_v);
+        if (!recs || !row || !norm || !seen || (!lab_c && !lab_v))
+            rc = cz_error_set(err, CZ_ENOMEM, "out of memory for the per-sample norms of %zu samples", n);
+    }
+    rc = cz_dist_agree(d, rc, err); /* before the collective: no rank may be left waiting in it */
+    size_t total = 0;
+    if (!rc) rc = cz_dist_gather(d, ts->kept, ts->n_kept, W * 8, recs, n, &total, err);
+    if (!rc && d->rank == 0) {
+        if (total != n) rc = cz_error_set(err, CZ_ERUNTIME, "internal: %zu norms gathered for %zu samples", total, n);
+        for (size_t k = 0; !rc && k < n; k++) {
+            const uint64_t *rec = recs + k * W;
+            uint64_t r = rec[0];
+            if (r >= n || seen[r]) {
+                rc = cz_error_set(err, CZ_ERUNTIME, "internal: row %llu gathered %s", (unsigned long long)r,
+                                  r >= n ? "out of range" : "twice");
+                break;
+            }
+            seen[r] = 1;
+            row[r] = r;
+            for (size_t f = 0; f < F; f++) memcpy(norm + f * n + r, rec + 1 + f, sizeof(double));
+            if (lab_c) lab_c[r] = yc[r];
+            else lab_v[r] = yv[r];
+        }
+    }
+    if (!rc && d->rank == 0) {
+        const char **fam = calloc(F, sizeof *fam), **meaning = calloc(F, sizeof *meaning);
+        const double **cols = calloc(F, sizeof *cols);
+        char (*jm)[160] = calloc(F, sizeof *jm);
+        if (!fam || !meaning || !cols || !jm) rc = cz_error_set(err, CZ_ENOMEM, "out of memory");
+        /* record word 1 + f is family f of the set without the parameter family */
+        for (int i = 0, f = 0; !rc && i < ts->nf; i++) {
+            if (i == CZ_TAU_PARAM) continue;
+            fam[f] = ts->names[i];
+            cols[f] = norm + (size_t)f * n;
+            if (i == CZ_TAU_INPUT)
+                meaning[f] = "||grad_x task loss||_2 = ||S_o^T dloss/df||_2: the task loss's gradient with respect "
+                          "to the (standardized) input";
+            else if (i == CZ_TAU_SAMPLE)
+                meaning[f] = "||grad_theta task loss||_2: the task loss's gradient with respect to every parameter, "
+                          "this sample alone (DREG excluded)";
+            else {
+                snprintf(jm[f], sizeof jm[f], "||S_%d||_F: Frobenius norm of hidden layer %d's Jacobian with "
+                         "respect to the input (what DREG penalizes)", i - CZ_TAU_JACOBIAN + 1,
+                         i - CZ_TAU_JACOBIAN + 1);
+                meaning[f] = jm[f];
+            }
+            f++;
+        }
+        cz_norms nm = {.checkpoint = ckpt, .data = o->data, .task = cz_head_name(cz_data_get_info(ds)->task),
+                       .n = n, .row = row, .label_class = lab_c, .label_value = lab_v, .n_families = (int)F,
+                       .family = fam, .meaning = meaning, .norm = cols};
+        if (!rc) rc = cz_norms_write(o->tau_out, &nm, err);
+        free(fam);
+        free(meaning);
+        free(cols);
+        free(jm);
+    }
+    free(recs);
+    free(row);
+    free(norm);
+    free(seen);
+    free(lab_c);
+    free(lab_v);
+    return cz_dist_agree(d, rc, err);
 }
 
 /* Sums are exact whatever the world size: per chunk, then in chunk order. */
@@ -51,6 +147,7 @@ int cz_eval_pass(const cz_dist *d, cz_workspace *ws, const cz_model *m, const fl
         if (!rc) rc = cz_engine_step(ws, params, io->x, io->yc, io->yv, NULL, nb, &opts,
                                      tau ? grad : NULL, &sums, err);
         if (!rc && tau) rc = cz_tau_set_collect(tau, ws, params, m->n_hidden, nb, err);
+        if (!rc && tau && tau->keep_cap) rc = cz_tau_set_keep(tau, ws, m->n_hidden, io->rows, nb, err);
         if (rc) break;
         cz_loss_sums ls = {0};
         cz_loss_eval(NULL, NULL, pred, &ls, m, cz_engine_outputs(ws), io->yc, io->yv, nb);
@@ -98,6 +195,12 @@ int cz_eval(const cz_eval_opts *o, const cz_dist *d, cz_error *err)
     /* a run directory: its newest checkpoint that verifies, whatever `latest` says */
     int rc = cz_run_resolve_newest(o->model, path, sizeof path, d->rank == 0 ? stdout : NULL, err);
     if (!rc) rc = cz_ckpt_load(path, &c, err);
+    if (!rc && o->tau_out[0] && d->rank == 0) { /* before any work; rank 0 writes it */
+        rc = cz_norms_check_path(o->tau_out, err);
+        if (!rc && (same_file(o->tau_out, o->data) || same_file(o->tau_out, path)))
+            rc = cz_error_set(err, CZ_EINVAL, "--tau-out %s is the %s: refused", o->tau_out,
+                              same_file(o->tau_out, o->data) ? "data file" : "checkpoint");
+    }
     if (!rc) rc = cz_data_open(&ds, o->data, err);
     if (!rc) {
         const cz_data_info *di = cz_data_get_info(ds);
@@ -115,6 +218,7 @@ int cz_eval(const cz_eval_opts *o, const cz_dist *d, cz_error *err)
     if (!rc) { /* before the workspace, whose size follows from untrusted sizes */
         cz_mem_request mr = {.m = &c.model, .micro_batch = M, .rows = cz_data_get_info(ds)->n,
                              .opt_moments = c.opt_len / (c.model.n_params ? c.model.n_params : 1), .tau = o->tau,
+                             .tau_norms = o->tau_out[0] != 0,
                              .confusion = c.model.spec.head == CZ_HEAD_REGRESS ? 0 : (size_t)c.model.spec.classes};
         cz_mem_estimate me;
         cz_mem_estimate_run(&mr, &me);
@@ -136,12 +240,19 @@ int cz_eval(const cz_eval_opts *o, const cz_dist *d, cz_error *err)
     float *grad = NULL;
     if (!rc && o->tau) {
         rc = cz_tau_set_init(&ts, c.model.n_hidden, M, 0, err);
+        if (!rc && o->tau_out[0]) { /* room for the rows of this rank's chunks */
+            size_t c0, c1, C = (n + M - 1) / M;
+            cz_feed_my_chunks(C, d->rank, d->size, &c0, &c1);
+            size_t r0 = c0 * M < n ? c0 * M : n, r1 = c1 * M < n ? c1 * M : n;
+            rc = cz_tau_set_keep_init(&ts, r1 - r0, err);
+        }
         if (!rc && !(grad = malloc(c.model.n_params * sizeof(float))))
             rc = cz_error_set(err, CZ_ENOMEM, "out of memory");
     }
     rc = cz_dist_agree(d, rc, err);
     cz_eval_result r = {.confusion = K ? conf : NULL};
     if (!rc) rc = cz_eval_pass(d, ws, &c.model, c.params, &io, rows, n, M, &r, o->tau ? &ts : NULL, grad, err);
+    if (!rc && o->tau_out[0]) rc = write_norms(o, d, &ts, ds, path, n, err);
     if (!rc && d->rank == 0) {
         printf("chainz eval: model %s on %s (%zu samples, %d rank%s)\n", path, o->data, n, d->size,
                d->size > 1 ? "s" : "");
@@ -174,6 +285,8 @@ int cz_eval(const cz_eval_opts *o, const cz_dist *d, cz_error *err)
                        hs.mean, hs.p50, hs.p90, hs.p99, hs.max, hs.tau);
             }
         }
+        if (o->tau_out[0])
+            printf("per-sample norms: %s (%zu samples; /row, /label, /norms/<family>)\n", o->tau_out, n);
         if (o->json && o->json[0]) { /* a memory stream: no size to get wrong */
             char *js = NULL;
             size_t jlen = 0;

@@ -36,6 +36,7 @@ void cz_tau_set_free(cz_tau_set *ts)
     free(ts->sg_norm);
     free(ts->pack);
     free(ts->maxes);
+    free(ts->kept);
     cz_fixed_free(&ts->sums);
 }
 
@@ -57,6 +58,44 @@ int cz_tau_set_collect(cz_tau_set *ts, cz_workspace *ws, const float *params, in
         const double *sq = cz_engine_jacobian_sqnorm(ws, l);
         for (size_t b = 0; sq && b < nb; b++) cz_hist_add(&ts->h[CZ_TAU_JACOBIAN + l - 1], sqrt(sq[b]));
     }
+    return 0;
+}
+
+size_t cz_tau_set_kept_words(const cz_tau_set *ts) { return (size_t)ts->nf; }
+
+int cz_tau_set_keep_init(cz_tau_set *ts, size_t cap, cz_error *err)
+{
+    size_t w = cz_tau_set_kept_words(ts);
+    free(ts->kept);
+    ts->n_kept = ts->keep_cap = 0;
+    if (cap > SIZE_MAX / 8 / w || !(ts->kept = malloc((cap ? cap : 1) * w * 8)))
+        return cz_error_set(err, CZ_ENOMEM, "out of memory for the per-sample norms (%zu samples)", cap);
+    ts->keep_cap = cap;
+    return 0;
+}
+
+int cz_tau_set_keep(cz_tau_set *ts, cz_workspace *ws, int n_hidden, const uint64_t *rows, size_t nb,
+                    cz_error *err)
+{
+    size_t w = cz_tau_set_kept_words(ts);
+    if (nb > ts->keep_cap - ts->n_kept)
+        return cz_error_set(err, CZ_ERUNTIME, "internal: more samples than the %zu kept norms have room for",
+                            ts->keep_cap);
+    /* the values the histograms got, bit for bit; memcpy: doubles in uint64 words */
+    for (size_t b = 0; b < nb; b++) {
+        uint64_t *rec = ts->kept + (ts->n_kept + b) * w;
+        double v[2] = {ts->in_norm[b], ts->sg_norm[b]};
+        rec[0] = rows[b];
+        memcpy(rec + 1, v, sizeof v);
+    }
+    for (int l = 1; l <= n_hidden; l++) {
+        const double *sq = cz_engine_jacobian_sqnorm(ws, l);
+        for (size_t b = 0; b < nb; b++) {
+            double x = sq ? sqrt(sq[b]) : NAN;
+            memcpy(ts->kept + (ts->n_kept + b) * w + 2 + l, &x, sizeof x);
+        }
+    }
+    ts->n_kept += nb;
     return 0;
 }
 

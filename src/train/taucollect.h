@@ -27,6 +27,11 @@ typedef struct {
     uint64_t *pack;              /* [nf * (CZ_HIST_BINS + 1)] */
     double *maxes;               /* [nf] */
     cz_fixed_acc sums;           /* [nf] */
+    /* the per-sample norms themselves (chainz eval --tau-out), kept when keep_cap > 0:
+     * records of cz_tau_set_kept_words(ts) 8-byte words, [0] the row (uint64), then one
+     * double per per-sample family in family order without the parameter family */
+    uint64_t *kept;              /* [keep_cap x words] */
+    size_t n_kept, keep_cap;
 } cz_tau_set;
 
 /* Empty histograms for a model of n_hidden layers and chunks of up to M samples;
@@ -42,6 +47,15 @@ void cz_tau_set_reset(cz_tau_set *ts);
  * (a step with the stream on). @return 0 or the engine's error. */
 int cz_tau_set_collect(cz_tau_set *ts, cz_workspace *ws, const float *params, int n_hidden, size_t nb,
                        cz_error *err);
+
+/* Words of one kept record: the row and every per-sample family (nf - 1). */
+size_t cz_tau_set_kept_words(const cz_tau_set *ts);
+/* Room to keep the norms of up to cap samples (this rank's share). @return 0 or CZ_ENOMEM. */
+int cz_tau_set_keep_init(cz_tau_set *ts, size_t cap, cz_error *err);
+/* Keeps the norms of the chunk cz_tau_set_collect just added, sample b as row rows[b].
+ * @return 0, or CZ_ERUNTIME past the room given to cz_tau_set_keep_init. */
+int cz_tau_set_keep(cz_tau_set *ts, cz_workspace *ws, int n_hidden, const uint64_t *rows, size_t nb,
+                    cz_error *err);
 
 /* Sums every rank's histograms into rank 0's (collective); the others restart from zero. */
 int cz_tau_set_merge(cz_tau_set *ts, const cz_dist *d, cz_error *err);

@@ -71,12 +71,13 @@ static int run_one(const char *in, const char *out, const cz_corrupt_opts *o)
         fprintf(stderr, "chainz prep corrupt: %s\n", err.msg);
         return rc == CZ_ENOMEM ? 2 : 1;
     }
-    printf("chainz prep corrupt: %zu images %zux%zu, %s severity %d (%s %g)%s%llu, mean |change| %.6f -> %s; "
+    char seed[48] = ", deterministic";
+    if (cz_corrupt_is_random(o->kind)) snprintf(seed, sizeof seed, ", seed %llu", (unsigned long long)o->seed);
+    printf("chainz prep corrupt: %zu images %zux%zu, %s severity %d (%s %g)%s, mean |change| %.6f -> %s; "
            "%.2f s\n",
            rep.n, rep.rows, rep.cols, cz_corrupt_kind_name(o->kind), o->severity,
-           cz_corrupt_param_name(o->kind), cz_corrupt_param(o->kind, o->severity),
-           cz_corrupt_is_random(o->kind) ? ", seed " : ", deterministic, seed unused ",
-           (unsigned long long)o->seed, rep.mean_abs_change, out, rep.seconds);
+           cz_corrupt_param_name(o->kind), cz_corrupt_param(o->kind, o->severity), seed,
+           rep.mean_abs_change, out, rep.seconds);
     return 0;
 }
 

@@ -36,26 +36,30 @@ for o in --output --kind --severity --seed --image --all-kinds --severities gaus
          contrast pixelate impulse_noise "Default: 1."; do
     grep -qF -- "$o" "$work/help.txt" || bad "--help lacks $o"
 done
-"$chainz" prep --help | grep -qF "chainz prep corrupt IN.h5" && ok "--help documents every option" ||
+"$chainz" prep --help >"$work/prep-help.txt" 2>&1
+grep -qF "chainz prep corrupt IN.h5" "$work/prep-help.txt" && ok "--help documents every option" ||
     bad "prep --help does not mention corrupt"
 
 # a 40-image 28x28 IDX set: smooth blobs, labels 0..9
+# (integer arithmetic only, so that the input, and the golden digests below, are the same
+# bytes on every machine)
 python3 - "$work" <<'PY' || bad "python3 could not write the IDX files"
-import math, struct, sys
+import struct, sys
 w = sys.argv[1]
 n = 40
 pix = bytearray()
 for i in range(n):
-    cy, cx, s = 10 + i % 8, 10 + (3 * i) % 8, 3 + i % 5
+    cy, cx, r = 10 + i % 8, 10 + (3 * i) % 8, 5 + i % 6
     for y in range(28):
         for x in range(28):
-            pix.append(min(255, int(255 * math.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * s * s)))))
+            inside = (y - cy) ** 2 + (x - cx) ** 2 < r * r
+            pix.append(64 + (7 * x + 13 * y + 29 * i) % 192 if inside else 0)
 open(w + "/img.idx", "wb").write(struct.pack(">IIII", 0x803, n, 28, 28) + bytes(pix))
 open(w + "/lab.idx", "wb").write(struct.pack(">II", 0x801, n) + bytes(i % 10 for i in range(n)))
 PY
 "$chainz" prep idx "$work/img.idx" "$work/lab.idx" -o "$work/clean.h5" >/dev/null 2>"$work/err.txt" ||
     bad "prep idx: $(cat "$work/err.txt")"
-"$h5bytes" "$work/clean.h5" | grep -q '^/@image_rows int' && "$h5bytes" "$work/clean.h5" | grep -q '^/@image_cols int' &&
+grep -q '^/@image_rows int' <<<"$("$h5bytes" "$work/clean.h5")" && grep -q '^/@image_cols int' <<<"$("$h5bytes" "$work/clean.h5")" &&
     ok "prep idx records image_rows and image_cols" || bad "prep idx wrote no image shape"
 
 labels=$(digest "$work/clean.h5" /labels)
@@ -72,14 +76,25 @@ for k in gaussian_noise gaussian_blur contrast pixelate impulse_noise; do
         *noise) [ "$f1" != "$f3" ] && ok "$k: seed 2 gives other noise" || bad "$k: seed 2 gives the same bytes" ;;
         *) [ "$f1" = "$f3" ] && ok "$k: deterministic, the seed is not used" || bad "$k: the seed changed a deterministic kind" ;;
         esac
-        [ "$(digest "$work/$k.h5" /labels)" = "$labels" ] && "$h5bytes" "$work/$k.h5" | grep -q "^/features float/4 \[40x784\]" &&
-            "$h5bytes" "$work/$k.h5" | grep -q '^/@corruption string' && ok "$k: 40 x 784, labels kept, corruption recorded" ||
+        [ "$(digest "$work/$k.h5" /labels)" = "$labels" ] && grep -q "^/features float/4 \[40x784\]" <<<"$("$h5bytes" "$work/$k.h5")" &&
+            grep -q '^/@corruption string' <<<"$("$h5bytes" "$work/$k.h5")" && ok "$k: 40 x 784, labels kept, corruption recorded" ||
             bad "$k: labels or shape differ: $("$h5bytes" "$work/$k.h5" | tr '\n' ' ')"
     else
         bad "prep corrupt --kind $k: $(cat "$work/out.txt" "$work/err.txt")"
     fi
 done
 no_tmp && ok "no temporary files left" || bad "temporaries: $(ls "$work")"
+
+# golden bytes: severity 3, seed 5 of the integer-made set above, as first written on
+# 2026-11-30 (Release -O3 and Debug -O0 with sanitizers agreed). A different digest on
+# another machine or compiler breaks the claim "the same bytes everywhere" (corrupt.h).
+for kd in gaussian_noise:4b70e504eda5f4a2 gaussian_blur:7a75aa951c7229c9 contrast:2c7c8f288f9c1517 \
+          pixelate:8411345d58f9b265 impulse_noise:cf00e281208f25d3; do
+    k=${kd%%:*} want=${kd#*:}
+    "$chainz" prep corrupt "$work/clean.h5" -o "$work/gold-$k.h5" --kind $k --severity 3 --seed 5 >/dev/null 2>&1
+    got=$(digest "$work/gold-$k.h5" /features)
+    [ "$got" = "$want" ] && ok "$k: the golden bytes ($want)" || bad "$k: /features digest $got, golden $want"
+done
 
 # --all-kinds
 if "$chainz" prep corrupt "$work/clean.h5" -o "$work/all.h5" --all-kinds --severities 2-3 >"$work/out.txt" 2>"$work/err.txt"; then

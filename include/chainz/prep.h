@@ -34,7 +34,8 @@
  * IDX (MNIST, Fashion-MNIST): images magic 0x00000803 (unsigned byte, 3 dims [N, R, C]),
  * labels magic 0x00000801 (unsigned byte, 1 dim [N]). Features [N, R*C] float32 = byte/255,
  * labels int32 in 0..9, classes 10. Counts must agree and files must hold exactly the
- * bytes their header announces.
+ * bytes their header announces. The files written record R and C as the attributes
+ * image_rows and image_cols (what chainz prep corrupt reads).
  *
  * Text and numeric CSV (cz_prep_stream) are streamed instead: they can be large (a Yelp
  * review set is 650k rows, its 300-d features 780 MB), so no row's text and no feature
@@ -71,6 +72,8 @@ typedef struct {
     char source[256];     /* what it came from: written as the file's source attribute */
     char featurizer[768]; /* ARFF with string attributes: the file's featurizer attribute
                              (the text featurizer and each string attribute's columns); else "" */
+    size_t image_rows, image_cols; /* IDX: the image shape (R*C = d), written as the file's
+                                      image_rows / image_cols attributes; else 0 */
 } cz_prep_set;
 
 /* Frees what a reader allocated and zeroes the struct; NULL-safe, safe on a zeroed set. */

@@ -2,6 +2,7 @@
  * (stratified) and keeps a fraction of the train split, and writes chainz-data files.
  * Options, progress and messages only: the work is in src/prep. */
 #include "chainz/prep.h"
+#include "chainz/corrupt.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -22,6 +23,8 @@ static void prep_usage(FILE *f)
 "       chainz prep numeric INPUT.csv -o OUT.h5 [--label NAME | --label-col N] [options]\n"
 "       chainz prep arff INPUT.arff -o OUT.h5 [--hash-dim D | --embeddings VEC.txt] [options]\n"
 "       chainz prep idx IMAGES LABELS -o OUT.h5 [options]\n"
+"       chainz prep corrupt IN.h5 -o OUT.h5 --kind K --severity S [--seed N] (its own\n"
+"                      options: chainz prep corrupt --help)\n"
 "\n"
 "Turns an input file into a chainz-data HDF5 set, or one set per split. Inputs may be\n"
 "gzip-compressed (recognised by their magic bytes). docs/PREP.md has the details.\n"
@@ -47,6 +50,9 @@ static void prep_usage(FILE *f)
 "                     classify, classes 0..K-1 in declaration order; numeric -> regress.\n"
 "  idx IMAGES LABELS  MNIST-style IDX: unsigned-byte images [N, R, C] become N x R*C\n"
 "                     features scaled to [0, 1]; unsigned-byte labels 0..9, 10 classes.\n"
+"                     The files record R and C (attributes image_rows, image_cols).\n"
+"  corrupt IN.h5      a seeded corruption (noise, blur, contrast, pixelate, impulse) of\n"
+"                     every image of an idx set: `corrupt` must follow `prep` directly.\n"
 "\n"
 "outputs (all formats):\n"
 "  -o, --output OUT.h5  output file (required). With --split, OUT less its .h5 suffix\n"
@@ -382,6 +388,7 @@ int cz_cmd_prep(int argc, char **argv)
     long label_base = 0;
     double fraction = 1;
     int drop_missing = 0, l2 = 0, have_base = 0, have_label_col = 0, have_classes = 0, have_skip = 0, c;
+    if (argc > 1 && !strcmp(argv[1], "corrupt")) return cz_cmd_prep_corrupt(argc - 1, argv + 1);
 #ifdef __GLIBC__
     optind = 0; /* full re-initialisation: the caller may have parsed other options */
 #else
@@ -449,6 +456,9 @@ int cz_cmd_prep(int argc, char **argv)
     int n_inputs = argc - optind - 1;
     int is_csv = !strcmp(format, "csv"), is_num = !strcmp(format, "numeric");
     int is_arff = !strcmp(format, "arff"), is_idx = !strcmp(format, "idx");
+    if (!strcmp(format, "corrupt"))
+        return prep_usage_error("corrupt has options of its own and must follow prep directly: "
+                                "chainz prep corrupt IN.h5 -o OUT.h5 --kind K --severity S", NULL);
     if (!is_csv && !is_num && !is_arff && !is_idx)
         return prep_usage_error("unknown input format (expected csv, numeric, arff or idx):", format);
     if (!is_idx && n_inputs != 1) {

@@ -27,6 +27,9 @@ struct cz_prep_out {
     int32_t *yc;      /* [n] classify/ordinal */
     float *yv;        /* [n] regress */
     double *mean, *m2; /* [d] Welford running mean and sum of squared deviations */
+    size_t image_rows, image_cols; /* image sets: the shape of a row (0: not an image) */
+    char note_name[CZ_PREP_OUT_NOTES][32], note[CZ_PREP_OUT_NOTES][512]; /* more attributes */
+    int notes;
 };
 
 #define H5_CHECK(call, what)                                                                  \
@@ -104,6 +107,22 @@ int cz_prep_out_open(cz_prep_out **out, const char *path, size_t n, size_t d, cz
         return rc;
     }
     *out = o;
+    return 0;
+}
+
+void cz_prep_out_set_image(cz_prep_out *o, size_t rows, size_t cols)
+{
+    o->image_rows = rows;
+    o->image_cols = cols;
+}
+
+int cz_prep_out_set_note(cz_prep_out *o, const char *name, const char *value, cz_error *err)
+{
+    if (o->notes >= CZ_PREP_OUT_NOTES || strlen(name) >= sizeof o->note_name[0])
+        return cz_error_set(err, CZ_EINVAL, "%s: too many attributes or name too long: '%s'", o->path, name);
+    snprintf(o->note_name[o->notes], sizeof o->note_name[0], "%s", name);
+    snprintf(o->note[o->notes], sizeof o->note[0], "%s", value);
+    o->notes++;
     return 0;
 }
 
@@ -199,6 +218,13 @@ int cz_prep_out_finish(cz_prep_out *o, const char *source, const char *featurize
          cz_h5_set_str(o->file, "labels_meaning",
                        regress ? "float32 [N]: target value" : "int32 [N]: class index 0..K-1");
     if (!rc && featurizer) rc = cz_h5_set_str(o->file, "featurizer", featurizer);
+    if (!rc && o->image_rows)
+        rc = cz_h5_set_long(o->file, "image_rows", (long)o->image_rows) |
+             cz_h5_set_long(o->file, "image_cols", (long)o->image_cols) |
+             cz_h5_set_str(o->file, "image_meaning",
+                           "each row of /features is an image_rows x image_cols image, row-major "
+                           "(feature r * image_cols + c is pixel (r, c)), values in [0, 1]");
+    for (int i = 0; !rc && i < o->notes; i++) rc = cz_h5_set_str(o->file, o->note_name[i], o->note[i]);
     if (rc) return cz_error_set(err, CZ_EIO, "%s: writing the attributes failed", o->path);
     if (o->stats && (rc = write_stats(o, err))) return rc;
     H5_CHECK(H5Dclose(o->feat), "close /features");
@@ -230,6 +256,7 @@ int cz_prep_write(const cz_prep_set *s, const uint64_t *rows, size_t n, const ch
     cz_prep_out *o;
     int rc = cz_prep_out_open(&o, path, n, s->d, s->task, s->classes, stats, err);
     if (rc) return rc;
+    if (s->image_rows) cz_prep_out_set_image(o, s->image_rows, s->image_cols);
     for (size_t i = 0; i < n && !rc; i++) {
         uint64_t r = rows ? rows[i] : i;
         if (r >= s->n) {
@@ -263,6 +290,33 @@ int cz_prep_stats_read(const char *path, float *mean, float *std, size_t d, cz_e
         if (!rc) rc = cz_h5_read(g, "std", H5T_NATIVE_FLOAT, d, std, path, err);
         if (rc == 1) rc = cz_error_set(err, CZ_EINVAL, "%s: /stats lacks mean or std", path);
         if (g >= 0) H5Gclose(g);
+    }
+    H5Fclose(f);
+    return rc;
+}
+
+int cz_prep_image_shape_read(const char *path, size_t *rows, size_t *cols, cz_error *err)
+{
+    *rows = *cols = 0;
+    cz_h5_quiet();
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) return cz_error_set(err, CZ_EIO, "%s: cannot open as HDF5", path);
+    long r = 0, c = 0;
+    int rr = cz_h5_attr_long(f, "image_rows", &r), rc_ = cz_h5_attr_long(f, "image_cols", &c), rc;
+    if (rr < 0 || rc_ < 0)
+        rc = cz_error_set(err, CZ_EIO, "%s: cannot read the image_rows / image_cols attributes", path);
+    else if (rr == 1 && rc_ == 1)
+        rc = 1;
+    else if (rr == 1 || rc_ == 1)
+        rc = cz_error_set(err, CZ_EINVAL, "%s: has %s but not %s: expected both attributes or neither",
+                          path, rr ? "image_cols" : "image_rows", rr ? "image_rows" : "image_cols");
+    else if (r < 1 || c < 1 || r > 65536 || c > 65536)
+        rc = cz_error_set(err, CZ_EINVAL, "%s: image_rows %ld, image_cols %ld: expected 1..65536 each",
+                          path, r, c);
+    else {
+        *rows = (size_t)r;
+        *cols = (size_t)c;
+        rc = 0;
     }
     H5Fclose(f);
     return rc;

@@ -159,6 +159,8 @@ int cz_prep_idx_read(cz_prep_set *out, const char *images_path, const char *labe
     out->n = n;
     out->d = d;
     out->task = CZ_HEAD_CLASSIFY;
+    out->image_rows = idim[1];
+    out->image_cols = idim[2];
     snprintf(out->source, sizeof out->source, "idx images %s [%lu x %lu x %lu], labels %s",
              images_path, (unsigned long)idim[0], (unsigned long)idim[1], (unsigned long)idim[2],
              labels_path);

@@ -84,9 +84,19 @@ int cz_prep_out_push(cz_prep_out *o, int32_t yc, float yv, cz_error *err);
  * stats, and closes the file (still under its temporary name). */
 int cz_prep_out_finish(cz_prep_out *o, const char *source, const char *featurizer,
                        cz_error *err);
+/* Image sets: records the shape of a row as the attributes image_rows and image_cols. */
+void cz_prep_out_set_image(cz_prep_out *o, size_t rows, size_t cols);
+/* One more string attribute (name < 32 bytes, value cut at 511), at most CZ_PREP_OUT_NOTES. */
+#define CZ_PREP_OUT_NOTES 2
+int cz_prep_out_set_note(cz_prep_out *o, const char *name, const char *value, cz_error *err);
 /* Renames a finished file to its final name and frees o. */
 int cz_prep_out_commit(cz_prep_out *o, cz_error *err);
 /* Closes and removes the temporary file, frees o. NULL-safe. */
 void cz_prep_out_abort(cz_prep_out *o);
+
+/* The image shape of a chainz-data file (attributes image_rows, image_cols).
+ * @return 0, 1 if the file has neither attribute, CZ_EINVAL (one of them, or a bad value),
+ * CZ_EIO (not HDF5). */
+int cz_prep_image_shape_read(const char *path, size_t *rows, size_t *cols, cz_error *err);
 
 #endif

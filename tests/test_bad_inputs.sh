@@ -76,10 +76,14 @@ for case in "layers:5,,5:--layers '5,,5': '' is not a positive width" "layers:5,
             "act:poly,,relu:'' is not poly" "dreg-warmup:0x10:--dreg-warmup '0x10': expected" \
             "dreg-warmup:1e308:--dreg-warmup '1e308': expected" "dreg-warmup:-1:--dreg-warmup '-1': expected" \
             "log-seconds:0:--log-seconds must be > 0" "lr-min:1:--lr-min 1 is above --lr" "kernels::--kernels '': give auto" \
-            "clip-grad-norm:-1:--clip-grad-norm must be >= 0" "clip-grad-norm:nan:--clip-grad-norm: 'nan' is not a finite number"; do
+            "clip-grad-norm:-1:--clip-grad-norm must be >= 0" "clip-grad-norm:nan:--clip-grad-norm: 'nan' is not a finite number" \
+            "clip-z:-1:--clip-z must be 0 \\(off\\) or >= 0.5" "clip-z:0.1:--clip-z must be 0 \\(off\\) or >= 0.5" \
+            "clip-z:inf:--clip-z: 'inf' is not a finite number" "holdout-split:strat:--holdout-split 'strat': expected stratified or random" \
+            "divergence-factor:1:--divergence-factor must be 0 \\(off\\) or >= 2" "divergence-factor:-5:--divergence-factor must be 0"; do
     opt=${case%%:*} rest=${case#*:}; v=${rest%%:*} re=${rest#*:}
     expect "train --$opt '$v'" 1 "$re" -- "$chainz" train "${small[@]}" --out "$work/r-lenient" --"$opt" "$v"
 done
+expect "--clip-z with --no-standardize is refused" 1 "--clip-z clips z-scores, which --no-standardize turns off" -- "$chainz" train "${small[@]}" --out "$work/r-cz" --clip-z 3 --no-standardize
 expect "train --lr 0x1p-10 (a hex float)" 1 "--lr: '0x1p-10' is not a plain decimal number" -- "$chainz" train "${small[@]}" --out "$work/r-hex" --lr 0x1p-10
 expect "train --lr ' 1e-3' (a leading blank)" 1 "--lr: ' 1e-3' is not a plain decimal number" -- "$chainz" train "${small[@]}" --out "$work/r-blank" --lr " 1e-3"
 long=$(printf '8,%.0s' $(seq 1 200))8

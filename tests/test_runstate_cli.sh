@@ -357,5 +357,13 @@ for a in "$work/tq" "$work/tq/metrics.h5"; do
     expect "chainz tau ${a#$work/} with a FIFO metrics.h5: exit 1, no block" 1 $? "$work/tq.log" "not a regular file \(a FIFO\)"
 done
 
+# ---- issue 14: --clip-z and --holdout-split belong to the run ----
+r="$work/clip"
+train --data c5.h5 "${cargs[@]}" --epochs 1 --holdout 0.2 --out "$r" >"$r.log" 2>&1 || bad "clip: the base run failed"
+train --data c5.h5 "${cargs[@]}" --epochs 2 --holdout 0.2 --out "$r" --resume auto --clip-z 2 >"$r.2.log" 2>&1
+expect "resume with another --clip-z: refused, naming both" 1 $? "$r.2.log" "clips z-scores at 3, this run asks for --clip-z 2"
+train --data c5.h5 "${cargs[@]}" --epochs 2 --holdout 0.2 --out "$r" --resume auto --holdout-split random >"$r.3.log" 2>&1
+expect "resume with another --holdout-split: refused" 1 $? "$r.3.log" "holdout_split = stratified, this run asks for holdout_split = random"
+
 echo "$fails failure(s)"
 [ $fails = 0 ]

@@ -81,3 +81,40 @@ int cz_diverge_explain(const cz_diverge *dv, int term, double value, double rati
                         dreg, cfg->clip_grad_norm > 0 ? " (or lower)" : "",
                         cfg->clip_z > 0 ? cfg->clip_z / 2 : 3.0, stop ? "; then --resume auto with those options" : "");
 }
+
+/* "layer 2 weight [3, 1]", "output bias [0]": which parameter flat index i is */
+static void param_name(const cz_model *m, size_t i, char *buf, size_t len)
+{
+    for (int l = 0; l <= m->n_hidden; l++) {
+        const cz_layer *L = &m->layer[l];
+        char who[32];
+        if (l < m->n_hidden) snprintf(who, sizeof who, "layer %d", l + 1);
+        else snprintf(who, sizeof who, "output");
+        if (i >= L->w && i < L->w + L->n_out * L->n_in) {
+            snprintf(buf, len, "%s weight [%zu, %zu]", who, (i - L->w) / L->n_in, (i - L->w) % L->n_in);
+            return;
+        }
+        if (i >= L->b && i < L->b + L->n_out) {
+            snprintf(buf, len, "%s bias [%zu]", who, i - L->b);
+            return;
+        }
+        if (L->poly != CZ_NONE && i >= L->poly && i < L->poly + 4 * L->n_out) {
+            snprintf(buf, len, "%s poly [%zu, a%zu]", who, (i - L->poly) / 4, (i - L->poly) % 4);
+            return;
+        }
+    }
+    snprintf(buf, len, "parameter %zu", i);
+}
+
+/* The message for a gradient the exact reduction cannot hold: the first such value of g. */
+int cz_diverge_overflow(const cz_model *m, const float *g, size_t n, long step, int summed, cz_error *err)
+{
+    size_t i = 0;
+    while (i < n && isfinite(g[i]) && fabs((double)g[i]) < 0x1p46) i++;
+    char name[96];
+    param_name(m, i < n ? i : 0, name, sizeof name);
+    return cz_error_set(err, CZ_ERUNTIME, "step %ld: %sgradient of %s = %g is %s (training diverged: lower --lr "
+                        "or --dreg, --clip-grad-norm 1, --clip-z 3, or rescale the targets)", step + 1, summed ? "the summed " : "a chunk's ", name,
+                        i < n ? (double)g[i] : NAN,
+                        i < n && isfinite(g[i]) ? "beyond the exact reduction's range (|g| < 7.0e13)" : "not finite");
+}

@@ -8,6 +8,8 @@
 #ifndef CHAINZ_TRAIN_DIVERGE_H
 #define CHAINZ_TRAIN_DIVERGE_H
 
+#include <stddef.h>
+
 #include "chainz/config.h"
 #include "chainz/error.h"
 #include "chainz/model.h"
@@ -34,5 +36,10 @@ double cz_diverge_reference(const cz_diverge *dv, int term);
 int cz_diverge_explain(const cz_diverge *dv, int term, double value, double ratio, long step, long epoch,
                        double lambda, int stop, const cz_model *m, const float *params, const double *layer_sq, const cz_config *cfg,
                        cz_error *err);
+
+/* The stop message (CZ_ERUNTIME) for a gradient the exact reduction cannot hold (|g| >=
+ * 2^46, NaN or Inf): the first such value of g[0..n), the parameter it belongs to ("layer
+ * 2 poly [46, a3]"), the step, and whether it was one chunk's or the summed gradient. */
+int cz_diverge_overflow(const cz_model *m, const float *g, size_t n, long step, int summed, cz_error *err);
 
 #endif

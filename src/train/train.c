@@ -34,45 +34,6 @@ volatile sig_atomic_t cz_stop_requested = 0;
 #define CHAINZ_VERSION "dev"
 #endif
 
-/* ---- messages of the step ---- */
-
-/* "layer 2 weight [3, 1]", "output bias [0]": which parameter flat index i is */
-static void param_name(const cz_model *m, size_t i, char *buf, size_t len)
-{
-    for (int l = 0; l <= m->n_hidden; l++) {
-        const cz_layer *L = &m->layer[l];
-        char who[32];
-        if (l < m->n_hidden) snprintf(who, sizeof who, "layer %d", l + 1);
-        else snprintf(who, sizeof who, "output");
-        if (i >= L->w && i < L->w + L->n_out * L->n_in) {
-            snprintf(buf, len, "%s weight [%zu, %zu]", who, (i - L->w) / L->n_in, (i - L->w) % L->n_in);
-            return;
-        }
-        if (i >= L->b && i < L->b + L->n_out) {
-            snprintf(buf, len, "%s bias [%zu]", who, i - L->b);
-            return;
-        }
-        if (L->poly != CZ_NONE && i >= L->poly && i < L->poly + 4 * L->n_out) {
-            snprintf(buf, len, "%s poly [%zu, a%zu]", who, (i - L->poly) / 4, (i - L->poly) % 4);
-            return;
-        }
-    }
-    snprintf(buf, len, "parameter %zu", i);
-}
-
-/* The message for a gradient the exact reduction cannot hold: the first such value of g. */
-static int gradient_overflow(const cz_model *m, const float *g, size_t n, long step, int summed, cz_error *err)
-{
-    size_t i = 0;
-    while (i < n && isfinite(g[i]) && fabs((double)g[i]) < 0x1p46) i++;
-    char name[96];
-    param_name(m, i < n ? i : 0, name, sizeof name);
-    return cz_error_set(err, CZ_ERUNTIME, "step %ld: %sgradient of %s = %g is %s (training diverged: lower --lr "
-                        "or --dreg, or rescale the targets)", step + 1, summed ? "the summed " : "a chunk's ", name,
-                        i < n ? (double)g[i] : NAN,
-                        i < n && isfinite(g[i]) ? "beyond the exact reduction's range (|g| < 7.0e13)" : "not finite");
-}
-
 /* ---- prolog helpers ---- */
 
 /* ---- the training run ---- */
@@ -353,7 +314,7 @@ static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, lo
         if (exact) {
             long bad = t->acc.bad;
             cz_fixed_add_float(&t->acc, 0, t->grad, n);
-            if (t->acc.bad != bad) rc = gradient_overflow(&t->m, t->grad, n, step, 0, err);
+            if (t->acc.bad != bad) rc = cz_diverge_overflow(&t->m, t->grad, n, step, 0, err);
         } else {
             for (size_t i = 0; i < n; i++) t->gsum[i] += t->grad[i];
         }
@@ -376,7 +337,7 @@ static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, lo
     /* identical on every rank after the reduction, so every rank stops here together */
     double gsq = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!isfinite(t->grad[i])) return gradient_overflow(&t->m, t->grad, n, step, 1, err);
+        if (!isfinite(t->grad[i])) return cz_diverge_overflow(&t->m, t->grad, n, step, 1, err);
         gsq += (double)t->grad[i] * (double)t->grad[i];
     }
     /* a jump of the loss or of DREG (only when it is part of the loss): every rank sees the

@@ -2,6 +2,7 @@
  * and the cells' folders, keys and grid points. docs/PROTOCOL.md is the reference. */
 #include "chainz/protocol.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -369,7 +370,8 @@ static int parse_top(ctx *c, cz_proto_spec *s, const cz_json *j)
         if (v->type != CZ_JSON_OBJECT) return bad(c, v, "slurm", "an object {\"time\": \"1:00:00\", \"partition\": P}");
         if ((rc = only_keys(c, v, "\"slurm\"", sk))) return rc;
         const cz_json *t = cz_json_get(v, "time"), *p = cz_json_get(v, "partition");
-        if (t && (t->type != CZ_JSON_STRING || !name_ok(t->str, 30) || strspn(t->str, "0123456789:-") != strlen(t->str)))
+        if (t && (t->type != CZ_JSON_STRING || !t->str[0] || strlen(t->str) > 30 ||
+                  strspn(t->str, "0123456789:-") != strlen(t->str)))
             return bad(c, t, "time", "a SLURM time limit such as \"2:00:00\" or \"1-00:00:00\"");
         if (p && (p->type != CZ_JSON_STRING || !name_ok(p->str, 60))) return bad(c, p, "partition", "a partition name");
         if (t) snprintf(s->slurm_time, sizeof s->slurm_time, "%s", t->str);
@@ -384,8 +386,15 @@ int cz_proto_spec_load(cz_proto_spec *s, const char *path, cz_error *err)
     if (strlen(path) >= sizeof s->path - 1) return cz_error_set(err, CZ_EINVAL, "spec path too long");
     snprintf(s->path, sizeof s->path, "%s", path);
     const char *slash = strrchr(path, '/');
-    if (slash) snprintf(s->dir, sizeof s->dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
-    else snprintf(s->dir, sizeof s->dir, ".");
+    char given[CZ_PROTO_PATH];
+    if (slash) snprintf(given, sizeof given, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    else snprintf(given, sizeof given, ".");
+    /* absolute, so that a run's key (its data paths) is the same from any working folder:
+     * a local run and a SLURM task of the same spec agree */
+    char real[PATH_MAX];
+    if (!realpath(given, real)) return cz_error_set(err, CZ_EIO, "%s: %s", given, strerror(errno));
+    if (strlen(real) >= sizeof s->dir - 256) return cz_error_set(err, CZ_EINVAL, "%s: path too long", real);
+    snprintf(s->dir, sizeof s->dir, "%s", real);
     cz_json j;
     int rc = cz_json_read_file(&j, path, err);
     if (rc) return rc;

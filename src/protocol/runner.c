@@ -53,6 +53,18 @@ int cz_proto_cell_done(const cz_proto_spec *s, size_t I, cz_error *err)
     return same ? 1 : rc;
 }
 
+/* removes a data folder's temporary twin (the files prep and this module write in it) */
+static void drop_tmp(const char *tmp)
+{
+    static const char *const names[] = {"d-train.h5", "d-val.h5", "d-test.h5", "prep.log", "source.txt"};
+    char path[CZ_PROTO_PATH + 64];
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        snprintf(path, sizeof path, "%s/%s", tmp, names[i]);
+        unlink(path);
+    }
+    rmdir(tmp);
+}
+
 /* the data of (seed, fraction): RUN_ROOT/data/seed-<s>/<label>/d-{train,val,test}.h5 */
 static int ensure_data(const cz_proto_spec *s, int f, int k, const char *self, char files[3][CZ_PROTO_PATH],
                        cz_error *err)
@@ -138,21 +150,15 @@ static int ensure_data(const cz_proto_spec *s, int f, int k, const char *self, c
                 fclose(lf);
             }
             last[strcspn(last, "\n")] = '\0';
-            return cz_error_set(err, st == 1 ? CZ_EINVAL : CZ_ERUNTIME, "chainz prep failed (exit %d): %s (log %s)", st,
-                                last, log);
+            drop_tmp(tmp);
+            return cz_error_set(err, st == 1 ? CZ_EINVAL : CZ_ERUNTIME, "chainz prep failed (exit %d): %s", st, last);
         }
         snprintf(path, sizeof path, "%s/source.txt", tmp);
         if ((rc = cz_proto_write_atomic(path, source, strlen(source), err))) return rc;
         if (rename(tmp, dir) != 0) {
             if (errno != EEXIST && errno != ENOTEMPTY)
                 return cz_error_set(err, CZ_EIO, "%s: cannot rename to %s: %s", tmp, dir, strerror(errno));
-            /* another task made the same data first (same seed, same bytes): drop ours */
-            const char *names[] = {"d-train.h5", "d-val.h5", "d-test.h5", "prep.log", "source.txt"};
-            for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
-                snprintf(path, sizeof path, "%s/%s", tmp, names[i]);
-                unlink(path);
-            }
-            rmdir(tmp);
+            drop_tmp(tmp); /* another task made the same data first (same seed, same bytes) */
         }
     }
     for (int j = 0; j < 3; j++)

@@ -199,6 +199,13 @@ static int train_point(const cz_proto_spec *s, const cz_proto_model *m, int g, u
     snprintf(seedbuf, sizeof seedbuf, "%llu", (unsigned long long)seed);
     snprintf(threads, sizeof threads, "%d", s->threads);
     snprintf(ranks, sizeof ranks, "%d", s->ranks);
+    /* what launch/mpirun.sh sets: BLIS/OpenMP threads per rank, root allowed (containers, CI) */
+    setenv("BLIS_NUM_THREADS", threads, 1);
+    setenv("OMP_NUM_THREADS", threads, 1);
+    if (s->ranks > 1 && geteuid() == 0) {
+        setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+        setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+    }
     int n = 0;
     if (s->ranks > 1) {
         argv[n++] = "mpirun";

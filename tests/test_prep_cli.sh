@@ -27,7 +27,7 @@ expect_fail() {
 }
 
 "$chainz" prep --help >"$work/help.txt" 2>&1 || bad "--help exit status"
-for o in --output --split --fraction --seed --embeddings --hash-dim --l2-normalize --label-col --label \
+for o in --output --split --fraction --count --count-per-class --seed --embeddings --hash-dim --l2-normalize --label-col --label \
          --label-base --classes --task --skip-bad --class --drop-missing "Default: 1" "Default: csv 1, numeric 0"; do
     grep -qF -- "$o" "$work/help.txt" || bad "--help lacks $o"
 done
@@ -129,7 +129,8 @@ else bad "numeric: $(cat "$work/err.txt")"; fi
 printf 'a,b\n1,0\n2,x\n' >"$work/nb.csv"
 expect_fail 1 "nb.csv:3: column 2 ('b'): 'x' is not a number" numeric "$work/nb.csv" -o "$work/r.h5" --label a
 
-# arff with --fraction (in memory) keeps its old behaviour and gains /stats
+# arff with --fraction (in memory): exactly round(0.5 * 10) = 5 rows kept (per-class rounding
+# kept 3 + 3), and /stats
 cat >"$work/t.arff" <<'EOF'
 @relation t
 @attribute x numeric
@@ -147,7 +148,7 @@ cat >"$work/t.arff" <<'EOF'
 10,b
 EOF
 "$chainz" prep arff "$work/t.arff" -o "$work/t.h5" --fraction 0.5 >"$work/out.txt" 2>&1 &&
-    grep -q 'fraction 0.5 of train (4 rows left out)' "$work/out.txt" && ok "arff --fraction" ||
+    grep -q "fraction 0.5 of train (5 rows left out)" "$work/out.txt" && ok "arff --fraction: exactly 5 of 10 rows" ||
     bad "arff --fraction: $(cat "$work/out.txt")"
 
 # arff with a string attribute: the csv featurizer's options, errors without one
@@ -188,6 +189,62 @@ if [ -n "$reuters" ]; then
     expect_fail 1 "ReutersCorn-train.arff:3: attribute 'Text' has type string" arff "$reuters" -o "$work/r.h5"
 else
     echo "skip: ReutersCorn-train.arff not found (apt-get download weka && dpkg-deb -x weka_*.deb /tmp/weka-x)"
+fi
+
+# exact sizes: --fraction keeps exactly round(F * n) rows in total, --count N exactly N,
+# --count-per-class exactly A, B, ... (largest remainder, nested for the same seed)
+labels_of() { # FILE -> one label per line
+    h5dump -d /labels -y -w 0 -o "$work/lab.txt" "$1" >/dev/null 2>&1 && tr -d ' \n' <"$work/lab.txt" | tr ',' '\n'
+}
+xs_of() { # FILE -> the feature x (= the row id of the synthetic arff) per line
+    h5dump -d /features -y -w 0 -o "$work/xs.txt" "$1" >/dev/null 2>&1 && tr -d ' \n' <"$work/xs.txt" | tr ',' '\n'
+}
+{ printf '@relation three\n@attribute x numeric\n@attribute class {a,b,c}\n@data\n'
+  for i in $(seq 1 100); do
+      if [ $i -le 50 ]; then c=a; elif [ $i -le 80 ]; then c=b; else c=c; fi; echo "$i,$c"; done; } >"$work/three.arff"
+prev=""
+for n in 7 13 40 77; do
+    "$chainz" prep arff "$work/three.arff" -o "$work/n$n.h5" --count $n --seed 5 >/dev/null 2>&1 || bad "--count $n failed"
+    got=$(labels_of "$work/n$n.h5" | sort | uniq -c | awk '{printf "%s ", $1}')
+    # class counts within one row of n * (50, 30, 20) / 100, total exactly n
+    if labels_of "$work/n$n.h5" | awk -v n=$n 'BEGIN{q[0]=.5;q[1]=.3;q[2]=.2} {c[$1]++; t++}
+        END{ if (t != n) exit 1; for (k = 0; k < 3; k++) { d = c[k] - n * q[k]; if (d <= -1 || d >= 1) exit 1 } }'; then
+        ok "--count $n on 50/30/20 rows: exactly $n ($got)"
+    else bad "--count $n: class counts $got"; fi
+    xs_of "$work/n$n.h5" | sort >"$work/xs$n.txt"
+    if [ -n "$prev" ]; then
+        [ -z "$(comm -23 "$work/xs$prev.txt" "$work/xs$n.txt")" ] && ok "--count $prev rows are among the --count $n rows" ||
+            bad "--count $prev is not nested in --count $n"
+    fi
+    prev=$n
+done
+"$chainz" prep arff "$work/three.arff" -o "$work/pc.h5" --count-per-class 5,0,3 --seed 5 >/dev/null 2>&1 &&
+    [ "$(labels_of "$work/pc.h5" | sort | uniq -c | awk '{printf "%s:%s ", $2, $1}')" = "0:5 2:3 " ] &&
+    ok "--count-per-class 5,0,3: exactly 5 of class 0, 3 of class 2" || bad "--count-per-class 5,0,3: $(labels_of "$work/pc.h5" | sort | uniq -c)"
+"$chainz" prep arff "$work/three.arff" -o "$work/pc2.h5" --count-per-class 10,0,6 --seed 5 >/dev/null 2>&1
+xs_of "$work/pc.h5" | sort >"$work/pcx.txt"; xs_of "$work/pc2.h5" | sort >"$work/pcx2.txt"
+[ -s "$work/pcx.txt" ] && [ -z "$(comm -23 "$work/pcx.txt" "$work/pcx2.txt")" ] && ok "--count-per-class nested" ||
+    bad "--count-per-class 5,0,3 not nested in 10,0,6"
+expect_fail 1 "count per class: class 2: 21 rows asked, the train split has only 20" arff "$work/three.arff" -o "$work/r.h5" --count-per-class 1,1,21
+expect_fail 1 "count per class: 2 counts given, the data have 3 classes" arff "$work/three.arff" -o "$work/r.h5" --count-per-class 1,1
+expect_fail 1 "count 101: the train split has only 100 rows" arff "$work/three.arff" -o "$work/r.h5" --count 101
+expect_fail 1 "give at most one of --fraction, --count, --count-per-class" arff "$work/three.arff" -o "$work/r.h5" --count 5 --fraction 0.5
+expect_fail 1 "--count needs a positive integer" arff "$work/three.arff" -o "$work/r.h5" --count 0
+expect_fail 1 "--count-per-class needs counts" arff "$work/three.arff" -o "$work/r.h5" --count-per-class 1,,2
+# Pima (weka's diabetes.arff, 500/268): train=0.8 gives 400/214 = 614 train rows
+pima_dir=$(bash "$(dirname "$0")/../launch/weka-examples.sh" 2>/dev/null) || pima_dir=""
+if [ -n "$pima_dir" ] && [ -f "$pima_dir/diabetes.arff" ]; then
+    for c in "--fraction 0.05:31:20 11" "--count 32:32:21 11" "--count-per-class 16,16:32:16 16"; do
+        opt=${c%%:*}; rest=${c#*:}; want_n=${rest%%:*}; want_k=${rest#*:}
+        # shellcheck disable=SC2086
+        "$chainz" prep arff "$pima_dir/diabetes.arff" -o "$work/pima.h5" --split train=0.8,test=0.2 --seed 3 $opt \
+            >/dev/null 2>&1 || bad "pima $opt failed"
+        got=$(labels_of "$work/pima-train.h5" | sort | uniq -c | awk '{printf "%s ", $1}')
+        [ "$got" = "$want_k " ] && [ "$(labels_of "$work/pima-train.h5" | awk 'END{print NR}')" -eq "$want_n" ] &&
+            ok "Pima $opt: exactly $want_n train rows ($got)" || bad "Pima $opt: $got (want $want_k)"
+    done
+else
+    echo "skip: diabetes.arff not found (launch/weka-examples.sh)"
 fi
 
 echo "test_prep_cli: $fails failure(s)"

@@ -921,8 +921,8 @@ static void test_prep_text_stream_split_and_fraction(void **state)
         assert_float_equal(sd[c], sqrt(v / (double)L[0].n), 1e-5 * sqrt(v / (double)L[0].n));
     }
 
-    /* --fraction: per class max(1, round(F m_c)) of the train rows, nested in a larger F,
-       val and test unchanged */
+    /* --fraction: exactly max(1, round(F m)) train rows in total, each class within one row
+       of F m_c (largest remainder), nested in a larger F, val and test unchanged */
     const double F[2] = {0.1, 0.4};
     loaded T[2];
     for (int t = 0; t < 2; t++) {
@@ -937,10 +937,9 @@ static void test_prep_text_stream_split_and_fraction(void **state)
         size_t count[3] = {0, 0, 0}, mc[3] = {0, 0, 0};
         for (size_t i = 0; i < sp.n[0]; i++) mc[labels[sp.rows[0][i]]]++;
         for (size_t i = 0; i < T[t].n; i++) count[T[t].y[i]]++;
-        for (int k = 0; k < 3; k++) {
-            size_t want = (size_t)floor(F[t] * (double)mc[k] + 0.5);
-            assert_int_equal(count[k], want < 1 ? 1 : want);
-        }
+        size_t total = (size_t)floor(F[t] * (double)sp.n[0] + 0.5);
+        assert_int_equal(T[t].n, total < 1 ? 1 : total);
+        for (int k = 0; k < 3; k++) assert_true(fabs((double)count[k] - F[t] * (double)mc[k]) < 1);
         loaded V;
         load(&V, o.paths[2]);
         assert_int_equal(V.n, L[2].n);

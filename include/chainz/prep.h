@@ -134,15 +134,43 @@ int cz_prep_split_make(cz_prep_split *out, const cz_prep_set *s,
                        const double frac[CZ_SPLIT_COUNT], uint64_t seed, cz_error *err);
 void cz_prep_split_free(cz_prep_split *sp);
 
-/* Keeps a stratified fraction f in (0, 1] of the train split: per class (one stratum for
- * regress) of the train rows, a permutation drawn from a cz_rng seeded with
- * cz_hash64(seed, CZ_PREP_FRACTION_KEY) (classes in order 0..K-1), keeping its first
- * max(1, round(f * m_c)) of the m_c rows (none if m_c = 0). The same seed draws the same
- * permutations whatever f is, so a smaller fraction keeps a subset of a larger one's rows
- * (nested samples for a sample-efficiency curve). val and test are not touched.
- * *dropped (may be NULL) receives the number of train rows left out.
- * @return 0, CZ_EINVAL (f outside (0, 1], a bad label) or CZ_ENOMEM. */
+/* A stratified subsample of the train split (the papers' sample-efficiency study). Exactly
+ * one way of choosing its size:
+ *   - per_class != NULL: exactly per_class[c] rows of class c (n_per_class must equal the
+ *     number of classes; each at most the class's train rows);
+ *   - count > 0: exactly count rows in total (at most the train rows);
+ *   - else fraction f in (0, 1]: exactly T = max(1, round(f * m)) rows in total, m the
+ *     train rows.
+ * A total T is shared among the classes by largest remainder, one row at a time: the t-th
+ * row (t = 1..T) goes to the class c whose remainder t * m_c / m - a_c is largest (a_c
+ * the rows it has so far; ties to the lower class). Every class then holds within one row
+ * of T * m_c / m for two classes (where this is exactly Hamilton's largest-remainder
+ * allocation), the total is exact, and growing T never takes a row from a class (Hamilton's
+ * method can, for three or more classes: the Alabama paradox), so samples stay nested.
+ * Rows: per class (one stratum for regress) a permutation of its train rows drawn from a
+ * cz_rng seeded with cz_hash64(seed, CZ_PREP_FRACTION_KEY) (classes in order 0..K-1), of
+ * which the first a_c are kept. The same seed draws the same permutations whatever the
+ * size, so a smaller subsample is a subset of a larger one's rows. val and test are not
+ * touched. *dropped (may be NULL) receives the number of train rows left out.
+ * @return 0, CZ_EINVAL (a size out of range, a bad label) or CZ_ENOMEM. */
 #define CZ_PREP_FRACTION_KEY 0x6672616374696f6eULL /* "fraction" */
+typedef struct {
+    double fraction;          /* (0, 1]; used when count == 0 and per_class == NULL */
+    size_t count;             /* > 0: exactly this many rows in total */
+    const size_t *per_class;  /* non-NULL: exactly per_class[c] rows of class c */
+    int n_per_class;          /* entries of per_class */
+} cz_prep_subsample;
+
+/* 1 when sub keeps every row as it is (fraction >= 1, no count): nothing to do */
+int cz_prep_subsample_is_all(const cz_prep_subsample *sub);
+
+/* "fraction 0.05", "count 32", "count per class 16,16" */
+void cz_prep_subsample_describe(char *buf, size_t len, const cz_prep_subsample *sub);
+
+int cz_prep_split_subsample(cz_prep_split *sp, const cz_prep_set *s, const cz_prep_subsample *sub,
+                            uint64_t seed, size_t *dropped, cz_error *err);
+
+/* cz_prep_split_subsample with {.fraction = f} */
 int cz_prep_split_fraction(cz_prep_split *sp, const cz_prep_set *s, double f, uint64_t seed,
                            size_t *dropped, cz_error *err);
 
@@ -294,6 +322,9 @@ typedef struct {
     int split;
     double frac[CZ_SPLIT_COUNT];
     double fraction;        /* of the train split, in (0, 1]; 1 keeps all */
+    size_t count;           /* > 0: exactly this many train rows (cz_prep_subsample) */
+    const size_t *per_class;/* non-NULL: exactly these train rows per class */
+    int n_per_class;
     uint64_t seed;
     const char *paths[CZ_SPLIT_COUNT];
     /* called about every 64k records (may be NULL) */

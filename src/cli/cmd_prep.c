@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #define PREP_DEFAULT_SEED 1
+#define PREP_MAX_COUNTS 4096 /* classes --count-per-class can name */
 
 static void prep_usage(FILE *f)
 {
@@ -63,9 +64,15 @@ static void prep_usage(FILE *f)
 "                       shuffled and cut in these proportions (regress: all rows as one\n"
 "                       group). Default: no split, one file OUT.h5.\n"
 "      --fraction F     keep a stratified fraction F in (0, 1] of the train split (of all\n"
-"                       rows without --split): per class max(1, round(F * n)) rows; the\n"
-"                       same seed gives nested samples for smaller F; val and test are\n"
-"                       not affected. Default: 1.\n"
+"                       rows without --split): exactly max(1, round(F * n)) rows in\n"
+"                       total, shared among the classes by largest remainder; the same\n"
+"                       seed gives nested samples for smaller F; val and test are not\n"
+"                       affected. Default: 1.\n"
+"      --count N        keep exactly N rows of the train split, stratified the same way\n"
+"                       (nested like --fraction: same seed, smaller N, a subset).\n"
+"      --count-per-class A,B,...  keep exactly A rows of class 0, B of class 1, ...\n"
+"                       (one count per class; nested for smaller counts). At most one of\n"
+"                       --fraction, --count, --count-per-class.\n"
 "      --seed S         seed of the split and the fraction, an unsigned 64-bit integer;\n"
 "                       the same seed gives the same rows on any machine. Default: %d.\n"
 "  The training file (the train split, or OUT.h5) also gets /stats/mean and /stats/std:\n"
@@ -216,6 +223,10 @@ static int run_stream(const char *format, const char *input, cz_prep_stream_opts
     cz_prep_report rep;
     cz_error err = {0};
     int rc = cz_prep_stream(input, so, &rep, &err);
+    char subd[160];
+    cz_prep_subsample sub = {.fraction = so->fraction, .count = so->count, .per_class = so->per_class,
+                             .n_per_class = so->n_per_class};
+    cz_prep_subsample_describe(subd, sizeof subd, &sub);
     if (ps.shown) fputc('\n', stderr);
     if (rc) {
         cz_prep_report_free(&rep);
@@ -258,12 +269,12 @@ static int run_stream(const char *format, const char *input, cz_prep_stream_opts
         if (plen > 3 && !strcmp(out + plen - 3, ".h5")) plen -= 3;
         add(s, sizeof s, " (seed %llu)", (unsigned long long)so->seed);
         if (rep.fraction_dropped)
-            add(s, sizeof s, ", fraction %g of train (%llu rows left out)", so->fraction,
+            add(s, sizeof s, ", %s of train (%llu rows left out)", subd,
                 (unsigned long long)rep.fraction_dropped);
         add(s, sizeof s, " -> %.*s-*.h5", (int)(plen < 300 ? plen : 300), out);
     } else {
         if (rep.fraction_dropped)
-            add(s, sizeof s, "; fraction %g: %llu rows written, %llu left out", so->fraction,
+            add(s, sizeof s, "; %s: %llu rows written, %llu left out", subd,
                 (unsigned long long)rep.split_rows[CZ_SPLIT_TRAIN], (unsigned long long)rep.fraction_dropped);
         add(s, sizeof s, "; -> %s", out);
     }
@@ -284,7 +295,7 @@ static int run_stream(const char *format, const char *input, cz_prep_stream_opts
 
 /* arff or idx: read into memory, split, keep the fraction, write */
 static int run_memory(const char *format, char **inputs, const cz_arff_opts *ao, int split,
-                      const double frac[CZ_SPLIT_COUNT], double fraction, uint64_t seed,
+                      const double frac[CZ_SPLIT_COUNT], const cz_prep_subsample *sub, uint64_t seed,
                       const char *out, char paths[CZ_SPLIT_COUNT][4096], const struct timespec *t0,
                       const cz_vocab_info *vocab)
 {
@@ -310,8 +321,10 @@ static int run_memory(const char *format, char **inputs, const cz_arff_opts *ao,
         if (vocab && vocab->duplicates)
             add(summary, sizeof summary, ", %zu repeated words ignored", vocab->duplicates);
     }
-    char splits[512] = "";
-    if (!split && fraction >= 1) {
+    char splits[512] = "", subd[160];
+    int all_rows = cz_prep_subsample_is_all(sub);
+    cz_prep_subsample_describe(subd, sizeof subd, sub);
+    if (!split && all_rows) {
         rc = cz_prep_write(&set, NULL, 0, out, NULL, 1, &err);
         add(splits, sizeof splits, "-> %s", out);
     } else {
@@ -320,7 +333,7 @@ static int run_memory(const char *format, char **inputs, const cz_arff_opts *ao,
         cz_prep_split sp;
         size_t dropped = 0;
         rc = cz_prep_split_make(&sp, &set, fr, seed, &err);
-        if (!rc && fraction < 1) rc = cz_prep_split_fraction(&sp, &set, fraction, seed, &dropped, &err);
+        if (!rc && !all_rows) rc = cz_prep_split_subsample(&sp, &set, sub, seed, &dropped, &err);
         for (int j = 0; !rc && j < CZ_SPLIT_COUNT; j++) /* check all before writing any */
             if (fr[j] > 0 && sp.n[j] == 0)
                 rc = cz_error_set(&err, CZ_EINVAL,
@@ -333,16 +346,16 @@ static int run_memory(const char *format, char **inputs, const cz_arff_opts *ao,
             if (split)
                 add(note, sizeof note, "split %s (%g of each class), seed %llu", cz_split_name(j), fr[j],
                     (unsigned long long)seed);
-            if (j == CZ_SPLIT_TRAIN && fraction < 1)
-                add(note, sizeof note, "%sstratified fraction %g, seed %llu", split ? "; " : "", fraction,
+            if (j == CZ_SPLIT_TRAIN && !all_rows)
+                add(note, sizeof note, "%sstratified %s, seed %llu", split ? "; " : "", subd,
                     (unsigned long long)seed);
             rc = cz_prep_write(&set, sp.rows[j], sp.n[j], split ? paths[j] : out, note, j == CZ_SPLIT_TRAIN,
                                &err);
             if (split) add(splits, sizeof splits, "%s%s %zu", j ? ", " : "", cz_split_name(j), sp.n[j]);
         }
         if (!rc) {
-            if (fraction < 1) add(splits, sizeof splits, "%sfraction %g of train (%zu rows left out)",
-                                  split ? ", " : "", fraction, dropped);
+            if (!all_rows) add(splits, sizeof splits, "%s%s of train (%zu rows left out)",
+                               split ? ", " : "", subd, dropped);
             size_t plen = strlen(out);
             if (plen > 3 && !strcmp(out + plen - 3, ".h5")) plen -= 3;
             if (split)
@@ -361,13 +374,15 @@ static int run_memory(const char *format, char **inputs, const cz_arff_opts *ao,
 
 int cz_cmd_prep(int argc, char **argv)
 {
-    enum { O_SPLIT = 256, O_SEED, O_CLASS, O_TASK, O_DROP, O_FRACTION, O_EMB, O_HASH, O_L2,
+    enum { O_SPLIT = 256, O_SEED, O_CLASS, O_TASK, O_DROP, O_FRACTION, O_COUNT, O_COUNT_PC, O_EMB, O_HASH, O_L2,
            O_LABEL, O_LABEL_COL, O_LABEL_BASE, O_CLASSES, O_SKIP };
     static const struct option long_opts[] = {
         {"output", required_argument, NULL, 'o'},
         {"split", required_argument, NULL, O_SPLIT},
         {"seed", required_argument, NULL, O_SEED},
         {"fraction", required_argument, NULL, O_FRACTION},
+        {"count", required_argument, NULL, O_COUNT},
+        {"count-per-class", required_argument, NULL, O_COUNT_PC},
         {"class", required_argument, NULL, O_CLASS},
         {"task", required_argument, NULL, O_TASK},
         {"drop-missing", no_argument, NULL, O_DROP},
@@ -387,6 +402,9 @@ int cz_cmd_prep(int argc, char **argv)
     uint64_t seed = PREP_DEFAULT_SEED, hash_dim = 0, label_col = 0, classes = 0, skip_bad = 0;
     long label_base = 0;
     double fraction = 1;
+    uint64_t count = 0;
+    static size_t per_class[PREP_MAX_COUNTS];
+    int n_per_class = 0, sizes_given = 0;
     int drop_missing = 0, l2 = 0, have_base = 0, have_label_col = 0, have_classes = 0, have_skip = 0, c;
     if (argc > 1 && !strcmp(argv[1], "corrupt")) return cz_cmd_prep_corrupt(argc - 1, argv + 1);
 #ifdef __GLIBC__
@@ -409,6 +427,33 @@ int cz_cmd_prep(int argc, char **argv)
             fraction = strtod(optarg, &e);
             if (!*optarg || *e || !(fraction > 0 && fraction <= 1))
                 return prep_usage_error("--fraction needs a number in (0, 1], got", optarg);
+            sizes_given++;
+            break;
+        }
+        case O_COUNT:
+            if (parse_u64(optarg, &count) || count < 1 || count > (uint64_t)SIZE_MAX / 2)
+                return prep_usage_error("--count needs a positive integer, got", optarg);
+            sizes_given++;
+            break;
+        case O_COUNT_PC: {
+            const char *p = optarg;
+            n_per_class = 0;
+            for (;;) {
+                const char *comma = strchr(p, ',');
+                size_t len = comma ? (size_t)(comma - p) : strlen(p);
+                char num[32];
+                uint64_t v;
+                if (n_per_class >= PREP_MAX_COUNTS || len == 0 || len >= sizeof num)
+                    return prep_usage_error("--count-per-class needs counts A,B,... (one per class), got", optarg);
+                memcpy(num, p, len);
+                num[len] = '\0';
+                if (parse_u64(num, &v) || v > (uint64_t)SIZE_MAX / 2)
+                    return prep_usage_error("--count-per-class needs counts A,B,... (one per class), got", optarg);
+                per_class[n_per_class++] = (size_t)v;
+                if (!comma) break;
+                p = comma + 1;
+            }
+            sizes_given++;
             break;
         }
         case O_CLASS: class_name = optarg; break;
@@ -488,6 +533,10 @@ int cz_cmd_prep(int argc, char **argv)
                                            : "csv needs a featurizer: --embeddings VEC.txt or --hash-dim D",
                                 NULL);
     if (!out) return prep_usage_error("missing -o OUT.h5", NULL);
+    if (sizes_given > 1)
+        return prep_usage_error("give at most one of --fraction, --count, --count-per-class", NULL);
+    cz_prep_subsample sub = {.fraction = fraction, .count = (size_t)count,
+                             .per_class = n_per_class ? per_class : NULL, .n_per_class = n_per_class};
 
     cz_error err = {0};
     double frac[CZ_SPLIT_COUNT] = {1, 0, 0};
@@ -534,6 +583,9 @@ int cz_cmd_prep(int argc, char **argv)
             so.paths[j] = split_spec ? paths[j] : (j == CZ_SPLIT_TRAIN ? out : NULL);
         }
         so.fraction = fraction;
+        so.count = sub.count;
+        so.per_class = sub.per_class;
+        so.n_per_class = sub.n_per_class;
         so.seed = seed;
         status = run_stream(format, inputs[0], &so, out, &t0);
     } else {
@@ -563,7 +615,7 @@ int cz_cmd_prep(int argc, char **argv)
         }
         if (frc) return prep_fail(&err);
         ao.text = feat;
-        status = run_memory(format, inputs, &ao, split_spec != NULL, frac, fraction, seed, out, paths, &t0,
+        status = run_memory(format, inputs, &ao, split_spec != NULL, frac, &sub, seed, out, paths, &t0,
                             embeddings ? &vinfo : NULL);
         cz_featurizer_free(feat);
     }

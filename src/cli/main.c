@@ -15,6 +15,7 @@
 #include "chainz/engine.h"
 #include "chainz/metrics_read.h"
 #include "chainz/prep.h"
+#include "chainz/protocol.h"
 #include "chainz/train.h"
 
 enum { EXIT_USAGE = 1, EXIT_RUNTIME = 2, EXIT_REQUEUE = 75 /* EX_TEMPFAIL */ };
@@ -52,6 +53,8 @@ static void usage_main(FILE *f)
             "  prep     convert text CSV (word vectors or hashing), numeric CSV, ARFF and IDX\n"
             "           files into chainz-data HDF5 sets, with stratified splits\n"
             "  tau      per-epoch gradient-norm statistics (tau = p99/mean) of runs; compare; plot\n"
+            "  protocol run a study (models x training-set sizes x seeds) from a JSON spec and\n"
+            "           write its report with paired statistics (docs/PROTOCOL.md)\n"
             "  --version\n"
             "Run 'chainz COMMAND --help' for the options of a command.\n");
 }
@@ -470,6 +473,7 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "prep")) return cz_cmd_prep(argc - 1, argv + 1);
     if (!strcmp(cmd, "tau")) return cz_cmd_tau(argc - 1, argv + 1);
+    if (!strcmp(cmd, "protocol")) return cz_cmd_protocol(argc - 1, argv + 1);
     if (strcmp(cmd, "train") && strcmp(cmd, "eval")) {
         fprintf(stderr, "chainz: unknown command '%s'\n", cmd);
         usage_main(stderr);

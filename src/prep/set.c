@@ -161,34 +161,100 @@ done:
     return rc;
 }
 
-int cz_prep_split_fraction(cz_prep_split *sp, const cz_prep_set *s, double f, uint64_t seed,
-                           size_t *dropped, cz_error *err)
+int cz_prep_subsample_is_all(const cz_prep_subsample *sub)
+{
+    return !sub->per_class && !sub->count && sub->fraction >= 1;
+}
+
+void cz_prep_subsample_describe(char *buf, size_t len, const cz_prep_subsample *sub)
+{
+    if (!len) return;
+    buf[0] = '\0';
+    if (sub->per_class) {
+        int w = snprintf(buf, len, "count per class ");
+        for (int c = 0; c < sub->n_per_class && w > 0 && (size_t)w < len; c++)
+            w += snprintf(buf + w, len - (size_t)w, "%s%zu", c ? "," : "", sub->per_class[c]);
+    } else if (sub->count) {
+        snprintf(buf, len, "count %zu", sub->count);
+    } else {
+        snprintf(buf, len, "fraction %g", sub->fraction);
+    }
+}
+
+/* a[c] rows per class for a total T of m rows, counts mc[c]: largest remainder one row
+ * at a time (see prep.h). Remainders are compared as integers t*mc[c] - a[c]*m. */
+static void allocate_total(size_t *a, const size_t *mc, size_t K, size_t m, size_t T)
+{
+    for (size_t c = 0; c < K; c++) a[c] = 0;
+    for (size_t t = 1; t <= T; t++) {
+        size_t best = K;
+        long double best_r = 0;
+        for (size_t c = 0; c < K; c++) {
+            if (a[c] >= mc[c]) continue;
+            long double r = (long double)t * (long double)mc[c] - (long double)a[c] * (long double)m;
+            if (best == K || r > best_r) {
+                best = c;
+                best_r = r;
+            }
+        }
+        if (best == K) break; /* T > m: cannot happen after the checks */
+        a[best]++;
+    }
+}
+
+int cz_prep_split_subsample(cz_prep_split *sp, const cz_prep_set *s, const cz_prep_subsample *sub,
+                            uint64_t seed, size_t *dropped, cz_error *err)
 {
     if (dropped) *dropped = 0;
-    if (!(f > 0 && f <= 1))
-        return cz_error_set(err, CZ_EINVAL, "fraction %g: expected a number in (0, 1]", f);
+    if (!sub->per_class && !sub->count && !(sub->fraction > 0 && sub->fraction <= 1))
+        return cz_error_set(err, CZ_EINVAL, "fraction %g: expected a number in (0, 1]", sub->fraction);
     size_t K = s->task == CZ_HEAD_REGRESS ? 1 : (size_t)s->classes, m = sp->n[CZ_SPLIT_TRAIN];
+    if (sub->per_class && (s->task == CZ_HEAD_REGRESS || (size_t)sub->n_per_class != K))
+        return cz_error_set(err, CZ_EINVAL, "count per class: %d counts given, the data have %s%zu classes",
+                            sub->n_per_class, s->task == CZ_HEAD_REGRESS ? "no classes (regress), not " : "",
+                            K);
+    if (!sub->per_class && sub->count > m)
+        return cz_error_set(err, CZ_EINVAL, "count %zu: the train split has only %zu rows", sub->count, m);
     uint64_t *rows = sp->rows[CZ_SPLIT_TRAIN];
-    size_t *start = calloc(K + 1, sizeof *start);
+    size_t *start = calloc(K + 1, sizeof *start), *alloc = calloc(K, sizeof *alloc);
     uint64_t *members = malloc((m ? m : 1) * sizeof *members); /* positions in rows, by class */
     uint64_t *perm = malloc((m ? m : 1) * sizeof *perm);
     unsigned char *keep = calloc(m ? m : 1, 1);
     int rc = 0;
-    if (!start || !members || !perm || !keep) {
-        rc = cz_error_set(err, CZ_ENOMEM, "fraction: out of memory for %zu rows", m);
+    if (!start || !alloc || !members || !perm || !keep) {
+        rc = cz_error_set(err, CZ_ENOMEM, "subsample: out of memory for %zu rows", m);
         goto done;
     }
     for (size_t i = 0; i < m; i++) {
         size_t c = 0;
         if (K > 1) {
             if (rows[i] >= s->n || s->y_class[rows[i]] < 0 || (size_t)s->y_class[rows[i]] >= K) {
-                rc = cz_error_set(err, CZ_EINVAL, "fraction: train row %llu has no valid class",
+                rc = cz_error_set(err, CZ_EINVAL, "subsample: train row %llu has no valid class",
                                   (unsigned long long)rows[i]);
                 goto done;
             }
             c = (size_t)s->y_class[rows[i]];
         }
         start[c + 1]++;
+    }
+    if (sub->per_class) {
+        for (size_t c = 0; c < K; c++) {
+            if (sub->per_class[c] > start[c + 1]) {
+                rc = cz_error_set(err, CZ_EINVAL, "count per class: class %zu: %zu rows asked, the train split "
+                                  "has only %zu", c, sub->per_class[c], start[c + 1]);
+                goto done;
+            }
+            alloc[c] = sub->per_class[c];
+        }
+    } else {
+        size_t T = sub->count;
+        if (!T) {
+            T = (size_t)floor(sub->fraction * (double)m + 0.5);
+            if (T < 1 && m) T = 1;
+            if (T > m) T = m;
+        }
+        size_t *mc = start + 1; /* class counts, before the prefix sum below */
+        allocate_total(alloc, mc, K, m, T);
     }
     for (size_t c = 0; c < K; c++) start[c + 1] += start[c];
     for (size_t i = 0; i < m; i++) {
@@ -202,12 +268,9 @@ int cz_prep_split_fraction(cz_prep_split *sp, const cz_prep_set *s, double f, ui
     for (size_t c = 0; c < K; c++) {
         size_t mc = start[c + 1] - start[c];
         if (!mc) continue;
-        /* drawn whatever f is, so that smaller fractions keep subsets of larger ones */
+        /* drawn whatever the size is, so that smaller subsamples keep subsets of larger ones */
         cz_rng_permutation(&rng, perm, mc);
-        size_t k = (size_t)floor(f * (double)mc + 0.5);
-        if (k < 1) k = 1;
-        if (k > mc) k = mc;
-        for (size_t i = 0; i < k; i++) keep[members[start[c] + perm[i]]] = 1;
+        for (size_t i = 0; i < alloc[c]; i++) keep[members[start[c] + perm[i]]] = 1;
     }
     size_t w = 0;
     for (size_t i = 0; i < m; i++)
@@ -216,8 +279,16 @@ int cz_prep_split_fraction(cz_prep_split *sp, const cz_prep_set *s, double f, ui
     sp->n[CZ_SPLIT_TRAIN] = w;
 done:
     free(start);
+    free(alloc);
     free(members);
     free(perm);
     free(keep);
     return rc;
+}
+
+int cz_prep_split_fraction(cz_prep_split *sp, const cz_prep_set *s, double f, uint64_t seed,
+                           size_t *dropped, cz_error *err)
+{
+    cz_prep_subsample sub = {.fraction = f};
+    return cz_prep_split_subsample(sp, s, &sub, seed, dropped, err);
 }

@@ -217,9 +217,11 @@ static int assign(job *J, const char *input, cz_error *err)
     cz_prep_split sp;
     int rc = cz_prep_split_make(&sp, &S, o->frac, o->seed, err);
     if (rc) return rc;
-    if (o->fraction < 1) {
+    cz_prep_subsample sub = {.fraction = o->fraction, .count = o->count, .per_class = o->per_class,
+                             .n_per_class = o->n_per_class};
+    if (!cz_prep_subsample_is_all(&sub)) {
         size_t dropped = 0;
-        rc = cz_prep_split_fraction(&sp, &S, o->fraction, o->seed, &dropped, err);
+        rc = cz_prep_split_subsample(&sp, &S, &sub, o->seed, &dropped, err);
         rep->fraction_dropped = dropped;
     }
     for (int j = 0; !rc && j < CZ_SPLIT_COUNT; j++)
@@ -260,9 +262,14 @@ static void describe_source(const job *J, const char *input, int j, char *buf, s
     if (o->split)
         w += snprintf(buf + w, len - (size_t)w, "; split %s (%g of each class), seed %llu",
                       cz_split_name(j), o->frac[j], (unsigned long long)o->seed);
-    if (w > 0 && (size_t)w < len && j == CZ_SPLIT_TRAIN && o->fraction < 1)
-        snprintf(buf + w, len - (size_t)w, "; a stratified fraction %g of %s, seed %llu", o->fraction,
+    cz_prep_subsample sub = {.fraction = o->fraction, .count = o->count, .per_class = o->per_class,
+                             .n_per_class = o->n_per_class};
+    if (w > 0 && (size_t)w < len && j == CZ_SPLIT_TRAIN && !cz_prep_subsample_is_all(&sub)) {
+        char d[160];
+        cz_prep_subsample_describe(d, sizeof d, &sub);
+        snprintf(buf + w, len - (size_t)w, "; a stratified subsample (%s) of %s, seed %llu", d,
                  o->split ? "it" : "the rows", (unsigned long long)o->seed);
+    }
 }
 
 static int pass2(job *J, const char *input, cz_error *err)

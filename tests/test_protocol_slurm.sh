@@ -209,13 +209,17 @@ cell="$runs/cr/frac-1/seed-1"
 wait_until 90 "task ${arr}_0: a first checkpoint" has_ckpt "$cell/run" || { logs; exit 1; }
 # in the background: here the task stops and requeues within a second, and scancel keeps
 # retrying its delivery to the gone batch step for a minute and then reports a failure; the
-# batch script's log below shows whether the signal arrived
+# batch script's log below shows whether the signal arrived. It is stopped once the task is
+# requeued: a retry reaching the rerun would preempt that too.
 timeout 30 scancel --signal=USR1 --batch "${arr}_0" >/dev/null 2>&1 &
+sc=$!
 note "task ${arr}_0 signalled after checkpoint $(cat "$cell/run/checkpoints/latest")"
 requeued0() { [ "$(field "${arr}_0" Restarts)" = 1 ] && job_is "${arr}_0" PENDING; }
 # release it from its ~120 s hold (Reason=BeginTime), which slurmctld may set a few seconds
 # after the task shows PENDING: wait for it, then release until it is gone
 if wait_until 90 "task ${arr}_0 requeued" requeued0; then
+    kill "$sc" 2>/dev/null
+    wait "$sc" 2>/dev/null
     for _ in $(seq 100); do [ "$(field "${arr}_0" Reason)" = BeginTime ] && break; sleep 0.2; done
     for _ in $(seq 15); do
         [ "$(field "${arr}_0" Reason)" = BeginTime ] || break
@@ -235,6 +239,7 @@ expect "$log0" "protocol.sbatch: caught SIGUSR1: forwarding SIGUSR1" "task 0: th
 expect "$log0" "task exited with status 75" "task 0: chainz protocol --task exited 75 after the checkpoint"
 expect "$log0" "requeueing ${arr}_0" "task 0 requeued itself"
 expect "$log0" "restart 1\$" "task 0 ran again (restart 1)"
+[ "$(field "${arr}_0" Restarts)" = 1 ] && ok "task 0 was requeued once" || bad "task 0 restarts: $(field "${arr}_0" Restarts)"
 expect "$cell/train.log" "chainz: resumed from" "task 0's training resumed from its checkpoint"
 expect "$cell/train.log" "1 rank x 1 thread" "task 0 trained on 1 rank"
 if [ -s "$runs/report.md" ] && [ "$(tail -n +2 "$runs/report.csv" | wc -l)" -eq 4 ] &&

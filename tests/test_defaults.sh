@@ -49,8 +49,9 @@ fm=/usr/share/datasets/fashion-mnist
 run2 train --data pima-train.h5 --holdout 0.2 --out pima >pima.log 2>&1
 trained pima pima.log $? val_acc 0.70
 grep -q '"holdout_split": "stratified", "standardize": 1, "clip_z": 3' pima/config.json &&
+    grep -q '"clip_grad_norm": 1,' pima/config.json &&
     h5dump -a /model/input/clip_z "pima/checkpoints/$(cat pima/checkpoints/latest)" 2>/dev/null | grep -q "(0): 3$" &&
-    ok "pima: config.json and the checkpoint record the stratified holdout and clip_z 3" ||
+    ok "pima: config.json and the checkpoint record the stratified holdout, clip_z 3 and clip_grad_norm 1" ||
     bad "pima: clip_z / holdout_split not recorded"
 
 # ---- ReutersCorn (text, 1554 rows, hashed features): defaults, 3 epochs ----
@@ -94,7 +95,7 @@ run2 train "${issue[@]}" --clip-z 0 --out fmn >fmn.log 2>&1
 st=$?
 if grep -q "warning: step [0-9]* (epoch 1): the DREG term .* jumped to .*x its running level" fmn.log &&
    grep -q "Jacobian norms ||S_l||^2 per sample: layer 1 .*, layer 2 .* (largest: layer 2)" fmn.log &&
-   grep -q "Try a lower --lr (now 0.003), a lower --dreg (now 0.001), --clip-grad-norm 1, or --clip-z 3" fmn.log &&
+   grep -q "Try a lower --lr (now 0.003), a lower --dreg (now 0.001), a lower --clip-grad-norm (now 1), or --clip-z 3" fmn.log &&
    { [ "$st" = 0 ] || { [ "$st" = 2 ] && grep -q "training is diverging.*The run stops before applying" fmn.log; }; }; then
     ok "--clip-z 0: divergence warned in epoch 1 (exit $st), naming the term, layer 2's Jacobian, the step and what to try"
 else

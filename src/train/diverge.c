@@ -65,6 +65,8 @@ int cz_diverge_explain(const cz_diverge *dv, int term, double value, double rati
     }
     char dreg[64] = "";
     if (term == 1) snprintf(dreg, sizeof dreg, ", a lower --dreg (now %g)", lambda);
+    char clip[64] = "--clip-grad-norm 1";
+    if (cfg->clip_grad_norm > 0) snprintf(clip, sizeof clip, "a lower --clip-grad-norm (now %g)", cfg->clip_grad_norm);
     char jac[480] = "";
     if (layer_sq)
         snprintf(jac, sizeof jac, " Jacobian norms ||S_l||^2 per sample:%s (largest: layer %d).", layers, worst + 1);
@@ -73,12 +75,12 @@ int cz_diverge_explain(const cz_diverge *dv, int term, double value, double rati
     return cz_error_set(err, CZ_ERUNTIME,
                         "step %ld (epoch %ld): the %s jumped to %.3g per sample, %.3gx its running level %.3g "
                         "(--divergence-factor %g): training %s.%s%s %s Try a lower --lr (now %g)%s, "
-                        "--clip-grad-norm 1%s, or --clip-z %g%s (--divergence-factor 0: no check)",
+                        "%s, or --clip-z %g%s (--divergence-factor 0: no check)",
                         step + 1, epoch + 1, term == 0 ? "task loss" : "DREG term (sum_l ||S_l||^2)", value, ratio,
                         cz_diverge_reference(dv, term), cfg->divergence_factor, stop ? "is diverging" : "may be diverging", jac, cub,
                         stop ? "The run stops before applying this step (the checkpoints written so far are intact)."
                              : "Training goes on; a jump of the factor squared stops it.", cfg->lr,
-                        dreg, cfg->clip_grad_norm > 0 ? " (or lower)" : "",
+                        dreg, clip,
                         cfg->clip_z > 0 ? cfg->clip_z / 2 : 3.0, stop ? "; then --resume auto with those options" : "");
 }
 

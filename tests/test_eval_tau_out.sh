@@ -3,7 +3,7 @@
 #  - 1, 2 and 3 ranks write the same file: whole-file cmp and every dataset's and
 #    attribute's stored bytes (build/h5bytes);
 #  - the raw norms against eval's JSON: count, mean and max (to the JSON's 9 digits),
-#    p99 (the same order statistic as the histogram's, floor(0.99 (N-1))) within the
+#    p99 (the same order statistic as the histogram's, nearest rank, ceil(0.99 N) - 1) within the
 #    histogram's bin resolution alpha = 1 %, and so tau;
 #  - rows in file order and labels: /row = 0..N-1, /label = the data file's labels;
 #  - row placement: a copy of the data file with its rows permuted gives, at each row, the
@@ -101,7 +101,7 @@ with h5py.File(norms, "r") as f, h5py.File(data, "r") as d:
         # eval's JSON has 9 significant digits
         check(abs(mean - t["mean"]) <= 1e-8 * mean, "%s: mean %.12g = eval's %.12g" % (fam, mean, t["mean"]))
         check(abs(x.max() - t["max"]) <= 1e-8 * t["max"], "%s: max %.12g = eval's %.12g" % (fam, x.max(), t["max"]))
-        p99 = np.sort(x)[int(math.floor(0.99 * (N - 1)))]
+        p99 = np.sort(x)[max(int(math.ceil(0.99 * N)) - 1, 0)]
         check(abs(t["p99"] - p99) <= alpha * p99 * (1 + 1e-9),
               "%s: p99 of the raw norms %.6g, eval's %.6g (within %g %%)" % (fam, p99, t["p99"], 100 * alpha))
         tau = p99 / mean

@@ -19,10 +19,11 @@ static int cmp_d(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* exact quantile with the histogram's rank convention: element floor(q (n-1)) */
+/* exact quantile with the histogram's rank convention: nearest rank, element ceil(q n) - 1 */
 static double exact_q(const double *sorted, size_t n, double q)
 {
-    return q >= 1 ? sorted[n - 1] : sorted[(size_t)floor(q * (double)(n - 1))];
+    double r = ceil(q * (double)n) - 1;
+    return q >= 1 ? sorted[n - 1] : sorted[r > 0 ? (size_t)r : 0];
 }
 
 static void check_quantiles(double *v, size_t n, const char *what)
@@ -102,6 +103,24 @@ static void test_hist_degenerate_inputs(void **state)
     assert_true(s.count == 0 && s.mean == 0 && s.tau == 0);
 }
 
+/* few values (an epoch of 2 optimizer steps): p99 is the largest, tau >= 1 */
+static void test_hist_few_values_p99_is_max(void **state)
+{
+    (void)state;
+    cz_hist h;
+    cz_hist_reset(&h);
+    cz_hist_add(&h, 3.222);
+    cz_hist_add(&h, 3.86);
+    cz_hist_summary s;
+    cz_hist_summarize(&h, &s);
+    assert_true(fabs(s.p99 - 3.86) < 0.011 * 3.86);
+    assert_true(fabs(s.p50 - 3.222) < 0.011 * 3.222); /* ceil(0.5 * 2) - 1 = rank 0 */
+    assert_true(s.tau > 1.0);
+    cz_hist_add(&h, 1.0); /* 3 values: p50 is the middle one */
+    cz_hist_summarize(&h, &s);
+    assert_true(fabs(s.p50 - 3.222) < 0.011 * 3.222);
+}
+
 static void test_hist_merge_equals_union(void **state)
 {
     (void)state;
@@ -157,6 +176,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hist_heavy_tails_within_one_percent),
         cmocka_unit_test(test_hist_degenerate_inputs),
+        cmocka_unit_test(test_hist_few_values_p99_is_max),
         cmocka_unit_test(test_hist_merge_equals_union),
         cmocka_unit_test(test_hist_edges_bracket_bins),
     };

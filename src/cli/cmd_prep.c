@@ -14,110 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PREP_DEFAULT_SEED 1
-#define PREP_MAX_COUNTS 4096 /* classes --count-per-class can name */
+#include "prep_usage.h"
 
-static void prep_usage(FILE *f)
-{
-    fprintf(f,
-"usage: chainz prep csv INPUT.csv -o OUT.h5 (--embeddings VEC.txt | --hash-dim D) [options]\n"
-"       chainz prep numeric INPUT.csv -o OUT.h5 [--label NAME | --label-col N] [options]\n"
-"       chainz prep arff INPUT.arff -o OUT.h5 [--hash-dim D | --embeddings VEC.txt] [options]\n"
-"       chainz prep idx IMAGES LABELS -o OUT.h5 [options]\n"
-"       chainz prep corrupt IN.h5 -o OUT.h5 --kind K --severity S [--seed N] (its own\n"
-"                      options: chainz prep corrupt --help)\n"
-"\n"
-"Turns an input file into a chainz-data HDF5 set, or one set per split. Inputs may be\n"
-"gzip-compressed (recognised by their magic bytes). docs/PREP.md has the details.\n"
-"\n"
-"formats:\n"
-"  csv INPUT          text reviews as in the Yelp / Amazon / AG News sets: a label field\n"
-"                     (1-based class or star) and one or more text fields, joined with a\n"
-"                     space. Fields may be quoted (\"\" is a quote; quoted fields may span\n"
-"                     lines); a backslash-n in the text is a line break; CRLF and a UTF-8\n"
-"                     BOM are accepted. Streamed in two passes (labels, then features) in\n"
-"                     bounded memory. Needs a featurizer (--embeddings or --hash-dim).\n"
-"  numeric INPUT      comma-separated numbers under a header line naming the columns; the\n"
-"                     label column gives integer classes (or values with --task regress),\n"
-"                     every other column is a feature. Streamed like csv.\n"
-"  arff INPUT         Weka ARFF. Each numeric/real/integer attribute is one feature;\n"
-"                     a nominal attribute {v1,...,vK} is K one-hot features (in\n"
-"                     declaration order). A string attribute (text, e.g. weka's\n"
-"                     ReutersCorn) is D features from the csv featurizer, which it\n"
-"                     then needs (--hash-dim or --embeddings, --l2-normalize); several\n"
-"                     string attributes get one block of D each, in attribute order.\n"
-"                     date/relational attributes, sparse rows and instance weights\n"
-"                     are rejected. The class attribute gives the labels: nominal ->\n"
-"                     classify, classes 0..K-1 in declaration order; numeric -> regress.\n"
-"  idx IMAGES LABELS  MNIST-style IDX: unsigned-byte images [N, R, C] become N x R*C\n"
-"                     features scaled to [0, 1]; unsigned-byte labels 0..9, 10 classes.\n"
-"                     The files record R and C (attributes image_rows, image_cols).\n"
-"  corrupt IN.h5      a seeded corruption (noise, blur, contrast, pixelate, impulse) of\n"
-"                     every image of an idx set: `corrupt` must follow `prep` directly.\n"
-"\n"
-"outputs (all formats):\n"
-"  -o, --output OUT.h5  output file (required). With --split, OUT less its .h5 suffix\n"
-"                       is a prefix: OUT-train.h5, OUT-val.h5, OUT-test.h5, each written\n"
-"                       only if its fraction is > 0. Files appear only when complete.\n"
-"      --split SPEC     stratified split, e.g. train=0.8,val=0.1,test=0.1 (any of the\n"
-"                       three names; fractions in [0, 1] adding up to 1). Each class is\n"
-"                       shuffled and cut in these proportions (regress: all rows as one\n"
-"                       group). Default: no split, one file OUT.h5.\n"
-"      --fraction F     keep a stratified fraction F in (0, 1] of the train split (of all\n"
-"                       rows without --split): exactly max(1, round(F * n)) rows in\n"
-"                       total, shared among the classes by largest remainder; the same\n"
-"                       seed gives nested samples for smaller F; val and test are not\n"
-"                       affected. Default: 1.\n"
-"      --count N        keep exactly N rows of the train split, stratified the same way\n"
-"                       (nested like --fraction: same seed, smaller N, a subset).\n"
-"      --count-per-class A,B,...  keep exactly A rows of class 0, B of class 1, ...\n"
-"                       (one count per class; nested for smaller counts). At most one of\n"
-"                       --fraction, --count, --count-per-class.\n"
-"      --seed S         seed of the split and the fraction, an unsigned 64-bit integer;\n"
-"                       the same seed gives the same rows on any machine. Default: %d.\n"
-"  The training file (the train split, or OUT.h5) also gets /stats/mean and /stats/std:\n"
-"  per-feature mean and standard deviation of its rows (stored, not applied).\n"
-"\n"
-"csv options (arff: for string attributes):\n"
-"      --embeddings VEC word vectors in the GloVe text format (`word v1 ... vD` per line,\n"
-"                       plain or gzip): features are the mean of the vectors of the\n"
-"                       tokens found (out-of-vocabulary tokens are counted and skipped;\n"
-"                       no known token -> zero vector). d = D.\n"
-"      --hash-dim D     no external file: signed hashing of unigrams and bigrams into D\n"
-"                       dims (FNV-1a 64 + splitmix64 finaliser, fixed seed), divided by\n"
-"                       the number of unigrams + bigrams. d = D (1..%zu).\n"
-"      --l2-normalize   scale each row to unit L2 norm instead (either featurizer).\n"
-"  Tokens: runs of ASCII letters (lower-cased), digits, apostrophes and bytes >= 0x80.\n"
-"\n"
-"csv and numeric options:\n"
-"      --label-col N    the label's column, 1-based. Default: csv 1, numeric the last.\n"
-"      --label NAME     numeric: the label column by its header name (exact).\n"
-"      --label-base B   the label value that becomes class 0 (labels B..B+K-1 become\n"
-"                       classes 0..K-1). Default: csv 1, numeric 0.\n"
-"      --classes K      the number of classes; a label outside B..B+K-1 is a bad row.\n"
-"                       Default: the largest label seen - B + 1 (the first pass finds it).\n"
-"      --task T         csv: classify or ordinal (stars); numeric: classify, ordinal or\n"
-"                       regress (labels are then any finite numbers). Default: classify.\n"
-"      --skip-bad N     skip up to N bad rows (malformed quoting, wrong field count,\n"
-"                       bad label, non-numeric value; for --embeddings also up to N bad\n"
-"                       vector lines), counted in the summary; one more is an error.\n"
-"                       Default: 0 (the first bad row is an error naming file and line).\n"
-"\n"
-"arff options:\n"
-"      --class NAME     the class attribute (exact name). Default: the last one.\n"
-"      --task T         auto, classify, ordinal or regress. Default: auto (nominal class\n"
-"                       -> classify, numeric class -> regress); ordinal ranks the\n"
-"                       nominal values in declaration order.\n"
-"      --drop-missing   drop rows holding a missing value '?' (counted in the summary).\n"
-"                       Default: a '?' is an error naming its line.\n"
-"\n"
-"  -h, --help           print this help and exit\n"
-"\n"
-"Progress goes to stderr when it is a terminal. Prints one summary line: rows, d,\n"
-"classes, rows per split, throughput, seconds.\n"
-"Exit status: 0 done, 1 usage or input error (message on stderr), 2 out of memory.\n",
-            PREP_DEFAULT_SEED, CZ_TEXT_HASH_MAX_DIM);
-}
+#define PREP_MAX_COUNTS 4096 /* classes --count-per-class can name */
 
 static int prep_fail(const cz_error *err)
 {
@@ -399,7 +298,7 @@ int cz_cmd_prep(int argc, char **argv)
     };
     const char *out = NULL, *split_spec = NULL, *class_name = NULL, *task_name = NULL;
     const char *embeddings = NULL, *label_name = NULL;
-    uint64_t seed = PREP_DEFAULT_SEED, hash_dim = 0, label_col = 0, classes = 0, skip_bad = 0;
+    uint64_t seed = CZ_PREP_DEFAULT_SEED, hash_dim = 0, label_col = 0, classes = 0, skip_bad = 0;
     long label_base = 0;
     double fraction = 1;
     uint64_t count = 0;
@@ -489,7 +388,7 @@ int cz_cmd_prep(int argc, char **argv)
                 return prep_usage_error("--skip-bad needs a number of rows >= 0, got", optarg);
             have_skip = 1;
             break;
-        case 'h': prep_usage(stdout); return 0;
+        case 'h': cz_prep_usage(stdout); return 0;
         case ':': return prep_usage_error("missing value for option", argv[optind - 1]);
         default: return prep_usage_error("unknown option", argv[optind - 1]);
         }

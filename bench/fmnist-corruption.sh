@@ -27,11 +27,10 @@ for mdir in "$root"/*/"$size"; do
     model=$(basename "$(dirname "$mdir")")
     for sdir in "$mdir"/seed-*; do
         seed=${sdir##*-}
-        run=$(ls -d "$sdir"/run "$sdir"/grid-* 2>/dev/null | head -1)
         [ -f "$sdir/result.json" ] || continue
-        # the chosen grid point, if any
+        # the run the cell chose (run/, or a grid point's folder)
         sel=$(sed -nE 's/.*"run": "([^"]+)".*/\1/p' "$sdir/result.json" | head -1)
-        [ -n "$sel" ] && [ -d "$sdir/$sel" ] && run="$sdir/$sel"
+        run="$sdir/${sel:-run}"
         for f in "$out/clean.h5" "$out"/fmc-*.h5; do
             b=$(basename "$f" .h5)
             if [ "$b" = clean ]; then kind=clean sev=0; else kind=$(echo "$b" | sed -E 's/^fmc-(.*)-([0-9])$/\1/'); sev=${b##*-}; fi

@@ -34,8 +34,6 @@ volatile sig_atomic_t cz_stop_requested = 0;
 #define CHAINZ_VERSION "dev"
 #endif
 
-/* ---- prolog helpers ---- */
-
 /* ---- the training run ---- */
 
 typedef struct {
@@ -118,7 +116,7 @@ static int open_data(trainer *t, int head_given, cz_error *err)
     uint64_t *perm = malloc(N * sizeof(uint64_t));
     if (!perm) return cz_error_set(err, CZ_ENOMEM, "out of memory for %zu row indices", N);
     rc = cz_feed_holdout(perm, N, cfg->holdout, cfg->seed, cz_data_labels_class(t->train), ti->classes,
-                             !cfg->holdout_random, &n_hold, err);
+                         !cfg->holdout_random, &n_hold, err);
     if (rc) {
         free(perm);
         return rc;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "h5util.h"
 
@@ -14,6 +15,38 @@ const char *const cz_history_names[CZ_HISTORY_FIELDS] = {
     "epoch", "step", "train_loss", "dreg", "lambda", "lr", "train_acc", "val_loss", "val_acc", "val_mae", "seconds"};
 
 static const char *const summary_names[7] = {"count", "mean", "p50", "p90", "p99", "max", "tau"};
+
+/* /tau/<family>/counts is chunked one epoch per chunk and deflated (level 4). Every epoch
+ * rewrites the whole file, so instead of handing HDF5 all E epochs to compress again (a
+ * cost per epoch linear in E, quadratic over a run) each epoch's histogram is deflated
+ * once, when appended (or loaded on resume), and its bytes are written as they are with
+ * H5Dwrite_chunk. compress2 at COUNTS_LEVEL is exactly what HDF5's deflate filter runs
+ * on a chunk (H5Z_filter_deflate), so the file holds the same bytes as H5Dwrite would
+ * give it and decodes to the same counts. */
+#define COUNTS_LEVEL 4
+#define CHUNK_BYTES ((size_t)CZ_HIST_BINS * sizeof(uint64_t))
+
+typedef struct {
+    unsigned char *p; /* NULL: not set */
+    size_t n;
+} cz_zchunk;
+
+/* deflates one epoch's counts (native uint64, the dataset's memory and file type here) */
+static int zchunk_set(cz_zchunk *z, const uint64_t *counts)
+{
+    uLongf n = compressBound((uLong)CHUNK_BYTES);
+    unsigned char *p = malloc(n);
+    if (!p) return CZ_ENOMEM;
+    if (compress2(p, &n, (const Bytef *)counts, (uLong)CHUNK_BYTES, COUNTS_LEVEL) != Z_OK) {
+        free(p); /* with compressBound's room only Z_MEM_ERROR is possible */
+        return CZ_ENOMEM;
+    }
+    unsigned char *q = realloc(p, n ? n : 1); /* a few hundred bytes for a sparse histogram */
+    free(z->p);
+    z->p = q ? q : p;
+    z->n = n;
+    return 0;
+}
 
 struct cz_metrics {
     char path[4096];
@@ -24,7 +57,7 @@ struct cz_metrics {
     long epochs, cap;
     double *history;      /* [cap x CZ_HISTORY_FIELDS] */
     double *summary;      /* [cap x nf x 7] */
-    uint64_t *counts;     /* [cap x nf x CZ_HIST_BINS] */
+    cz_zchunk *z;         /* [cap x nf]: each epoch's histogram of each family, deflated */
 };
 
 /* room for `need` epochs */
@@ -38,9 +71,12 @@ static int grow_to(cz_metrics *mx, long need)
     size_t nf = mx->nf > 0 ? (size_t)mx->nf : 1; /* never realloc to 0 bytes (that frees) */
     double *s = realloc(mx->summary, (size_t)cap * nf * 7 * sizeof(double));
     if (s) mx->summary = s;
-    uint64_t *c = realloc(mx->counts, (size_t)cap * nf * CZ_HIST_BINS * sizeof(uint64_t));
-    if (c) mx->counts = c;
-    if (!h || !s || !c) return -1;
+    cz_zchunk *z = realloc(mx->z, (size_t)cap * nf * sizeof *z);
+    if (z) {
+        memset(z + (size_t)mx->cap * nf, 0, (size_t)(cap - mx->cap) * nf * sizeof *z);
+        mx->z = z;
+    }
+    if (!h || !s || !z) return -1;
     mx->cap = cap;
     return 0;
 }
@@ -53,7 +89,9 @@ void cz_metrics_close(cz_metrics *mx)
     free(mx->names);
     free(mx->history);
     free(mx->summary);
-    free(mx->counts);
+    size_t nz = (size_t)mx->cap * (size_t)(mx->nf > 0 ? mx->nf : 1);
+    for (size_t i = 0; mx->z && i < nz; i++) free(mx->z[i].p);
+    free(mx->z);
     free(mx);
 }
 
@@ -152,9 +190,9 @@ static int load_existing(cz_metrics *mx, long keep, cz_error *err)
             int r = cz_h5_read(g, "counts", H5T_NATIVE_UINT64, (size_t)E * CZ_HIST_BINS, tmp, mx->path, err);
             if (r) rc = r == 1 ? cz_error_set(err, CZ_EINVAL, "/%s/counts missing", gname) : r;
         }
-        for (long e = 0; !rc && e < E; e++)
-            memcpy(mx->counts + ((size_t)e * (size_t)mx->nf + (size_t)fi) * CZ_HIST_BINS,
-                   tmp + (size_t)e * CZ_HIST_BINS, CZ_HIST_BINS * sizeof(uint64_t));
+        for (long e = 0; !rc && e < E; e++) /* deflated once here, written as they are */
+            if (zchunk_set(&mx->z[(size_t)e * (size_t)mx->nf + (size_t)fi], tmp + (size_t)e * CZ_HIST_BINS))
+                rc = cz_error_set(err, CZ_ENOMEM, "out of memory");
         free(tmp);
         H5Gclose(g);
     }
@@ -254,8 +292,7 @@ static int write_file(const cz_metrics *mx, cz_error *err)
         rc = write_column(gh, cz_history_names[k], mx->history + k, E, CZ_HISTORY_FIELDS);
     H5Gclose(gh);
     double *edges = malloc((CZ_HIST_BINS + 1) * sizeof(double));
-    uint64_t *cnt = malloc((size_t)(E ? E : 1) * CZ_HIST_BINS * sizeof(uint64_t));
-    if (!edges || !cnt) rc = CZ_ENOMEM;
+    if (!edges) rc = CZ_ENOMEM;
     else cz_hist_edges(edges);
     for (int fi = 0; !rc && fi < mx->nf; fi++) {
         char gname[128];
@@ -269,16 +306,19 @@ static int write_file(const cz_metrics *mx, cz_error *err)
             rc = write_column(g, summary_names[k], mx->summary + (size_t)fi * 7 + (size_t)k, E, (size_t)mx->nf * 7);
         size_t ed[1] = {CZ_HIST_BINS + 1};
         if (!rc) rc = cz_h5_write(g, "edges", H5T_NATIVE_DOUBLE, 1, ed, edges);
-        for (long e = 0; e < E; e++)
-            memcpy(cnt + (size_t)e * CZ_HIST_BINS,
-                   mx->counts + ((size_t)e * (size_t)mx->nf + (size_t)fi) * CZ_HIST_BINS, CZ_HIST_BINS * sizeof(uint64_t));
         if (!rc && E > 0) { /* chunked per epoch and deflated: mostly empty bins */
             hsize_t dims[2] = {(hsize_t)E, CZ_HIST_BINS}, chunk[2] = {1, CZ_HIST_BINS};
             hid_t sp = H5Screate_simple(2, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
             H5Pset_chunk(dcpl, 2, chunk);
-            H5Pset_deflate(dcpl, 4);
+            H5Pset_deflate(dcpl, COUNTS_LEVEL);
             hid_t ds = H5Dcreate2(g, "counts", H5T_NATIVE_UINT64, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-            if (ds < 0 || H5Dwrite(ds, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, cnt) < 0) rc = CZ_EIO;
+            if (ds < 0) rc = CZ_EIO;
+            /* each epoch's chunk as deflated when it was appended (filter mask 0: deflate applied) */
+            for (long e = 0; !rc && e < E; e++) {
+                const cz_zchunk *z = &mx->z[(size_t)e * (size_t)mx->nf + (size_t)fi];
+                hsize_t off[2] = {(hsize_t)e, 0};
+                if (!z->p || H5Dwrite_chunk(ds, H5P_DEFAULT, 0, off, z->n, z->p) < 0) rc = CZ_EIO;
+            }
             if (ds >= 0) H5Dclose(ds);
             H5Pclose(dcpl);
             H5Sclose(sp);
@@ -287,7 +327,6 @@ static int write_file(const cz_metrics *mx, cz_error *err)
         H5Gclose(g);
     }
     free(edges);
-    free(cnt);
     if (rc) H5Fclose(f);
     else if ((rc = cz_h5_save_mem(f, tmp, 0, err))) return rc;
     if (rc) {
@@ -303,6 +342,8 @@ static int write_file(const cz_metrics *mx, cz_error *err)
 int cz_metrics_append_rows(cz_metrics *mx, const double *rows, long n, cz_error *err)
 {
     if (grow_to(mx, mx->epochs + n)) return cz_error_set(err, CZ_ENOMEM, "out of memory for the metrics");
+    uint64_t *zero = NULL; /* the counts of a lost epoch */
+    int rc = 0;
     for (long i = 0; i < n; i++, mx->epochs++) {
         size_t e = (size_t)mx->epochs;
         memcpy(mx->history + e * CZ_HISTORY_FIELDS, rows + (size_t)i * CZ_HISTORY_FIELDS,
@@ -311,9 +352,14 @@ int cz_metrics_append_rows(cz_metrics *mx, const double *rows, long n, cz_error 
             double *dst = mx->summary + (e * (size_t)mx->nf + (size_t)fi) * 7;
             dst[0] = 0;
             for (int k = 1; k < 7; k++) dst[k] = NAN;
-            memset(mx->counts + (e * (size_t)mx->nf + (size_t)fi) * CZ_HIST_BINS, 0, CZ_HIST_BINS * sizeof(uint64_t));
+            if (!zero && !(zero = calloc(CZ_HIST_BINS, sizeof *zero))) rc = CZ_ENOMEM;
+            if (!rc) rc = zchunk_set(&mx->z[e * (size_t)mx->nf + (size_t)fi], zero);
+            if (rc) break;
         }
+        if (rc) break;
     }
+    free(zero);
+    if (rc) return cz_error_set(err, CZ_ENOMEM, "out of memory for the metrics");
     return write_file(mx, err);
 }
 
@@ -328,8 +374,8 @@ int cz_metrics_append(cz_metrics *mx, const double *row, const cz_hist *hists, c
         double *dst = mx->summary + ((size_t)e * (size_t)mx->nf + (size_t)fi) * 7;
         double v[7] = {s.count, s.mean, s.p50, s.p90, s.p99, s.max, s.tau};
         memcpy(dst, v, sizeof v);
-        memcpy(mx->counts + ((size_t)e * (size_t)mx->nf + (size_t)fi) * CZ_HIST_BINS, hists[fi].counts,
-               CZ_HIST_BINS * sizeof(uint64_t));
+        if (zchunk_set(&mx->z[(size_t)e * (size_t)mx->nf + (size_t)fi], hists[fi].counts))
+            return cz_error_set(err, CZ_ENOMEM, "out of memory for the metrics");
     }
     mx->epochs++;
     return write_file(mx, err);

@@ -77,7 +77,7 @@ for case in "layers:5,,5:--layers '5,,5': '' is not a positive width" "layers:5,
             "dreg-warmup:1e308:--dreg-warmup '1e308': expected" "dreg-warmup:-1:--dreg-warmup '-1': expected" \
             "log-seconds:0:--log-seconds must be > 0" "lr-min:1:--lr-min 1 is above --lr" "kernels::--kernels '': give auto" \
             "clip-grad-norm:-1:--clip-grad-norm must be >= 0" "clip-grad-norm:nan:--clip-grad-norm: 'nan' is not a finite number" \
-            "clip-z:-1:--clip-z must be 0 \\(off\\) or >= 0.5" "clip-z:0.1:--clip-z must be 0 \\(off\\) or >= 0.5" \
+            "clip-z:-1:--clip-z must be 0 \\(off\\) or in \\[0.5, 1e6\\]" "clip-z:0.1:--clip-z must be 0 \\(off\\) or in" "clip-z:1e30:--clip-z must be 0 \\(off\\) or in" \
             "clip-z:inf:--clip-z: 'inf' is not a finite number" "holdout-split:strat:--holdout-split 'strat': expected stratified or random" \
             "divergence-factor:1:--divergence-factor must be 0 \\(off\\) or >= 2" "divergence-factor:-5:--divergence-factor must be 0"; do
     opt=${case%%:*} rest=${case#*:}; v=${rest%%:*} re=${rest#*:}

@@ -112,6 +112,13 @@ printf 'a,b,label\n0.5,3,0\n1,2,1\n' >"$work/num.csv"
 "$chainz" prep numeric "$work/num.csv" -o "$work/num.h5" >/dev/null 2>&1 || bad "prep numeric failed"
 out="$work/bad-out.h5"
 expect_fail "--severity '0': expected an integer 1..5" "$work/clean.h5" -o "$out" --kind contrast --severity 0
+# the input under another name (./, a hard link) is still the input: refused, the file intact
+sum0=$(cksum <"$work/clean.h5")
+ln -f "$work/clean.h5" "$work/clean-link.h5"
+expect_fail "is the input file" "$work/clean.h5" -o "$work/./clean.h5" --kind contrast --severity 1
+expect_fail "is the input file" "$work/clean.h5" -o "$work/clean-link.h5" --kind contrast --severity 1
+[ "$(cksum <"$work/clean.h5")" = "$sum0" ] && ok "the input is untouched" || bad "the input changed"
+rm -f "$work/clean-link.h5"
 expect_fail "--severity '6': expected an integer 1..5" "$work/clean.h5" -o "$out" --kind contrast --severity 6
 expect_fail "clean.h5: unknown --kind 'fog': expected one of gaussian_noise, gaussian_blur, contrast, pixelate, impulse_noise" \
     "$work/clean.h5" -o "$out" --kind fog --severity 1

@@ -104,6 +104,13 @@ printf 'w 1 2 3\nv 1 2\n' >"$work/bad.vec"
 expect_fail 1 "bad.vec:2: 2 values after the word 'v', expected 3" csv "$work/y.csv" -o "$work/r.h5" --embeddings "$work/bad.vec"
 : >"$work/empty.csv"
 expect_fail 1 "empty.csv: empty file" csv "$work/empty.csv" -o "$work/r.h5" --hash-dim 8
+# an output that is an input (the data or the word vectors, under any name) is refused
+cp "$work/y.csv" "$work/self.csv"
+expect_fail 1 "is the input file" numeric "$work/self.csv" -o "$work/./self.csv"
+cp "$work/y.vec" "$work/vv-train.h5" # word vectors where a split output would go
+expect_fail 1 "is the input file" csv "$work/self.csv" -o "$work/vv" --split train=0.5,val=0.5 --embeddings "$work/vv-train.h5"
+cmp -s "$work/y.csv" "$work/self.csv" && cmp -s "$work/y.vec" "$work/vv-train.h5" && ok "the inputs are untouched" ||
+    bad "an input changed"
 expect_fail 1 "nothere.csv: cannot open" csv "$work/nothere.csv" -o "$work/r.h5" --hash-dim 8
 expect_fail 1 "cannot create" csv "$work/y.csv" -o "$work/no/such/dir/r.h5" --hash-dim 8
 

@@ -377,6 +377,10 @@ int cz_prep_stream(const char *input, const cz_prep_stream_opts *o, cz_prep_repo
  * argv[0] is "prep". @return the process exit status: 0 done, 1 usage or input error
  * (message on stderr naming the file and place; an unreadable input or an output that
  * cannot be written counts as an input error), 2 runtime failure (out of memory). */
+/* 1 if both paths exist and are the same file (device and inode), else 0: an output must
+ * never replace an input. */
+int cz_prep_same_file(const char *a, const char *b);
+
 int cz_cmd_prep(int argc, char **argv);
 
 #endif

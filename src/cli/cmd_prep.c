@@ -452,6 +452,17 @@ int cz_cmd_prep(int argc, char **argv)
                 return prep_usage_error("output name too long:", out);
         }
     }
+    /* an output must never replace an input (the data file or the word vectors) */
+    for (int j = 0; j < CZ_SPLIT_COUNT; j++) {
+        const char *o = split_spec ? paths[j] : j == 0 ? out : NULL;
+        for (int i = 0; o && i <= n_inputs; i++) {
+            const char *in = i < n_inputs ? inputs[i] : embeddings;
+            if (in && (!strcmp(in, o) || cz_prep_same_file(in, o))) {
+                fprintf(stderr, "chainz prep: error: the output %s is the input file %s: expected another -o\n", o, in);
+                return 1;
+            }
+        }
+    }
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int status;

@@ -120,8 +120,9 @@ static void usage_train(FILE *f)
             "  --no-tau               do not record the per-epoch gradient-norm histograms\n"
             "                         (RUN_DIR/metrics.h5; for lambda = 0 runs they cost the\n"
             "                         Jacobian stream's forward pass)             recorded\n"
-            "  --divergence-factor F  stop with an explanation (term, layer, step, what to try) when a\n"
-            "                         step's loss or DREG term exceeds F x its running level (0: off)  100\n"
+            "  --divergence-factor F  a step whose loss or DREG term exceeds F x its running level is\n"
+            "                         explained in a warning (term, layer, step, what to try); F^2 x\n"
+            "                         stops the run before the update (0: off)   100\n"
             "checkpoints and resume (RUN_DIR/checkpoints/ckpt-<step>.h5, pointer 'latest')\n"
             "  --ckpt-every-steps N   also checkpoint every N steps (0: off)      %ld\n"
             "  --ckpt-every-epochs E  checkpoint every E epochs (0: off)          %d\n"
@@ -382,8 +383,8 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
                             c->lr_min, c->lr);
     if (!(c->log_seconds > 0)) return cz_error_set(err, CZ_EINVAL, "--log-seconds must be > 0");
     if (!(c->clip_grad_norm >= 0)) return cz_error_set(err, CZ_EINVAL, "--clip-grad-norm must be >= 0 (0: off)");
-    if (!(c->clip_z == 0 || c->clip_z >= 0.5))
-        return cz_error_set(err, CZ_EINVAL, "--clip-z must be 0 (off) or >= 0.5 (standard deviations)");
+    if (!(c->clip_z == 0 || (c->clip_z >= 0.5 && c->clip_z <= 1e6)))
+        return cz_error_set(err, CZ_EINVAL, "--clip-z must be 0 (off) or in [0.5, 1e6] (standard deviations)");
     if (c->clip_z_given && c->clip_z > 0 && !c->standardize)
         return cz_error_set(err, CZ_EINVAL, "--clip-z clips z-scores, which --no-standardize turns off: use one");
     if (!c->standardize) c->clip_z = 0;

@@ -385,8 +385,8 @@ int cz_ckpt_load(const char *path, cz_checkpoint *c, cz_error *err)
                  cz_h5_read(gi, "std", H5T_NATIVE_FLOAT, s.d, c->std, path, err))
             rc = cz_error_set(err, CZ_EINVAL, "%s: /model/input/mean or std unreadable", path);
         /* absent in files written before clipping existed: no clipping */
-        if (!rc && (cz_h5_attr_double(gi, "clip_z", &c->clip_z) < 0 || !(c->clip_z >= 0 && c->clip_z < 1e30)))
-            rc = cz_error_set(err, CZ_EINVAL, "%s: /model/input clip_z attribute unreadable or not >= 0", path);
+        if (!rc && (cz_h5_attr_double(gi, "clip_z", &c->clip_z) < 0 || !(c->clip_z >= 0 && c->clip_z <= 1e6)))
+            rc = cz_error_set(err, CZ_EINVAL, "%s: /model/input clip_z attribute unreadable or not in [0, 1e6]", path);
         H5Gclose(gi);
     }
     H5Gclose(g);

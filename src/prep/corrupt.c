@@ -262,8 +262,8 @@ int cz_corrupt_file(const char *in, const char *out, const cz_corrupt_opts *o,
     if (o->severity < 1 || o->severity > CZ_CORRUPT_SEVERITIES)
         return cz_error_set(err, CZ_EINVAL, "%s: severity %d is outside 1..%d (expected an integer 1..%d)",
                             in, o->severity, CZ_CORRUPT_SEVERITIES, CZ_CORRUPT_SEVERITIES);
-    if (!strcmp(in, out))
-        return cz_error_set(err, CZ_EINVAL, "%s: the output is the input: expected another -o file", in);
+    if (!strcmp(in, out) || cz_prep_same_file(in, out))
+        return cz_error_set(err, CZ_EINVAL, "%s: the output %s is the input file: expected another -o file", in, out);
     cz_data *ds = NULL;
     cz_corrupt *c = NULL;
     cz_prep_out *po = NULL;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../io/h5util.h"
@@ -320,4 +321,10 @@ int cz_prep_image_shape_read(const char *path, size_t *rows, size_t *cols, cz_er
     }
     H5Fclose(f);
     return rc;
+}
+
+int cz_prep_same_file(const char *a, const char *b)
+{
+    struct stat sa, sb; /* by identity, not by name: ./x, a/../x and hard links are the same file */
+    return a && b && stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }

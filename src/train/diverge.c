@@ -75,13 +75,14 @@ int cz_diverge_explain(const cz_diverge *dv, int term, double value, double rati
     return cz_error_set(err, CZ_ERUNTIME,
                         "step %ld (epoch %ld): the %s jumped to %.3g per sample, %.3gx its running level %.3g "
                         "(--divergence-factor %g): training %s.%s%s %s Try a lower --lr (now %g)%s, "
-                        "%s, or --clip-z %g%s (--divergence-factor 0: no check)",
+                        "%s%s; or a new run with --clip-z %g (it cannot change within a run)%s",
                         step + 1, epoch + 1, term == 0 ? "task loss" : "DREG term (sum_l ||S_l||^2)", value, ratio,
                         cz_diverge_reference(dv, term), cfg->divergence_factor, stop ? "is diverging" : "may be diverging", jac, cub,
                         stop ? "The run stops before applying this step (the checkpoints written so far are intact)."
                              : "Training goes on; a jump of the factor squared stops it.", cfg->lr,
                         dreg, clip,
-                        cfg->clip_z > 0 ? cfg->clip_z / 2 : 3.0, stop ? "; then --resume auto with those options" : "");
+                        stop ? " (then --resume auto with them)" : "", cfg->clip_z > 0 ? cfg->clip_z / 2 : 3.0,
+                        stop ? "" : " (--divergence-factor 0: no check)");
 }
 
 /* "layer 2 weight [3, 1]", "output bias [0]": which parameter flat index i is */
@@ -115,8 +116,8 @@ int cz_diverge_overflow(const cz_model *m, const float *g, size_t n, long step, 
     while (i < n && isfinite(g[i]) && fabs((double)g[i]) < 0x1p46) i++;
     char name[96];
     param_name(m, i < n ? i : 0, name, sizeof name);
-    return cz_error_set(err, CZ_ERUNTIME, "step %ld: %sgradient of %s = %g is %s (training diverged: lower --lr "
-                        "or --dreg, --clip-grad-norm 1, --clip-z 3, or rescale the targets)", step + 1, summed ? "the summed " : "a chunk's ", name,
+    return cz_error_set(err, CZ_ERUNTIME, "step %ld: %sgradient of %s = %g is %s (training diverged: lower --lr, "
+                        "--dreg or --clip-grad-norm, a new run with --clip-z, or rescale the targets)", step + 1, summed ? "the summed " : "a chunk's ", name,
                         i < n ? (double)g[i] : NAN,
                         i < n && isfinite(g[i]) ? "beyond the exact reduction's range (|g| < 7.0e13)" : "not finite");
 }

@@ -164,6 +164,10 @@ expect_fail 1 "directory $work/nodir does not exist" "--tau-out in a missing dir
     "$chainz" eval --model "$work/run" --data "$work/x.h5" --tau-out "$work/nodir/n.h5"
 expect_fail 1 "is the data file: refused" "--tau-out the data file" -- \
     "$chainz" eval --model "$work/run" --data "$work/x.h5" --tau-out "$work/x.h5"
+expect_fail 1 "are the same file: give two names" "--json and --tau-out one file" -- \
+    "$chainz" eval --model "$work/run" --data "$work/x.h5" --tau-out "$work/same.x" --json "$work/same.x"
+expect_fail 1 "--json $work/x.h5 is the data file: refused" "--json the data file" -- \
+    "$chainz" eval --model "$work/run" --data "$work/x.h5" --json "$work/x.h5"
 echo "previous" >"$work/old.h5"
 expect_fail 1 "features but the model" "a failing eval" -- \
     "$chainz" eval --model "$work/run" --data "$work/r.h5" --tau-out "$work/old.h5"

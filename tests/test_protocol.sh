@@ -210,6 +210,18 @@ sed 's/"models": \[/"models": [{"name": "cr", "train": []},/' tiny.json >bad.jso
 expect_bad "duplicate model" '"name": expected distinct model names'
 printf '{"run_root": "r",\n "seeds": [1], "seeds": [2]}' >bad.json
 expect_bad "duplicate key" 'bad.json:2: key "seeds" appears twice'
+sed 's/"models": \[/"models": [{"name": "report.md", "train": []},/' tiny.json >bad.json
+expect_bad "a model named like the report" '"name": expected a model name other than data, slurm, corruption and report.*'
+sed 's/"alpha": 0.05/"alpha": 0.05, "metric": "mae"/' tiny.json >bad.json
+expect_bad "mae without an ordinal head" '"metric": expected "acc" here: "mae" needs --head ordinal'
+/usr/bin/python3 -c 'import json; s = json.load(open("tiny.json")); s["name"] = "T\nsystem \"touch PWNED\""; json.dump(s, open("bad.json", "w"))'
+expect_bad "a newline in the name (it would reach gnuplot)" '"name": expected a short string without control characters'
+[ ! -e PWNED ] && ok "nothing ran from the name" || bad "a command in the name ran"
+sed 's/"run_root": "[^"]*"/"run_root": "none-yet"/' tiny.json >empty.json
+"$chainz" protocol empty.json --report >empty.out 2>&1
+rc=$?
+[ $rc -eq 1 ] && grep -q "none of the .* runs has finished yet" empty.out && [ ! -e none-yet/report.md ] &&
+    ok "--report with no finished run: exit 1, says so, writes no report" || bad "--report with no runs: exit $rc, $(head -2 empty.out)"
 sed 's/"epochs": 3/"epochs": 4/' tiny.json >bad.json
 expect_bad "results of another spec" 'was made by another spec (first difference: this spec has "epochs=4'
 

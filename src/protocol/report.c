@@ -433,6 +433,9 @@ int cz_proto_report(const cz_proto_spec *s, size_t *missing, cz_error *err)
     if (!(st.c = calloc(N, sizeof *st.c))) return cz_error_set(err, CZ_ENOMEM, "out of memory");
     int rc = cz_proto_mkdirs(s->run_root, err);
     if (!rc) rc = load_results(&st, missing, err);
+    if (!rc && *missing == N) /* nothing to report: no plot of nothing, no empty tables */
+        rc = cz_error_set(err, CZ_EINVAL, "%s: none of the %zu runs has finished yet: run `chainz protocol %s` "
+                          "first (--list shows them)", s->run_root, N, s->path);
     char path[CZ_PROTO_PATH + 32], note[256] = "";
     if (!rc) {
         snprintf(path, sizeof path, "%s/report.csv", s->run_root);

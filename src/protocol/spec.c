@@ -21,6 +21,27 @@ static int bad(ctx *c, const cz_json *v, const char *key, const char *what)
     return cz_error_set(c->err, CZ_EINVAL, "%s:%d: \"%s\": expected %s", c->file, v ? v->line : 1, key, what);
 }
 
+/* 1 if s holds a control character: a newline in a name or path would reach the report's
+ * gnuplot script, the SLURM scripts and the logs as a line of its own */
+static int has_ctrl(const char *s)
+{
+    for (; s && *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) return 1;
+    return 0;
+}
+
+/* the value of option `opt` in args (the last one given), or NULL */
+static const char *opt_value(char *const *args, int n, const char *opt)
+{
+    const char *v = NULL;
+    size_t l = strlen(opt);
+    for (int i = 0; i < n; i++) {
+        if (!strcmp(args[i], opt) && i + 1 < n) v = args[i + 1];
+        else if (!strncmp(args[i], opt, l) && args[i][l] == '=') v = args[i] + l + 1;
+    }
+    return v;
+}
+
 /* refuses keys of obj not in allowed (NULL-terminated) */
 static int only_keys(ctx *c, const cz_json *obj, const char *where, const char *const *allowed)
 {
@@ -260,11 +281,12 @@ static int parse_top(ctx *c, cz_proto_spec *s, const cz_json *j)
     if (rc) return rc;
     const cz_json *v;
     if ((v = cz_json_get(j, "name"))) {
-        if (v->type != CZ_JSON_STRING || strlen(v->str) >= sizeof s->name) return bad(c, v, "name", "a short string");
+        if (v->type != CZ_JSON_STRING || strlen(v->str) >= sizeof s->name || has_ctrl(v->str))
+            return bad(c, v, "name", "a short string without control characters (newlines, tabs)");
         snprintf(s->name, sizeof s->name, "%s", v->str);
     }
-    if (!(v = cz_json_get(j, "run_root")) || v->type != CZ_JSON_STRING || !v->str[0])
-        return bad(c, v ? v : j, "run_root", "the folder of the runs and the report (a string; relative to the spec's folder)");
+    if (!(v = cz_json_get(j, "run_root")) || v->type != CZ_JSON_STRING || !v->str[0] || has_ctrl(v->str))
+        return bad(c, v ? v : j, "run_root", "the folder of the runs and the report (a string without control characters; relative to the spec's folder)");
     char *rr = resolve(s, v->str);
     if (!rr) return CZ_ENOMEM;
     if (strlen(rr) >= sizeof s->run_root - 200) {
@@ -328,8 +350,10 @@ static int parse_top(ctx *c, cz_proto_spec *s, const cz_json *j)
         if ((rc = parse_model(c, m, &v->items[i]))) return rc;
         for (int k = 0; k + 1 < s->n_models; k++)
             if (!strcmp(s->models[k].name, m->name)) return bad(c, &v->items[i], "name", "distinct model names");
-        if (!strcmp(m->name, "data") || !strcmp(m->name, "slurm"))
-            return bad(c, &v->items[i], "name", "a model name other than data and slurm (folders of the run root)");
+        if (!strcmp(m->name, "data") || !strcmp(m->name, "slurm") || !strcmp(m->name, "corruption") ||
+            !strncmp(m->name, "report.", 7))
+            return bad(c, &v->items[i], "name", "a model name other than data, slurm, corruption and report.* (names "
+                       "the run root uses)");
         if (m->n_points > 1 && s->data_kind == CZ_PROTO_DATA_PREP && !(s->split[1] > 0))
             return bad(c, &v->items[i], "grid", "a validation split to choose on (\"split\": {\"val\": ...})");
         if (m->n_points > 1 && s->data_kind == CZ_PROTO_DATA_FILES && !s->files[1])
@@ -354,6 +378,18 @@ static int parse_top(ctx *c, cz_proto_spec *s, const cz_json *j)
         if (v->type != CZ_JSON_STRING || (strcmp(v->str, "acc") && strcmp(v->str, "mae")))
             return bad(c, v, "metric", "\"acc\" (higher is better) or \"mae\" (ordinal heads, lower is better)");
         s->metric = strcmp(v->str, "acc") ? CZ_PROTO_METRIC_MAE : CZ_PROTO_METRIC_ACC;
+    }
+    /* the metric must mean something for every model's head: eval reports mae 0 for a
+     * classifier and acc 0 for a regression, which would compare zeros */
+    for (int k = 0; k < s->n_models; k++) {
+        const char *h = opt_value(s->models[k].args, s->models[k].n_args, "--head");
+        if (!h) h = opt_value(s->train_args, s->n_train_args, "--head");
+        int ordinal = h && !strcmp(h, "ordinal"), regress = h && !strcmp(h, "regress");
+        if (s->metric == CZ_PROTO_METRIC_MAE && !ordinal && !regress)
+            return bad(c, v ? v : j, "metric", "\"acc\" here: \"mae\" needs --head ordinal (or regress) in \"train\" "
+                       "or in every model's options (eval reports MAE for those heads only)");
+        if (s->metric == CZ_PROTO_METRIC_ACC && regress)
+            return bad(c, v ? v : j, "metric", "a metric for --head regress: \"acc\" is 0 for every regression");
     }
     s->tau = 1;
     if ((v = cz_json_get(j, "tau"))) {

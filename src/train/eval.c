@@ -200,7 +200,13 @@ int cz_eval(const cz_eval_opts *o, const cz_dist *d, cz_error *err)
         if (!rc && (same_file(o->tau_out, o->data) || same_file(o->tau_out, path)))
             rc = cz_error_set(err, CZ_EINVAL, "--tau-out %s is the %s: refused", o->tau_out,
                               same_file(o->tau_out, o->data) ? "data file" : "checkpoint");
+        if (!rc && o->json[0] && (!strcmp(o->json, o->tau_out) || same_file(o->json, o->tau_out)))
+            rc = cz_error_set(err, CZ_EINVAL, "--json %s and --tau-out %s are the same file: give two names",
+                              o->json, o->tau_out);
     }
+    if (!rc && o->json[0] && d->rank == 0 && (same_file(o->json, o->data) || same_file(o->json, path)))
+        rc = cz_error_set(err, CZ_EINVAL, "--json %s is the %s: refused", o->json,
+                          same_file(o->json, o->data) ? "data file" : "checkpoint");
     if (!rc) rc = cz_data_open(&ds, o->data, err);
     if (!rc) {
         const cz_data_info *di = cz_data_get_info(ds);

@@ -217,6 +217,10 @@ expect_bad "mae without an ordinal head" '"metric": expected "acc" here: "mae" n
 /usr/bin/python3 -c 'import json; s = json.load(open("tiny.json")); s["name"] = "T\nsystem \"touch PWNED\""; json.dump(s, open("bad.json", "w"))'
 expect_bad "a newline in the name (it would reach gnuplot)" '"name": expected a short string without control characters'
 [ ! -e PWNED ] && ok "nothing ran from the name" || bad "a command in the name ran"
+mkfifo fifo.json
+timeout 10 "$chainz" protocol fifo.json --check >fifo.out 2>&1
+rc=$?
+[ $rc -eq 1 ] && grep -q "not a regular file" fifo.out && ok "a FIFO as the spec: exit 1 at once" || bad "FIFO spec: exit $rc"
 sed 's/"run_root": "[^"]*"/"run_root": "none-yet"/' tiny.json >empty.json
 "$chainz" protocol empty.json --report >empty.out 2>&1
 rc=$?

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 typedef struct {
     const char *s, *name;
@@ -340,6 +341,9 @@ int cz_json_parse(cz_json *out, const char *text, size_t len, const char *name, 
 int cz_json_read_file(cz_json *out, const char *path, cz_error *err)
 {
     memset(out, 0, sizeof *out);
+    struct stat st; /* a FIFO or a device would block fopen or never end */
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return cz_error_set(err, CZ_EINVAL, "%s: not a regular file (a spec is a JSON file)", path);
     FILE *f = fopen(path, "rb");
     if (!f) return cz_error_set(err, CZ_EIO, "%s: cannot open: %s", path, strerror(errno));
     size_t cap = 1 << 12, n = 0, limit = (size_t)16 << 20;

@@ -3,12 +3,8 @@
 # Runs apt-get as root (directly, or through sudo when available).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libblis-dev libopenmpi-dev openmpi-bin
-<<<<<<< HEAD
-      libhdf5-dev hdf5-tools libcmocka-dev python3 gnuplot-nox
+      libhdf5-dev hdf5-tools libcmocka-dev libgsl-dev python3 gnuplot-nox
       dataset-fashion-mnist)
-=======
-      libhdf5-dev hdf5-tools libcmocka-dev libgsl-dev python3 gnuplot-nox)
->>>>>>> protocol
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -530,7 +530,7 @@ static void test_corrupt_file_errors(void **state)
     expect_error(wide, out, &o, "rows hold d = 100 features, but a 28x28 image (from --image) has 784 pixels");
     o.image_rows = o.image_cols = 10;
     expect_error(big, out, &o, "row 2, feature 5 (pixel 0, 5) is 2.5: expected image pixels in [0, 1]");
-    expect_error(img, img, &o, "the output is the input");
+    expect_error(img, img, &o, "is the input file");
     /* with the shape given, the plain file works and equals the one with attributes */
     char a[300], b[300];
     path_in(a, sizeof a, "e-a.h5");

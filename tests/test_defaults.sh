@@ -54,9 +54,9 @@ grep -q '"holdout_split": "stratified", "standardize": 1, "clip_z": 3' pima/conf
     ok "pima: config.json and the checkpoint record the stratified holdout, clip_z 3 and clip_grad_norm 1" ||
     bad "pima: clip_z / holdout_split not recorded"
 
-# ---- ReutersCorn (text, 1554 rows, hashed features): defaults, 3 epochs ----
+# ---- ReutersCorn (text, 1554 rows, hashed features): defaults, 2 epochs ----
 "$chainz" prep arff "$weka/ReutersCorn-train.arff" -o corn.h5 --hash-dim 256 >/dev/null
-run2 train --data corn.h5 --holdout 0.2 --epochs 3 --out corn >corn.log 2>&1
+run2 train --data corn.h5 --holdout 0.2 --epochs 2 --out corn >corn.log 2>&1
 trained corn corn.log $? val_acc 0.971 # 0.971: the majority class's share
 
 # ---- Yelp-format corpus, ordinal head: defaults, 5 epochs ----
@@ -70,9 +70,9 @@ trained yelp yelp.log $? val_mae 1.6 max # 1.6: guessing uniformly among 5 stars
 "$chainz" prep idx "$fm/train-images-idx3-ubyte.gz" "$fm/train-labels-idx1-ubyte.gz" -o fm.h5 \
     --split train=0.966667,val=0.033333 --fraction 0.172414 --seed 1 >fm-prep.log 2>&1 ||
     { bad "prep idx"; cat fm-prep.log; }
-# the defaults (256,256, DREG 0.01), 1,500 rows for 3 epochs: the stream at d = 784 is the cost
+# the defaults (256,256, DREG 0.01), 1,200 rows for 3 epochs: the stream at d = 784 is the cost
 "$chainz" prep idx "$fm/train-images-idx3-ubyte.gz" "$fm/train-labels-idx1-ubyte.gz" -o fms.h5 \
-    --fraction 0.025 --seed 2 >/dev/null
+    --fraction 0.02 --seed 2 >/dev/null
 run2 train --data fms.h5 --val fm-val.h5 --epochs 3 --out fms >fms.log 2>&1
 trained fms fms.log $? val_acc 0.65
 grep -q "standardization: .* features have training values beyond 3 standard deviations, clipped to +-3.*feature [0-9]* (|z| up to" fms.log &&

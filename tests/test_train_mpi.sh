@@ -81,6 +81,20 @@ ref="$work/run-$p0-$t0"
 # issue 13's shape: output layer of 5 classes on micro-batches of 16 after layers 64,48
 "$make_data" "$work/wide.h5" --n 320 --d 40 --classes 5 --seed 2 || exit 1
 grid wide --data "$work/wide.h5" --layers 64,48 --act poly --epochs 2 --batch 32 --micro-batch 16 --seed 3
+# 3 ranks, 2 chunks per step: the shares rotate with the step, so every rank computes (the
+# bytes are checked equal above), and the log says how to use every rank
+for p in $ranks_list; do
+    [ "$p" -eq 3 ] || continue
+    log="$work/wide-3-$t0.log"
+    line=$(grep 'training rows read per rank' "$log")
+    shares=$(sed -nE 's/.*per rank: ([0-9 ]+) \(total.*/\1/p' <<<"$line")
+    if [ "$(wc -w <<<"$shares")" -eq 3 ] && ! grep -qw 0 <<<"$shares" &&
+       grep -q "warning: 3 ranks but 2 chunks per step (--batch 32 / --micro-batch 16): 1 rank is idle in every step (they take turns); --micro-batch 10 or less" "$log"; then
+        ok "3 ranks, 2 chunks per step: every rank computes ($shares rows), and the log says so"
+    else
+        bad "3 ranks, 2 chunks per step: rows per rank '$shares'"; grep -E "warning|rows read" "$log"
+    fi
+done
 
 [ "$(history_of "$ref/history.jsonl" | wc -l)" -eq 3 ] && ok "history has one line per epoch" || bad "history lines"
 "$BW_H5BYTES" "$ref/metrics.h5" /tau >"$work/ref.tau" || bad "metrics.h5 /tau unreadable"

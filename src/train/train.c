@@ -265,6 +265,13 @@ static int publish_run(trainer *t, cz_error *err)
                    t->val ? cfg->val : t->n_val ? "held out of --data" : "none");
             printf("chainz: model %zu parameters, workspace %.1f MB per rank, %zu steps per epoch\n",
                    t->m.n_params, cz_workspace_bytes(t->ws) / 1e6, t->steps_per_epoch);
+            size_t C = ((size_t)cfg->batch + (size_t)cfg->micro_batch - 1) / (size_t)cfg->micro_batch;
+            if ((size_t)d->size > C)
+                printf("chainz: warning: %d ranks but %zu chunk%s per step (--batch %ld / --micro-batch %ld): %zu "
+                       "rank%s idle in every step (they take turns); --micro-batch %ld or less would use every "
+                       "rank (the last bits depend on --micro-batch)\n", d->size, C, C > 1 ? "s" : "",
+                       cfg->batch, cfg->micro_batch, (size_t)d->size - C, (size_t)d->size - C > 1 ? "s are" : " is",
+                       cfg->batch / d->size > 0 ? cfg->batch / d->size : 1);
             if (cfg->dreg_by_default && !cfg->dreg_schedule[0])
                 printf("chainz: DREG lambda %g: the default for %s (--dreg sets it)\n", cfg->dreg,
                        cfg->dreg > 0 ? "a CR network (poly activations)" : "activations other than poly");
@@ -283,7 +290,10 @@ static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, lo
     const cz_dist *d = t->d;
     size_t n = t->m.n_params, M = (size_t)cfg->micro_batch;
     size_t C = (nb + M - 1) / M, c0, c1;
-    cz_feed_my_chunks(C, d->rank, d->size, &c0, &c1);
+    /* the shares rotate with the step: with more ranks than chunks (3 ranks, 2 chunks) no
+     * rank sits idle for the whole run. Each chunk's gradient is the same wherever it is
+     * computed and the sums are exact, so the bits do not move. */
+    cz_feed_my_chunks(C, (int)(((long)d->rank + step) % d->size), d->size, &c0, &c1);
     int exact = cfg->reduce == CZ_REDUCE_EXACT;
     if (exact) cz_fixed_zero(&t->acc);
     else memset(t->gsum, 0, n * sizeof(float));

@@ -60,6 +60,7 @@ typedef struct {
     size_t batch;
     int json;
     int which; /* index into CONFIGS, or -1 for all */
+    cz_stream_spec stream; /* the DREG step's stream (exact by default) */
 } bench_opts;
 
 /* Per-repetition seconds of everything that is timed. */
@@ -70,6 +71,8 @@ typedef struct {
     double *step;          /* DREG step */
     double *mlp;           /* plain MLP step */
 } bench_times;
+
+static uint64_t *bench_keys; /* per-sample keys: the probe directions */
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void die(const char *fmt, ...)
@@ -171,7 +174,7 @@ static void step_or_die(cz_workspace *ws, const cz_real *params, const cz_real *
 {
     cz_step_sums sums;
     cz_error err = {0};
-    if (cz_engine_step(ws, params, x, y, NULL, NULL, B, o, grad, &sums, &err) != 0)
+    if (cz_engine_step(ws, params, x, y, NULL, bench_keys, B, o, grad, &sums, &err) != 0)
         die("cz_engine_step failed: %s", err.msg);
     /* a NaN step would time a different (possibly slower or faster) code path */
     if (!isfinite(sums.task.loss) || !isfinite(sums.dreg))
@@ -207,8 +210,10 @@ static void run_config(const bench_config *c, const bench_opts *o)
     fill_normal(x, Bd, 1.0, &rng); /* standardized features: mean 0, variance 1 */
     for (size_t b = 0; b < B; b++) y[b] = (int32_t)cz_rng_below(&rng, (uint64_t)c->classes);
 
-    cz_workspace *ws = cz_workspace_new(&m, B, &err);
+    cz_workspace *ws = cz_workspace_new_stream(&m, B, &o->stream, &err);
     if (!ws) die("cz_workspace_new failed: %s", err.msg);
+    bench_keys = xalloc(B * sizeof *bench_keys, "keys");
+    for (size_t b = 0; b < B; b++) bench_keys[b] = cz_rng_u64(&rng);
     double ws_mb = (double)cz_workspace_bytes(ws) / 1e6;
 
     size_t maxn = 0, maxnn = 0;
@@ -294,14 +299,16 @@ static void run_config(const bench_config *c, const bench_opts *o)
         printf("],\"B\":%zu,\"threads\":%d,\"reps\":%d,\"statistic\":\"median\","
                "\"sgemm_gflops\":%.2f,\"step_gflops\":%.2f,\"ratio\":%.4f,\"step_ms\":%.3f,"
                "\"ratio_paired\":%.4f,\"mlp_step_ms\":%.3f,\"workspace_MB\":%.1f,"
-               "\"blis_arch\":\"%s\"}\n",
+               "\"blis_arch\":\"%s\",\"mode\":\"%s\",\"probes\":%d}\n",
                B, o->threads, R, sgemm_gf, step_gf, ratio, 1e3 * med_step, med_paired,
-               1e3 * med_mlp, ws_mb, bli_arch_string(bli_arch_query_id()));
+               1e3 * med_mlp, ws_mb, bli_arch_string(bli_arch_query_id()), cz_stream_mode_name(o->stream.mode),
+               o->stream.mode == CZ_STREAM_PROBE ? o->stream.probes : 0);
     } else {
         printf("config %s: d=%zu widths=", c->name, d);
         for (int l = 0; l < c->n_hidden; l++) printf("%s%zu", l ? "," : "", c->width[l]);
-        printf(" B=%zu K=%d, poly, workspace %.1f MB, step %.2f GFLOP (stream GEMMs %.2f)\n", B,
-               c->classes, ws_mb, flops_step / 1e9, flops_sgemm / 1e9);
+        printf(" B=%zu K=%d, poly, DREG stream %s (width %zu), workspace %.1f MB, exact step %.2f GFLOP "
+               "(stream GEMMs %.2f)\n", B, c->classes, cz_stream_mode_name(o->stream.mode),
+               cz_stream_width(&m, &o->stream), ws_mb, flops_step / 1e9, flops_sgemm / 1e9);
         if (have_stream) {
             static const char *kname[N_KINDS] = {"sgemm NN  T = W S", "sgemm NT  dW += V S^T",
                                                  "sgemm TN  U = W^T V + c S"};
@@ -369,7 +376,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: bench_step [--config yelp|fmnist|all] [--threads N] [--reps N] [--batch B] "
-            "[--json]\n"
+            "[--mode exact|gram|probe] [--probes K] [--json]\n"
             "  Times the DREG training step against BLIS sgemm on the step's stream GEMM shapes,\n"
             "  interleaved per repetition; reports medians. Defaults: all, 1 thread, 5 reps,\n"
             "  B=128.\n");
@@ -378,7 +385,8 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     /* 5 reps + 1 warm-up of both configurations stay well under a minute on 2 cores */
-    bench_opts o = {.threads = 1, .reps = 5, .batch = 128, .json = 0, .which = -1};
+    bench_opts o = {.threads = 1, .reps = 5, .batch = 128, .json = 0, .which = -1,
+                    .stream = {CZ_STREAM_EXACT, CZ_STREAM_DEFAULT_PROBES}};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--threads")) {
@@ -397,6 +405,13 @@ int main(int argc, char **argv)
             for (size_t k = 0; k < N_CONFIGS; k++)
                 if (!strcmp(v, CONFIGS[k].name)) o.which = (int)k;
             if (o.which == -2) die("unknown --config '%s' (yelp, fmnist, pima or all)", v);
+            i++;
+        } else if (!strcmp(a, "--mode")) {
+            if (!v || cz_stream_mode_parse(v, &o.stream.mode) || o.stream.mode == CZ_STREAM_AUTO)
+                die("--mode: expected exact, gram or probe");
+            i++;
+        } else if (!strcmp(a, "--probes")) {
+            o.stream.probes = (int)parse_long(a, v, 1, 4096);
             i++;
         } else if (!strcmp(a, "--json")) {
             o.json = 1;

@@ -2,7 +2,7 @@
 # Installs exactly what chainz needs from Debian's archive, if it is not there yet.
 # Runs apt-get as root (directly, or through sudo when available).
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config libblis-dev libopenmpi-dev openmpi-bin
+pkgs=(build-essential cmake pkg-config libblis-dev liblapack-dev libopenmpi-dev openmpi-bin
       libhdf5-dev hdf5-tools libcmocka-dev libgsl-dev python3 gnuplot-nox
       dataset-fashion-mnist)
 missing=()

@@ -61,33 +61,39 @@ static void test_budget_model_refuses_wrapping_sizes(void **state)
     assert_int_equal(cz_model_init(&m, &s, &err), 0);
 }
 
-/* the estimate is an upper bound of what cz_workspace_new really allocates */
+/* the estimate is an upper bound of what cz_workspace_new really allocates, for every
+ * stream mode (and none: validation and eval reserve no stream) */
 static void test_budget_estimate_bounds_the_workspace(void **state)
 {
     (void)state;
     const size_t ds[] = {1, 7, 64}, Bs[] = {1, 16, 33};
+    const cz_stream_spec modes[] = {{CZ_STREAM_NONE, 0}, {CZ_STREAM_EXACT, 0}, {CZ_STREAM_GRAM, 0},
+                                    {CZ_STREAM_PROBE, 3}};
     for (int H = 1; H <= 3; H++)
         for (size_t i = 0; i < 3; i++)
-            for (size_t j = 0; j < 3; j++) {
-                cz_model m;
-                cz_error err = {0};
-                cz_model_spec s = spec_of(ds[i], H, 9, H == 2 ? CZ_HEAD_REGRESS : CZ_HEAD_CLASSIFY, 4);
-                assert_int_equal(cz_model_init(&m, &s, &err), 0);
-                cz_workspace *ws = cz_workspace_new(&m, Bs[j], &err);
-                assert_non_null(ws);
-                cz_mem_request r = {.m = &m, .micro_batch = Bs[j], .batch = 4 * Bs[j], .rows = 1000,
-                                    .opt_moments = 2, .exact = 1, .tau = 1};
-                cz_mem_estimate e;
-                cz_mem_estimate_run(&r, &e);
-                size_t real = cz_workspace_bytes(ws);
-                assert_false(e.overflow);
-                assert_true(e.workspace >= real);
-                assert_true(e.workspace <= real + real / 4 + 4096);
-                assert_true(e.params >= m.n_params * sizeof(cz_real) * 5); /* params, grad, gsum, m, v */
-                assert_true(e.reduce >= m.n_params * 16);                  /* the exact accumulator */
-                assert_true(e.total >= e.params + e.reduce + e.workspace + e.data);
-                cz_workspace_free(ws);
-            }
+            for (size_t j = 0; j < 3; j++)
+                for (size_t mo = 0; mo < 4; mo++) {
+                    cz_model m;
+                    cz_error err = {0};
+                    cz_model_spec s = spec_of(ds[i], H, 9, H == 2 ? CZ_HEAD_REGRESS : CZ_HEAD_CLASSIFY, 4);
+                    assert_int_equal(cz_model_init(&m, &s, &err), 0);
+                    if (modes[mo].mode == CZ_STREAM_GRAM && m.layer[0].n_out > ds[i]) continue;
+                    cz_workspace *ws = cz_workspace_new_stream(&m, Bs[j], &modes[mo], &err);
+                    assert_non_null(ws);
+                    cz_mem_request r = {.m = &m, .micro_batch = Bs[j], .batch = 4 * Bs[j], .rows = 1000,
+                                        .opt_moments = 2, .exact = 1, .tau = 1, .stream = modes[mo]};
+                    cz_mem_estimate e;
+                    cz_mem_estimate_run(&r, &e);
+                    size_t real = cz_workspace_bytes(ws);
+                    assert_int_equal(real, cz_workspace_bytes_for(&m, Bs[j], &modes[mo]));
+                    assert_false(e.overflow);
+                    assert_true(e.workspace >= real);
+                    assert_true(e.workspace <= real + real / 4 + 4096);
+                    assert_true(e.params >= m.n_params * sizeof(cz_real) * 5); /* params, grad, gsum, m, v */
+                    assert_true(e.reduce >= m.n_params * 16);                  /* the exact accumulator */
+                    assert_true(e.total >= e.params + e.reduce + e.workspace + e.data);
+                    cz_workspace_free(ws);
+                }
 }
 
 static void test_budget_refuses_beyond_the_limit(void **state)
@@ -97,7 +103,8 @@ static void test_budget_refuses_beyond_the_limit(void **state)
     cz_error err = {0};
     cz_model_spec s = spec_of(512, 2, 1024, CZ_HEAD_CLASSIFY, 10);
     assert_int_equal(cz_model_init(&m, &s, &err), 0);
-    cz_mem_request r = {.m = &m, .micro_batch = 256, .batch = 1024, .rows = 100000, .opt_moments = 2, .exact = 1};
+    cz_mem_request r = {.m = &m, .micro_batch = 256, .batch = 1024, .rows = 100000, .opt_moments = 2, .exact = 1,
+                        .stream = {CZ_STREAM_EXACT, 0}};
     cz_mem_estimate e;
     cz_mem_estimate_run(&r, &e);
     /* the stream alone: B*d*sum(n_l) floats for two hidden layers */

@@ -23,12 +23,15 @@ typedef struct {
     size_t N;
 } run;
 
+/* the stream run_init gives its workspace */
+static cz_stream_spec run_stream = {CZ_STREAM_EXACT, 0};
+
 static void run_init(run *r, cz_model_spec spec, size_t N, size_t max_batch, uint64_t seed)
 {
     memset(r, 0, sizeof *r);
     cz_error err;
     assert_int_equal(cz_model_init(&r->m, &spec, &err), 0);
-    r->ws = cz_workspace_new(&r->m, max_batch, &err);
+    r->ws = cz_workspace_new_stream(&r->m, max_batch, &run_stream, &err);
     assert_non_null(r->ws);
     r->N = N;
     r->params = calloc(r->m.n_params, sizeof(float));
@@ -118,12 +121,17 @@ static void test_engine_fixed_seed_is_bitwise_reproducible(void **state)
  * is large enough to be threaded and is one that the sup path computes differently on 2
  * threads with the haswell-family kernels. Run for each kernel set by ctest
  * (BLIS_ARCH_TYPE). */
+/* every stream mode: Gram's LAPACK factorization and the probe GEMMs included */
 static void test_engine_thread_count_does_not_change_bits(void **state)
 {
     (void)state;
-    static const struct { size_t d, w1, w2, N, mb; double dropout; } shapes[] = {
-        {40, 64, 48, 32, 16, 0.0}, {96, 128, 96, 64, 32, 0.2}, {4, 32, 4096, 128, 128, 0.0}};
+    static const struct { size_t d, w1, w2, N, mb; double dropout; cz_stream_mode mode; int K; } shapes[] = {
+        {40, 64, 48, 32, 16, 0.0, CZ_STREAM_EXACT, 0}, {96, 128, 96, 64, 32, 0.2, CZ_STREAM_EXACT, 0},
+        {4, 32, 4096, 128, 128, 0.0, CZ_STREAM_EXACT, 0}, {200, 64, 48, 32, 16, 0.1, CZ_STREAM_GRAM, 0},
+        {300, 192, 160, 64, 32, 0.0, CZ_STREAM_GRAM, 0}, {96, 128, 96, 64, 32, 0.2, CZ_STREAM_PROBE, 8},
+        {300, 256, 128, 32, 32, 0.0, CZ_STREAM_PROBE, 16}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        run_stream = (cz_stream_spec){shapes[s].mode, shapes[s].K};
         run ref;
         run_init(&ref, spec_cr(shapes[s].d, shapes[s].w1, shapes[s].w2, shapes[s].dropout),
                  shapes[s].N, shapes[s].mb, 5);
@@ -141,6 +149,7 @@ static void test_engine_thread_count_does_not_change_bits(void **state)
         run_free(&b);
         run_free(&ref);
     }
+    run_stream = (cz_stream_spec){CZ_STREAM_EXACT, 0};
 }
 
 static void test_engine_training_reduces_loss(void **state)

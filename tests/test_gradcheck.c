@@ -4,7 +4,12 @@
  * - S_l from the stream vs a finite-difference Jacobian of h_l with respect to x;
  * - the per-sample input gradient S_o^T dtask/df vs finite differences and backprop;
  * - the batched GEMM path vs a naive per-sample reference written from the equations;
- * - micro-batched accumulation vs one batch. */
+ * - micro-batched accumulation vs one batch;
+ * - Gram mode == exact mode (penalty, per-layer norms, Jacobians, gradients), and its
+ *   gradient vs finite differences;
+ * - probe mode: its gradient is the exact gradient of its estimate (finite differences
+ *   with the same directions), and the mean over many draws converges to the exact
+ *   penalty and gradient (a statistical test: within 5 standard errors). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -286,6 +291,7 @@ static void test_gradcheck_input_grad_identity(void **state)
                 cz_error err;
                 /* lambda > 0: the stream's backward runs and the identity is computed fused */
                 f.opts.lambda = 0.4;
+                f.opts.stream_input_grad = 1;
                 assert_int_equal(cz_engine_step(f.ws, f.params, f.x, f.yc, f.yv, f.keys, f.B,
                                                 &f.opts, f.grad, &sums, &err), 0);
                 assert_int_equal(cz_engine_input_grad(f.ws, f.params, gs, &err), 0);
@@ -501,6 +507,7 @@ static void test_gradcheck_sample_norms(void **state)
             fixture f;
             fixture_init(&f, acts, 3, w, ALL_HEADS[hd], 0.25, 0.4, 1300 + (uint64_t)(a * 3 + hd));
             f.opts.stream = 1;
+            f.opts.stream_input_grad = 1;
             cz_step_sums sums;
             cz_error err;
             double sg[B_MAX], ig[B_MAX], gin[B_MAX * 5];
@@ -528,6 +535,157 @@ static void test_gradcheck_sample_norms(void **state)
         }
 }
 
+/* the fixture's model with another stream */
+static void fixture_stream(fixture *f, cz_stream_mode mode, int probes)
+{
+    cz_error err;
+    cz_stream_spec ss = {.mode = mode, .probes = probes};
+    cz_workspace_free(f->ws);
+    f->ws = cz_workspace_new_stream(&f->m, B_MAX, &ss, &err);
+    assert_non_null(f->ws);
+}
+
+static void test_gradcheck_gram_equals_exact(void **state)
+{
+    (void)state;
+    const size_t w1[] = {4}, w2[] = {4, 3}, w3[] = {3, 6, 4};
+    const size_t *ws[] = {w1, w2, w3};
+    int cases = 0;
+    for (int H = 1; H <= 3; H++)
+        for (int a = 0; a < 5; a++)
+            for (int drop = 0; drop < 2; drop++) {
+                cz_act acts[CZ_MAX_HIDDEN];
+                for (int l = 0; l < H; l++) acts[l] = ALL_ACTS[(a + l) % 5];
+                fixture f;
+                fixture_init(&f, acts, H, ws[H - 1], ALL_HEADS[(a + H) % 3], drop ? 0.3 : 0.0, 0.37,
+                             2000 + (uint64_t)cases);
+                size_t n = f.m.n_params, d = f.m.spec.d;
+                double *g_exact = calloc(n, sizeof(double)), sq[CZ_MAX_HIDDEN][B_MAX];
+                double *J = calloc(8 * d, sizeof(double)), *Jg = calloc(8 * d, sizeof(double));
+                cz_step_sums se, sg;
+                cz_error err;
+                /* forward only: the Jacobians themselves (the backward reuses their memory) */
+                f.opts.stream = 1;
+                cz_step_opts fwd = f.opts;
+                fwd.lambda = 0;
+                assert_int_equal(cz_engine_step(f.ws, f.params, f.x, f.yc, f.yv, f.keys, f.B, &fwd, NULL, &se, &err), 0);
+                for (int l = 1; l <= H; l++)
+                    memcpy(sq[l - 1], cz_engine_jacobian_sqnorm(f.ws, l), f.B * sizeof(double));
+                assert_int_equal(cz_engine_jacobian(f.ws, f.params, H, f.B - 1, J, &err), 0);
+                assert_int_equal(cz_engine_step(f.ws, f.params, f.x, f.yc, f.yv, f.keys, f.B, &f.opts, g_exact,
+                                                &se, &err), 0);
+                fixture_stream(&f, CZ_STREAM_GRAM, 0);
+                assert_int_equal(cz_engine_step(f.ws, f.params, f.x, f.yc, f.yv, f.keys, f.B, &fwd, NULL, &sg, &err), 0);
+                for (int l = 1; l <= H; l++)
+                    for (size_t b = 0; b < f.B; b++)
+                        assert_true(rel_err(sq[l - 1][b], cz_engine_jacobian_sqnorm(f.ws, l)[b]) < 1e-12);
+                assert_int_equal(cz_engine_jacobian(f.ws, f.params, H, f.B - 1, Jg, &err), 0);
+                for (size_t i = 0; i < f.m.layer[H - 1].n_out * d; i++) assert_true(fabs(J[i] - Jg[i]) < 1e-12);
+                assert_int_equal(cz_engine_step(f.ws, f.params, f.x, f.yc, f.yv, f.keys, f.B, &f.opts, f.grad,
+                                                &sg, &err), 0);
+                assert_true(rel_err(se.dreg, sg.dreg) < 1e-12);
+                double gmax = 0;
+                for (size_t k = 0; k < n; k++) gmax = fmax(gmax, fabs(g_exact[k]));
+                for (size_t k = 0; k < n; k++) {
+                    if (fabs(g_exact[k] - f.grad[k]) > 1e-12 * gmax)
+                        print_error("H %d act %d param %zu: exact %.15g gram %.15g\n", H, a, k, g_exact[k], f.grad[k]);
+                    assert_true(fabs(g_exact[k] - f.grad[k]) <= 1e-12 * gmax);
+                }
+                /* and Gram's own gradient against finite differences */
+                f.opts.stream = 0;
+                assert_true(check_params(&f) <= 1);
+                free(g_exact);
+                free(J);
+                free(Jg);
+                fixture_free(&f);
+                cases++;
+            }
+    assert_int_equal(cases, 30);
+}
+
+/* Gram needs n_1 <= d; probes need K >= 1 and keys */
+static void test_gradcheck_stream_modes_refuse_misuse(void **state)
+{
+    (void)state;
+    size_t w[] = {7};
+    cz_act acts[] = {CZ_ACT_POLY};
+    fixture f;
+    fixture_init(&f, acts, 1, w, CZ_HEAD_CLASSIFY, 0, 0.3, 5);
+    cz_error err = {0};
+    cz_stream_spec gram = {.mode = CZ_STREAM_GRAM}, probe0 = {.mode = CZ_STREAM_PROBE, .probes = 0},
+                   none = {.mode = CZ_STREAM_NONE};
+    assert_null(cz_workspace_new_stream(&f.m, 4, &gram, &err));
+    assert_non_null(strstr(err.msg, "no wider than the input"));
+    assert_null(cz_workspace_new_stream(&f.m, 4, &probe0, &err));
+    cz_workspace *ws = cz_workspace_new_stream(&f.m, 4, &none, &err);
+    cz_step_sums s;
+    assert_int_equal(cz_engine_step(ws, f.params, f.x, f.yc, f.yv, f.keys, 4, &f.opts, f.grad, &s, &err), CZ_EINVAL);
+    assert_non_null(strstr(err.msg, "need a workspace with a stream"));
+    cz_workspace_free(ws);
+    fixture_stream(&f, CZ_STREAM_PROBE, 3);
+    assert_int_equal(cz_engine_step(f.ws, f.params, f.x, f.yc, f.yv, NULL, 4, &f.opts, f.grad, &s, &err), CZ_EINVAL);
+    fixture_free(&f);
+}
+
+/* Probe mode: for fixed keys the estimate is a smooth function whose gradient the engine
+ * computes exactly; over the keys it is unbiased for the penalty and its gradient. */
+static void test_gradcheck_probe_exact_for_its_draw_and_unbiased(void **state)
+{
+    (void)state;
+    const size_t w2[] = {4, 3}, w3[] = {6, 3, 4};
+    for (int H = 2; H <= 3; H++) {
+        cz_act acts[] = {CZ_ACT_POLY, CZ_ACT_TANH, CZ_ACT_POLY};
+        fixture f;
+        fixture_init(&f, acts, H, H == 2 ? w2 : w3, CZ_HEAD_CLASSIFY, H == 3 ? 0.2 : 0.0, 0.37, 3000 + (uint64_t)H);
+        size_t n = f.m.n_params;
+        double *g_exact = calloc(n, sizeof(double)), *mean = calloc(n, sizeof(double)),
+               *m2 = calloc(n, sizeof(double));
+        cz_step_sums se, sp;
+        cz_error err;
+        /* no dropout in the expectation: the masks come from the same keys as the probes */
+        f.opts.train = H == 3;
+        assert_int_equal(cz_engine_step(f.ws, f.params, f.x, f.yc, f.yv, f.keys, f.B, &f.opts, g_exact, &se, &err), 0);
+        fixture_stream(&f, CZ_STREAM_PROBE, 2);
+        assert_true(check_params(&f) <= 1); /* the estimate's own gradient, keys fixed */
+        if (H == 3) { /* dropout: checked for its gradient only */
+            free(g_exact); free(mean); free(m2);
+            fixture_free(&f);
+            continue;
+        }
+        const int R = 20000;
+        double dsum = 0, dsq = 0;
+        cz_rng r;
+        cz_rng_seed(&r, 99);
+        for (int it = 0; it < R; it++) {
+            for (size_t b = 0; b < f.B; b++) f.keys[b] = cz_rng_u64(&r);
+            assert_int_equal(cz_engine_step(f.ws, f.params, f.x, f.yc, f.yv, f.keys, f.B, &f.opts, f.grad, &sp, &err), 0);
+            dsum += sp.dreg;
+            dsq += sp.dreg * sp.dreg;
+            for (size_t k = 0; k < n; k++) { /* Welford would be kinder; R is small enough */
+                mean[k] += f.grad[k];
+                m2[k] += f.grad[k] * f.grad[k];
+            }
+        }
+        double dm = dsum / R, dse = sqrt((dsq / R - dm * dm) / R);
+        if (fabs(dm - se.dreg) > 5 * dse) print_error("penalty: mean %.8g exact %.8g se %.3g\n", dm, se.dreg, dse);
+        assert_true(fabs(dm - se.dreg) <= 5 * dse);
+        assert_true(dse < 0.05 * se.dreg); /* the test has power: the mean is known to 5 % */
+        int over = 0;
+        for (size_t k = 0; k < n; k++) {
+            double mk = mean[k] / R, sek = sqrt(fmax(m2[k] / R - mk * mk, 0) / R);
+            if (fabs(mk - g_exact[k]) > 5 * sek + 1e-12 * fabs(g_exact[k])) {
+                print_error("param %zu: mean %.8g exact %.8g se %.3g\n", k, mk, g_exact[k], sek);
+                over++;
+            }
+        }
+        assert_int_equal(over, 0);
+        free(g_exact);
+        free(mean);
+        free(m2);
+        fixture_free(&f);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -540,6 +698,9 @@ int main(void)
         cmocka_unit_test(test_gradcheck_batched_equals_naive_reference),
         cmocka_unit_test(test_gradcheck_micro_batches_sum_to_batch),
         cmocka_unit_test(test_gradcheck_sample_norms),
+        cmocka_unit_test(test_gradcheck_gram_equals_exact),
+        cmocka_unit_test(test_gradcheck_stream_modes_refuse_misuse),
+        cmocka_unit_test(test_gradcheck_probe_exact_for_its_draw_and_unbiased),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

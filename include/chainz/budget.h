@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include "chainz/error.h"
+#include "chainz/engine.h"
 #include "chainz/model.h"
 
 /* *out = a * b (a + b). @return 0, or -1 on overflow (then *out = SIZE_MAX). */
@@ -39,6 +40,7 @@ typedef struct {
     int tau;                    /* histograms recorded */
     int tau_norms;              /* per-sample norms kept and gathered (eval --tau-out) */
     size_t confusion;           /* classes K of an evaluation (K x K counts), else 0 */
+    cz_stream_spec stream;      /* the workspace's Jacobian stream (zero: none) */
 } cz_mem_request;
 
 /* Fills e (never fails; an overflow sets e->overflow and total = SIZE_MAX). */

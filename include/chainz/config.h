@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "chainz/engine.h"
 #include "chainz/model.h"
 #include "chainz/optim.h"
 #include "chainz/schedule.h"
@@ -33,6 +34,9 @@ typedef struct {
     char dreg_schedule[128];   /* "" or SHAPE:START:END */
     char dreg_range[64];       /* "" (whole run) or FROM:TO */
     char dreg_warmup[64];      /* "" or epochs / "Ns" steps with lambda = 0 */
+    cz_stream_mode dreg_mode;  /* the Jacobian stream: exact, gram, probe or auto */
+    int dreg_probes;           /* K directions per sample in probe mode */
+    int dreg_probes_given;
 
     cz_optim_spec optim;
     double lr, lr_min;

@@ -22,8 +22,40 @@
 
 typedef struct cz_workspace cz_workspace;
 
-/* @return a workspace for micro-batches of at most max_batch samples, or NULL with err set. */
+/* How the Jacobian stream is computed (docs/DESIGN.md section 1):
+ *   exact  width d: the stream of the definition;
+ *   gram   width n_1 (needs n_1 <= d): W_1^T = QR, the stream seeded with R^T; the same
+ *          norms and gradients as exact to float rounding;
+ *   probe  width K: K Rademacher directions per sample drawn from the sample's key; the
+ *          penalty and its gradient are unbiased estimates (exact in expectation);
+ *   none   no stream: no stream memory (validation, eval without Jacobian statistics);
+ *   auto   a choice from the shapes (cz_stream_auto), never given to a workspace. */
+typedef enum { CZ_STREAM_NONE, CZ_STREAM_EXACT, CZ_STREAM_GRAM, CZ_STREAM_PROBE, CZ_STREAM_AUTO } cz_stream_mode;
+typedef struct {
+    cz_stream_mode mode;
+    int probes;                 /* K, probe mode only */
+} cz_stream_spec;
+/* auto keeps exact Jacobians while the stream is at most this wide per sample */
+#define CZ_STREAM_AUTO_WIDTH 256
+#define CZ_STREAM_DEFAULT_PROBES 16
+
+const char *cz_stream_mode_name(cz_stream_mode mode);
+int cz_stream_mode_parse(const char *s, cz_stream_mode *out);
+/* The stream's width per sample (0 for none). */
+size_t cz_stream_width(const cz_model *m, const cz_stream_spec *ss);
+/* @return 0, or CZ_EINVAL naming why the mode does not fit the model. */
+int cz_stream_check(const cz_model *m, const cz_stream_spec *ss, cz_error *err);
+/* Resolves auto for this model; why receives the reason in words (for the log). */
+void cz_stream_auto(const cz_model *m, int probes, cz_stream_spec *out, char *why, size_t len);
+
+/* @return a workspace for micro-batches of at most max_batch samples with an exact stream,
+ * or NULL with err set. */
 cz_workspace *cz_workspace_new(const cz_model *m, size_t max_batch, cz_error *err);
+/* The same with the given stream (NULL: none). */
+cz_workspace *cz_workspace_new_stream(const cz_model *m, size_t max_batch, const cz_stream_spec *ss,
+                                      cz_error *err);
+/* Bytes a workspace for these shapes holds (the same formula cz_workspace_new uses). */
+size_t cz_workspace_bytes_for(const cz_model *m, size_t max_batch, const cz_stream_spec *ss);
 void cz_workspace_free(cz_workspace *ws);
 /* Bytes the workspace holds (the stream dominates). */
 size_t cz_workspace_bytes(const cz_workspace *ws);
@@ -32,6 +64,8 @@ typedef struct {
     double lambda;      /* DREG coefficient (>= 0) */
     int train;          /* 1: dropout active (needs keys) */
     int stream;         /* 1: run the Jacobian stream even when lambda == 0 (statistics) */
+    /* keys are also needed in probe mode whenever the stream runs (the directions) */
+    int stream_input_grad; /* 1: also form S_o^T dtask/df from an exact stream (cz_engine_input_grad) */
 } cz_step_opts;
 
 typedef struct {
@@ -40,7 +74,7 @@ typedef struct {
 } cz_step_sums;
 
 /* One micro-batch: x [B x d], labels (y_class or y_value by head), keys [B] per-sample
- * dropout keys (used only when opts->train and dropout > 0). grad may be NULL for a
+ * keys (dropout when opts->train and dropout > 0; the probe directions). grad may be NULL for a
  * forward-only evaluation. Sums are overwritten.
  * @return 0, or CZ_EINVAL if B exceeds the workspace or keys are missing. */
 int cz_engine_step(cz_workspace *ws, const cz_real *params, const cz_real *x,
@@ -54,15 +88,18 @@ int cz_engine_step(cz_workspace *ws, const cz_real *params, const cz_real *x,
 const cz_real *cz_engine_outputs(const cz_workspace *ws);
 /* h_l [B x n_l] for hidden layer l (1-based): activations after dropout. */
 const cz_real *cz_engine_hidden(const cz_workspace *ws, int l);
-/* Per-sample ||S_l||_F^2 for hidden layer l (1-based), [B]; NULL if the stream did not run. */
+/* Per-sample ||S_l||_F^2 for hidden layer l (1-based), [B]; NULL if the stream did not run.
+ * In probe mode an unbiased estimate. */
 const double *cz_engine_jacobian_sqnorm(const cz_workspace *ws, int l);
-/* Copies sample b's Jacobian S_l = dh_l/dx [n_l x d] row-major into out. Valid after a
- * step that ran the stream without a DREG backward (grad NULL or lambda 0), since that
- * backward reuses the stream's memory. @return 0 or CZ_EINVAL. */
+/* Copies sample b's Jacobian S_l = dh_l/dx [n_l x d] row-major into out (Gram mode: S'_l Q^T).
+ * Valid after a step that ran the stream without a DREG backward (grad NULL or lambda 0),
+ * since that backward reuses the stream's memory; not in probe mode. @return 0 or CZ_EINVAL. */
 int cz_engine_jacobian(const cz_workspace *ws, const cz_real *params, int l, size_t b,
                        cz_real *out, cz_error *err);
 /* Per-sample gradient of the task loss with respect to the input, from the stream:
- * out [B x d] = S_o^T dtask/df, with S_o = W_o S_H. Requires a step with grad and stream. */
+ * out [B x d] = S_o^T dtask/df, with S_o = W_o S_H. Requires a step with grad, an
+ * exact-mode stream and opts.stream_input_grad (a test of the identity; training uses
+ * cz_engine_sample_norms, which needs no stream). */
 int cz_engine_input_grad(const cz_workspace *ws, const cz_real *params, cz_real *out,
                          cz_error *err);
 /* The same quantity by ordinary backpropagation through the value stream (g_0 = W_1^T dz_1),
@@ -84,12 +121,12 @@ const char *cz_engine_blas_arch(void);
 const char *cz_engine_blas_choice(void);
 /* The BLIS library version string, e.g. "0.9.0" (recorded in config.json and checkpoints). */
 const char *cz_engine_blas_version(void);
-/* Per-sample norms for the tau statistics, from the last step with grad (and the stream,
- * for input_grad): input_grad[b] = ||S_o^T dtask/df|| (the task loss's input gradient);
- * sample_grad[b] = ||d task_b / d theta||, the task loss's per-sample parameter gradient,
- * from a task-only pass over the value stream (per layer ||delta_b||^2 (||a_b||^2 + 1) plus
- * the poly terms; DREG's share is excluded). It costs O(B sum n_l n_{l-1}), nothing next
- * to the stream. Either output may be NULL. */
+/* Per-sample norms for the tau statistics, from the last step with grad, by one task-only
+ * pass backward over the value stream (no Jacobian stream needed):
+ * input_grad[b] = ||d task_b / dx|| (= ||S_o^T dtask/df||, by reverse mode);
+ * sample_grad[b] = ||d task_b / d theta||, the task loss's per-sample parameter gradient
+ * (per layer ||delta_b||^2 (||a_b||^2 + 1) plus the poly terms; DREG's share is excluded).
+ * It costs O(B (sum n_l n_{l-1} + n_1 d)), one value pass. Either output may be NULL. */
 int cz_engine_sample_norms(cz_workspace *ws, const cz_real *params, double *input_grad,
                            double *sample_grad, cz_error *err);
 

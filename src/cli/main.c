@@ -85,6 +85,11 @@ static void usage_train(FILE *f)
             "  --dreg-schedule S:A:B  constant|linear|cosine|exp from A to B       constant --dreg\n"
             "  --dreg-range F:T       anneal between epochs F and T (or Ns:Ms steps)  whole run\n"
             "  --dreg-warmup E        lambda = 0 for E epochs (or Ns steps)       0\n"
+            "  --dreg-mode M          how the Jacobian stream runs: exact (width d), gram (width\n"
+            "                         n_1 < d: W_1^T = QR, the same penalty and gradients), probe\n"
+            "                         (K random directions: unbiased, width K), auto: exact or\n"
+            "                         gram up to width %d, else probe (logged)    auto\n"
+            "  --dreg-probes K        directions per sample in probe mode (1..4096) %d\n"
             "optimizer\n"
             "  --optim O              adamw|sgd                                   %s\n"
             "  --lr X                 peak learning rate                          %g\n"
@@ -118,8 +123,9 @@ static void usage_train(FILE *f)
             "                         float: plain MPI float sum (faster, rank-dependent rounding)  exact\n"
             "  --log-seconds S        interval of log lines without a terminal    %g\n"
             "  --no-tau               do not record the per-epoch gradient-norm histograms\n"
-            "                         (RUN_DIR/metrics.h5; for lambda = 0 runs they cost the\n"
-            "                         Jacobian stream's forward pass)             recorded\n"
+            "                         (RUN_DIR/metrics.h5; the layer-Jacobian families come from\n"
+            "                         the DREG stream when it is exact, else from exact streams on\n"
+            "                         a seeded subsample of each epoch, named in the log)  recorded\n"
             "  --divergence-factor F  a step whose loss or DREG term exceeds F x its running level is\n"
             "                         explained in a warning (term, layer, step, what to try); F^2 x\n"
             "                         stops the run before the update (0: off)   100\n"
@@ -136,7 +142,8 @@ static void usage_train(FILE *f)
             "first (worst case: launch/train.sbatch).\n"
             "numbers must be finite (nan and inf are refused); exit status 0 done, 1 usage or input\n"
             "error (options, data files, --out), 2 runtime failure, 75 checkpointed on a signal.\n",
-            c.holdout, c.layers, c.acts, c.model.dropout, c.dreg, cz_optim_name(c.optim.kind), c.lr,
+            c.holdout, c.layers, c.acts, c.model.dropout, c.dreg, CZ_STREAM_AUTO_WIDTH, c.dreg_probes,
+            cz_optim_name(c.optim.kind), c.lr,
             cz_shape_name(c.lr_shape), c.lr_min, c.warmup_steps, c.clip_grad_norm, c.optim.weight_decay,
             c.optim.momentum, c.optim.beta1, c.optim.beta2, c.epochs, c.batch, c.micro_batch,
             c.max_steps, (unsigned long long)c.seed, CZ_MAX_THREADS, c.threads, c.log_seconds, c.ckpt_every_steps,
@@ -232,7 +239,7 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
         O_DATA = 256, O_VAL, O_HOLDOUT, O_NOSTD, O_OUT, O_LAYERS, O_ACT, O_HEAD, O_DROPOUT, O_DREG,
         O_DSCHED, O_DRANGE, O_DWARM, O_OPTIM, O_LR, O_LRS, O_LRMIN, O_CLIP, O_WARM, O_WD, O_MOM, O_B1, O_B2,
         O_EPOCHS, O_BATCH, O_MB, O_MAXSTEPS, O_SEED, O_THREADS, O_REDUCE, O_LOGS, O_HELP,
-        O_CKS, O_CKE, O_KEEP, O_KEEPEVERY, O_RESUME, O_NOTAU, O_MAXMEM, O_CLIPZ, O_HSPLIT, O_DIVF
+        O_CKS, O_CKE, O_KEEP, O_KEEPEVERY, O_RESUME, O_NOTAU, O_MAXMEM, O_CLIPZ, O_HSPLIT, O_DIVF, O_DMODE, O_DPROBES
     };
     static const struct option opts[] = {
         {"data", 1, 0, O_DATA}, {"val", 1, 0, O_VAL}, {"holdout", 1, 0, O_HOLDOUT},
@@ -248,7 +255,8 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
         {"ckpt-every-steps", 1, 0, O_CKS}, {"ckpt-every-epochs", 1, 0, O_CKE},
         {"keep", 1, 0, O_KEEP}, {"no-tau", 0, 0, O_NOTAU}, {"keep-every", 1, 0, O_KEEPEVERY}, {"resume", 1, 0, O_RESUME},
         {"max-memory", 1, 0, O_MAXMEM}, {"clip-z", 1, 0, O_CLIPZ}, {"holdout-split", 1, 0, O_HSPLIT},
-        {"divergence-factor", 1, 0, O_DIVF}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+        {"divergence-factor", 1, 0, O_DIVF}, {"dreg-mode", 1, 0, O_DMODE}, {"dreg-probes", 1, 0, O_DPROBES},
+        {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
     cz_config_defaults(c);
     *head_given = 0;
     optind = 1;
@@ -294,6 +302,16 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
             else rc = cz_error_set(err, CZ_EINVAL, "--holdout-split '%s': expected stratified or random", optarg);
             break;
         case O_MAXMEM: rc = bytes_arg(name, optarg, &c->max_memory, err); break;
+        case O_DMODE:
+            if (cz_stream_mode_parse(optarg, &c->dreg_mode))
+                rc = cz_error_set(err, CZ_EINVAL, "--dreg-mode '%s': expected exact, gram, probe or auto", optarg);
+            break;
+        case O_DPROBES: {
+            long long iv = 0;
+            if (!(rc = inum(name, optarg, 1, 4096, &iv, err))) c->dreg_probes = (int)iv;
+            c->dreg_probes_given = 1;
+            break;
+        }
         case O_HELP: return 1;
         case '?':
             return cz_error_set(err, CZ_EINVAL, "unknown option or missing value: %s (see chainz train --help)",
@@ -388,6 +406,9 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
     if (c->clip_z_given && c->clip_z > 0 && !c->standardize)
         return cz_error_set(err, CZ_EINVAL, "--clip-z clips z-scores, which --no-standardize turns off: use one");
     if (!c->standardize) c->clip_z = 0;
+    if (c->dreg_probes_given && (c->dreg_mode == CZ_STREAM_EXACT || c->dreg_mode == CZ_STREAM_GRAM))
+        return cz_error_set(err, CZ_EINVAL, "--dreg-probes applies to --dreg-mode probe (or auto, when it picks "
+                            "probe), not to %s", cz_stream_mode_name(c->dreg_mode));
     if (!(c->divergence_factor == 0 || c->divergence_factor >= 2))
         return cz_error_set(err, CZ_EINVAL, "--divergence-factor must be 0 (off) or >= 2");
     return cz_config_parse_model(c, err);

@@ -39,27 +39,36 @@ static void madd(size_t *sum, int *over, size_t a, size_t b, size_t c)
     }
 }
 
-/* the engine's workspace, buffer by buffer as src/engine/engine.c carves it (each buffer
- * rounded up to 64 bytes): an upper bound that must not drift below the real figure */
-static size_t workspace_bytes(const cz_model *m, size_t B, int *over)
+/* the engine's workspace, buffer by buffer as src/engine/engine.c and stream.c carve it
+ * (each buffer rounded up to 64 bytes): an upper bound that must not drift below the real
+ * figure */
+static size_t workspace_bytes(const cz_model *m, size_t B, const cz_stream_spec *ss, int *over)
 {
-    size_t d = m->spec.d, H = (size_t)m->n_hidden, W = m->n_out, s = 0;
-    size_t R = sizeof(cz_real);
+    size_t d = m->spec.d, H = (size_t)m->n_hidden, W = m->n_out, s = 0, n0 = m->layer[0].n_out;
+    size_t R = sizeof(cz_real), k = cz_stream_width(m, ss);
+    int probe = ss->mode == CZ_STREAM_PROBE;
     for (size_t l = 0; l < H; l++)
         if (m->layer[l].n_out > W) W = m->layer[l].n_out;
     for (size_t l = 0; l < H; l++) {
         size_t n = m->layer[l].n_out;
         madd(&s, over, 6 * R, B, n);   /* z, h, dphi, mask, D, dz */
         madd(&s, over, sizeof(double), B, 1);
-        /* the Jacobian stream: S_l (l < H-1) and T_l (l >= 1), n_l x (B*d) each */
-        if (l + 1 < H) madd(&s, over, n * R, B, d);
-        if (l >= 1) madd(&s, over, n * R, B, d);
+        /* the Jacobian stream at width k: S_l (l < H-1) and T_l (l >= 1; l = 0 for probes) */
+        if (l + 1 < H) madd(&s, over, n * R, B, k);
+        if (l >= 1 || probe) madd(&s, over, n * R, B, k);
     }
     madd(&s, over, 2 * R, B, m->n_out);            /* outputs, dtask/df */
     madd(&s, over, R, B, m->layer[H - 1].n_out);   /* gH */
     madd(&s, over, 4 * R, B, W);                   /* g[2], q, d2phi */
-    madd(&s, over, R, B, d);                       /* gin */
-    madd(&s, over, 64, 8 * H + 8, 1);              /* alignment of every buffer */
+    madd(&s, over, R, B, d);                       /* gtask */
+    if (ss->mode == CZ_STREAM_EXACT) madd(&s, over, R, B, d); /* gin */
+    if (ss->mode == CZ_STREAM_GRAM) {              /* Q^T and W_0's copy, F, dF, LAPACK's */
+        madd(&s, over, 2 * R, n0, d);
+        madd(&s, over, 2 * R, n0, n0);
+        madd(&s, over, 65 * R, n0, 1);
+    }
+    if (probe) madd(&s, over, R * B, k, d);        /* the directions */
+    madd(&s, over, 64, 8 * H + 16, 1);             /* alignment of every buffer */
     return s;
 }
 
@@ -78,7 +87,7 @@ void cz_mem_estimate_run(const cz_mem_request *r, cz_mem_estimate *e)
     }
     /* an evaluation pass keeps its per-chunk sums too (validation, chainz eval) */
     madd(&e->reduce, ov, r->rows / M + 1, 4 * sizeof(double), 1);
-    e->workspace = workspace_bytes(m, M, ov);
+    e->workspace = workspace_bytes(m, M, &r->stream, ov);
     /* two chunk buffers (training and validation) and the hyperslab scratch of the data
      * module, each M x d floats plus labels, keys and row indices */
     madd(&e->data, ov, 3 * sizeof(float), M, d);

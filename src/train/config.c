@@ -28,6 +28,8 @@ void cz_config_defaults(cz_config *c)
     c->threads = 1;
     c->standardize = 1;
     c->clip_z = 3.0;
+    c->dreg_mode = CZ_STREAM_AUTO;
+    c->dreg_probes = CZ_STREAM_DEFAULT_PROBES;
     c->divergence_factor = 100.0;
     c->reduce = CZ_REDUCE_EXACT;
     c->log_seconds = 10;

@@ -32,6 +32,14 @@ typedef struct {
      * double per per-sample family in family order without the parameter family */
     uint64_t *kept;              /* [keep_cap x words] */
     size_t n_kept, keep_cap;
+    /* the layer-Jacobian families from a seeded subsample (cz_tau_set_sampler_init) */
+    cz_workspace *sws;           /* an exact stream for up to CZ_TAU_SAMPLE_BATCH samples */
+    float *sx, *syv;             /* the chosen samples' features and labels */
+    int32_t *syc;
+    uint64_t *skeys;
+    double frac;                 /* the fraction chosen */
+    size_t sd, scap;             /* d, and the subsample's micro-batch */
+    int snh;                     /* hidden layers */
 } cz_tau_set;
 
 /* Empty histograms for a model of n_hidden layers and chunks of up to M samples;
@@ -47,6 +55,16 @@ void cz_tau_set_reset(cz_tau_set *ts);
  * (a step with the stream on). @return 0 or the engine's error. */
 int cz_tau_set_collect(cz_tau_set *ts, cz_workspace *ws, const float *params, int n_hidden, size_t nb,
                        cz_error *err);
+
+/* The Jacobian families from a subsample: each sample is chosen with probability frac by
+ * its key (the same on any rank count), up to sb at a time through an exact stream ss.
+ * @return 0 or an allocation error. */
+int cz_tau_set_sampler_init(cz_tau_set *ts, const cz_model *m, const cz_stream_spec *ss, size_t sb, double frac,
+                            cz_error *err);
+/* Adds the Jacobian norms of the chosen samples of a chunk: x [nb x d] as the step saw it,
+ * labels (one of yc / yv), keys [nb] (dropout masks as in the step). */
+int cz_tau_set_collect_sampled(cz_tau_set *ts, const float *params, const float *x, const int32_t *yc,
+                               const float *yv, const uint64_t *keys, size_t nb, cz_error *err);
 
 /* Words of one kept record: the row and every per-sample family (nf - 1). */
 size_t cz_tau_set_kept_words(const cz_tau_set *ts);

@@ -26,6 +26,7 @@
 #include "node.h"
 #include "records.h"
 #include "report.h"
+#include "streamplan.h"
 #include "taucollect.h"
 
 volatile sig_atomic_t cz_stop_requested = 0;
@@ -44,6 +45,7 @@ typedef struct {
     size_t n_train, n_val;
     cz_model m;
     cz_workspace *ws;
+    cz_stream_plan plan;     /* the DREG stream and where the tau Jacobian families come from */
     float *params, *grad, *gsum, *opt;
     float *mean, *std;
     cz_fixed_acc acc;
@@ -146,6 +148,21 @@ static int open_data(trainer *t, int head_given, cz_error *err)
     return cz_model_init(&t->m, &spec, err);
 }
 
+/* this run's configuration, the BLIS that computes it and the stream it runs (config.json,
+ * checkpoints) */
+static int make_config_json(trainer *t, cz_error *err)
+{
+    free(t->config_json);
+    char plan[256];
+    cz_stream_plan_json(&t->plan, plan, sizeof plan);
+    size_t need = cz_config_json(t->cfg, NULL, 0) + 1, extra = 256 + strlen(plan);
+    if (!(t->config_json = malloc(need + extra))) return cz_error_set(err, CZ_ENOMEM, "out of memory");
+    cz_config_json(t->cfg, t->config_json, need);
+    snprintf(t->config_json + need - 2, extra + 2, ", \"blas_version\": \"%s\", \"blas_kernels\": \"%s\"%s}",
+             cz_engine_blas_version(), cz_engine_blas_arch(), plan);
+    return 0;
+}
+
 static int setup(trainer *t, int head_given, cz_error *err)
 {
     const cz_config *cfg = t->cfg;
@@ -157,9 +174,11 @@ static int setup(trainer *t, int head_given, cz_error *err)
         cz_mem_request mr = {.m = &t->m, .micro_batch = (size_t)cfg->micro_batch, .batch = (size_t)cfg->batch,
                              .rows = cz_data_get_info(t->train)->n, .opt_moments = cz_optim_state_len(&os),
                              .exact = cfg->reduce == CZ_REDUCE_EXACT, .tau = cfg->tau};
+        rc = cz_stream_plan_make(cfg, &t->m, mr.rows, &t->plan, err);
+        mr.stream = t->plan.main;
         cz_mem_estimate me;
         cz_mem_estimate_run(&mr, &me);
-        rc = cz_mem_check(&me, t->mem_limit, t->mem_source, err);
+        if (!rc) rc = cz_mem_check(&me, t->mem_limit, t->mem_source, err);
     }
     rc = cz_dist_agree(d, rc, err);
     if (rc) return rc;
@@ -174,11 +193,13 @@ static int setup(trainer *t, int head_given, cz_error *err)
     if (!t->params || !t->grad || !t->gsum || !t->opt || !t->mean || !t->std ||
         cz_fixed_init(&t->acc, n + CZ_SC_N))
         rc = cz_error_set(err, CZ_ENOMEM, "out of memory for %zu parameters", n);
-    if (!rc && !(t->ws = cz_workspace_new(&t->m, M, err))) rc = err->code;
+    if (!rc && !(t->ws = cz_workspace_new_stream(&t->m, M, &t->plan.main, err))) rc = err->code;
     if (!rc) rc = cz_feed_init(&t->io, t->train, M, cfg->standardize ? t->mean : NULL, t->std, err);
     if (!rc) rc = cz_feed_init(&t->vio, t->val ? t->val : t->train, M,
                                 cfg->standardize ? t->mean : NULL, t->std, err);
     if (!rc && cfg->tau) rc = cz_tau_set_init(&t->ts, t->m.n_hidden, M, 1, err);
+    if (!rc && cfg->tau && !t->plan.tau_from_step)
+        rc = cz_tau_set_sampler_init(&t->ts, &t->m, &t->plan.tau, CZ_TAU_SAMPLE_BATCH, t->plan.tau_fraction, err);
     if (!rc && !(t->chunk_sc = calloc(chunks * CZ_SC_N, sizeof(double))))
         rc = cz_error_set(err, CZ_ENOMEM, "out of memory for the per-chunk sums");
     rc = cz_dist_agree(d, rc, err);
@@ -219,16 +240,10 @@ static int setup(trainer *t, int head_given, cz_error *err)
     if (rc) return cz_dist_agree(d, rc, err);
 
     /* this run's configuration and the BLIS that computes it (config.json, checkpoints) */
-    size_t need = cz_config_json(cfg, NULL, 0) + 1, extra = 256;
-    t->config_json = malloc(need + extra);
-    if (t->config_json) {
-        cz_config_json(cfg, t->config_json, need);
-        snprintf(t->config_json + need - 2, extra + 2, ", \"blas_version\": \"%s\", \"blas_kernels\": \"%s\"}",
-                 cz_engine_blas_version(), cz_engine_blas_arch());
-    }
+    rc = make_config_json(t, err);
+    if (rc) return cz_dist_agree(d, rc, err);
     snprintf(t->ckpt_dir, sizeof t->ckpt_dir, "%s/checkpoints", cfg->out);
-    rc = t->config_json ? cz_run_data_identity(t->train, cfg->data, &t->data_id, err)
-                        : cz_error_set(err, CZ_ENOMEM, "out of memory");
+    rc = cz_run_data_identity(t->train, cfg->data, &t->data_id, err);
     return cz_dist_agree(d, rc, err);
 }
 
@@ -265,6 +280,8 @@ static int publish_run(trainer *t, cz_error *err)
                    t->val ? cfg->val : t->n_val ? "held out of --data" : "none");
             printf("chainz: model %zu parameters, workspace %.1f MB per rank, %zu steps per epoch\n",
                    t->m.n_params, cz_workspace_bytes(t->ws) / 1e6, t->steps_per_epoch);
+            printf("chainz: DREG stream %s\n", t->plan.why);
+            if (cfg->tau) printf("chainz: tau layer-Jacobian families: %s\n", t->plan.tau_why);
             size_t C = ((size_t)cfg->batch + (size_t)cfg->micro_batch - 1) / (size_t)cfg->micro_batch;
             if ((size_t)d->size > C)
                 printf("chainz: warning: %d ranks but %zu chunk%s per step (--batch %ld / --micro-batch %ld): %zu "
@@ -299,7 +316,7 @@ static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, lo
     else memset(t->gsum, 0, n * sizeof(float));
     memset(t->chunk_sc, 0, C * CZ_SC_N * sizeof(double));
     memset(t->layer_sq, 0, sizeof t->layer_sq);
-    cz_step_opts opts = {.lambda = lambda, .train = 1, .stream = cfg->tau};
+    cz_step_opts opts = {.lambda = lambda, .train = 1, .stream = t->plan.tau_from_step};
     uint64_t epoch_key = cz_hash64(cfg->seed, 0x64726f70ULL + (uint64_t)epoch); /* "drop" */
     int rc = 0;
     for (size_t c = c0; c < c1 && !rc; c++) {
@@ -312,6 +329,8 @@ static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, lo
         if (!rc) rc = cz_engine_step(t->ws, t->params, t->io.x, t->io.yc, t->io.yv, t->io.keys, mb,
                                      &opts, t->grad, &s, err);
         if (!rc && cfg->tau) rc = cz_tau_set_collect(&t->ts, t->ws, t->params, t->m.n_hidden, mb, err);
+        if (!rc && cfg->tau && !t->plan.tau_from_step)
+            rc = cz_tau_set_collect_sampled(&t->ts, t->params, t->io.x, t->io.yc, t->io.yv, t->io.keys, mb, err);
         if (rc) break;
         for (int l = 0; l < t->m.n_hidden; l++) {
             const double *sq = cz_engine_jacobian_sqnorm(t->ws, l + 1);
@@ -354,7 +373,7 @@ static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, lo
     int term = cz_diverge_check(&t->dv, cfg->divergence_factor, per, &ratio);
     int stop = term >= 0 && ratio > cfg->divergence_factor * cfg->divergence_factor;
     if (term >= 0 && (stop || t->dv.warned[term] != epoch + 1)) {
-        int stream = lambda > 0 || cfg->tau;
+        int stream = t->plan.main.mode != CZ_STREAM_NONE && (lambda > 0 || t->plan.tau_from_step);
         t->dv.warned[term] = epoch + 1;
         if (stream && (rc = cz_dist_sum_double(d, t->layer_sq, (size_t)t->m.n_hidden, err))) return rc;
         for (int l = 0; l < t->m.n_hidden; l++) t->layer_sq[l] *= inv;
@@ -438,6 +457,20 @@ static int choose_checkpoint(trainer *t, char *path, size_t len, cz_error *err)
     return rc;
 }
 
+/* the run continues in the stream it began with (auto adopts it; a new workspace then) */
+static int resume_stream(trainer *t, const cz_checkpoint *c, const char *path, cz_error *err)
+{
+    int changed = 0;
+    int rc = cz_stream_plan_resume(&t->plan, t->cfg, &t->m, c->config_json, path, &changed, err);
+    if (rc || !changed) return rc;
+    cz_workspace_free(t->ws);
+    if (!(t->ws = cz_workspace_new_stream(&t->m, (size_t)t->cfg->micro_batch, &t->plan.main, err))) return err->code;
+    if (t->cfg->tau && !t->plan.tau_from_step && !t->ts.sws &&
+        (rc = cz_tau_set_sampler_init(&t->ts, &t->m, &t->plan.tau, CZ_TAU_SAMPLE_BATCH, t->plan.tau_fraction, err)))
+        return rc;
+    return make_config_json(t, err);
+}
+
 static int resume(trainer *t, progress_state *ps, cz_error *err)
 {
     char path[4400];
@@ -451,6 +484,7 @@ static int resume(trainer *t, progress_state *ps, cz_error *err)
                             .blas_version = cz_engine_blas_version(), .blas_kernels = cz_engine_blas_arch(),
                             .world_size = t->d->size};
         rc = cz_run_check_compatible(&info, &c, path, t->d->rank == 0 ? stdout : NULL, err);
+        if (!rc) rc = resume_stream(t, &c, path, err);
         if (!rc && (!c.opt_state || c.opt_len != cz_optim_state_len(&t->cfg->optim) * t->m.n_params))
             rc = cz_error_set(err, CZ_EINVAL, "%s: no optimizer state for %s", path, cz_optim_name(t->cfg->optim.kind));
         if (!rc && t->cfg->standardize && !c.mean)

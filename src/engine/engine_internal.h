@@ -1,0 +1,80 @@
+/* The workspace shared by the value stream (engine.c) and the Jacobian stream (stream.c).
+ *
+ * Index convention: hidden layers are 0-based (l = 0 is DESIGN's layer 1), layer H is the
+ * output. The stream has width k per sample: k = d (exact), n_0 (Gram) or K (probe).
+ * Buffers that hold the Jacobian stream, all neuron-major n_l x (B*k):
+ *   S[l]  S_l = D_l T_l for l < H-1 (input of the next GEMM and of dW_{l+1});
+ *         in the backward pass the same buffer receives U_l, then V_l, in place.
+ *   T[l]  T_l = W_l S_{l-1} for l >= 1 (needed for q_l); the top one receives V_H.
+ *         T[0] is materialized only in probe mode (T_0 = W_0 P_b differs per sample);
+ *         otherwise T_0 is the seed shared by the batch: W_0 (exact) or F = R^T (Gram). */
+#ifndef CHAINZ_ENGINE_INTERNAL_H
+#define CHAINZ_ENGINE_INTERNAL_H
+
+#include "chainz/engine.h"
+
+struct cz_workspace {
+    cz_model m;
+    cz_stream_spec ss;              /* the stream this workspace was made for */
+    size_t k;                       /* stream width per sample (0: no stream) */
+    size_t max_B, B;
+    size_t bytes;
+    cz_real *z[CZ_MAX_HIDDEN + 1];  /* B x n_l; z[H] = f, the outputs */
+    cz_real *h[CZ_MAX_HIDDEN];      /* B x n_l: phi(z) * mask */
+    cz_real *dphi[CZ_MAX_HIDDEN];   /* B x n_l: phi'(z) */
+    cz_real *mask[CZ_MAX_HIDDEN];   /* B x n_l: 0 or 1/(1-p) (dropout only) */
+    cz_real *D[CZ_MAX_HIDDEN];      /* B x n_l: mask * phi'(z) (== dphi without dropout) */
+    cz_real *dz[CZ_MAX_HIDDEN];     /* B x n_l: dloss/dz_l */
+    cz_real *S[CZ_MAX_HIDDEN];      /* n_l x (B*k), l < H-1 */
+    cz_real *T[CZ_MAX_HIDDEN];      /* n_l x (B*k), l >= 1 (and l = 0 in probe mode) */
+    double *sq[CZ_MAX_HIDDEN];      /* B: ||S_l||_F^2 per sample (an estimate in probe mode) */
+    cz_real *e;                     /* B x n_out: dtask/df */
+    cz_real *gH;                    /* B x n_H: dtask/dh_H */
+    cz_real *g[2];                  /* B x max n: dloss/dh ping-pong */
+    cz_real *q;                     /* B x max n: dloss/dD_l */
+    cz_real *d2phi;                 /* B x max n */
+    cz_real *gin;                   /* B x d: stream input gradient (exact mode) */
+    cz_real *gtask;                 /* B x d: task-only input gradient by backprop */
+    /* seeds of the stream */
+    const cz_real *seed;            /* n_0 x k shared by the batch, or NULL (probe) */
+    cz_real *dseed;                 /* n_0 x k: sum_b V_0 in Gram mode */
+    cz_real *qr;                    /* Gram: n_0 x d, W_0 factored in place, then Q^T */
+    cz_real *F;                     /* Gram: n_0 x n_0, R^T */
+    cz_real *w0copy;                /* Gram: n_0 x d, the W_0 that F and Q^T belong to */
+    cz_real *lapack_tau, *lapack_work;
+    int lwork;
+    int qr_valid;                   /* F and Q^T are those of w0copy */
+    cz_real *P;                     /* probe: (B*K) x d, row b*K+j = sample b's direction j */
+    const cz_real *x;               /* the last step's input (caller's buffer) */
+    int dropout_on;                 /* last step used dropout masks */
+    int stream_ran;                 /* the last step ran the stream: sq (and gin) valid */
+    int stream_fwd;                 /* S/T still hold the forward stream of the last step */
+    int have_grad;                  /* last step ran the backward pass */
+    int have_gin;
+    void *arena;
+};
+
+/* sum_j a_j b_j with 8 independent partial sums (fixed order: reproducible). */
+cz_real cz_dot8(const cz_real *a, const cz_real *b, size_t n);
+
+/* ---- stream.c ---- */
+/* Bytes of the stream's buffers for the workspace's shapes; with base != NULL, carves them
+ * from base at offset *off. */
+void cz_stream_carve(cz_workspace *ws, char *base, size_t *off);
+/* The seed T_0 of this step: W_0 (exact), F = R^T of W_0^T = QR (Gram, cached while W_0 is
+ * unchanged), or T_0 = W_0 P_b with probe directions drawn from the sample keys. */
+int cz_stream_seed(cz_workspace *ws, const cz_real *params, const uint64_t *keys, size_t B, cz_error *err);
+/* Forward through every hidden layer: T_l, S_l and sq[l]. */
+void cz_stream_forward(cz_workspace *ws, const cz_real *params, size_t B);
+/* Backward at hidden layer l: q_l into ws->q and the stream part of dW_l (layer 0: into
+ * the seed's gradient); U_{l-1} into S[l-1]. */
+void cz_stream_backward_layer(cz_workspace *ws, const cz_real *params, cz_real *grad, int l, cz_real c,
+                              size_t B, int want_gin);
+/* After the layer loop: the seed's gradient onto dW_0 (Gram: dF Q^T; probe: V_0 P). */
+void cz_stream_backward_seed(cz_workspace *ws, cz_real *grad, size_t B);
+/* gin += sum_i gH[b,i] D t_i at the top layer (exact mode, lambda == 0). */
+void cz_stream_input_grad(cz_workspace *ws, size_t B);
+/* The forward stream's row i of sample b at layer l (T_l; T_0 = the seed). */
+const cz_real *cz_stream_t(const cz_workspace *ws, int l, size_t i, size_t b);
+
+#endif

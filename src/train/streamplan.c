@@ -1,0 +1,109 @@
+/* The run's Jacobian streams (streamplan.h). */
+#include "streamplan.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runstate_internal.h"
+
+/* flops of one sample: the step without a stream, and an exact stream's forward pass */
+static double step_flops(const cz_model *m) { return cz_engine_step_flops(m, 1, 0); }
+
+static double stream_forward_flops(const cz_model *m, size_t k)
+{
+    double f = 2.0 * (double)k * (double)m->layer[0].n_out; /* S_1 and its norm */
+    for (int l = 1; l < m->n_hidden; l++)
+        f += 2.0 * (double)k * (double)m->layer[l].n_out * (double)m->layer[l].n_in;
+    return f + step_flops(m) / 3; /* and the value forward it repeats */
+}
+
+/* where the layer-Jacobian families come from, given the DREG stream */
+static void plan_tau(cz_stream_plan *p, const cz_config *cfg, const cz_model *m)
+{
+    size_t d = m->spec.d, n0 = m->layer[0].n_out;
+    p->tau = (cz_stream_spec){.mode = CZ_STREAM_NONE};
+    p->tau_from_step = 0;
+    p->tau_fraction = 1;
+    p->tau_why[0] = 0;
+    if (!cfg->tau) return;
+    if (p->main.mode == CZ_STREAM_EXACT || p->main.mode == CZ_STREAM_GRAM) {
+        p->tau_from_step = 1;
+        snprintf(p->tau_why, sizeof p->tau_why, "every sample, from the DREG stream");
+        return;
+    }
+    /* about a quarter of a step, but at least 1000 samples an epoch (p99 from ten) */
+    p->tau.mode = n0 < d ? CZ_STREAM_GRAM : CZ_STREAM_EXACT;
+    double f = 0.25 * step_flops(m) / stream_forward_flops(m, cz_stream_width(m, &p->tau));
+    double floor = p->n_train ? 1000.0 / (double)p->n_train : 1;
+    if (f < floor) f = floor;
+    if (f > 1) f = 1;
+    p->tau_fraction = f;
+    snprintf(p->tau_why, sizeof p->tau_why, "exact (%s) on a seeded %.3g %% of each epoch's samples",
+             cz_stream_mode_name(p->tau.mode), 100 * f);
+}
+
+int cz_stream_plan_make(const cz_config *cfg, const cz_model *m, size_t n_train, cz_stream_plan *p,
+                        cz_error *err)
+{
+    memset(p, 0, sizeof *p);
+    if (cfg->dreg > 0 || cfg->dreg_schedule[0]) {
+        if (cfg->dreg_mode == CZ_STREAM_AUTO) {
+            cz_stream_auto(m, cfg->dreg_probes, &p->main, p->why, sizeof p->why);
+        } else {
+            p->main = (cz_stream_spec){.mode = cfg->dreg_mode, .probes = cfg->dreg_probes};
+            snprintf(p->why, sizeof p->why, "%s at stream width %zu (--dreg-mode)", cz_stream_mode_name(p->main.mode),
+                     cz_stream_width(m, &p->main));
+        }
+        int rc = cz_stream_check(m, &p->main, err);
+        if (rc) return rc;
+    } else {
+        snprintf(p->why, sizeof p->why, "none: lambda is 0 for the whole run");
+    }
+    p->n_train = n_train;
+    plan_tau(p, cfg, m);
+    return 0;
+}
+
+int cz_stream_plan_resume(cz_stream_plan *p, const cz_config *cfg, const cz_model *m, const char *ckpt_config,
+                          const char *path, int *changed, cz_error *err)
+{
+    *changed = 0;
+    if (p->main.mode == CZ_STREAM_NONE) return 0;
+    flat_json *f = calloc(1, sizeof *f);
+    if (!f) return cz_error_set(err, CZ_ENOMEM, "out of memory");
+    cz_stream_spec was = {.mode = CZ_STREAM_EXACT}; /* a chainz before --dreg-mode */
+    int s = 0;
+    const char *mode = NULL, *probes = NULL;
+    if (ckpt_config && !cz_run_parse_flat(ckpt_config, f)) {
+        mode = cz_run_field(f, "dreg_mode", &s);
+        probes = cz_run_field(f, "dreg_probes", &s);
+    }
+    int bad = mode && cz_stream_mode_parse(mode, &was.mode);
+    if (probes) was.probes = atoi(probes);
+    free(f);
+    if (bad || was.mode == CZ_STREAM_AUTO)
+        return cz_error_set(err, CZ_EINVAL, "%s: unknown dreg_mode '%s' in its configuration", path, mode);
+    if (was.mode == CZ_STREAM_NONE) return 0; /* written with lambda 0 throughout: nothing to keep */
+    if (was.mode == p->main.mode && (was.mode != CZ_STREAM_PROBE || was.probes == p->main.probes)) return 0;
+    if (cfg->dreg_mode != CZ_STREAM_AUTO || cfg->dreg_probes_given)
+        return cz_error_set(err, CZ_EINVAL, "%s: the run's DREG stream is %s%s, this run asks for %s (it cannot "
+                            "change within a run): resume with --dreg-mode %s", path, cz_stream_mode_name(was.mode),
+                            mode ? "" : " (a chainz before --dreg-mode)", cz_stream_mode_name(p->main.mode),
+                            cz_stream_mode_name(was.mode));
+    int rc = cz_stream_check(m, &was, err);
+    if (rc) return rc;
+    p->main = was;
+    snprintf(p->why, sizeof p->why, "%s at stream width %zu, as the run began (%s)", cz_stream_mode_name(was.mode),
+             cz_stream_width(m, &was), mode ? "its configuration" : "a chainz before --dreg-mode");
+    plan_tau(p, cfg, m);
+    *changed = 1;
+    return 0;
+}
+
+void cz_stream_plan_json(const cz_stream_plan *p, char *buf, size_t len)
+{
+    snprintf(buf, len, ", \"dreg_mode\": \"%s\", \"dreg_probes\": %d, \"tau_jacobian_fraction\": %.17g",
+             cz_stream_mode_name(p->main.mode), p->main.mode == CZ_STREAM_PROBE ? p->main.probes : 0,
+             p->tau_fraction);
+}

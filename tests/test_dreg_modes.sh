@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# The DREG stream modes end to end (docs/DESIGN.md section 6, "Jacobian stream modes"):
+#  - gram trains the same model as exact to float rounding (final parameters within 1e-4
+#    relative of the largest), and not by running exact (some byte differs);
+#  - probe and gram: 1, 2 and 3 ranks give the same bytes (checkpoint, metrics, history),
+#    and a run stopped and resumed equals the uninterrupted one;
+#  - auto: exact, gram or probe from the shapes, logged and recorded in config.json;
+#    a resume keeps the run's mode (auto adopts it, another --dreg-mode is refused);
+#  - a lambda = 0 baseline measures the layer-Jacobian families on a seeded subsample:
+#    the fraction is logged, the histograms hold that share of the samples, and 1 and 2
+#    ranks give the same bytes;
+#  - misuse is refused with a message (gram wider than the input, probes without probe).
+# Usage: test_dreg_modes.sh BUILD_DIR
+set -uo pipefail
+build=$(cd "$1" && pwd)
+chainz="$build/chainz"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0} OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+# shellcheck source=lib/bitwise.sh
+. "$(dirname "$0")/lib/bitwise.sh"
+bw_init "$build" || exit 1
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fails=0
+ok() { echo "ok: $*"; }
+bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
+py=/usr/bin/python3
+[ -x "$py" ] || py=python3
+run() { local p=$1; shift; timeout 120 mpirun -np "$p" --bind-to none "$chainz" "$@"; }
+
+"$build/make_data" "$work/x.h5" --n 600 --d 30 --classes 3 --seed 4 >/dev/null || exit 1
+common=(train --data "$work/x.h5" --layers 12,8 --epochs 2 --batch 64 --micro-batch 16 --dropout 0.1 --dreg 0.05
+        --seed 3 --log-seconds 1000)
+
+# ---- gram == exact to rounding ----
+run 1 "${common[@]}" --dreg-mode exact --out "$work/exact" >"$work/exact.log" 2>&1 || bad "exact run: $(tail -2 "$work/exact.log")"
+run 1 "${common[@]}" --dreg-mode gram --out "$work/gram" >"$work/gram.log" 2>&1 || bad "gram run: $(tail -2 "$work/gram.log")"
+cmp_out=$("$py" - "$(bw_final_ckpt "$work/exact")" "$(bw_final_ckpt "$work/gram")" <<'EOF' 2>&1
+import sys, h5py, numpy as np
+a, b = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
+worst, same = 0.0, True
+def visit(name, obj):
+    global worst, same
+    if isinstance(obj, h5py.Dataset) and (name.startswith("model/layer") or name.startswith("model/output")):
+        x, y = obj[()].astype(np.float64), b[name][()].astype(np.float64)
+        worst = max(worst, np.max(np.abs(x - y)) / max(np.max(np.abs(x)), 1e-30))
+        same = same and obj[()].tobytes() == b[name][()].tobytes()
+a.visititems(visit)
+print(f"{worst:.3g} {int(same)}")
+EOF
+)
+read -r worst same <<<"$cmp_out"
+if awk -v w="$worst" 'BEGIN { exit !(w < 1e-4) }' && [ "$same" = 0 ]; then
+    ok "gram trains the model exact trains: largest difference $worst of the largest parameter (not the same bytes)"
+else
+    bad "gram vs exact: '$cmp_out' (want < 1e-4, and bytes that differ)"
+fi
+grep -q "DREG stream gram at stream width 12 (--dreg-mode)" "$work/gram.log" && ok "the log names the stream" ||
+    bad "no stream line: $(grep 'DREG stream' "$work/gram.log")"
+
+# ---- probe and gram: any rank count, and resume ----
+for mode in "probe --dreg-probes 4" "gram"; do
+    name=${mode%% *}
+    ref=""
+    for p in 1 2 3; do
+        out="$work/$name-$p"
+        run "$p" "${common[@]}" --dreg-mode $mode --out "$out" >"$out.log" 2>&1 || { bad "$name on $p ranks: $(tail -2 "$out.log")"; continue; }
+        if [ -z "$ref" ]; then ref=$out; continue; fi
+        if bw_same_run "$ref" "$out"; then ok "$name: $p ranks give the bytes of 1 rank"; else bad "$name: $p ranks differ from 1"; fi
+    done
+    out="$work/$name-resumed"
+    run 2 "${common[@]}" --dreg-mode $mode --out "$out" --max-steps 13 >"$out.1.log" 2>&1 || bad "$name: first part"
+    run 3 "${common[@]}" --out "$out" --resume auto >"$out.2.log" 2>&1 || bad "$name: resume: $(tail -2 "$out.2.log")"
+    # auto would pick gram for these shapes: a probe run is continued as probe, and says so
+    want="DREG stream gram: exact Jacobians"
+    [ "$name" = probe ] && want="DREG stream probe at stream width 4, as the run began (its configuration)"
+    grep -qF "$want" "$out.2.log" || bad "$name: resumed with auto: $(grep 'DREG stream' "$out.2.log")"
+    if bw_same_ckpt "$(bw_final_ckpt "$ref")" "$(bw_final_ckpt "$out")"; then
+        ok "$name: stopped at step 13 on 2 ranks, resumed on 3 (auto): the bytes of the uninterrupted run"
+    else
+        bad "$name: the resumed run differs from the uninterrupted one"
+    fi
+done
+st=0
+run 1 "${common[@]}" --dreg-mode exact --out "$work/probe-1" --resume auto >"$work/mis.log" 2>&1 || st=$?
+[ "$st" -eq 1 ] && grep -q "the run's DREG stream is probe, this run asks for exact (it cannot change within a run): resume with --dreg-mode probe" "$work/mis.log" &&
+    ok "another --dreg-mode on resume is refused" || bad "mode change on resume: status $st, $(tail -2 "$work/mis.log")"
+
+# ---- auto ----
+"$build/make_data" "$work/wide.h5" --n 96 --d 300 --classes 3 --seed 5 >/dev/null || exit 1
+for case in "260:probe:16 random directions" "40:gram:exact Jacobians at stream width 40" "12,8:exact:"; do
+    IFS=: read -r layers want words <<<"$case"
+    data=$work/wide.h5
+    [ "$want" = exact ] && data=$work/x.h5 && layers=40,8
+    run 1 train --data "$data" --layers "$layers" --epochs 1 --batch 32 --out "$work/auto-$want" >"$work/auto-$want.log" 2>&1 ||
+        { bad "auto $want: $(tail -2 "$work/auto-$want.log")"; continue; }
+    if grep -q "DREG stream $want: .*$words" "$work/auto-$want.log" &&
+        grep -q "\"dreg_mode\": \"$want\"" "$work/auto-$want/config.json"; then
+        ok "auto picks $want for --layers $layers on d = $(grep -o 'd = [0-9]*' "$work/auto-$want.log" | head -1), logged and in config.json"
+    else
+        bad "auto $want: $(grep 'DREG stream' "$work/auto-$want.log"); $(grep -o '"dreg_mode": "[a-z]*"' "$work/auto-$want/config.json")"
+    fi
+done
+
+# ---- a lambda = 0 baseline: Jacobian families on a seeded subsample ----
+"$build/make_data" "$work/big.h5" --n 3000 --d 40 --classes 3 --seed 6 >/dev/null || exit 1
+for p in 1 2; do
+    run "$p" train --data "$work/big.h5" --layers 16,16 --act relu --epochs 1 --batch 128 --micro-batch 32 \
+        --out "$work/base-$p" >"$work/base-$p.log" 2>&1 || bad "baseline on $p ranks: $(tail -2 "$work/base-$p.log")"
+done
+frac=$(sed -nE 's/.*tau layer-Jacobian families: exact \(gram\) on a seeded ([0-9.]+) % of each epoch.*/\1/p' "$work/base-1.log")
+grep -q "DREG stream none: lambda is 0 for the whole run" "$work/base-1.log" || bad "baseline: no 'stream none' line"
+counts=$("$py" -c '
+import sys, h5py
+f = h5py.File(sys.argv[1], "r")
+print(int(f["tau/jacobian/layer_2/count"][0]), int(f["tau/input_grad/count"][0]))' "$work/base-1/metrics.h5" 2>&1)
+read -r nj ni <<<"$counts"
+if [ -n "$frac" ] && awk -v f="$frac" -v j="$nj" -v i="$ni" 'BEGIN { e = f / 100 * i; exit !(i == 3000 && j > 0.8 * e && j < 1.2 * e) }'; then
+    ok "baseline: Jacobian norms of $nj of $ni samples (the logged $frac %), input gradients of all"
+else
+    bad "baseline: fraction '$frac', counts '$counts'"
+fi
+bw_same_run "$work/base-1" "$work/base-2" && ok "baseline: the subsample is the same on 2 ranks (bytes)" || bad "baseline: 1 and 2 ranks differ"
+
+# ---- misuse ----
+st=0; run 1 train --data "$work/x.h5" --layers 40 --dreg-mode gram --out "$work/m1" >"$work/m1.log" 2>&1 || st=$?
+[ "$st" -eq 1 ] && grep -q "needs the first hidden layer (40) no wider than the input (d = 30)" "$work/m1.log" &&
+    ok "gram wider than the input: refused" || bad "gram n_1 > d: status $st, $(tail -1 "$work/m1.log")"
+st=0; "$chainz" train --data "$work/x.h5" --out "$work/m2" --dreg-mode exact --dreg-probes 8 >"$work/m2.log" 2>&1 || st=$?
+[ "$st" -eq 1 ] && grep -q "dreg-probes applies to --dreg-mode probe" "$work/m2.log" && ok "--dreg-probes with exact: refused" ||
+    bad "--dreg-probes with exact: status $st, $(tail -1 "$work/m2.log")"
+st=0; "$chainz" train --data "$work/x.h5" --out "$work/m3" --dreg-mode fast >"$work/m3.log" 2>&1 || st=$?
+[ "$st" -eq 1 ] && grep -q "expected exact, gram, probe or auto" "$work/m3.log" && ok "--dreg-mode fast: refused" ||
+    bad "--dreg-mode fast: status $st"
+
+[ $fails -eq 0 ] && echo "test_dreg_modes: all passed" || echo "test_dreg_modes: $fails failure(s)"
+[ $fails -eq 0 ]

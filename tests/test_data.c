@@ -1,6 +1,7 @@
 /* chainz-data files (include/chainz/data.h): write/open round trip of features, labels
  * and attributes, the shared mapping of contiguous float32 files, row gathering in the
- * asked order, errors naming the file, and atomic writing. */
+ * asked order, errors naming the file, atomic writing, and a chunked deflated /features
+ * loaded whole (the rows of the hyperslab path, bit for bit). */
 #include <dirent.h>
 #include <math.h>
 #include <setjmp.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <hdf5.h>
 
 #include "chainz/data.h"
 #include "chainz/rng.h"
@@ -274,6 +276,87 @@ static void test_data_refuses_non_regular_file(void **state)
     assert_non_null(strstr(err.msg, "directory"));
 }
 
+/* f->x as /features [N x D] in chunks of 7 x 4 with shuffle and deflate (what h5py's
+ * chunks=, compression='gzip' makes), int32 labels, the chainz-data attributes */
+static void write_chunked(const fixture *f)
+{
+    hid_t file = H5Fcreate(f->path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t dims[2] = {N, D}, chunk[2] = {7, 4}, n = N;
+    hid_t sp = H5Screate_simple(2, dims, NULL), lsp = H5Screate_simple(1, &n, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 2, chunk);
+    H5Pset_shuffle(dcpl);
+    H5Pset_deflate(dcpl, 4);
+    hid_t x = H5Dcreate2(file, "features", H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    hid_t y = H5Dcreate2(file, "labels", H5T_STD_I32LE, lsp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(H5Dwrite(x, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, f->x) >= 0);
+    assert_true(H5Dwrite(y, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, f->yc) >= 0);
+    hid_t as = H5Screate(H5S_SCALAR), st = H5Tcopy(H5T_C_S1);
+    const char *names[2] = {"format", "task"}, *vals[2] = {"chainz-data", "classify"};
+    for (int i = 0; i < 2; i++) {
+        H5Tset_size(st, strlen(vals[i]));
+        hid_t a = H5Acreate2(file, names[i], st, as, H5P_DEFAULT, H5P_DEFAULT);
+        H5Awrite(a, st, vals[i]);
+        H5Aclose(a);
+    }
+    const char *inames[2] = {"version", "classes"};
+    int ivals[2] = {1, 4};
+    for (int i = 0; i < 2; i++) {
+        hid_t a = H5Acreate2(file, inames[i], H5T_STD_I32LE, as, H5P_DEFAULT, H5P_DEFAULT);
+        H5Awrite(a, H5T_NATIVE_INT, &ivals[i]);
+        H5Aclose(a);
+    }
+    H5Tclose(st);
+    H5Sclose(as);
+    H5Dclose(x);
+    H5Dclose(y);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+    H5Sclose(lsp);
+    H5Fclose(file);
+}
+
+static void test_data_chunked_loads_whole_bit_for_bit(void **state)
+{
+    fixture *f = *state;
+    f->x[5 * D + 2] = NAN;
+    write_chunked(f);
+    cz_error err = {0};
+    cz_data *ds = NULL;
+    assert_int_equal(cz_data_open(&ds, f->path, &err), 0);
+    cz_data_layout lay;
+    cz_data_get_layout(ds, &lay);
+    assert_int_equal(lay.chunked, 1);
+    assert_int_equal(lay.chunk[0], 7);
+    assert_int_equal(lay.chunk[1], 4);
+    assert_string_equal(lay.filters, "shuffle+deflate level 4");
+    assert_int_equal(lay.bytes, N * D * sizeof(float));
+    assert_int_equal(cz_data_is_mapped(ds), 0);
+    /* the hyperslab path first, then the loaded matrix: the same bytes for every row */
+    cz_rng rng;
+    cz_rng_seed(&rng, 5);
+    uint64_t perm[N - 1];
+    for (size_t i = 0, k = 0; i < N; i++)
+        if (i != 5) perm[k++] = i;
+    float slab[(N - 1) * D], mem[(N - 1) * D], *all = malloc(lay.bytes);
+    assert_non_null(all);
+    assert_int_equal(cz_data_read_rows(ds, perm, N - 1, slab, &err), 0);
+    memset(all, 0xff, lay.bytes);
+    assert_int_equal(cz_data_load_features(ds, all, &err), 0);
+    assert_memory_equal(all, f->x, 5 * D * sizeof(float));
+    cz_data_attach_features(ds, all);
+    assert_int_equal(cz_data_in_memory(ds), 1);
+    assert_int_equal(cz_data_read_rows(ds, perm, N - 1, mem, &err), 0);
+    assert_memory_equal(mem, slab, sizeof slab);
+    for (size_t r = 0; r < N - 1; r++) assert_memory_equal(mem + r * D, f->x + perm[r] * D, D * sizeof(float));
+    /* a bad value is still named when its row is served from memory */
+    const uint64_t bad[2] = {4, 5};
+    assert_int_equal(cz_data_read_rows(ds, bad, 2, mem, &err), CZ_EINVAL);
+    assert_non_null(strstr(err.msg, "row 5 column 2"));
+    cz_data_close(ds);
+    free(all);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -286,6 +369,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_data_write_is_atomic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_data_open_errors_name_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_data_refuses_non_regular_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_data_chunked_loads_whole_bit_for_bit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,10 +1,12 @@
 /* chainz-data HDF5 sets (docs/DESIGN.md section 3): /features [N, d], /labels [N] and
  * attributes format="chainz-data", version, task, classes, source.
  *
- * Reading never loads the whole feature matrix: rows are read on demand, from a shared
- * read-only mapping of the contiguous dataset when the file allows it (all ranks of a
- * node then share the page cache: one copy per node, not per rank), otherwise by HDF5
- * hyperslab selections of exactly the rows asked for. float64 features and int64 labels
+ * Rows are read on demand, from a shared read-only mapping of the contiguous dataset when
+ * the file allows it (all ranks of a node then share the page cache: one copy per node,
+ * not per rank), otherwise by HDF5 hyperslab selections of exactly the rows asked for. A
+ * chunked /features (often deflated: what h5py writes with chunks=True or compression=)
+ * costs a whole chunk per random row; the caller may then load the matrix once
+ * (cz_data_load_features, into memory it shares across a node) and attach it. float64 features and int64 labels
  * (what h5py/numpy write naturally) are converted on read. This module knows no MPI. */
 #ifndef CHAINZ_DATA_H
 #define CHAINZ_DATA_H
@@ -38,8 +40,29 @@ int cz_data_open(cz_data **out, const char *path, cz_error *err);
 void cz_data_close(cz_data *ds);
 const cz_data_info *cz_data_get_info(const cz_data *ds);
 const char *cz_data_path(const cz_data *ds);
-/* 1 if rows come from a shared mapping, 0 if from hyperslab reads. */
+/* 1 if rows come from a shared mapping of the file, 0 otherwise (hyperslab reads, or an
+ * attached matrix: cz_data_in_memory). */
 int cz_data_is_mapped(const cz_data *ds);
+
+/* How /features is stored. */
+typedef struct {
+    int chunked;          /* 1: chunked layout (random rows then cost a chunk each) */
+    size_t chunk[2];      /* chunk shape, rows x columns (when chunked) */
+    char filters[160];    /* the filter pipeline, e.g. "shuffle+deflate level 4", or "no filter" */
+    size_t bytes;         /* the matrix as float32 in memory: N x d x 4 (fits: checked at open) */
+} cz_data_layout;
+
+void cz_data_get_layout(const cz_data *ds, cz_data_layout *lay);
+/* Reads all of /features into x [N x d] float32, band of chunks by band of chunks in file
+ * order (each chunk is read and decompressed once); the values are those
+ * cz_data_read_rows gives, bit for bit. @return 0, or CZ_EIO naming the file, the dataset
+ * and its filters. */
+int cz_data_load_features(cz_data *ds, float *x, cz_error *err);
+/* From now on rows come from x [N x d] (borrowed; it must outlive ds, or be detached
+ * with NULL), checked as before. */
+void cz_data_attach_features(cz_data *ds, const float *x);
+/* 1 if rows come from an attached in-memory matrix. */
+int cz_data_in_memory(const cz_data *ds);
 
 /* All labels [N] (small: every rank may hold them): classes as int32 (y_class) or values
  * as float (y_value, regress); the other pointer is NULL. */

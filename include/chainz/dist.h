@@ -41,6 +41,24 @@ int cz_dist_gather(const cz_dist *d, const void *send, size_t n, size_t elem_byt
 /* The number of ranks on this rank's node (ranks that share memory). Collective. */
 int cz_dist_local_size(const cz_dist *d, int *local, cz_error *err);
 
+/* Memory shared by the ranks of one node (an MPI-3 shared window on the node's
+ * communicator, MPI_Comm_split_type(MPI_COMM_TYPE_SHARED)): one copy per node of what
+ * every rank reads, e.g. a data set that cannot be mapped from its file. */
+typedef struct cz_dist_shared cz_dist_shared;
+
+/* Allocates `bytes` (> 0) shared by this node's ranks: the node's first rank owns them and
+ * every rank's *base points at the same bytes; *leader is 1 on that one rank per node,
+ * which fills them, then every rank of the node calls cz_dist_node_shared_publish.
+ * Collective over the world. @return 0, or CZ_ENOMEM / CZ_ERUNTIME agreed by all ranks
+ * (then *sh is NULL). */
+int cz_dist_node_shared_alloc(const cz_dist *d, size_t bytes, cz_dist_shared **sh, void **base, int *leader,
+                              cz_error *err);
+/* Makes what the leader wrote visible to the other ranks of its node (memory
+ * synchronization and a barrier of the node). Collective over the node. */
+int cz_dist_node_shared_publish(cz_dist_shared *sh, cz_error *err);
+/* Frees the window. NULL-safe; collective over the node when sh is not NULL. */
+void cz_dist_node_shared_free(cz_dist_shared *sh);
+
 /* Compares a checksum of the parameters across ranks; a mismatch is CZ_ERUNTIME naming
  * the ranks that drifted. An allocation failure on any rank is agreed before the
  * collective, so all ranks return it together. */

@@ -230,3 +230,88 @@ int cz_dist_check_replicas(const cz_dist *d, uint64_t checksum, cz_error *err)
                         "the ranks no longer train the same model", n_bad > 1 ? "s" : "", list,
                         n_bad > 1 ? "" : "s", (unsigned long long)ref);
 }
+
+struct cz_dist_shared {
+    MPI_Comm node;
+    MPI_Win win;
+    int locked;
+};
+
+int cz_dist_node_shared_alloc(const cz_dist *d, size_t bytes, cz_dist_shared **sh, void **base, int *leader,
+                              cz_error *err)
+{
+    *sh = NULL;
+    *base = NULL;
+    *leader = 0;
+    cz_dist_shared *s = calloc(1, sizeof *s);
+    int rc = cz_dist_agree(d, s ? 0 : cz_error_set(err, CZ_ENOMEM, "out of memory"), err);
+    if (rc) {
+        free(s);
+        return rc;
+    }
+    s->node = MPI_COMM_NULL;
+    s->win = MPI_WIN_NULL;
+    int lrank = 0, ok = 1;
+    char why[MPI_MAX_ERROR_STRING] = "";
+    int mrc = MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &s->node);
+    if (mrc == MPI_SUCCESS) {
+        /* an allocation the node cannot hold must come back as an error, not abort the job */
+        MPI_Comm_set_errhandler(s->node, MPI_ERRORS_RETURN);
+        MPI_Comm_rank(s->node, &lrank);
+        void *mine = NULL;
+        /* only the node's first rank allocates: the others reach its bytes by MPI_Win_shared_query */
+        mrc = MPI_Win_allocate_shared(lrank == 0 ? (MPI_Aint)bytes : 0, 1, MPI_INFO_NULL, s->node, &mine, &s->win);
+    }
+    if (mrc == MPI_SUCCESS) {
+        MPI_Win_set_errhandler(s->win, MPI_ERRORS_RETURN);
+        MPI_Aint size = 0;
+        int unit = 0;
+        mrc = MPI_Win_shared_query(s->win, 0, &size, &unit, base);
+        if (mrc == MPI_SUCCESS && (size_t)size < bytes) ok = 0;
+    }
+    if (mrc != MPI_SUCCESS) {
+        int l = 0;
+        MPI_Error_string(mrc, why, &l);
+        ok = 0;
+    }
+    rc = cz_dist_agree(d, ok ? 0 : cz_error_set(err, CZ_ENOMEM, "cannot allocate %zu bytes of node shared memory "
+                                                "(MPI_Win_allocate_shared: %s)", bytes, why[0] ? why : "short window"),
+                       err);
+    if (rc) {
+        cz_dist_node_shared_free(s);
+        *base = NULL;
+        return rc;
+    }
+    /* passive-target epoch for the window's lifetime: MPI_Win_sync then orders the leader's
+     * stores before the barrier and the others' loads after it */
+    s->locked = MPI_Win_lock_all(MPI_MODE_NOCHECK, s->win) == MPI_SUCCESS;
+    rc = cz_dist_agree(d, s->locked ? 0 : cz_error_set(err, CZ_ERUNTIME, "MPI_Win_lock_all on the node shared "
+                                                       "window failed"), err);
+    if (rc) {
+        cz_dist_node_shared_free(s);
+        *base = NULL;
+        return rc;
+    }
+    *leader = lrank == 0;
+    *sh = s;
+    return 0;
+}
+
+int cz_dist_node_shared_publish(cz_dist_shared *sh, cz_error *err)
+{
+    MPI_CHECK(MPI_Win_sync(sh->win), err);
+    MPI_CHECK(MPI_Barrier(sh->node), err);
+    MPI_CHECK(MPI_Win_sync(sh->win), err);
+    return 0;
+}
+
+void cz_dist_node_shared_free(cz_dist_shared *sh)
+{
+    if (!sh) return;
+    if (sh->win != MPI_WIN_NULL) {
+        if (sh->locked) MPI_Win_unlock_all(sh->win);
+        MPI_Win_free(&sh->win);
+    }
+    if (sh->node != MPI_COMM_NULL) MPI_Comm_free(&sh->node);
+    free(sh);
+}

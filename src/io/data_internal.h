@@ -19,6 +19,7 @@ struct cz_data {
     const unsigned char *map;  /* whole-file read-only mapping, or NULL */
     size_t map_len;
     size_t feat_offset;     /* byte offset of /features in the file */
+    const float *mem;       /* the whole matrix [N x d] in memory (borrowed, data_shared.c), or NULL */
     int32_t *yc;
     float *yv;
     uint64_t *sorted;       /* scratch for hyperslab reads */

@@ -17,6 +17,7 @@
 #include "chainz/train.h"
 #include "node.h"
 #include "report.h"
+#include "share.h"
 
 /* a JSON string literal of s (quotes, backslashes and control characters escaped) */
 static void json_string(FILE *f, const char *s)
@@ -224,16 +225,20 @@ int cz_eval(const cz_eval_opts *o, const cz_dist *d, cz_error *err)
     /* only the Jacobian statistics need a stream: exact norms, at the narrower of d and n_1 */
     cz_stream_spec ss = {.mode = CZ_STREAM_NONE};
     if (!rc && o->tau) ss.mode = c.model.layer[0].n_out < c.model.spec.d ? CZ_STREAM_GRAM : CZ_STREAM_EXACT;
+    cz_mem_estimate me = {0};
+    cz_share share = {0};
     if (!rc) { /* before the workspace, whose size follows from untrusted sizes */
         cz_mem_request mr = {.m = &c.model, .micro_batch = M, .rows = cz_data_get_info(ds)->n,
                              .opt_moments = c.opt_len / (c.model.n_params ? c.model.n_params : 1), .tau = o->tau,
                              .tau_norms = o->tau_out[0] != 0,
                              .confusion = c.model.spec.head == CZ_HEAD_REGRESS ? 0 : (size_t)c.model.spec.classes,
                              .stream = ss};
-        cz_mem_estimate me;
         cz_mem_estimate_run(&mr, &me);
         rc = cz_mem_check(&me, mem_limit, mem_source, err);
     }
+    /* a chunked file: loaded once per node, as for training (share.h); collective */
+    rc = cz_dist_agree(d, rc, err);
+    if (!rc) rc = cz_share_features(d, ds, me.total, mem_limit, mem_source, &share, err);
     if (!rc && !(ws = cz_workspace_new_stream(&c.model, M, &ss, err))) rc = err->code;
     if (!rc) rc = cz_feed_init(&io, ds, M, c.mean, c.std, err);
     io.clip = (float)c.clip_z; /* as in training */
@@ -356,6 +361,7 @@ int cz_eval(const cz_eval_opts *o, const cz_dist *d, cz_error *err)
     cz_feed_free(&io);
     cz_workspace_free(ws);
     cz_data_close(ds);
+    cz_share_free(&share);
     cz_ckpt_free(&c);
     return rc;
 }

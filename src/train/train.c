@@ -26,6 +26,7 @@
 #include "node.h"
 #include "records.h"
 #include "report.h"
+#include "share.h"
 #include "streamplan.h"
 #include "taucollect.h"
 
@@ -65,12 +66,14 @@ typedef struct {
     double layer_sq[CZ_MAX_HIDDEN]; /* this rank's sum of ||S_l||^2 in the step (for the explanation) */
     size_t mem_limit;        /* bytes per rank (0: unknown) */
     char mem_source[160];    /* where the limit comes from */
+    cz_share share;          /* chunked inputs held once per node (share.h) */
 } trainer;
 
 static void trainer_free(trainer *t)
 {
     cz_data_close(t->train);
     cz_data_close(t->val);
+    cz_share_free(&t->share);
     free(t->train_rows);
     free(t->val_rows);
     cz_workspace_free(t->ws);
@@ -170,17 +173,21 @@ static int setup(trainer *t, int head_given, cz_error *err)
     int rc = open_data(t, head_given, err);
     /* the memory the run needs, estimated from untrusted sizes before any allocation */
     cz_optim_spec os = cfg->optim;
+    cz_mem_estimate me = {0};
     if (!rc) {
         cz_mem_request mr = {.m = &t->m, .micro_batch = (size_t)cfg->micro_batch, .batch = (size_t)cfg->batch,
                              .rows = cz_data_get_info(t->train)->n, .opt_moments = cz_optim_state_len(&os),
                              .exact = cfg->reduce == CZ_REDUCE_EXACT, .tau = cfg->tau};
         rc = cz_stream_plan_make(cfg, &t->m, mr.rows, &t->plan, err);
         mr.stream = t->plan.main;
-        cz_mem_estimate me;
         cz_mem_estimate_run(&mr, &me);
         if (!rc) rc = cz_mem_check(&me, t->mem_limit, t->mem_source, err);
     }
     rc = cz_dist_agree(d, rc, err);
+    /* a chunked file: read once per node now, rows from memory afterwards (issue 15);
+     * collective, agreed codes */
+    if (!rc) rc = cz_share_features(d, t->train, me.total, t->mem_limit, t->mem_source, &t->share, err);
+    if (!rc && t->val) rc = cz_share_features(d, t->val, me.total, t->mem_limit, t->mem_source, &t->share, err);
     if (rc) return rc;
     size_t n = t->m.n_params, dd = t->m.spec.d, M = (size_t)cfg->micro_batch;
     size_t chunks = ((size_t)cfg->batch + M - 1) / M;
@@ -272,7 +279,8 @@ static int publish_run(trainer *t, cz_error *err)
             const cz_data_info *ti = cz_data_get_info(t->train);
             printf("chainz %s: train %s (%zu rows, d = %zu, %s, %d classes, %s), %d rank%s x %d thread%s\n",
                    CHAINZ_VERSION, cfg->data, t->n_train, ti->d, cz_head_name(t->m.spec.head),
-                   ti->classes, cz_data_is_mapped(t->train) ? "shared mapping" : "hyperslab reads",
+                   ti->classes, cz_data_is_mapped(t->train) ? "shared mapping"
+                   : cz_data_in_memory(t->train) ? "node shared memory" : "hyperslab reads",
                    d->size, d->size > 1 ? "s" : "", cfg->threads, cfg->threads > 1 ? "s" : "");
             printf("chainz: BLIS %s, %s kernels (%s)\n", cz_engine_blas_version(),
                    cz_engine_blas_arch(), cz_engine_blas_choice());

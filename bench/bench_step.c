@@ -61,7 +61,13 @@ typedef struct {
     int json;
     int which; /* index into CONFIGS, or -1 for all */
     cz_stream_spec stream; /* the DREG step's stream (exact by default) */
+    int compare;           /* also time gram and probe K = 8, 16, 32, interleaved */
 } bench_opts;
+
+/* the other modes --compare times in the same reps as the step above */
+#define N_CMP 4
+static const cz_stream_spec CMP_MODES[N_CMP] = {
+    {CZ_STREAM_GRAM, 0}, {CZ_STREAM_PROBE, 8}, {CZ_STREAM_PROBE, 16}, {CZ_STREAM_PROBE, 32}};
 
 /* Per-repetition seconds of everything that is timed. */
 enum { K_NN, K_NT, K_TN, N_KINDS };
@@ -250,6 +256,14 @@ static void run_config(const bench_config *c, const bench_opts *o)
     t.step = t.sgemm + R;
     t.mlp = t.step + R;
     double *scratch = t.mlp + R;
+    /* --compare: one workspace per other mode (gram only where n_1 <= d) */
+    cz_workspace *cws[N_CMP] = {0};
+    double *ct = xalloc((size_t)N_CMP * (size_t)R * sizeof(double), "mode timings");
+    for (int k = 0; o->compare && k < N_CMP; k++) {
+        cz_error e2 = {0};
+        if (cz_stream_check(&m, &CMP_MODES[k], &e2) == 0) cws[k] = cz_workspace_new_stream(&m, B, &CMP_MODES[k], &e2);
+        if (cws[k]) step_or_die(cws[k], params, x, y, B, &dreg, grad);
+    }
 
     /* Warm-up, untimed: first touch of the workspace pages and BLIS's packing buffers. */
     double kind_tmp[N_KINDS];
@@ -272,6 +286,12 @@ static void run_config(const bench_config *c, const bench_opts *o)
         double t2 = now_s();
         t.step[r] = t1 - t0;
         t.mlp[r] = t2 - t1;
+        for (int k = 0; k < N_CMP; k++) {
+            if (!cws[k]) continue;
+            double c0 = now_s();
+            step_or_die(cws[k], params, x, y, B, &dreg, grad);
+            ct[k * R + r] = now_s() - c0;
+        }
     }
 
     /* per-rep step/sgemm: A and B of one rep share the machine's state at that moment, so
@@ -303,6 +323,11 @@ static void run_config(const bench_config *c, const bench_opts *o)
                B, o->threads, R, sgemm_gf, step_gf, ratio, 1e3 * med_step, med_paired,
                1e3 * med_mlp, ws_mb, bli_arch_string(bli_arch_query_id()), cz_stream_mode_name(o->stream.mode),
                o->stream.mode == CZ_STREAM_PROBE ? o->stream.probes : 0);
+        for (int k = 0; o->compare && k < N_CMP; k++)
+            printf("{\"config\":\"%s\",\"compare\":\"%s\",\"probes\":%d,\"step_ms\":%.3f,\"vs_step\":%.4f}\n",
+                   c->name, cz_stream_mode_name(CMP_MODES[k].mode), CMP_MODES[k].probes,
+                   cws[k] ? 1e3 * median(ct + k * R, R, scratch) : -1.0,
+                   cws[k] ? med_step / median(ct + k * R, R, scratch) : 0.0);
     } else {
         printf("config %s: d=%zu widths=", c->name, d);
         for (int l = 0; l < c->n_hidden; l++) printf("%s%zu", l ? "," : "", c->width[l]);
@@ -327,6 +352,18 @@ static void run_config(const bench_config *c, const bench_opts *o)
                100 * ratio, 100 * med_paired);
         printf("  %-30s %9.3f ms  (min %.3f ms)\n", "plain MLP step (lambda 0)", 1e3 * med_mlp,
                1e3 * minimum(t.mlp, R));
+        for (int k = 0; k < N_CMP; k++) {
+            if (!o->compare) break;
+            char name[64];
+            snprintf(name, sizeof name, "DREG step, %s%s%.0d", cz_stream_mode_name(CMP_MODES[k].mode),
+                     CMP_MODES[k].probes ? " K=" : "", CMP_MODES[k].probes);
+            if (!cws[k]) {
+                printf("  %-30s n/a (n_1 > d)\n", name);
+                continue;
+            }
+            double mk = median(ct + k * R, R, scratch);
+            printf("  %-30s %9.1f ms  (%.2fx faster than this step, same reps)\n", name, 1e3 * mk, med_step / mk);
+        }
     }
     fflush(stdout);
 
@@ -336,6 +373,8 @@ static void run_config(const bench_config *c, const bench_opts *o)
     free(sb.w);
     free(sb.dw);
     cz_workspace_free(ws);
+    for (int k = 0; k < N_CMP; k++) cz_workspace_free(cws[k]);
+    free(ct);
     free(params);
     free(grad);
     free(x);
@@ -376,7 +415,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: bench_step [--config yelp|fmnist|all] [--threads N] [--reps N] [--batch B] "
-            "[--mode exact|gram|probe] [--probes K] [--json]\n"
+            "[--mode exact|gram|probe] [--probes K] [--compare] [--json]\n"
+            "  --compare also times the step in gram and probe K=8,16,32 mode in the same reps.\n"
             "  Times the DREG training step against BLIS sgemm on the step's stream GEMM shapes,\n"
             "  interleaved per repetition; reports medians. Defaults: all, 1 thread, 5 reps,\n"
             "  B=128.\n");
@@ -413,6 +453,8 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--probes")) {
             o.stream.probes = (int)parse_long(a, v, 1, 4096);
             i++;
+        } else if (!strcmp(a, "--compare")) {
+            o.compare = 1;
         } else if (!strcmp(a, "--json")) {
             o.json = 1;
         } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {

@@ -1,5 +1,5 @@
 /* MPI wrappers (include/chainz/dist.h), run with 3 ranks under mpiexec: the exact
- * fixed-point allreduce, agreement on the first failure, the replica drift check and the
+ * fixed-point allreduce, the reducer's one allreduce, agreement on the first failure, the replica drift check and the
  * plain reductions. Every rank holds different data.
  *
  * Each test makes all its collective calls before its first check of a result: a failed
@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "chainz/dist.h"
+#include "chainz/reducer.h"
 #include "chainz/rng.h"
 
 static cz_dist g_dist;
@@ -80,6 +81,49 @@ static void test_dist_sum_fixed_equals_single_accumulator(void **state)
     cz_fixed_free(&ref);
     cz_fixed_free(&mine);
     free(all);
+}
+
+/* The reducer's one allreduce: 3 ranks holding uneven, rotated shares of 7 chunks give
+ * the bytes of one process that added all 7 (gradient, scalars), with the bad values of
+ * two ranks counted and one rank's failure flag seen by all. */
+static void test_dist_reducer_equals_single_process(void **state)
+{
+    (void)state;
+    enum { NV = 301, NC = 7, NS = 4 };
+    const cz_dist *d = &g_dist;
+    float *g = malloc((size_t)NC * NV * sizeof *g);
+    double sc[NC * NS];
+    assert_non_null(g);
+    cz_rng r;
+    cz_rng_seed(&r, 4242);
+    for (size_t i = 0; i < (size_t)NC * NV; i++) g[i] = (float)value_at(&r);
+    for (size_t i = 0; i < NC * NS; i++) sc[i] = value_at(&r);
+    g[2 * NV + 5] = NAN;      /* chunk 2 */
+    g[6 * NV + 9] = 1e13f;    /* chunk 6: beyond 2^42 */
+    cz_reducer ref, mine;
+    cz_error err = {0};
+    int rc1 = cz_reducer_init(&ref, NV, NS, NC, 1, &err), rc2 = cz_reducer_init(&mine, NV, NS, NC, 1, &err);
+    cz_reducer_begin(&ref, NC);
+    cz_reducer_begin(&mine, NC);
+    for (size_t c = 0; c < NC; c++) cz_reducer_add(&ref, c, g + c * NV, sc + c * NS);
+    size_t b = share_begin((d->rank + 1) % d->size, d->size) * NC / N_VALUES;
+    size_t e = share_begin((d->rank + 1) % d->size + 1, d->size) * NC / N_VALUES;
+    for (size_t c = e; c-- > b;) cz_reducer_add(&mine, c, g + c * NV, sc + c * NS);
+    if (d->rank == 2) cz_reducer_fail(&mine);
+    float want[NV], got[NV];
+    double want_sc[NS], got_sc[NS];
+    cz_reduced wr, gr;
+    cz_reducer_result(&ref, 12.0, want, want_sc, &wr);
+    int rc = cz_reducer_finish(&mine, d, 12.0, got, got_sc, &gr, &err);
+    assert_int_equal(rc1 | rc2 | rc, 0);
+    assert_memory_equal(got, want, sizeof got);
+    assert_memory_equal(got_sc, want_sc, sizeof got_sc);
+    assert_int_equal(gr.bad, 2);
+    assert_int_equal(gr.failed, 1);
+    assert_int_equal(wr.failed, 0);
+    cz_reducer_free(&ref);
+    cz_reducer_free(&mine);
+    free(g);
 }
 
 typedef struct {
@@ -288,6 +332,7 @@ int main(int argc, char **argv)
     if (g_dist.rank != 0 && !freopen("/dev/null", "w", stdout)) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dist_sum_fixed_equals_single_accumulator),
+        cmocka_unit_test(test_dist_reducer_equals_single_process),
         cmocka_unit_test(test_dist_agree_one_rank_fails),
         cmocka_unit_test(test_dist_agree_lowest_failing_rank_wins),
         cmocka_unit_test(test_dist_agree_all_ok),

@@ -23,7 +23,7 @@ int cz_size_add(size_t a, size_t b, size_t *out);
 
 typedef struct {
     size_t params;     /* parameters, gradient, reduction buffer, optimizer moments */
-    size_t reduce;     /* exact 128-bit accumulator and the per-chunk scalars */
+    size_t reduce;     /* exact two-limb sums (reducer.h) and the per-chunk scalars */
     size_t workspace;  /* engine workspace: value stream and Jacobian stream */
     size_t data;       /* labels, row indices, chunk buffers, feature statistics */
     size_t tau;        /* histograms */

@@ -22,7 +22,8 @@ void cz_dist_abort(int code);
  * every rank stops together with the same message. */
 int cz_dist_agree(const cz_dist *d, int status, cz_error *err);
 
-/* Sums fixed-point accumulators over all ranks, in place (exact: integer addition). */
+/* Sums fixed-point accumulators over all ranks, in place (exact: integer addition); the
+ * tau histograms use it, the step's gradient goes through reducer.h. */
 int cz_dist_sum_fixed(const cz_dist *d, cz_fixed_acc *a, cz_error *err);
 int cz_dist_sum_float(const cz_dist *d, float *x, size_t n, cz_error *err);
 int cz_dist_sum_double(const cz_dist *d, double *x, size_t n, cz_error *err);

@@ -1,7 +1,7 @@
 /* The training and evaluation loops over MPI ranks (docs/DESIGN.md section 2).
  * Global batch k of an epoch is cut into fixed-size chunks of --micro-batch samples;
  * rank r computes a contiguous share of the chunks; chunk gradients are summed exactly
- * (128-bit fixed point, integer MPI sum) and divided by the GLOBAL sample count, so that
+ * (two-limb fixed point, one integer MPI sum: reducer.h) and divided by the GLOBAL sample count, so that
  * any number of ranks and threads trains the same parameters bit for bit. */
 #ifndef CHAINZ_TRAIN_H
 #define CHAINZ_TRAIN_H

@@ -1,6 +1,8 @@
 /* Divergence detection on the reduced per-step scalars (diverge.h). */
 #include "diverge.h"
 
+#include "chainz/reducer.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -113,11 +115,11 @@ static void param_name(const cz_model *m, size_t i, char *buf, size_t len)
 int cz_diverge_overflow(const cz_model *m, const float *g, size_t n, long step, int summed, cz_error *err)
 {
     size_t i = 0;
-    while (i < n && isfinite(g[i]) && fabs((double)g[i]) < 0x1p46) i++;
+    while (i < n && isfinite(g[i]) && fabs((double)g[i]) < CZ_REDUCER_RANGE) i++;
     char name[96];
     param_name(m, i < n ? i : 0, name, sizeof name);
     return cz_error_set(err, CZ_ERUNTIME, "step %ld: %sgradient of %s = %g is %s (training diverged: lower --lr, "
                         "--dreg or --clip-grad-norm, a new run with --clip-z, or rescale the targets)", step + 1, summed ? "the summed " : "a chunk's ", name,
                         i < n ? (double)g[i] : NAN,
-                        i < n && isfinite(g[i]) ? "beyond the exact reduction's range (|g| < 7.0e13)" : "not finite");
+                        i < n && isfinite(g[i]) ? "beyond the exact reduction's range (|g| < " CZ_REDUCER_RANGE_TEXT ")" : "not finite");
 }

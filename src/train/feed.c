@@ -211,7 +211,7 @@ int cz_feed_holdout(uint64_t *perm, size_t N, double fraction, uint64_t seed, co
 }
 
 /* The same doubles, added in the same order, whatever the world size; and none of them
- * passes through the gradient's fixed point, whose range (2^46) a loss sum of large
+ * passes through the gradient's fixed point, whose range (2^42) a loss sum of large
  * regression targets exceeds. */
 int cz_feed_sum_scalars(const cz_dist *d, double *per_chunk, size_t C, double out[CZ_SC_N], cz_error *err)
 {

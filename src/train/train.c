@@ -17,8 +17,8 @@
 #include "chainz/checkpoint.h"
 #include "chainz/data.h"
 #include "chainz/engine.h"
-#include "chainz/fixed.h"
 #include "chainz/metrics.h"
+#include "chainz/reducer.h"
 #include "chainz/runstate.h"
 #include "diverge.h"
 #include "eval.h"
@@ -47,9 +47,9 @@ typedef struct {
     cz_model m;
     cz_workspace *ws;
     cz_stream_plan plan;     /* the DREG stream and where the tau Jacobian families come from */
-    float *params, *grad, *gsum, *opt;
+    float *params, *grad, *opt;
     float *mean, *std;
-    cz_fixed_acc acc;
+    cz_reducer red;          /* the step's gradient and scalar sums, exact or float */
     cz_feed io, vio;
     cz_schedule lr_s, dreg_s;
     size_t steps_per_epoch;
@@ -61,7 +61,6 @@ typedef struct {
     cz_metrics *mx;          /* rank 0 */
     cz_run_lock lock;        /* rank 0: RUN_DIR/run.lock for the whole run */
     cz_data_identity data_id;
-    double *chunk_sc;        /* [chunks per step x CZ_SC_N] scalars of one step, by chunk */
     cz_diverge dv;           /* running levels of the loss and DREG terms */
     double layer_sq[CZ_MAX_HIDDEN]; /* this rank's sum of ||S_l||^2 in the step (for the explanation) */
     size_t mem_limit;        /* bytes per rank (0: unknown) */
@@ -79,15 +78,13 @@ static void trainer_free(trainer *t)
     cz_workspace_free(t->ws);
     free(t->params);
     free(t->grad);
-    free(t->gsum);
     free(t->opt);
     free(t->mean);
     free(t->std);
-    cz_fixed_free(&t->acc);
+    cz_reducer_free(&t->red);
     cz_feed_free(&t->io);
     cz_feed_free(&t->vio);
     free(t->config_json);
-    free(t->chunk_sc);
     cz_tau_set_free(&t->ts);
     cz_metrics_close(t->mx);
     cz_run_lock_release(&t->lock);
@@ -190,16 +187,16 @@ static int setup(trainer *t, int head_given, cz_error *err)
     if (!rc && t->val) rc = cz_share_features(d, t->val, me.total, t->mem_limit, t->mem_source, &t->share, err);
     if (rc) return rc;
     size_t n = t->m.n_params, dd = t->m.spec.d, M = (size_t)cfg->micro_batch;
-    size_t chunks = ((size_t)cfg->batch + M - 1) / M;
+    size_t per_step = (size_t)cfg->batch < t->n_train ? (size_t)cfg->batch : t->n_train; /* full batch */
+    size_t chunks = (per_step + M - 1) / M;
     t->params = malloc(n * sizeof(float));
     t->grad = malloc(n * sizeof(float));
-    t->gsum = malloc(n * sizeof(float));
     t->opt = calloc(cz_optim_state_len(&os) * n, sizeof(float));
     t->mean = malloc(dd * sizeof(float));
     t->std = malloc(dd * sizeof(float));
-    if (!t->params || !t->grad || !t->gsum || !t->opt || !t->mean || !t->std ||
-        cz_fixed_init(&t->acc, n + CZ_SC_N))
+    if (!t->params || !t->grad || !t->opt || !t->mean || !t->std)
         rc = cz_error_set(err, CZ_ENOMEM, "out of memory for %zu parameters", n);
+    if (!rc) rc = cz_reducer_init(&t->red, n, CZ_SC_N, chunks, cfg->reduce == CZ_REDUCE_EXACT, err);
     if (!rc && !(t->ws = cz_workspace_new_stream(&t->m, M, &t->plan.main, err))) rc = err->code;
     if (!rc) rc = cz_feed_init(&t->io, t->train, M, cfg->standardize ? t->mean : NULL, t->std, err);
     if (!rc) rc = cz_feed_init(&t->vio, t->val ? t->val : t->train, M,
@@ -207,8 +204,6 @@ static int setup(trainer *t, int head_given, cz_error *err)
     if (!rc && cfg->tau) rc = cz_tau_set_init(&t->ts, t->m.n_hidden, M, 1, err);
     if (!rc && cfg->tau && !t->plan.tau_from_step)
         rc = cz_tau_set_sampler_init(&t->ts, &t->m, &t->plan.tau, CZ_TAU_SAMPLE_BATCH, t->plan.tau_fraction, err);
-    if (!rc && !(t->chunk_sc = calloc(chunks * CZ_SC_N, sizeof(double))))
-        rc = cz_error_set(err, CZ_ENOMEM, "out of memory for the per-chunk sums");
     rc = cz_dist_agree(d, rc, err);
     if (rc) return rc;
     /* a bad value in the validation set stops the run now, not after the first epoch */
@@ -307,7 +302,7 @@ static int publish_run(trainer *t, cz_error *err)
     return cz_dist_agree(d, rc, err);
 }
 
-/* One optimizer step on global batch rows[0..nb): chunks of M, exact reduction. */
+/* One optimizer step on global batch rows[0..nb): chunks of M, one reduction (reducer.h). */
 static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, long epoch,
                       double lambda, double lr, double sc[CZ_SC_N], cz_error *err)
 {
@@ -319,10 +314,7 @@ static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, lo
      * rank sits idle for the whole run. Each chunk's gradient is the same wherever it is
      * computed and the sums are exact, so the bits do not move. */
     cz_feed_my_chunks(C, (int)(((long)d->rank + step) % d->size), d->size, &c0, &c1);
-    int exact = cfg->reduce == CZ_REDUCE_EXACT;
-    if (exact) cz_fixed_zero(&t->acc);
-    else memset(t->gsum, 0, n * sizeof(float));
-    memset(t->chunk_sc, 0, C * CZ_SC_N * sizeof(double));
+    cz_reducer_begin(&t->red, C);
     memset(t->layer_sq, 0, sizeof t->layer_sq);
     cz_step_opts opts = {.lambda = lambda, .train = 1, .stream = t->plan.tau_from_step};
     uint64_t epoch_key = cz_hash64(cfg->seed, 0x64726f70ULL + (uint64_t)epoch); /* "drop" */
@@ -345,30 +337,16 @@ static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, lo
             for (size_t b = 0; sq && b < mb; b++) t->layer_sq[l] += sq[b];
         }
         double v[CZ_SC_N] = {s.task.loss, s.dreg, s.task.correct, s.task.abs_err};
-        memcpy(t->chunk_sc + c * CZ_SC_N, v, sizeof v);
-        if (exact) {
-            long bad = t->acc.bad;
-            cz_fixed_add_float(&t->acc, 0, t->grad, n);
-            if (t->acc.bad != bad) rc = cz_diverge_overflow(&t->m, t->grad, n, step, 0, err);
-        } else {
-            for (size_t i = 0; i < n; i++) t->gsum[i] += t->grad[i];
-        }
+        if (cz_reducer_add(&t->red, c, t->grad, v)) rc = cz_diverge_overflow(&t->m, t->grad, n, step, 0, err);
     }
-    rc = cz_dist_agree(d, rc, err);
-    if (rc) return rc;
+    /* one collective carries the gradient, the scalars and the failure flag; only a failure
+     * costs a second one, which brings the failing rank's message to every rank */
+    if (rc) cz_reducer_fail(&t->red);
+    cz_reduced res;
+    int frc = cz_reducer_finish(&t->red, d, (double)nb, t->grad, sc, &res, err);
+    if (frc) return frc;
+    if (res.failed) return cz_dist_agree(d, rc, err); /* non-zero: some rank failed */
     double inv = 1.0 / (double)nb;
-    if (exact) {
-        if ((rc = cz_dist_sum_fixed(d, &t->acc, err))) return rc;
-        if (t->acc.bad) /* every rank checked its own chunks above: not reached */
-            return cz_error_set(err, CZ_ERUNTIME,
-                                "step %ld: %ld gradient values are NaN, infinite or beyond 7e13 "
-                                "(training diverged: lower --lr or --dreg)", step + 1, t->acc.bad);
-        for (size_t i = 0; i < n; i++) t->grad[i] = (float)(cz_fixed_value(&t->acc, i) * inv);
-    } else {
-        if ((rc = cz_dist_sum_float(d, t->gsum, n, err))) return rc;
-        for (size_t i = 0; i < n; i++) t->grad[i] = (float)(t->gsum[i] * inv);
-    }
-    if ((rc = cz_feed_sum_scalars(d, t->chunk_sc, C, sc, err))) return rc;
     /* identical on every rank after the reduction, so every rank stops here together */
     double gsq = 0;
     for (size_t i = 0; i < n; i++) {

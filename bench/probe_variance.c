@@ -91,6 +91,23 @@ int main(int argc, char **argv)
     printf("probe_variance: %s on %zu rows of %s, d = %zu, %zu parameters, %d draws per K\n", argv[1], B, argv[2],
            c.model.spec.d, n, R);
     printf("exact penalty (sum over the batch and layers of ||S_l||_F^2): %.6g\n", pen_x);
+    { /* the scale of that error: the exact DREG gradient of another batch of B rows */
+        float *g2 = malloc(n * sizeof(float)), *t2 = malloc(n * sizeof(float));
+        cz_feed io2;
+        if (cz_feed_init(&io2, ds, B, c.mean, c.std, &err)) die(err.msg);
+        io2.clip = io.clip;
+        for (size_t b = 0; b < B; b++) io2.rows[b] = b * (N / B) + (N / B) / 2;
+        if (cz_feed_load(&io2, B, &err)) die(err.msg);
+        if (cz_engine_step(wx, c.params, io2.x, io2.yc, io2.yv, NULL, B, &o0, t2, &s, &err)) die(err.msg);
+        double p2, e = 0;
+        dreg_grad(wx, &c, &io2, B, NULL, g2, t2, &p2);
+        for (size_t k = 0; k < n; k++) e += ((double)g2[k] - gx[k]) * ((double)g2[k] - gx[k]);
+        printf("for scale: the exact DREG gradient of another batch of %zu rows differs by %.2f%% (penalty %.6g)\n", B,
+               100 * sqrt(e) / gxn, p2);
+        cz_feed_free(&io2);
+        free(g2);
+        free(t2);
+    }
     printf("%6s %18s %14s %18s %22s\n", "K", "mean/exact", "penalty rsd", "gradient rel err", "per-sample rsd (median)");
     cz_rng rng;
     cz_rng_seed(&rng, 12345);

@@ -3,7 +3,8 @@
  * cz_dist_agree so that all ranks stop together. The parts live beside it: feed.c (chunks
  * of rows, standardization, feature statistics), eval.c (the validation pass and chainz
  * eval), taucollect.c (gradient-norm histograms), node.c (cores, threads, kernels, memory,
- * SLURM), report.c (progress lines, history and metrics rows). */
+ * SLURM), report.c (progress lines, history and metrics rows), streamplan.c (which Jacobian
+ * streams run), trainckpt.c (saving and resuming checkpoints; trainer.h holds the state). */
 #include "chainz/train.h"
 
 #include <math.h>
@@ -15,58 +16,13 @@
 #include "chainz/atomic.h"
 #include "chainz/budget.h"
 #include "chainz/checkpoint.h"
-#include "chainz/data.h"
-#include "chainz/engine.h"
-#include "chainz/metrics.h"
-#include "chainz/reducer.h"
-#include "chainz/runstate.h"
-#include "diverge.h"
 #include "eval.h"
-#include "feed.h"
 #include "node.h"
 #include "records.h"
 #include "report.h"
-#include "share.h"
-#include "streamplan.h"
-#include "taucollect.h"
+#include "trainer.h"
 
 volatile sig_atomic_t cz_stop_requested = 0;
-
-#ifndef CHAINZ_VERSION
-#define CHAINZ_VERSION "dev"
-#endif
-
-/* ---- the training run ---- */
-
-typedef struct {
-    const cz_config *cfg;
-    const cz_dist *d;
-    cz_data *train, *val;
-    uint64_t *train_rows, *val_rows;
-    size_t n_train, n_val;
-    cz_model m;
-    cz_workspace *ws;
-    cz_stream_plan plan;     /* the DREG stream and where the tau Jacobian families come from */
-    float *params, *grad, *opt;
-    float *mean, *std;
-    cz_reducer red;          /* the step's gradient and scalar sums, exact or float */
-    cz_feed io, vio;
-    cz_schedule lr_s, dreg_s;
-    size_t steps_per_epoch;
-    char ckpt_dir[4200];
-    char *config_json;
-    uint64_t rows_read;      /* training rows this rank read (the share it computed) */
-    long clipped_steps;      /* steps of this process whose gradient --clip-grad-norm scaled */
-    cz_tau_set ts;
-    cz_metrics *mx;          /* rank 0 */
-    cz_run_lock lock;        /* rank 0: RUN_DIR/run.lock for the whole run */
-    cz_data_identity data_id;
-    cz_diverge dv;           /* running levels of the loss and DREG terms */
-    double layer_sq[CZ_MAX_HIDDEN]; /* this rank's sum of ||S_l||^2 in the step (for the explanation) */
-    size_t mem_limit;        /* bytes per rank (0: unknown) */
-    char mem_source[160];    /* where the limit comes from */
-    cz_share share;          /* chunked inputs held once per node (share.h) */
-} trainer;
 
 static void trainer_free(trainer *t)
 {
@@ -150,7 +106,7 @@ static int open_data(trainer *t, int head_given, cz_error *err)
 
 /* this run's configuration, the BLIS that computes it and the stream it runs (config.json,
  * checkpoints) */
-static int make_config_json(trainer *t, cz_error *err)
+int cz_trainer_config_json(trainer *t, cz_error *err)
 {
     free(t->config_json);
     char plan[256];
@@ -242,7 +198,7 @@ static int setup(trainer *t, int head_given, cz_error *err)
     if (rc) return cz_dist_agree(d, rc, err);
 
     /* this run's configuration and the BLIS that computes it (config.json, checkpoints) */
-    rc = make_config_json(t, err);
+    rc = cz_trainer_config_json(t, err);
     if (rc) return cz_dist_agree(d, rc, err);
     snprintf(t->ckpt_dir, sizeof t->ckpt_dir, "%s/checkpoints", cfg->out);
     rc = cz_run_data_identity(t->train, cfg->data, &t->data_id, err);
@@ -387,130 +343,6 @@ static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, lo
     return 0;
 }
 
-/* Where training stands: written into checkpoints, restored on resume. */
-typedef struct {
-    long epoch, position, step;    /* epoch in progress, batches done in it, steps done */
-    double lambda, lr;
-    double sums[5];                /* the epoch's loss, dreg, correct, abs error, samples */
-} progress_state;
-
-static int save_checkpoint(trainer *t, const progress_state *ps, cz_error *err)
-{
-    /* the epoch's histograms so far, merged into rank 0's, travel with the checkpoint */
-    int rc = t->cfg->tau ? cz_tau_set_merge(&t->ts, t->d, err) : 0;
-    if (rc) return rc;
-    if (t->d->rank == 0) {
-        cz_optim_spec os = t->cfg->optim;
-        cz_checkpoint c = {.model = t->m, .params = t->params, .optim = os.kind,
-                           .opt_len = cz_optim_state_len(&os) * t->m.n_params, .opt_state = t->opt,
-                           .mean = t->cfg->standardize ? t->mean : NULL,
-                           .std = t->cfg->standardize ? t->std : NULL, .config_json = t->config_json,
-                           .clip_z = t->cfg->standardize ? t->cfg->clip_z : 0};
-        c.state = (cz_train_state){.epoch = ps->epoch, .step = ps->step, .position = ps->position,
-                                   .lambda = ps->lambda, .lr = ps->lr, .world_size = t->d->size};
-        memcpy(c.state.epoch_sums, ps->sums, sizeof ps->sums);
-        if (t->cfg->tau) {
-            c.n_tau = t->ts.nf;
-            c.tau = t->ts.h;
-            c.tau_names = t->ts.names;
-        }
-        cz_rng_seed(&c.state.rng, t->cfg->seed); /* all randomness is hashed from the seed */
-        cz_node_slurm_fields(c.state.slurm, sizeof c.state.slurm);
-        snprintf(c.version, sizeof c.version, "%s", CHAINZ_VERSION);
-        c.has_identity = 1;
-        c.data = t->data_id;
-        snprintf(c.blas_version, sizeof c.blas_version, "%s", cz_engine_blas_version());
-        snprintf(c.blas_kernels, sizeof c.blas_kernels, "%s", cz_engine_blas_arch());
-        c.threads = t->cfg->threads;
-        rc = cz_run_save(t->ckpt_dir, &c, t->cfg->keep, t->cfg->keep_every, err);
-    }
-    return cz_dist_agree(t->d, rc, err);
-}
-
-/* ---- resume ---- */
-
-/* Picks the checkpoint to resume from: rank 0 decides, every rank loads the same file.
- * path = "" when --resume auto finds nothing usable (a fresh start). */
-static int choose_checkpoint(trainer *t, char *path, size_t len, cz_error *err)
-{
-    int rc = 0;
-    path[0] = 0;
-    if (t->d->rank == 0)
-        rc = strcmp(t->cfg->resume, "auto") ? cz_run_resolve(t->cfg->resume, path, len, err)
-                                            : cz_run_choose_auto(t->ckpt_dir, path, len, stdout, err);
-    rc = cz_dist_agree(t->d, rc, err);
-    if (!rc) rc = cz_dist_bcast(t->d, path, len, 0, err);
-    return rc;
-}
-
-/* the run continues in the stream it began with (auto adopts it; a new workspace then) */
-static int resume_stream(trainer *t, const cz_checkpoint *c, const char *path, cz_error *err)
-{
-    int changed = 0;
-    int rc = cz_stream_plan_resume(&t->plan, t->cfg, &t->m, c->config_json, path, &changed, err);
-    if (rc || !changed) return rc;
-    cz_workspace_free(t->ws);
-    if (!(t->ws = cz_workspace_new_stream(&t->m, (size_t)t->cfg->micro_batch, &t->plan.main, err))) return err->code;
-    if (t->cfg->tau && !t->plan.tau_from_step && !t->ts.sws &&
-        (rc = cz_tau_set_sampler_init(&t->ts, &t->m, &t->plan.tau, CZ_TAU_SAMPLE_BATCH, t->plan.tau_fraction, err)))
-        return rc;
-    return make_config_json(t, err);
-}
-
-static int resume(trainer *t, progress_state *ps, cz_error *err)
-{
-    char path[4400];
-    int rc = choose_checkpoint(t, path, sizeof path, err);
-    if (rc || !path[0]) return rc;
-    cz_checkpoint c;
-    rc = cz_ckpt_load(path, &c, err);
-    if (!rc) {
-        cz_run_info info = {.spec = &t->m.spec, .optim = t->cfg->optim.kind, .config_json = t->config_json,
-                            .data = &t->data_id, .data_path = t->cfg->data,
-                            .blas_version = cz_engine_blas_version(), .blas_kernels = cz_engine_blas_arch(),
-                            .world_size = t->d->size};
-        rc = cz_run_check_compatible(&info, &c, path, t->d->rank == 0 ? stdout : NULL, err);
-        if (!rc) rc = resume_stream(t, &c, path, err);
-        if (!rc && (!c.opt_state || c.opt_len != cz_optim_state_len(&t->cfg->optim) * t->m.n_params))
-            rc = cz_error_set(err, CZ_EINVAL, "%s: no optimizer state for %s", path, cz_optim_name(t->cfg->optim.kind));
-        if (!rc && t->cfg->standardize && !c.mean)
-            rc = cz_error_set(err, CZ_EINVAL, "%s: no standardization statistics", path);
-        if (!rc && t->cfg->standardize && c.clip_z != t->cfg->clip_z)
-            rc = cz_error_set(err, CZ_EINVAL, "%s: the run clips z-scores at %g%s, this run asks for --clip-z %g (it "
-                              "cannot change within a run): resume with --clip-z %g", path, c.clip_z,
-                              c.clip_z > 0 ? "" : " (0: off; a chainz before --clip-z did not clip)",
-                              t->cfg->clip_z, c.clip_z);
-        if (!rc) {
-            memcpy(t->params, c.params, t->m.n_params * sizeof(float));
-            memcpy(t->opt, c.opt_state, c.opt_len * sizeof(float));
-            if (c.mean) { /* the run's own statistics, not a recomputation */
-                memcpy(t->mean, c.mean, t->m.spec.d * sizeof(float));
-                memcpy(t->std, c.std, t->m.spec.d * sizeof(float));
-            }
-            *ps = (progress_state){.epoch = c.state.epoch, .position = c.state.position,
-                                   .step = c.state.step, .lambda = c.state.lambda, .lr = c.state.lr};
-            memcpy(ps->sums, c.state.epoch_sums, sizeof ps->sums);
-            /* a branch from an older checkpoint: later ones are set aside, not lost */
-            if (t->d->rank == 0) rc = cz_run_set_aside_newer(t->ckpt_dir, ps->step, stdout, err);
-            /* retention as after a save: a crash between writing a checkpoint and pruning
-             * leaves one too many, and a resume that trains no further never saves */
-            if (!rc && t->d->rank == 0) cz_run_prune(t->ckpt_dir, ps->step, t->cfg->keep, t->cfg->keep_every);
-            if (!rc && t->d->rank == 0) {
-                printf("chainz: resumed from %s: epoch %ld, step %ld, batch %ld of the epoch%s%s\n", path,
-                       ps->epoch + 1, ps->step, ps->position, c.state.slurm[0] ? ", written by SLURM " : "",
-                       c.state.slurm);
-                fflush(stdout);
-            }
-        }
-        if (!rc && t->cfg->tau && t->d->rank == 0) /* the epoch's partial histograms */
-            for (int k = 0; k < c.n_tau; k++)
-                for (int f = 0; f < t->ts.nf; f++)
-                    if (!strcmp(c.tau_names[k], t->ts.names[f])) t->ts.h[f] = c.tau[k];
-        cz_ckpt_free(&c);
-    }
-    return cz_dist_agree(t->d, rc, err);
-}
-
 int cz_train(const cz_config *cfg, int head_given, const cz_dist *d, cz_error *err)
 {
     trainer t;
@@ -526,7 +358,7 @@ int cz_train(const cz_config *cfg, int head_given, const cz_dist *d, cz_error *e
     /* one run per directory: rank 0 holds the lock until the end, every rank stops if it can't */
     if (!rc) rc = cz_dist_agree(d, d->rank == 0 ? cz_run_lock_acquire(&t.lock, cfg->out, err) : 0, err);
     progress_state ps = {0};
-    if (!rc && cfg->resume[0]) rc = resume(&t, &ps, err);
+    if (!rc && cfg->resume[0]) rc = cz_trainer_resume(&t, &ps, err);
     if (!rc && !cfg->resume[0]) /* a fresh run must not mix with another run's checkpoints */
         rc = cz_dist_agree(d, d->rank == 0 ? cz_run_check_fresh(t.ckpt_dir, err) : 0, err);
     uint64_t *perm = NULL, *rows = NULL;
@@ -598,11 +430,11 @@ int cz_train(const cz_config *cfg, int head_given, const cz_dist *d, cz_error *e
             cz_progress_show(&pg, epoch, s + 1, samples, ps.sums[0], ps.sums[1], ps.sums[4],
                              s + 1 == t.steps_per_epoch);
             if (cfg->ckpt_every_steps && ps.step % cfg->ckpt_every_steps == 0 && s + 1 < t.steps_per_epoch)
-                rc = save_checkpoint(&t, &ps, err);
+                rc = cz_trainer_save(&t, &ps, err);
         }
         cz_progress_end_epoch(&pg);
         if (!rc && stop) { /* a signal or --max-steps: checkpoint where we are and stop */
-            rc = save_checkpoint(&t, &ps, err);
+            rc = cz_trainer_save(&t, &ps, err);
             if (!rc && d->rank == 0) {
                 printf("chainz: %s at step %ld: checkpoint %s/ckpt-%08ld.h5 written\n",
                        stop == 2 ? "stopping on a signal" : "reached --max-steps", ps.step, t.ckpt_dir, ps.step);
@@ -638,7 +470,7 @@ int cz_train(const cz_config *cfg, int head_given, const cz_dist *d, cz_error *e
         memset(ps.sums, 0, sizeof ps.sums);
         int last = epoch + 1 == cfg->epochs;
         if (!rc && (last || (cfg->ckpt_every_epochs && (epoch + 1) % cfg->ckpt_every_epochs == 0)))
-            rc = save_checkpoint(&t, &ps, err);
+            rc = cz_trainer_save(&t, &ps, err);
     }
     if (!rc) rc = cz_report_rows_read(d, t.rows_read, ps.step - first_step, err);
     if (!rc && d->rank == 0 && cfg->clip_grad_norm > 0)

@@ -46,7 +46,7 @@ PY=${CHAINZ_BENCH_PYTHON:-/usr/bin/python3}
     echo "run.sh: $PY cannot import torch (Debian: apt-get install python3-torch)" >&2; exit 1; }
 
 if [ $quick -eq 1 ]; then
-    reps=2; probes="16"; cap=8; cr_steps=4; relu_steps=10; relu_fast_steps=50; ddp_cr_steps=4; ddp_relu_steps=20
+    reps=2; probes="16"; cap=8; cr_steps=4; relu_steps=6; relu_fast_steps=50; ddp_cr_steps=3; ddp_relu_steps=20
 else
     reps=5; probes="8 16 32"; cap=60; cr_steps=10; relu_steps=40; relu_fast_steps=200; ddp_cr_steps=10; ddp_relu_steps=100
 fi
@@ -73,6 +73,9 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_
 
 # ---- 1. chainz step (bench_step) per config and mode -------------------------------------
 # result lines: chainz_step <TAB> config <TAB> mode <TAB> K <TAB> status <TAB> json|message
+has_mode=0 # does this bench_step know --mode? (then a refusal is reported, not "no --mode")
+bs_help=$("$build/bench_step" --help 2>&1 || true)
+case "$bs_help" in *--mode*) has_mode=1 ;; esac
 step_modes="exact gram"
 for k in $probes; do step_modes="$step_modes probe:$k"; done
 for c in $configs; do
@@ -82,10 +85,17 @@ for c in $configs; do
         mode=${m%%:*}; k=0
         [ "$mode" = probe ] && k=${m#probe:}
         log "bench_step --config $c --mode $mode --probes $k"
-        if out=$("$build/bench_step" --config "$c" --batch "$batch" --reps "$reps" --json --mode "$mode" --probes "$k" 2>"$work/bs.err"); then
+        # the JSON object of the run: its last line that starts with '{' (one line, tab-free)
+        if out=$("$build/bench_step" --config "$c" --batch "$batch" --reps "$reps" --json \
+                 --mode "$mode" --probes "$k" 2>"$work/bs.err" | grep '^{' | tail -n 1) && [ -n "$out" ]; then
             printf 'chainz_step\t%s\t%s\t%s\tok\t%s\n' "$c" "$mode" "$k" "$out" >>"$res"
+        elif [ $has_mode -eq 1 ]; then
+            # bench_step knows --mode but refused this one (e.g. gram where n_1 >= d): say why
+            msg=$(tail -n 1 "$work/bs.err" | tr '\t' ' ' | cut -c1-60)
+            printf 'chainz_step\t%s\t%s\t%s\tna\tn/a: %s\n' "$c" "$mode" "$k" "${msg:-failed}" >>"$res"
         elif [ "$mode" = exact ] &&
-             out=$("$build/bench_step" --config "$c" --batch "$batch" --reps "$reps" --json 2>>"$work/bs.err"); then
+             out=$("$build/bench_step" --config "$c" --batch "$batch" --reps "$reps" --json \
+                   2>>"$work/bs.err" | grep '^{' | tail -n 1) && [ -n "$out" ]; then
             # bench_step without --mode times the exact stream: the only DREG step it has
             printf 'chainz_step\t%s\t%s\t%s\tnomode\t%s\n' "$c" "$mode" "$k" "$out" >>"$res"
         else
@@ -182,8 +192,9 @@ for c in ("yelp", "fmnist", "pima"):
         st, v = step.get((c, m, k), ("na", "not run"))
         lab = m if m != "probe" else f"probe {k}"
         if st in ("ok", "nomode"):
-            cms = v["step_ms"]
-            ccell = f"{cms:10.2f}"; sg = f"{v['sgemm_gflops']:10.1f}"
+            cms = v.get("step_ms")
+            ccell = f"{cms:10.2f}" if cms is not None else f"{'?':>10s}"
+            sg = f"{v['sgemm_gflops']:10.1f}" if "sgemm_gflops" in v else f"{'?':>10s}"
             rat = f"{100 * v['ratio']:11.1f}%" if v.get("ratio") else f"{'-':>12s}"
             if st == "nomode": lab += "*"
         else:
@@ -200,7 +211,7 @@ for c in ("yelp", "fmnist", "pima"):
     # plain MLP step
     pv = next((v for (cc, m, k), (st, v) in step.items() if cc == c and isinstance(v, dict)), None)
     tms, tc = tcell(c, "plain", 0)
-    cms = pv["mlp_step_ms"] if pv else None
+    cms = pv.get("mlp_step_ms") if pv else None
     ratio = f"{tms / cms:7.2f}" if (tms and cms) else f"{'-':>7s}"
     print(f"{c:7s} {'plain':9s} {'':10s} {cms if cms is not None else float('nan'):10.3f} {'':12s}  {'plain':13s} {tc:>10s} {ratio}")
     print()

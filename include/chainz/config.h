@@ -37,6 +37,8 @@ typedef struct {
     cz_stream_mode dreg_mode;  /* the Jacobian stream: exact, gram, probe or auto */
     int dreg_probes;           /* K directions per sample in probe mode */
     int dreg_probes_given;
+    double tau_jacobian_fraction; /* samples with Jacobian norms when the DREG stream is not
+                                     exact (0: auto, about a quarter of a step) */
 
     cz_optim_spec optim;
     double lr, lr_min;

@@ -126,6 +126,8 @@ static void usage_train(FILE *f)
             "                         (RUN_DIR/metrics.h5; the layer-Jacobian families come from\n"
             "                         the DREG stream when it is exact, else from exact streams on\n"
             "                         a seeded subsample of each epoch, named in the log)  recorded\n"
+            "  --tau-jacobian-fraction F  that subsample's fraction (0: auto, about a quarter of a\n"
+            "                         step's cost but at least 1000 samples an epoch)  0\n"
             "  --divergence-factor F  a step whose loss or DREG term exceeds F x its running level is\n"
             "                         explained in a warning (term, layer, step, what to try); F^2 x\n"
             "                         stops the run before the update (0: off)   100\n"
@@ -239,7 +241,7 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
         O_DATA = 256, O_VAL, O_HOLDOUT, O_NOSTD, O_OUT, O_LAYERS, O_ACT, O_HEAD, O_DROPOUT, O_DREG,
         O_DSCHED, O_DRANGE, O_DWARM, O_OPTIM, O_LR, O_LRS, O_LRMIN, O_CLIP, O_WARM, O_WD, O_MOM, O_B1, O_B2,
         O_EPOCHS, O_BATCH, O_MB, O_MAXSTEPS, O_SEED, O_THREADS, O_REDUCE, O_LOGS, O_HELP,
-        O_CKS, O_CKE, O_KEEP, O_KEEPEVERY, O_RESUME, O_NOTAU, O_MAXMEM, O_CLIPZ, O_HSPLIT, O_DIVF, O_DMODE, O_DPROBES
+        O_CKS, O_CKE, O_KEEP, O_KEEPEVERY, O_RESUME, O_NOTAU, O_MAXMEM, O_CLIPZ, O_HSPLIT, O_DIVF, O_DMODE, O_DPROBES, O_TAUFRAC
     };
     static const struct option opts[] = {
         {"data", 1, 0, O_DATA}, {"val", 1, 0, O_VAL}, {"holdout", 1, 0, O_HOLDOUT},
@@ -256,6 +258,7 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
         {"keep", 1, 0, O_KEEP}, {"no-tau", 0, 0, O_NOTAU}, {"keep-every", 1, 0, O_KEEPEVERY}, {"resume", 1, 0, O_RESUME},
         {"max-memory", 1, 0, O_MAXMEM}, {"clip-z", 1, 0, O_CLIPZ}, {"holdout-split", 1, 0, O_HSPLIT},
         {"divergence-factor", 1, 0, O_DIVF}, {"dreg-mode", 1, 0, O_DMODE}, {"dreg-probes", 1, 0, O_DPROBES},
+        {"tau-jacobian-fraction", 1, 0, O_TAUFRAC},
         {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
     cz_config_defaults(c);
     *head_given = 0;
@@ -366,6 +369,7 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
             case O_CLIP: c->clip_grad_norm = v; break;
             case O_CLIPZ: c->clip_z = v; c->clip_z_given = 1; break;
             case O_DIVF: c->divergence_factor = v; break;
+            case O_TAUFRAC: c->tau_jacobian_fraction = v; break;
             case O_WD: c->optim.weight_decay = v; break;
             case O_MOM: c->optim.momentum = v; break;
             case O_B1: c->optim.beta1 = v; break;
@@ -409,6 +413,8 @@ static int parse_train(int argc, char **argv, cz_config *c, int *head_given, cz_
     if (c->dreg_probes_given && (c->dreg_mode == CZ_STREAM_EXACT || c->dreg_mode == CZ_STREAM_GRAM))
         return cz_error_set(err, CZ_EINVAL, "--dreg-probes applies to --dreg-mode probe (or auto, when it picks "
                             "probe), not to %s", cz_stream_mode_name(c->dreg_mode));
+    if (!(c->tau_jacobian_fraction >= 0 && c->tau_jacobian_fraction <= 1))
+        return cz_error_set(err, CZ_EINVAL, "--tau-jacobian-fraction must be in (0, 1] (0: auto)");
     if (!(c->divergence_factor == 0 || c->divergence_factor >= 2))
         return cz_error_set(err, CZ_EINVAL, "--divergence-factor must be 0 (off) or >= 2");
     return cz_config_parse_model(c, err);

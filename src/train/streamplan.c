@@ -38,9 +38,11 @@ static void plan_tau(cz_stream_plan *p, const cz_config *cfg, const cz_model *m)
     double floor = p->n_train ? 1000.0 / (double)p->n_train : 1;
     if (f < floor) f = floor;
     if (f > 1) f = 1;
+    if (cfg->tau_jacobian_fraction > 0) f = cfg->tau_jacobian_fraction;
     p->tau_fraction = f;
-    snprintf(p->tau_why, sizeof p->tau_why, "exact (%s) on a seeded %.3g %% of each epoch's samples",
-             cz_stream_mode_name(p->tau.mode), 100 * f);
+    snprintf(p->tau_why, sizeof p->tau_why, "exact (%s) on a seeded %.3g %% of each epoch's samples%s",
+             cz_stream_mode_name(p->tau.mode), 100 * f,
+             cfg->tau_jacobian_fraction > 0 ? " (--tau-jacobian-fraction)" : "");
 }
 
 int cz_stream_plan_make(const cz_config *cfg, const cz_model *m, size_t n_train, cz_stream_plan *p,

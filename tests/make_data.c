@@ -39,7 +39,7 @@ static void set_long(hid_t f, const char *name, long v)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
+    if (argc < 2 || argv[1][0] == '-') { /* "--help" is not a file name */
         fprintf(stderr, "usage: make_data OUT.h5 [options]\n");
         return 1;
     }

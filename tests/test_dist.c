@@ -126,6 +126,57 @@ static void test_dist_reducer_equals_single_process(void **state)
     free(g);
 }
 
+/* The overlapped (bucketed) reduction: each rank adds its chunks but the last whole, the
+ * last bucket by bucket (posting each at once), a rank without a chunk posts zeros: the
+ * bytes of one process that added every chunk, for 7 chunks and for 2 (a rank idle). */
+static void test_dist_reducer_buckets_equal_one_message(void **state)
+{
+    (void)state;
+    enum { NV = 301, NS = 4 };
+    const cz_dist *d = &g_dist;
+    const cz_bucket bk[3] = {{{200, 0}, {101, 0}}, {{50, 180}, {130, 20}}, {{0, 0}, {50, 0}}};
+    const size_t ncs[2] = {7, 2};
+    for (int t = 0; t < 2; t++) {
+        size_t NC = ncs[t];
+        float *g = malloc(NC * NV * sizeof *g);
+        double *sc = malloc(NC * NS * sizeof *sc);
+        assert_true(g && sc);
+        cz_rng r;
+        cz_rng_seed(&r, 77 + NC);
+        for (size_t i = 0; i < NC * NV; i++) g[i] = (float)value_at(&r);
+        for (size_t i = 0; i < NC * NS; i++) sc[i] = value_at(&r);
+        cz_reducer ref, mine;
+        cz_error err = {0};
+        int rc = cz_reducer_init(&ref, NV, NS, NC, 1, &err) | cz_reducer_init(&mine, NV, NS, NC, 1, &err) |
+                 cz_reducer_set_buckets(&mine, bk, 3, &err);
+        cz_reducer_begin(&ref, NC);
+        cz_reducer_begin(&mine, NC);
+        for (size_t c = 0; c < NC; c++) cz_reducer_add(&ref, c, g + c * NV, sc + c * NS);
+        size_t b = (size_t)d->rank * NC / (size_t)d->size, e = (size_t)(d->rank + 1) * NC / (size_t)d->size;
+        for (size_t c = b; c < e; c++) {
+            if (c + 1 < e) {
+                cz_reducer_add(&mine, c, g + c * NV, sc + c * NS);
+                continue;
+            }
+            for (int k = 0; k < 3 && !rc; k++) cz_reducer_post_next(&mine, d, g + c * NV, &rc, &err);
+            cz_reducer_chunk_done(&mine, c, sc + c * NS);
+        }
+        float want[NV], got[NV];
+        double want_sc[NS], got_sc[NS];
+        cz_reduced wr, gr;
+        cz_reducer_result(&ref, 9.0, want, want_sc, &wr);
+        rc |= cz_reducer_finish(&mine, d, 9.0, got, got_sc, &gr, &err);
+        assert_int_equal(rc, 0);
+        assert_memory_equal(got, want, sizeof got);
+        assert_memory_equal(got_sc, want_sc, sizeof got_sc);
+        assert_int_equal(gr.failed, 0);
+        cz_reducer_free(&ref);
+        cz_reducer_free(&mine);
+        free(g);
+        free(sc);
+    }
+}
+
 typedef struct {
     int rc;
     cz_error err;
@@ -333,6 +384,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dist_sum_fixed_equals_single_accumulator),
         cmocka_unit_test(test_dist_reducer_equals_single_process),
+        cmocka_unit_test(test_dist_reducer_buckets_equal_one_message),
         cmocka_unit_test(test_dist_agree_one_rank_fails),
         cmocka_unit_test(test_dist_agree_lowest_failing_rank_wins),
         cmocka_unit_test(test_dist_agree_all_ok),

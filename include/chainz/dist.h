@@ -28,6 +28,20 @@ int cz_dist_sum_fixed(const cz_dist *d, cz_fixed_acc *a, cz_error *err);
 int cz_dist_sum_float(const cz_dist *d, float *x, size_t n, cz_error *err);
 int cz_dist_sum_double(const cz_dist *d, double *x, size_t n, cz_error *err);
 int cz_dist_sum_u64(const cz_dist *d, uint64_t *x, size_t n, cz_error *err);
+/* A started, not yet finished, collective (an MPI request, held opaquely). */
+typedef struct {
+    uint64_t h[2];
+} cz_dist_req;
+/* Starts the in-place sum of x [n] over all ranks (MPI_Iallreduce, MPI_SUM on uint64);
+ * x must stay untouched until cz_dist_wait. n < 2^31. Collective (same order on every
+ * rank). @return 0 or CZ_ERUNTIME. */
+int cz_dist_isum_u64(const cz_dist *d, uint64_t *x, size_t n, cz_dist_req *req, cz_error *err);
+/* Marks requests as nothing started (MPI_REQUEST_NULL). */
+void cz_dist_req_clear(cz_dist_req *reqs, size_t n);
+/* Lets started collectives progress (Open MPI moves them only inside MPI calls). */
+void cz_dist_progress(cz_dist_req *reqs, size_t n);
+/* Waits for every started collective. @return 0 or CZ_ERUNTIME. */
+int cz_dist_wait(cz_dist_req *reqs, size_t n, cz_error *err);
 int cz_dist_max_double(const cz_dist *d, double *x, size_t n, cz_error *err);
 int cz_dist_max_int(const cz_dist *d, int *x, size_t n, cz_error *err);
 int cz_dist_bcast(const cz_dist *d, void *buf, size_t bytes, int root, cz_error *err);

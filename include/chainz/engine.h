@@ -66,6 +66,11 @@ typedef struct {
     int stream;         /* 1: run the Jacobian stream even when lambda == 0 (statistics) */
     /* keys are also needed in probe mode whenever the stream runs (the directions) */
     int stream_input_grad; /* 1: also form S_o^T dtask/df from an exact stream (cz_engine_input_grad) */
+    /* with grad: called as each layer's gradient (weights, bias, coefficients) becomes
+     * final, with its index in cz_model.layer: H (the output layer), H-1, ..., 0. Lets the
+     * caller start reducing a layer while the layers below are computed. */
+    void (*layer_done)(void *ctx, int layer);
+    void *ctx;
 } cz_step_opts;
 
 typedef struct {

@@ -39,6 +39,13 @@
 #define CZ_REDUCER_LIMB_BITS 46     /* q = hi * 2^46 + lo */
 #define CZ_REDUCER_MAX_CHUNKS 131071 /* 2^17 - 1 chunks per step */
 
+/* Up to two ranges of the flat buffer whose values become final together (a layer's
+ * weights, and its bias and coefficients). */
+typedef struct {
+    size_t off[2], len[2];
+} cz_bucket;
+#define CZ_REDUCER_MAX_BUCKETS 40
+
 typedef struct {
     int exact;
     size_t n, n_sc, max_chunks;
@@ -47,6 +54,11 @@ typedef struct {
     /* exact: [lo n][hi n][tail]; float: [tail]. tail = [bad][failed][scalars chunks x n_sc] */
     uint64_t *msg;
     float *fsum;     /* float mode: [n] */
+    /* overlap (exact mode): the buckets in the order they become final, how many of this
+     * step are posted, and their requests (2 per range: lo and hi) */
+    cz_bucket buckets[CZ_REDUCER_MAX_BUCKETS];
+    size_t n_buckets, posted;
+    cz_dist_req req[4 * CZ_REDUCER_MAX_BUCKETS];
 } cz_reducer;
 
 typedef struct {
@@ -69,6 +81,21 @@ void cz_reducer_fail(cz_reducer *r);
  * summed in chunk order. Collective. @return 0 or CZ_ERUNTIME (MPI). */
 int cz_reducer_finish(cz_reducer *r, const cz_dist *d, double samples, float *grad, double *sc, cz_reduced *res,
                       cz_error *err);
+
+/* ---- overlap: the last chunk's gradient reduced bucket by bucket (exact mode) ----
+ * With buckets set, the values of a rank's last chunk of the step are added bucket by
+ * bucket as the backward pass finishes them, and each bucket's limbs start their sum at
+ * once (MPI_Iallreduce), while the layers below are still computed. Every rank posts every
+ * bucket in the same order: cz_reducer_finish posts those a rank did not (no chunk, or a
+ * failure), then sums the tail (bad count, flag, scalars: one message) and waits. The
+ * sums are the same integers as without buckets, so the bits do not change. */
+/* @return 0, or CZ_EINVAL in float mode or beyond CZ_REDUCER_MAX_BUCKETS (then no overlap). */
+int cz_reducer_set_buckets(cz_reducer *r, const cz_bucket *b, size_t n, cz_error *err);
+/* Adds the next bucket's ranges of g (the chunk being computed) and starts their sum.
+ * @return the bad values among them; *rc receives an MPI failure. */
+long cz_reducer_post_next(cz_reducer *r, const cz_dist *d, const float *g, int *rc, cz_error *err);
+/* The chunk whose buckets were posted is complete: its scalars. */
+void cz_reducer_chunk_done(cz_reducer *r, size_t chunk, const double *sc);
 
 /* The two halves of finish without MPI (what the allreduce computes, for tests):
  * dst's message += src's (both exact, or both float, begun with the same chunks). */

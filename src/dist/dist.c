@@ -95,6 +95,52 @@ static int allreduce(void *buf, size_t n, MPI_Datatype type, size_t elem, MPI_Op
     return 0;
 }
 
+/* an MPI_Request in the opaque cz_dist_req (an int or a pointer, whatever the MPI) */
+_Static_assert(sizeof(MPI_Request) <= sizeof(cz_dist_req), "MPI_Request does not fit cz_dist_req");
+
+int cz_dist_isum_u64(const cz_dist *d, uint64_t *x, size_t n, cz_dist_req *req, cz_error *err)
+{
+    (void)d;
+    MPI_Request r;
+    if (n > (size_t)INT_MAX) return cz_error_set(err, CZ_EINVAL, "a bucket of %zu values is too large for MPI", n);
+    MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, x, (int)n, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD, &r), err);
+    memset(req, 0, sizeof *req);
+    memcpy(req, &r, sizeof r);
+    return 0;
+}
+
+void cz_dist_req_clear(cz_dist_req *reqs, size_t n)
+{
+    MPI_Request r = MPI_REQUEST_NULL;
+    for (size_t i = 0; i < n; i++) {
+        memset(&reqs[i], 0, sizeof reqs[i]);
+        memcpy(&reqs[i], &r, sizeof r);
+    }
+}
+
+void cz_dist_progress(cz_dist_req *reqs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        MPI_Request r;
+        int done = 0;
+        memcpy(&r, &reqs[i], sizeof r);
+        if (r == MPI_REQUEST_NULL) continue;
+        MPI_Test(&r, &done, MPI_STATUS_IGNORE);
+        memcpy(&reqs[i], &r, sizeof r);
+    }
+}
+
+int cz_dist_wait(cz_dist_req *reqs, size_t n, cz_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        MPI_Request r;
+        memcpy(&r, &reqs[i], sizeof r);
+        MPI_CHECK(MPI_Wait(&r, MPI_STATUS_IGNORE), err);
+        memcpy(&reqs[i], &r, sizeof r);
+    }
+    return 0;
+}
+
 int cz_dist_sum_fixed(const cz_dist *d, cz_fixed_acc *a, cz_error *err)
 {
     (void)d;

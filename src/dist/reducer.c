@@ -66,6 +66,7 @@ void cz_reducer_free(cz_reducer *r)
 void cz_reducer_begin(cz_reducer *r, size_t chunks)
 {
     r->chunks = chunks;
+    r->posted = 0;
     r->fresh = 1; /* the limbs are zeroed lazily: stored by the first chunk, or in finish */
     memset(r->msg + tail_offset(r), 0, (TAIL + chunks * r->n_sc) * sizeof(uint64_t));
     if (!r->exact) memset(r->fsum, 0, r->n * sizeof(float));
@@ -200,11 +201,76 @@ void cz_reducer_limbs(const cz_reducer *r, size_t i, int64_t *hi, uint64_t *lo)
     *hi = (int64_t)h;
 }
 
+int cz_reducer_set_buckets(cz_reducer *r, const cz_bucket *b, size_t n, cz_error *err)
+{
+    if (!r->exact) return cz_error_set(err, CZ_EINVAL, "bucketed reduction: exact mode only");
+    if (n > CZ_REDUCER_MAX_BUCKETS) return cz_error_set(err, CZ_EINVAL, "bucketed reduction: %zu buckets", n);
+    memcpy(r->buckets, b, n * sizeof *b);
+    r->n_buckets = n;
+    cz_dist_req_clear(r->req, 4 * n);
+    return 0;
+}
+
+/* starts the sums of bucket k's limbs; with g, its values are added first (stored into a
+ * fresh accumulator); without, a fresh accumulator's ranges are zeroed */
+static long post(cz_reducer *r, const cz_dist *d, size_t k, const float *g, int *rc, cz_error *err)
+{
+    const cz_bucket *bk = &r->buckets[k];
+    long bad = 0;
+    for (int j = 0; j < 2 && !*rc; j++) {
+        size_t off = bk->off[j], len = bk->len[j];
+        if (!len) continue;
+        uint64_t *lo = r->msg + off, *hi = r->msg + r->n + off;
+        if (g) {
+            bad += add_exact(lo, hi, g + off, len, r->fresh);
+        } else if (r->fresh) {
+            memset(lo, 0, len * sizeof *lo);
+            memset(hi, 0, len * sizeof *hi);
+        }
+        size_t q = 4 * k + 2 * (size_t)j;
+        *rc = cz_dist_isum_u64(d, lo, len, &r->req[q], err);
+        if (!*rc) *rc = cz_dist_isum_u64(d, hi, len, &r->req[q + 1], err);
+    }
+    r->msg[tail_offset(r)] += (uint64_t)bad;
+    cz_dist_progress(r->req, 4 * (k + 1)); /* the earlier buckets move on meanwhile */
+    return bad;
+}
+
+long cz_reducer_post_next(cz_reducer *r, const cz_dist *d, const float *g, int *rc, cz_error *err)
+{
+    *rc = 0;
+    if (r->posted >= r->n_buckets) return 0;
+    return post(r, d, r->posted++, g, rc, err);
+}
+
+void cz_reducer_chunk_done(cz_reducer *r, size_t chunk, const double *sc)
+{
+    memcpy(r->msg + tail_offset(r) + TAIL + chunk * r->n_sc, sc, r->n_sc * sizeof(double));
+    r->fresh = 0;
+}
+
+/* bucketed finish: the buckets not yet posted (this rank's accumulated chunks as they are,
+ * zeros without any), the tail, then every request */
+static int finish_buckets(cz_reducer *r, const cz_dist *d, cz_error *err)
+{
+    int rc = 0;
+    while (!rc && r->posted < r->n_buckets) post(r, d, r->posted++, NULL, &rc, err);
+    r->fresh = 0;
+    /* requests are started in the same order on every rank, so an MPI failure is the
+     * same on every rank too */
+    if (!rc) rc = cz_dist_sum_u64(d, r->msg + tail_offset(r), msg_len(r, r->chunks) - tail_offset(r), err);
+    int wrc = cz_dist_wait(r->req, 4 * r->n_buckets, err);
+    r->posted = 0;
+    return rc ? rc : wrc;
+}
+
 int cz_reducer_finish(cz_reducer *r, const cz_dist *d, double samples, float *grad, double *sc, cz_reduced *res,
                       cz_error *err)
 {
     int rc;
-    if (r->exact) {
+    if (r->exact && r->n_buckets) {
+        rc = finish_buckets(r, d, err);
+    } else if (r->exact) {
         if (r->fresh) memset(r->msg, 0, 2 * r->n * sizeof(uint64_t)); /* this rank had no chunk */
         r->fresh = 0;
         rc = cz_dist_sum_u64(d, r->msg, msg_len(r, r->chunks), err);

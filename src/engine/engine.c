@@ -254,6 +254,7 @@ int cz_engine_step(cz_workspace *ws, const cz_real *params, const cz_real *x,
     cz_gemm(1, 0, O->n_out, nH, B, 1, ws->e, O->n_out, ws->h[H - 1], nH, 1, grad + O->w, nH);
     column_sums(grad + O->b, ws->e, B, O->n_out);
     cz_gemm(0, 0, B, nH, O->n_out, 1, ws->e, O->n_out, params + O->w, nH, 0, ws->gH, nH);
+    if (opts->layer_done) opts->layer_done(opts->ctx, H);
 
     if (ws->have_gin) {
         memset(ws->gin, 0, B * d * sizeof *ws->gin);
@@ -264,11 +265,13 @@ int cz_engine_step(cz_workspace *ws, const cz_real *params, const cz_real *x,
     for (int l = H - 1; l >= 0; l--) {
         if (stream_bwd) cz_stream_backward_layer(ws, params, grad, l, c, B, ws->have_gin && l == H - 1);
         g = value_backward_layer(ws, params, grad, l, g, stream_bwd, l == 0 ? x : ws->h[l - 1], B);
+        if (l > 0 && opts->layer_done) opts->layer_done(opts->ctx, l);
     }
     if (stream_bwd) {
-        cz_stream_backward_seed(ws, grad, B);
+        cz_stream_backward_seed(ws, grad, B); /* the last term of dW_1 (gram, probe) */
         ws->stream_fwd = 0; /* S and T now hold U and V */
     }
+    if (opts->layer_done) opts->layer_done(opts->ctx, 0);
     return 0;
 }
 

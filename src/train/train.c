@@ -119,6 +119,21 @@ int cz_trainer_config_json(trainer *t, cz_error *err)
     return 0;
 }
 
+/* The buckets of the overlapped reduction, in the order the backward pass finishes them:
+ * the output layer, then the hidden layers top down; each its weights and its bias with
+ * the coefficients (adjacent in the flat layout) */
+static int set_buckets(trainer *t, cz_error *err)
+{
+    cz_bucket b[CZ_MAX_HIDDEN + 1];
+    int H = t->m.n_hidden;
+    for (int k = 0; k <= H; k++) {
+        const cz_layer *L = &t->m.layer[H - k];
+        b[k] = (cz_bucket){.off = {L->w, L->b},
+                           .len = {L->n_out * L->n_in, L->n_out * (L->poly == CZ_NONE ? 1 : 5)}};
+    }
+    return cz_reducer_set_buckets(&t->red, b, (size_t)H + 1, err);
+}
+
 static int setup(trainer *t, int head_given, cz_error *err)
 {
     const cz_config *cfg = t->cfg;
@@ -153,6 +168,7 @@ static int setup(trainer *t, int head_given, cz_error *err)
     if (!t->params || !t->grad || !t->opt || !t->mean || !t->std)
         rc = cz_error_set(err, CZ_ENOMEM, "out of memory for %zu parameters", n);
     if (!rc) rc = cz_reducer_init(&t->red, n, CZ_SC_N, chunks, cfg->reduce == CZ_REDUCE_EXACT, err);
+    if (!rc && cfg->reduce == CZ_REDUCE_EXACT && d->size > 1) rc = set_buckets(t, err);
     if (!rc && !(t->ws = cz_workspace_new_stream(&t->m, M, &t->plan.main, err))) rc = err->code;
     if (!rc) rc = cz_feed_init(&t->io, t->train, M, cfg->standardize ? t->mean : NULL, t->std, err);
     if (!rc) rc = cz_feed_init(&t->vio, t->val ? t->val : t->train, M,
@@ -258,7 +274,23 @@ static int publish_run(trainer *t, cz_error *err)
     return cz_dist_agree(d, rc, err);
 }
 
-/* One optimizer step on global batch rows[0..nb): chunks of M, one reduction (reducer.h). */
+/* the engine's layer_done: a layer of the rank's last chunk is final, start its sum */
+typedef struct {
+    trainer *t;
+    long bad;
+    int rc;
+    cz_error *err;
+} bucket_ctx;
+
+static void bucket_done(void *ctx, int layer)
+{
+    bucket_ctx *b = ctx;
+    (void)layer; /* the buckets are in the engine's order */
+    if (!b->rc) b->bad += cz_reducer_post_next(&b->t->red, b->t->d, b->t->grad, &b->rc, b->err);
+}
+
+/* One optimizer step on global batch rows[0..nb): chunks of M, one reduction (reducer.h);
+ * with more than one rank the last chunk's layers are reduced as they become final. */
 static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, long epoch,
                       double lambda, double lr, double sc[CZ_SC_N], cz_error *err)
 {
@@ -277,6 +309,10 @@ static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, lo
     int rc = 0;
     for (size_t c = c0; c < c1 && !rc; c++) {
         size_t b0 = c * M, mb = nb - b0 < M ? nb - b0 : M;
+        bucket_ctx bc = {.t = t, .err = err};
+        int overlap = c + 1 == c1 && t->red.n_buckets;
+        opts.layer_done = overlap ? bucket_done : NULL;
+        opts.ctx = &bc;
         memcpy(t->io.rows, rows + b0, mb * sizeof(uint64_t));
         for (size_t b = 0; b < mb; b++) t->io.keys[b] = cz_hash64(epoch_key, t->io.rows[b]);
         cz_step_sums s;
@@ -284,6 +320,7 @@ static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, lo
         t->rows_read += mb;
         if (!rc) rc = cz_engine_step(t->ws, t->params, t->io.x, t->io.yc, t->io.yv, t->io.keys, mb,
                                      &opts, t->grad, &s, err);
+        if (!rc) rc = bc.rc;
         if (!rc && cfg->tau) rc = cz_tau_set_collect(&t->ts, t->ws, t->params, t->m.n_hidden, mb, err);
         if (!rc && cfg->tau && !t->plan.tau_from_step)
             rc = cz_tau_set_collect_sampled(&t->ts, t->params, t->io.x, t->io.yc, t->io.yv, t->io.keys, mb, err);
@@ -293,7 +330,9 @@ static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, lo
             for (size_t b = 0; sq && b < mb; b++) t->layer_sq[l] += sq[b];
         }
         double v[CZ_SC_N] = {s.task.loss, s.dreg, s.task.correct, s.task.abs_err};
-        if (cz_reducer_add(&t->red, c, t->grad, v)) rc = cz_diverge_overflow(&t->m, t->grad, n, step, 0, err);
+        if (overlap) cz_reducer_chunk_done(&t->red, c, v);
+        if ((overlap ? bc.bad : cz_reducer_add(&t->red, c, t->grad, v)) > 0)
+            rc = cz_diverge_overflow(&t->m, t->grad, n, step, 0, err);
     }
     /* one collective carries the gradient, the scalars and the failure flag; only a failure
      * costs a second one, which brings the failing rank's message to every rank */

@@ -1,4 +1,5 @@
 #include "chainz/model.h"
+#include "par.h"
 
 #include <math.h>
 #include <string.h>
@@ -103,6 +104,8 @@ void cz_model_params_init(const cz_model *m, cz_real *params, cz_rng *rng)
 void cz_act_eval(cz_real *h, cz_real *dphi, cz_real *d2phi, cz_act act, const cz_real *poly,
                  const cz_real *z, size_t B, size_t n)
 {
+    int T = cz_par_threads(B * n); /* elementwise: split by sample (par.h) */
+#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
     for (size_t b = 0; b < B; b++) {
         for (size_t i = 0; i < n; i++) {
             size_t k = b * n + i;

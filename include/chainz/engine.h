@@ -135,8 +135,9 @@ const char *cz_engine_blas_version(void);
 int cz_engine_sample_norms(cz_workspace *ws, const cz_real *params, double *input_grad,
                            double *sample_grad, cz_error *err);
 
-/* BLIS threads used by this process's GEMMs (results do not depend on it: the engine
- * runs BLIS without its small-matrix path, whose kernels depend on the split). */
+/* Threads of this process's engine: its GEMMs and its own loops (results do not depend
+ * on it: the engine runs BLIS without its small-matrix path, whose kernels depend on the
+ * split, and splits its loops only where outputs are disjoint, src/engine/par.h). */
 void cz_engine_set_threads(int n);
 int cz_engine_threads(void);
 /* Flops of one step of B samples by the DESIGN cost formula (GEMM terms only). */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "gemm.h"
+#include "par.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <cpuid.h>
@@ -37,6 +38,8 @@ int cz_engine_threads(void)
 {
     return cz_gemm_rntm_ready ? (int)bli_rntm_num_threads(&cz_gemm_rntm) : 1;
 }
+
+int cz_par_threads(size_t work) { return work >= CZ_PAR_MIN_WORK ? cz_engine_threads() : 1; }
 
 static char kernel_choice[200] = "BLIS's choice for this CPU";
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "gemm.h"
+#include "par.h"
 
 static size_t max_width(const cz_model *m)
 {
@@ -149,6 +150,8 @@ static void value_forward_layer(cz_workspace *ws, const cz_real *params, int l, 
         return;
     }
     /* the mask of (sample, layer, neuron) depends only on the sample's key */
+    int T = cz_par_threads(B * n);
+#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
     for (size_t b = 0; b < B; b++)
         for (size_t i = 0; i < n; i++) {
             size_t k = b * n + i;
@@ -168,10 +171,13 @@ static void value_forward(cz_workspace *ws, const cz_real *params, const cz_real
     dense_forward(ws->z[m->n_hidden], ws->h[m->n_hidden - 1], params + O->w, params + O->b, B, O->n_in, O->n_out);
 }
 
+/* out[i] += sum_b a[b, i], in the order of b: split by column i (par.h) */
 static void column_sums(cz_real *out, const cz_real *a, size_t B, size_t n)
 {
-    for (size_t b = 0; b < B; b++)
-        for (size_t i = 0; i < n; i++) out[i] += a[b * n + i];
+    int T = cz_par_threads(B * n);
+#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
+    for (size_t i = 0; i < n; i++)
+        for (size_t b = 0; b < B; b++) out[i] += a[b * n + i];
 }
 
 /* hidden layer l backward: dz_l from g = dloss/dh_l and (with the DREG backward) q_l,
@@ -185,8 +191,11 @@ static const cz_real *value_backward_layer(cz_workspace *ws, const cz_real *para
     cz_act_eval(NULL, NULL, ws->d2phi, L->act, poly, ws->z[l], B, n);
     cz_real *dz = ws->dz[l];
     cz_real *dpoly = L->poly == CZ_NONE ? NULL : grad + L->poly;
-    for (size_t b = 0; b < B; b++)
-        for (size_t i = 0; i < n; i++) {
+    /* the poly gradient of neuron i sums over the batch: split by neuron, b in order (par.h) */
+    int T = cz_par_threads(B * n);
+#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
+    for (size_t i = 0; i < n; i++)
+        for (size_t b = 0; b < B; b++) {
             size_t k = b * n + i;
             cz_real gk = g[k], qk = with_q ? ws->q[k] : 0;
             if (ws->dropout_on) {

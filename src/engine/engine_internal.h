@@ -72,7 +72,7 @@ void cz_stream_backward_layer(cz_workspace *ws, const cz_real *params, cz_real *
                               size_t B, int want_gin);
 /* After the layer loop: the seed's gradient onto dW_0 (Gram: dF Q^T; probe: V_0 P). */
 void cz_stream_backward_seed(cz_workspace *ws, cz_real *grad, size_t B);
-/* gin += sum_i gH[b,i] D t_i at the top layer (exact mode, lambda == 0). */
+/* gin += sum_i gH[b,i] D t_i at the top layer (exact mode; before a DREG backward overwrites t). */
 void cz_stream_input_grad(cz_workspace *ws, size_t B);
 /* The forward stream's row i of sample b at layer l (T_l; T_0 = the seed). */
 const cz_real *cz_stream_t(const cz_workspace *ws, int l, size_t i, size_t b);

@@ -1,4 +1,5 @@
 #include "chainz/model.h"
+#include "par.h"
 
 #include <math.h>
 #include <string.h>
@@ -135,10 +136,10 @@ static inline void act_one(cz_act act, cz_real x, cz_real *v, cz_real *d1, cz_re
 
 /* The cubic, one output at a time: loops without a branch, which the compiler vectorises
  * (elementwise IEEE operations: vectorised or not, the same bits). */
-static void poly_rows(cz_real *h, cz_real *dphi, cz_real *d2phi, const cz_real *poly, const cz_real *z, size_t B,
-                      size_t n)
+static void poly_rows(cz_real *h, cz_real *dphi, cz_real *d2phi, const cz_real *poly, const cz_real *z, size_t b0,
+                      size_t b1, size_t n)
 {
-    for (size_t b = 0; b < B; b++) {
+    for (size_t b = b0; b < b1; b++) {
         const cz_real *x = z + b * n;
         size_t o = b * n;
         if (h)
@@ -162,10 +163,13 @@ static void poly_rows(cz_real *h, cz_real *dphi, cz_real *d2phi, const cz_real *
 void cz_act_eval(cz_real *h, cz_real *dphi, cz_real *d2phi, cz_act act, const cz_real *poly,
                  const cz_real *z, size_t B, size_t n)
 {
+    int T = cz_par_threads(B * n); /* elementwise: split by sample (par.h) */
     if (act == CZ_ACT_POLY) {
-        poly_rows(h, dphi, d2phi, poly, z, B, n);
+#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
+        for (size_t b = 0; b < B; b++) poly_rows(h, dphi, d2phi, poly, z, b, b + 1, n);
         return;
     }
+#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
     for (size_t k = 0; k < B * n; k++) {
         cz_real v, d1, d2;
         act_one(act, z[k], &v, &d1, &d2);

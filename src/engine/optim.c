@@ -1,4 +1,5 @@
 #include "chainz/optim.h"
+#include "par.h"
 
 #include <math.h>
 #include <string.h>
@@ -19,9 +20,11 @@ void cz_optim_step(const cz_optim_spec *o, cz_real *params, const cz_real *grad,
                    cz_real *state, size_t n, size_t n_decay, long step, double lr)
 {
     double decay = 1.0 - lr * o->weight_decay;
+    int T = cz_par_threads(n); /* every parameter on its own: split by index (par.h) */
     if (o->kind == CZ_OPT_ADAMW) {
         cz_real *m = state, *v = state + n;
         double c1 = 1.0 - pow(o->beta1, (double)step), c2 = 1.0 - pow(o->beta2, (double)step);
+#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
         for (size_t i = 0; i < n; i++) {
             double g = grad[i];
             double mi = o->beta1 * m[i] + (1.0 - o->beta1) * g;
@@ -33,6 +36,7 @@ void cz_optim_step(const cz_optim_spec *o, cz_real *params, const cz_real *grad,
         }
     } else {
         cz_real *mom = state;
+#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
         for (size_t i = 0; i < n; i++) {
             double u = o->momentum * mom[i] + grad[i];
             mom[i] = (cz_real)u;

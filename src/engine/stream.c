@@ -14,6 +14,7 @@
 
 #include "engine_internal.h"
 #include "gemm.h"
+#include "par.h"
 
 #ifdef CZ_REAL_DOUBLE
 #define GEQRF dgeqrf_
@@ -164,6 +165,8 @@ static void probe_draw(cz_workspace *ws, const uint64_t *keys, size_t B)
 {
     size_t K = ws->k, d = ws->m.spec.d;
     cz_real v = (cz_real)(1.0 / sqrt((double)K));
+    int T = cz_par_threads(B * K * d);
+#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
     for (size_t b = 0; b < B; b++) {
         cz_real *p = ws->P + b * K * d;
         uint64_t bits = 0;
@@ -212,22 +215,36 @@ void cz_stream_forward(cz_workspace *ws, const cz_real *params, size_t B)
         const cz_real *D = ws->D[l];
         double *sq = ws->sq[l];
         int shared = l == 0 && ws->seed;
-        memset(sq, 0, B * sizeof *sq);
         if (l >= 1) /* T_l = W_l S_{l-1}: [n x n_in] x [n_in x Bk] */
             cz_gemm(0, 0, n, Bk, L->n_in, 1, params + L->w, L->n_in, ws->S[l - 1], Bk, 0, ws->T[l], Bk);
         cz_real *S = l + 1 < H ? ws->S[l] : NULL;
+        /* term [B x n]: neuron i's share D^2 |t|^2 of ||S_{l,b}||^2. ws->q is free until the
+         * backward pass, which overwrites it. */
+        cz_real *term = ws->q;
+        /* split by neuron: S_l's rows and the terms */
+        int T = cz_par_threads(n * Bk);
+#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
         for (size_t i = 0; i < n; i++) {
             cz_real seedsq = shared ? cz_dot8(ws->seed + i * k, ws->seed + i * k, k) : 0;
             for (size_t b = 0; b < B; b++) {
                 cz_real Dv = D[b * n + i];
                 const cz_real *t = cz_stream_t(ws, l, i, b);
                 cz_real tsq = shared ? seedsq : cz_dot8(t, t, k);
-                sq[b] += (double)(Dv * Dv * tsq);
+                term[b * n + i] = Dv * Dv * tsq;
                 if (S) {
                     cz_real *s = S + i * Bk + b * k;
                     for (size_t j = 0; j < k; j++) s[j] = Dv * t[j];
                 }
             }
+        }
+        /* split by sample: each ||S_{l,b}||^2 sums its terms in the order of i, as one thread
+         * always did, so the sum is the same on any thread count */
+        T = cz_par_threads(B * n);
+#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
+        for (size_t b = 0; b < B; b++) {
+            double s = 0;
+            for (size_t i = 0; i < n; i++) s += (double)term[b * n + i];
+            sq[b] = s;
         }
     }
 }
@@ -252,6 +269,12 @@ void cz_stream_backward_layer(cz_workspace *ws, const cz_real *params, cz_real *
         if (dseed == ws->dseed) memset(dseed, 0, n * k * sizeof *dseed);
         if (top) V = NULL;
     }
+    /* the input gradient sums over neurons: its own pass, split by sample, before V
+     * overwrites t (the same terms in the same order as on one thread) */
+    if (want_gin) cz_stream_input_grad(ws, B);
+    /* everything else belongs to neuron i (row i of V, q[., i], row i of dseed) */
+    int T = cz_par_threads(n * Bk);
+#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
     for (size_t i = 0; i < n; i++) {
         const cz_real *srow = shared ? ws->seed + i * k : NULL;
         cz_real seedsq = shared && top ? cz_dot8(srow, srow, k) : 0;
@@ -261,11 +284,6 @@ void cz_stream_backward_layer(cz_workspace *ws, const cz_real *params, cz_real *
             const cz_real *t = cz_stream_t(ws, l, i, b);
             cz_real *v = V ? V + i * Bk + b * k : NULL;
             cz_real qv;
-            if (want_gin) { /* input grad: sum_i gH[b,i] D t_i, before t is overwritten */
-                cz_real gd = ws->gH[b * n + i] * Dv;
-                cz_real *gi = ws->gin + b * k;
-                for (size_t j = 0; j < k; j++) gi[j] += gd * t[j];
-            }
             if (top) {
                 /* U = c D t: q = c D |t|^2, V = c D^2 t (v may be t itself: elementwise) */
                 cz_real cd = c * Dv;
@@ -316,8 +334,11 @@ void cz_stream_input_grad(cz_workspace *ws, size_t B)
     const cz_model *m = &ws->m;
     int l = m->n_hidden - 1;
     size_t n = m->layer[l].n_out, k = ws->k;
-    for (size_t i = 0; i < n; i++)
-        for (size_t b = 0; b < B; b++) {
+    /* split by sample; each gin row sums over i in order (par.h) */
+    int T = cz_par_threads(n * B * k);
+#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
+    for (size_t b = 0; b < B; b++)
+        for (size_t i = 0; i < n; i++) {
             const cz_real *t = cz_stream_t(ws, l, i, b);
             cz_real gd = ws->gH[b * n + i] * ws->D[l][b * n + i];
             cz_real *gi = ws->gin + b * k;

@@ -122,6 +122,21 @@ else
 fi
 bw_same_run "$work/base-1" "$work/base-2" && ok "baseline: the subsample is the same on 2 ranks (bytes)" || bad "baseline: 1 and 2 ranks differ"
 
+# ---- probe: the Jacobian families hold the exact subsample only, never the probe estimates ----
+run 1 train --data "$work/x.h5" --layers 12,8 --epochs 1 --batch 64 --micro-batch 16 --dreg 0.05 --seed 3 \
+    --log-seconds 1000 --dreg-mode probe --tau-jacobian-fraction 0.3 --out "$work/pfrac" >"$work/pfrac.log" 2>&1 ||
+    bad "probe with --tau-jacobian-fraction 0.3: $(tail -2 "$work/pfrac.log")"
+counts=$("$py" -c '
+import sys, h5py
+f = h5py.File(sys.argv[1], "r")
+print(int(f["tau/jacobian/layer_1/count"][0]), int(f["tau/jacobian/layer_2/count"][0]), int(f["tau/input_grad/count"][0]))' "$work/pfrac/metrics.h5" 2>&1)
+read -r nj1 nj2 ni <<<"$counts"
+if [ "$ni" = 600 ] && [ "$nj1" = "$nj2" ] && [ "$nj1" -gt 120 ] 2>/dev/null && [ "$nj1" -lt 240 ]; then
+    ok "probe: Jacobian norms of $nj1 of $ni samples (--tau-jacobian-fraction 0.3), no probe estimates among them"
+else
+    bad "probe --tau-jacobian-fraction 0.3: counts '$counts' (jacobian layer 1, layer 2, input_grad; want about 180 of 600)"
+fi
+
 # ---- misuse ----
 st=0; run 1 train --data "$work/x.h5" --layers 40 --dreg-mode gram --out "$work/m1" >"$work/m1.log" 2>&1 || st=$?
 [ "$st" -eq 1 ] && grep -q "needs the first hidden layer (40) no wider than the input (d = 30)" "$work/m1.log" &&

@@ -321,7 +321,10 @@ static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, lo
         if (!rc) rc = cz_engine_step(t->ws, t->params, t->io.x, t->io.yc, t->io.yv, t->io.keys, mb,
                                      &opts, t->grad, &s, err);
         if (!rc) rc = bc.rc;
-        if (!rc && cfg->tau) rc = cz_tau_set_collect(&t->ts, t->ws, t->params, t->m.n_hidden, mb, err);
+        /* in probe mode the step's stream holds estimates: the Jacobian families then come
+         * from the exact subsample alone */
+        if (!rc && cfg->tau)
+            rc = cz_tau_set_collect(&t->ts, t->ws, t->params, t->m.n_hidden, mb, t->plan.tau_from_step, err);
         if (!rc && cfg->tau && !t->plan.tau_from_step)
             rc = cz_tau_set_collect_sampled(&t->ts, t->params, t->io.x, t->io.yc, t->io.yv, t->io.keys, mb, err);
         if (rc) break;

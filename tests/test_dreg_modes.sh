@@ -83,8 +83,21 @@ for mode in "probe --dreg-probes 4" "gram"; do
 done
 st=0
 run 1 "${common[@]}" --dreg-mode exact --out "$work/probe-1" --resume auto >"$work/mis.log" 2>&1 || st=$?
-[ "$st" -eq 1 ] && grep -q "the run's DREG stream is probe, this run asks for exact (it cannot change within a run): resume with --dreg-mode probe" "$work/mis.log" &&
+[ "$st" -eq 1 ] && grep -q "the run's DREG stream is probe with 4 directions, this run asks for exact (it cannot change within a run): resume with --dreg-mode probe --dreg-probes 4" "$work/mis.log" &&
     ok "another --dreg-mode on resume is refused" || bad "mode change on resume: status $st, $(tail -2 "$work/mis.log")"
+# --dreg-mode probe without --dreg-probes names the run's mode: it continues with the run's 4
+# directions (it was refused as "the stream is probe, this run asks for probe")
+run 1 "${common[@]}" --dreg-mode probe --dreg-probes 4 --out "$work/pk" --max-steps 5 >"$work/pk.1.log" 2>&1 || bad "probe K=4 first part"
+st=0; run 2 "${common[@]}" --dreg-mode probe --out "$work/pk" --resume auto >"$work/pk.2.log" 2>&1 || st=$?
+if [ "$st" -eq 0 ] && grep -qF "DREG stream probe at stream width 4, as the run began" "$work/pk.2.log" &&
+    bw_same_ckpt "$(bw_final_ckpt "$work/probe-1")" "$(bw_final_ckpt "$work/pk")"; then
+    ok "--dreg-mode probe on resume keeps the run's 4 directions: the bytes of the uninterrupted run"
+else
+    bad "--dreg-mode probe on resume of a 4-direction run: status $st, $(grep -m1 'error\|DREG stream' "$work/pk.2.log")"
+fi
+st=0; run 1 "${common[@]}" --dreg-mode probe --dreg-probes 8 --out "$work/pk" --resume auto >"$work/pk.3.log" 2>&1 || st=$?
+[ "$st" -eq 1 ] && grep -q "stream is probe with 4 directions, this run asks for probe with 8 directions" "$work/pk.3.log" &&
+    ok "another --dreg-probes on resume is refused, naming both counts" || bad "--dreg-probes 8 on resume: status $st, $(grep -m1 error "$work/pk.3.log")"
 
 # ---- auto ----
 "$build/make_data" "$work/wide.h5" --n 96 --d 300 --classes 3 --seed 5 >/dev/null || exit 1

@@ -67,6 +67,15 @@ int cz_stream_plan_make(const cz_config *cfg, const cz_model *m, size_t n_train,
     return 0;
 }
 
+/* "probe with K directions" or the mode's name */
+static void stream_desc(const cz_stream_spec *s, char *buf, size_t len)
+{
+    if (s->mode == CZ_STREAM_PROBE)
+        snprintf(buf, len, "probe with %d directions", s->probes);
+    else
+        snprintf(buf, len, "%s", cz_stream_mode_name(s->mode));
+}
+
 int cz_stream_plan_resume(cz_stream_plan *p, const cz_config *cfg, const cz_model *m, const char *ckpt_config,
                           const char *path, int *changed, cz_error *err)
 {
@@ -88,11 +97,20 @@ int cz_stream_plan_resume(cz_stream_plan *p, const cz_config *cfg, const cz_mode
         return cz_error_set(err, CZ_EINVAL, "%s: unknown dreg_mode '%s' in its configuration", path, mode);
     if (was.mode == CZ_STREAM_NONE) return 0; /* written with lambda 0 throughout: nothing to keep */
     if (was.mode == p->main.mode && (was.mode != CZ_STREAM_PROBE || was.probes == p->main.probes)) return 0;
-    if (cfg->dreg_mode != CZ_STREAM_AUTO || cfg->dreg_probes_given)
+    /* an explicit --dreg-mode that names the run's mode adopts its probe count, as auto does;
+     * a different mode, or a --dreg-probes that differs, is refused */
+    if ((cfg->dreg_mode != CZ_STREAM_AUTO && cfg->dreg_mode != was.mode) || cfg->dreg_probes_given) {
+        char a[64], b[64], hint[64];
+        stream_desc(&was, a, sizeof a);
+        stream_desc(&p->main, b, sizeof b);
+        if (was.mode == CZ_STREAM_PROBE)
+            snprintf(hint, sizeof hint, "--dreg-mode probe --dreg-probes %d", was.probes);
+        else
+            snprintf(hint, sizeof hint, "--dreg-mode %s", cz_stream_mode_name(was.mode));
         return cz_error_set(err, CZ_EINVAL, "%s: the run's DREG stream is %s%s, this run asks for %s (it cannot "
-                            "change within a run): resume with --dreg-mode %s", path, cz_stream_mode_name(was.mode),
-                            mode ? "" : " (a chainz before --dreg-mode)", cz_stream_mode_name(p->main.mode),
-                            cz_stream_mode_name(was.mode));
+                            "change within a run): resume with %s (or neither option)", path, a,
+                            mode ? "" : " (a chainz before --dreg-mode)", b, hint);
+    }
     int rc = cz_stream_check(m, &was, err);
     if (rc) return rc;
     p->main = was;

@@ -150,6 +150,22 @@ else
     bad "probe --tau-jacobian-fraction 0.3: counts '$counts' (jacobian layer 1, layer 2, input_grad; want about 180 of 600)"
 fi
 
+# ---- a resume keeps the run's --tau-jacobian-fraction (it was silently replaced by auto) ----
+pf=(--dreg-mode probe --dreg-probes 4 --tau-jacobian-fraction 0.3)
+run 1 "${common[@]}" "${pf[@]}" --out "$work/fr-ref" >"$work/fr-ref.log" 2>&1 || bad "fraction reference: $(tail -2 "$work/fr-ref.log")"
+run 2 "${common[@]}" "${pf[@]}" --out "$work/fr" --max-steps 13 >"$work/fr.1.log" 2>&1 || bad "fraction: first part"
+cp -r "$work/fr" "$work/fr-other"
+run 3 "${common[@]}" --out "$work/fr" --resume auto >"$work/fr.2.log" 2>&1 || bad "fraction: resume: $(tail -2 "$work/fr.2.log")"
+if grep -q "on a seeded 30 % of each epoch's samples, as the run began" "$work/fr.2.log" &&
+    bw_same_run "$work/fr-ref" "$work/fr"; then
+    ok "--tau-jacobian-fraction 0.3 kept by a resume without it: the bytes (metrics too) of the uninterrupted run"
+else
+    bad "resume without --tau-jacobian-fraction: $(grep 'tau layer' "$work/fr.2.log")"
+fi
+st=0; run 1 "${common[@]}" --out "$work/fr-other" --resume auto --tau-jacobian-fraction 0.9 >"$work/fr.3.log" 2>&1 || st=$?
+[ "$st" -eq 1 ] && grep -q "on a seeded 0.3 of each epoch's samples, this run asks for 0.9 (--tau-jacobian-fraction; it cannot change within a run)" "$work/fr.3.log" &&
+    ok "another --tau-jacobian-fraction on resume is refused" || bad "fraction 0.9 on resume: status $st, $(grep -m1 error "$work/fr.3.log")"
+
 # ---- misuse ----
 st=0; run 1 train --data "$work/x.h5" --layers 40 --dreg-mode gram --out "$work/m1" >"$work/m1.log" 2>&1 || st=$?
 [ "$st" -eq 1 ] && grep -q "needs the first hidden layer (40) no wider than the input (d = 30)" "$work/m1.log" &&

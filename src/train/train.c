@@ -148,6 +148,8 @@ static int setup(trainer *t, int head_given, cz_error *err)
                              .exact = cfg->reduce == CZ_REDUCE_EXACT, .tau = cfg->tau};
         rc = cz_stream_plan_make(cfg, &t->m, mr.rows, &t->plan, err);
         mr.stream = t->plan.main;
+        mr.tau_stream = t->plan.tau;
+        mr.tau_batch = cfg->tau && !t->plan.tau_from_step ? CZ_TAU_SAMPLE_BATCH : 0;
         cz_mem_estimate_run(&mr, &me);
         if (!rc) rc = cz_mem_check(&me, t->mem_limit, t->mem_source, err);
     }

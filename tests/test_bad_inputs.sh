@@ -84,6 +84,8 @@ for case in "layers:5,,5:--layers '5,,5': '' is not a positive width" "layers:5,
     expect "train --$opt '$v'" 1 "$re" -- "$chainz" train "${small[@]}" --out "$work/r-lenient" --"$opt" "$v"
 done
 expect "--clip-z with --no-standardize is refused" 1 "--clip-z clips z-scores, which --no-standardize turns off" -- "$chainz" train "${small[@]}" --out "$work/r-cz" --clip-z 3 --no-standardize
+expect "train --tau-jacobian-fraction 1e-400 (underflows to 0, auto)" 1 "--tau-jacobian-fraction: '1e-400' is too small for a double" -- "$chainz" train "${small[@]}" --out "$work/r-uf" --tau-jacobian-fraction 1e-400
+expect "train --dreg 1e-400 (underflows to 0, a baseline)" 1 "--dreg: '1e-400' is too small for a double" -- "$chainz" train "${small[@]}" --out "$work/r-uf" --dreg 1e-400
 expect "train --lr 0x1p-10 (a hex float)" 1 "--lr: '0x1p-10' is not a plain decimal number" -- "$chainz" train "${small[@]}" --out "$work/r-hex" --lr 0x1p-10
 expect "train --lr ' 1e-3' (a leading blank)" 1 "--lr: ' 1e-3' is not a plain decimal number" -- "$chainz" train "${small[@]}" --out "$work/r-blank" --lr " 1e-3"
 long=$(printf '8,%.0s' $(seq 1 200))8

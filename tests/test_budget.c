@@ -96,6 +96,31 @@ static void test_budget_estimate_bounds_the_workspace(void **state)
                 }
 }
 
+/* the layer-Jacobian subsample's workspace (probe mode with tau) is part of the estimate:
+ * without it a probe run on a wide model used about 3 % more than --max-memory allowed */
+static void test_budget_counts_the_jacobian_subsample(void **state)
+{
+    (void)state;
+    cz_model m;
+    cz_error err = {0};
+    cz_model_spec s = spec_of(64, 2, 64, CZ_HEAD_CLASSIFY, 3);
+    assert_int_equal(cz_model_init(&m, &s, &err), 0);
+    cz_stream_spec probe = {CZ_STREAM_PROBE, 4}, exact = {CZ_STREAM_EXACT, 0};
+    cz_mem_request r = {.m = &m, .micro_batch = 32, .batch = 64, .rows = 1000, .opt_moments = 2, .exact = 1,
+                        .tau = 1, .stream = probe};
+    cz_mem_estimate without, with;
+    cz_mem_estimate_run(&r, &without);
+    r.tau_stream = exact;
+    r.tau_batch = 16;
+    cz_mem_estimate_run(&r, &with);
+    cz_workspace *ws = cz_workspace_new_stream(&m, 16, &exact, &err);
+    assert_non_null(ws);
+    assert_false(with.overflow);
+    assert_true(with.workspace >= without.workspace + cz_workspace_bytes(ws) + 16 * 64 * sizeof(float));
+    assert_true(with.total > without.total);
+    cz_workspace_free(ws);
+}
+
 static void test_budget_refuses_beyond_the_limit(void **state)
 {
     (void)state;
@@ -165,6 +190,7 @@ int main(void)
         cmocka_unit_test(test_budget_checked_products),
         cmocka_unit_test(test_budget_model_refuses_wrapping_sizes),
         cmocka_unit_test(test_budget_estimate_bounds_the_workspace),
+        cmocka_unit_test(test_budget_counts_the_jacobian_subsample),
         cmocka_unit_test(test_budget_refuses_beyond_the_limit),
         cmocka_unit_test(test_budget_limit_from_the_node),
         cmocka_unit_test(test_config_json_has_no_nan),

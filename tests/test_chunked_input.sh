@@ -119,5 +119,22 @@ if mpi 2 "$chainz" train --data "$work/bigz.h5" --out "$work/rz" "${small[@]}" >
 else
     bad "bigz.h5 loaded: $(tail -3 "$work/rz.log")"
 fi
+# labels behind a filter this HDF5 lacks (h5py's lzf): an input error (status 1) naming the
+# filter, not a bare "cannot read /labels" with status 2
+"$py" - "$work" <<'PY' || exit 1
+import sys, h5py
+w = sys.argv[1]
+with h5py.File(f"{w}/x.h5", "r") as src, h5py.File(f"{w}/xlzf.h5", "w") as dst:
+    dst.create_dataset("features", data=src["features"][:])
+    dst.create_dataset("labels", data=src["labels"][:], chunks=True, compression="lzf")
+    for k, v in src.attrs.items():
+        dst.attrs[k] = v
+PY
+st=0; mpi 1 "$chainz" train --data "$work/xlzf.h5" --out "$work/rl" "${small[@]}" >"$work/rl.log" 2>&1 || st=$?
+if [ $st -eq 1 ] && grep -q "xlzf.h5: cannot read /labels (chunked, lzf (id 32000, not available to this HDF5))" "$work/rl.log"; then
+    ok "lzf labels: refused as an input error naming the filter"
+else
+    bad "lzf labels: status $st, $(grep -m1 error "$work/rl.log")"
+fi
 [ $fails -eq 0 ] && echo "test_chunked_input: all passed" || echo "test_chunked_input: $fails failed"
 exit $((fails > 0))

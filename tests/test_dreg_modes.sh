@@ -83,8 +83,21 @@ for mode in "probe --dreg-probes 4" "gram"; do
 done
 st=0
 run 1 "${common[@]}" --dreg-mode exact --out "$work/probe-1" --resume auto >"$work/mis.log" 2>&1 || st=$?
-[ "$st" -eq 1 ] && grep -q "the run's DREG stream is probe, this run asks for exact (it cannot change within a run): resume with --dreg-mode probe" "$work/mis.log" &&
+[ "$st" -eq 1 ] && grep -q "the run's DREG stream is probe with 4 directions, this run asks for exact (it cannot change within a run): resume with --dreg-mode probe --dreg-probes 4" "$work/mis.log" &&
     ok "another --dreg-mode on resume is refused" || bad "mode change on resume: status $st, $(tail -2 "$work/mis.log")"
+# --dreg-mode probe without --dreg-probes names the run's mode: it continues with the run's 4
+# directions (it was refused as "the stream is probe, this run asks for probe")
+run 1 "${common[@]}" --dreg-mode probe --dreg-probes 4 --out "$work/pk" --max-steps 5 >"$work/pk.1.log" 2>&1 || bad "probe K=4 first part"
+st=0; run 2 "${common[@]}" --dreg-mode probe --out "$work/pk" --resume auto >"$work/pk.2.log" 2>&1 || st=$?
+if [ "$st" -eq 0 ] && grep -qF "DREG stream probe at stream width 4, as the run began" "$work/pk.2.log" &&
+    bw_same_ckpt "$(bw_final_ckpt "$work/probe-1")" "$(bw_final_ckpt "$work/pk")"; then
+    ok "--dreg-mode probe on resume keeps the run's 4 directions: the bytes of the uninterrupted run"
+else
+    bad "--dreg-mode probe on resume of a 4-direction run: status $st, $(grep -m1 'error\|DREG stream' "$work/pk.2.log")"
+fi
+st=0; run 1 "${common[@]}" --dreg-mode probe --dreg-probes 8 --out "$work/pk" --resume auto >"$work/pk.3.log" 2>&1 || st=$?
+[ "$st" -eq 1 ] && grep -q "stream is probe with 4 directions, this run asks for probe with 8 directions" "$work/pk.3.log" &&
+    ok "another --dreg-probes on resume is refused, naming both counts" || bad "--dreg-probes 8 on resume: status $st, $(grep -m1 error "$work/pk.3.log")"
 
 # ---- auto ----
 "$build/make_data" "$work/wide.h5" --n 96 --d 300 --classes 3 --seed 5 >/dev/null || exit 1
@@ -121,6 +134,37 @@ else
     bad "baseline: fraction '$frac', counts '$counts'"
 fi
 bw_same_run "$work/base-1" "$work/base-2" && ok "baseline: the subsample is the same on 2 ranks (bytes)" || bad "baseline: 1 and 2 ranks differ"
+
+# ---- probe: the Jacobian families hold the exact subsample only, never the probe estimates ----
+run 1 train --data "$work/x.h5" --layers 12,8 --epochs 1 --batch 64 --micro-batch 16 --dreg 0.05 --seed 3 \
+    --log-seconds 1000 --dreg-mode probe --tau-jacobian-fraction 0.3 --out "$work/pfrac" >"$work/pfrac.log" 2>&1 ||
+    bad "probe with --tau-jacobian-fraction 0.3: $(tail -2 "$work/pfrac.log")"
+counts=$("$py" -c '
+import sys, h5py
+f = h5py.File(sys.argv[1], "r")
+print(int(f["tau/jacobian/layer_1/count"][0]), int(f["tau/jacobian/layer_2/count"][0]), int(f["tau/input_grad/count"][0]))' "$work/pfrac/metrics.h5" 2>&1)
+read -r nj1 nj2 ni <<<"$counts"
+if [ "$ni" = 600 ] && [ "$nj1" = "$nj2" ] && [ "$nj1" -gt 120 ] 2>/dev/null && [ "$nj1" -lt 240 ]; then
+    ok "probe: Jacobian norms of $nj1 of $ni samples (--tau-jacobian-fraction 0.3), no probe estimates among them"
+else
+    bad "probe --tau-jacobian-fraction 0.3: counts '$counts' (jacobian layer 1, layer 2, input_grad; want about 180 of 600)"
+fi
+
+# ---- a resume keeps the run's --tau-jacobian-fraction (it was silently replaced by auto) ----
+pf=(--dreg-mode probe --dreg-probes 4 --tau-jacobian-fraction 0.3)
+run 1 "${common[@]}" "${pf[@]}" --out "$work/fr-ref" >"$work/fr-ref.log" 2>&1 || bad "fraction reference: $(tail -2 "$work/fr-ref.log")"
+run 2 "${common[@]}" "${pf[@]}" --out "$work/fr" --max-steps 13 >"$work/fr.1.log" 2>&1 || bad "fraction: first part"
+cp -r "$work/fr" "$work/fr-other"
+run 3 "${common[@]}" --out "$work/fr" --resume auto >"$work/fr.2.log" 2>&1 || bad "fraction: resume: $(tail -2 "$work/fr.2.log")"
+if grep -q "on a seeded 30 % of each epoch's samples, as the run began" "$work/fr.2.log" &&
+    bw_same_run "$work/fr-ref" "$work/fr"; then
+    ok "--tau-jacobian-fraction 0.3 kept by a resume without it: the bytes (metrics too) of the uninterrupted run"
+else
+    bad "resume without --tau-jacobian-fraction: $(grep 'tau layer' "$work/fr.2.log")"
+fi
+st=0; run 1 "${common[@]}" --out "$work/fr-other" --resume auto --tau-jacobian-fraction 0.9 >"$work/fr.3.log" 2>&1 || st=$?
+[ "$st" -eq 1 ] && grep -q "on a seeded 0.3 of each epoch's samples, this run asks for 0.9 (--tau-jacobian-fraction; it cannot change within a run)" "$work/fr.3.log" &&
+    ok "another --tau-jacobian-fraction on resume is refused" || bad "fraction 0.9 on resume: status $st, $(grep -m1 error "$work/fr.3.log")"
 
 # ---- misuse ----
 st=0; run 1 train --data "$work/x.h5" --layers 40 --dreg-mode gram --out "$work/m1" >"$work/m1.log" 2>&1 || st=$?

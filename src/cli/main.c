@@ -187,11 +187,15 @@ static int decimal_text(const char *s)
 static int num(const char *opt, const char *s, double *out, cz_error *err)
 {
     char *end;
+    errno = 0;
     *out = strtod(s, &end);
     if (end == s || *end)
         return cz_error_set(err, CZ_EINVAL, "%s: '%s' is not a number", opt, s);
     if (!isfinite(*out))
         return cz_error_set(err, CZ_EINVAL, "%s: '%s' is not a finite number", opt, s);
+    /* 1e-400 reads as 0, which means "off" or "auto" to several options */
+    if (*out == 0 && errno == ERANGE)
+        return cz_error_set(err, CZ_EINVAL, "%s: '%s' is too small for a double (it would read as 0)", opt, s);
     if (!decimal_text(s))
         return cz_error_set(err, CZ_EINVAL, "%s: '%s' is not a plain decimal number", opt, s);
     return 0;

@@ -110,8 +110,11 @@ static int read_class_labels(cz_data *ds, hid_t lab, cz_error *err)
         hsize_t start[2] = {i0, 0}, count[2] = {k, 1};
         H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL);
         hid_t msp = H5Screate_simple(1, &k, NULL);
-        if (H5Dread(lab, H5T_NATIVE_INT64, msp, fsp, H5P_DEFAULT, buf) < 0)
-            rc = cz_error_set(err, CZ_EIO, "%s: cannot read /labels", ds->path);
+        if (H5Dread(lab, H5T_NATIVE_INT64, msp, fsp, H5P_DEFAULT, buf) < 0) {
+            char why[200];
+            int code = cz_data_read_failure(lab, why, sizeof why);
+            rc = cz_error_set(err, code, "%s: cannot read /labels%s", ds->path, why);
+        }
         H5Sclose(msp);
         for (size_t i = 0; !rc && i < k; i++) {
             if (buf[i] < 0 || buf[i] >= ds->info.classes)
@@ -147,8 +150,11 @@ static int read_labels(cz_data *ds, cz_error *err)
             rc = cz_error_set(err, CZ_EINVAL, "%s: /labels must be numeric for task regress", p);
         else if (!(ds->yv = malloc((n ? n : 1) * sizeof(float))))
             rc = cz_error_set(err, CZ_ENOMEM, "%s: out of memory for labels", p);
-        else if (n && H5Dread(lab, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, ds->yv) < 0)
-            rc = cz_error_set(err, CZ_EIO, "%s: cannot read /labels", p);
+        else if (n && H5Dread(lab, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, ds->yv) < 0) {
+            char why[200];
+            int code = cz_data_read_failure(lab, why, sizeof why);
+            rc = cz_error_set(err, code, "%s: cannot read /labels%s", p, why);
+        }
         for (size_t i = 0; rc == 0 && i < n; i++)
             if (!isfinite(ds->yv[i]))
                 rc = cz_error_set(err, CZ_EINVAL, "%s: /labels row %zu is not finite", p, i);

@@ -31,6 +31,10 @@ struct cz_data {
     uint64_t fp0;           /* cz_data_fingerprint at open */
 };
 
+/* Why a read of dataset `dset` may have failed: "" when it is not chunked, else " (chunked,
+ * FILTERS)"; returns CZ_EINVAL when a filter is not available to this HDF5 (the file needs
+ * a plugin: an input problem), else CZ_EIO. */
+int cz_data_read_failure(hid_t dset, char *buf, size_t len);
 /* 0, or CZ_EINVAL naming why dataset `name` keeps values outside the file. */
 int cz_data_stored_here(cz_data *ds, const char *name, cz_error *err);
 /* FNV-1a 64 of every label as stored and 64 evenly spaced feature rows. */

@@ -31,6 +31,27 @@ static void filter_names(hid_t dcpl, char *buf, size_t len)
     if (!n) snprintf(buf, len, "no filter");
 }
 
+int cz_data_read_failure(hid_t dset, char *buf, size_t len)
+{
+    int code = CZ_EIO;
+    buf[0] = 0;
+    hid_t dcpl = H5Dget_create_plist(dset);
+    if (dcpl < 0) return code;
+    if (H5Pget_layout(dcpl) == H5D_CHUNKED) {
+        char f[160];
+        filter_names(dcpl, f, sizeof f);
+        snprintf(buf, len, " (chunked, %s)", f);
+        for (int i = 0, n = H5Pget_nfilters(dcpl); i < n; i++) {
+            unsigned flags = 0, cd[8], conf = 0;
+            size_t ncd = 8;
+            H5Z_filter_t id = H5Pget_filter2(dcpl, (unsigned)i, &flags, &ncd, cd, 0, NULL, &conf);
+            if (id >= 0 && H5Zfilter_avail(id) <= 0) code = CZ_EINVAL;
+        }
+    }
+    H5Pclose(dcpl);
+    return code;
+}
+
 void cz_data_get_layout(const cz_data *ds, cz_data_layout *lay)
 {
     memset(lay, 0, sizeof *lay);
@@ -64,8 +85,9 @@ int cz_data_load_features(cz_data *ds, float *x, cz_error *err)
         int bad = H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
                   H5Dread(ds->feat, H5T_NATIVE_FLOAT, msp, fsp, H5P_DEFAULT, x + r0 * d) < 0;
         H5Sclose(msp);
+        char why[200];
         if (bad)
-            rc = cz_error_set(err, CZ_EIO, "%s: cannot read /features rows %zu..%zu (chunked, %s)", ds->path, r0,
+            rc = cz_error_set(err, cz_data_read_failure(ds->feat, why, sizeof why), "%s: cannot read /features rows %zu..%zu (chunked, %s)", ds->path, r0,
                          r0 + (size_t)count[0] - 1, lay.filters[0] ? lay.filters : "no filter");
     }
     if (fsp >= 0) H5Sclose(fsp);

@@ -88,6 +88,12 @@ void cz_mem_estimate_run(const cz_mem_request *r, cz_mem_estimate *e)
     /* an evaluation pass keeps its per-chunk sums too (validation, chainz eval) */
     madd(&e->reduce, ov, r->rows / M + 1, 4 * sizeof(double), 1);
     e->workspace = workspace_bytes(m, M, &r->stream, ov);
+    /* the Jacobian subsample (probe mode, lambda 0): its own workspace and sample buffers */
+    if (r->tau_batch && r->tau_stream.mode != CZ_STREAM_NONE) {
+        size_t sw = workspace_bytes(m, r->tau_batch, &r->tau_stream, ov);
+        if (cz_size_add(e->workspace, sw, &e->workspace)) *ov = 1;
+        madd(&e->workspace, ov, r->tau_batch, d * sizeof(float) + 4 + 4 + 8, 1);
+    }
     /* two chunk buffers (training and validation) and the hyperslab scratch of the data
      * module, each M x d floats plus labels, keys and row indices */
     madd(&e->data, ov, 3 * sizeof(float), M, d);

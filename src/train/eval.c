@@ -147,7 +147,7 @@ int cz_eval_pass(const cz_dist *d, cz_workspace *ws, const cz_model *m, const fl
         rc = cz_feed_load(io, nb, err);
         if (!rc) rc = cz_engine_step(ws, params, io->x, io->yc, io->yv, NULL, nb, &opts,
                                      tau ? grad : NULL, &sums, err);
-        if (!rc && tau) rc = cz_tau_set_collect(tau, ws, params, m->n_hidden, nb, err);
+        if (!rc && tau) rc = cz_tau_set_collect(tau, ws, params, m->n_hidden, nb, 1, err);
         if (!rc && tau && tau->keep_cap) rc = cz_tau_set_keep(tau, ws, m->n_hidden, io->rows, nb, err);
         if (rc) break;
         cz_loss_sums ls = {0};

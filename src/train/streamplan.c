@@ -67,40 +67,99 @@ int cz_stream_plan_make(const cz_config *cfg, const cz_model *m, size_t n_train,
     return 0;
 }
 
+/* the shortest decimal that reads back as x */
+static void shortest(double x, char *buf, size_t len)
+{
+    for (int prec = 6; prec <= 17; prec++) {
+        snprintf(buf, len, "%.*g", prec, x);
+        if (strtod(buf, NULL) == x) return;
+    }
+}
+
+/* The layer-Jacobian subsample keeps the run's fraction (was: 0 for a run that did not
+ * record it): adopted when --tau-jacobian-fraction is not given, refused when it differs;
+ * *changed |= 2 when it was adopted. */
+static int resume_fraction(cz_stream_plan *p, const cz_config *cfg, double was, const char *path, int *changed,
+                           cz_error *err)
+{
+    if (p->tau.mode == CZ_STREAM_NONE || was <= 0 || was == p->tau_fraction) return 0;
+    if (cfg->tau_jacobian_fraction > 0) {
+        char a[32], b[32];
+        shortest(was, a, sizeof a);
+        shortest(cfg->tau_jacobian_fraction, b, sizeof b);
+        return cz_error_set(err, CZ_EINVAL, "%s: the run measures the layer-Jacobian families on a seeded %s of "
+                            "each epoch's samples, this run asks for %s (--tau-jacobian-fraction; it cannot change "
+                            "within a run): resume with --tau-jacobian-fraction %s (or without it)", path, a, b, a);
+    }
+    p->tau_fraction = was;
+    snprintf(p->tau_why, sizeof p->tau_why, "exact (%s) on a seeded %.3g %% of each epoch's samples, as the run "
+             "began", cz_stream_mode_name(p->tau.mode), 100 * was);
+    *changed |= 2;
+    return 0;
+}
+
+/* "probe with K directions" or the mode's name */
+static void stream_desc(const cz_stream_spec *s, char *buf, size_t len)
+{
+    if (s->mode == CZ_STREAM_PROBE)
+        snprintf(buf, len, "probe with %d directions", s->probes);
+    else
+        snprintf(buf, len, "%s", cz_stream_mode_name(s->mode));
+}
+
 int cz_stream_plan_resume(cz_stream_plan *p, const cz_config *cfg, const cz_model *m, const char *ckpt_config,
                           const char *path, int *changed, cz_error *err)
 {
     *changed = 0;
-    if (p->main.mode == CZ_STREAM_NONE) return 0;
     flat_json *f = calloc(1, sizeof *f);
     if (!f) return cz_error_set(err, CZ_ENOMEM, "out of memory");
     cz_stream_spec was = {.mode = CZ_STREAM_EXACT}; /* a chainz before --dreg-mode */
     int s = 0;
-    const char *mode = NULL, *probes = NULL;
+    char modebuf[64] = "";
+    const char *mode = NULL, *probes = NULL, *frac = NULL;
+    double was_frac = 0;
     if (ckpt_config && !cz_run_parse_flat(ckpt_config, f)) {
         mode = cz_run_field(f, "dreg_mode", &s);
         probes = cz_run_field(f, "dreg_probes", &s);
+        frac = cz_run_field(f, "tau_jacobian_fraction", &s);
     }
+    /* copied before f goes: the messages below name it */
+    if (mode) snprintf(modebuf, sizeof modebuf, "%s", mode), mode = modebuf;
     int bad = mode && cz_stream_mode_parse(mode, &was.mode);
     if (probes) was.probes = atoi(probes);
+    if (frac) was_frac = strtod(frac, NULL);
     free(f);
+    if (frac && !(was_frac > 0 && was_frac <= 1))
+        return cz_error_set(err, CZ_EINVAL, "%s: tau_jacobian_fraction %g in its configuration is not in (0, 1]", path,
+                            was_frac);
+    int rc = resume_fraction(p, cfg, frac ? was_frac : 0, path, changed, err);
+    if (rc || p->main.mode == CZ_STREAM_NONE) return rc;
     if (bad || was.mode == CZ_STREAM_AUTO)
         return cz_error_set(err, CZ_EINVAL, "%s: unknown dreg_mode '%s' in its configuration", path, mode);
     if (was.mode == CZ_STREAM_NONE) return 0; /* written with lambda 0 throughout: nothing to keep */
     if (was.mode == p->main.mode && (was.mode != CZ_STREAM_PROBE || was.probes == p->main.probes)) return 0;
-    if (cfg->dreg_mode != CZ_STREAM_AUTO || cfg->dreg_probes_given)
+    /* an explicit --dreg-mode that names the run's mode adopts its probe count, as auto does;
+     * a different mode, or a --dreg-probes that differs, is refused */
+    if ((cfg->dreg_mode != CZ_STREAM_AUTO && cfg->dreg_mode != was.mode) || cfg->dreg_probes_given) {
+        char a[64], b[64], hint[64];
+        stream_desc(&was, a, sizeof a);
+        stream_desc(&p->main, b, sizeof b);
+        if (was.mode == CZ_STREAM_PROBE)
+            snprintf(hint, sizeof hint, "--dreg-mode probe --dreg-probes %d", was.probes);
+        else
+            snprintf(hint, sizeof hint, "--dreg-mode %s", cz_stream_mode_name(was.mode));
         return cz_error_set(err, CZ_EINVAL, "%s: the run's DREG stream is %s%s, this run asks for %s (it cannot "
-                            "change within a run): resume with --dreg-mode %s", path, cz_stream_mode_name(was.mode),
-                            mode ? "" : " (a chainz before --dreg-mode)", cz_stream_mode_name(p->main.mode),
-                            cz_stream_mode_name(was.mode));
-    int rc = cz_stream_check(m, &was, err);
+                            "change within a run): resume with %s (or neither option)", path, a,
+                            mode ? "" : " (a chainz before --dreg-mode)", b, hint);
+    }
+    rc = cz_stream_check(m, &was, err);
     if (rc) return rc;
     p->main = was;
     snprintf(p->why, sizeof p->why, "%s at stream width %zu, as the run began (%s)", cz_stream_mode_name(was.mode),
              cz_stream_width(m, &was), mode ? "its configuration" : "a chainz before --dreg-mode");
     plan_tau(p, cfg, m);
-    *changed = 1;
-    return 0;
+    *changed |= 1;
+    return resume_fraction(p, cfg, frac ? was_frac : 0, path, changed, err);
 }
 
 void cz_stream_plan_json(const cz_stream_plan *p, char *buf, size_t len)

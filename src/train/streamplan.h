@@ -26,8 +26,10 @@ typedef struct {
 /* @return 0, or CZ_EINVAL when the asked mode does not fit the model. */
 int cz_stream_plan_make(const cz_config *cfg, const cz_model *m, size_t n_train, cz_stream_plan *p,
                         cz_error *err);
-/* A resume continues in the checkpoint's mode: *changed = 1 when auto adopts it (the
+/* A resume continues in the checkpoint's mode: *changed |= 1 when auto adopts it (the
  * caller then makes a new workspace); CZ_EINVAL when an explicit --dreg-mode differs.
+ * The layer-Jacobian subsample keeps the run's fraction: *changed |= 2 when it is adopted
+ * (the sampler takes it), CZ_EINVAL when --tau-jacobian-fraction asks for another.
  * ckpt_config: the checkpoint's configuration JSON (a chainz before --dreg-mode: exact). */
 int cz_stream_plan_resume(cz_stream_plan *p, const cz_config *cfg, const cz_model *m, const char *ckpt_config,
                           const char *path, int *changed, cz_error *err);

@@ -53,7 +53,7 @@ void cz_tau_set_reset(cz_tau_set *ts)
 }
 
 int cz_tau_set_collect(cz_tau_set *ts, cz_workspace *ws, const float *params, int n_hidden, size_t nb,
-                       cz_error *err)
+                       int jacobian, cz_error *err)
 {
     int rc = cz_engine_sample_norms(ws, params, ts->in_norm, ts->sg_norm, err);
     if (rc) return rc;
@@ -61,7 +61,7 @@ int cz_tau_set_collect(cz_tau_set *ts, cz_workspace *ws, const float *params, in
         cz_hist_add(&ts->h[CZ_TAU_INPUT], ts->in_norm[b]);
         cz_hist_add(&ts->h[CZ_TAU_SAMPLE], ts->sg_norm[b]);
     }
-    for (int l = 1; l <= n_hidden; l++) {
+    for (int l = 1; jacobian && l <= n_hidden; l++) {
         const double *sq = cz_engine_jacobian_sqnorm(ws, l);
         for (size_t b = 0; sq && b < nb; b++) cz_hist_add(&ts->h[CZ_TAU_JACOBIAN + l - 1], sqrt(sq[b]));
     }

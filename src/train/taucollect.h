@@ -52,9 +52,11 @@ void cz_tau_set_free(cz_tau_set *ts);
 void cz_tau_set_reset(cz_tau_set *ts);
 
 /* Adds the per-sample families of the chunk of nb samples the workspace just computed
- * (a step with the stream on). @return 0 or the engine's error. */
+ * (a step with the stream on); the layer-Jacobian families only when `jacobian` is set:
+ * the workspace's stream is then exact (or gram), never probe estimates (those families
+ * come from cz_tau_set_collect_sampled). @return 0 or the engine's error. */
 int cz_tau_set_collect(cz_tau_set *ts, cz_workspace *ws, const float *params, int n_hidden, size_t nb,
-                       cz_error *err);
+                       int jacobian, cz_error *err);
 
 /* The Jacobian families from a subsample: each sample is chosen with probability frac by
  * its key (the same on any rank count), up to sb at a time through an exact stream ss.

@@ -148,6 +148,8 @@ static int setup(trainer *t, int head_given, cz_error *err)
                              .exact = cfg->reduce == CZ_REDUCE_EXACT, .tau = cfg->tau};
         rc = cz_stream_plan_make(cfg, &t->m, mr.rows, &t->plan, err);
         mr.stream = t->plan.main;
+        mr.tau_stream = t->plan.tau;
+        mr.tau_batch = cfg->tau && !t->plan.tau_from_step ? CZ_TAU_SAMPLE_BATCH : 0;
         cz_mem_estimate_run(&mr, &me);
         if (!rc) rc = cz_mem_check(&me, t->mem_limit, t->mem_source, err);
     }
@@ -321,7 +323,10 @@ static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, lo
         if (!rc) rc = cz_engine_step(t->ws, t->params, t->io.x, t->io.yc, t->io.yv, t->io.keys, mb,
                                      &opts, t->grad, &s, err);
         if (!rc) rc = bc.rc;
-        if (!rc && cfg->tau) rc = cz_tau_set_collect(&t->ts, t->ws, t->params, t->m.n_hidden, mb, err);
+        /* in probe mode the step's stream holds estimates: the Jacobian families then come
+         * from the exact subsample alone */
+        if (!rc && cfg->tau)
+            rc = cz_tau_set_collect(&t->ts, t->ws, t->params, t->m.n_hidden, mb, t->plan.tau_from_step, err);
         if (!rc && cfg->tau && !t->plan.tau_from_step)
             rc = cz_tau_set_collect_sampled(&t->ts, t->params, t->io.x, t->io.yc, t->io.yv, t->io.keys, mb, err);
         if (rc) break;

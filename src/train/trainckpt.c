@@ -61,8 +61,12 @@ static int resume_stream(trainer *t, const cz_checkpoint *c, const char *path, c
     int changed = 0;
     int rc = cz_stream_plan_resume(&t->plan, t->cfg, &t->m, c->config_json, path, &changed, err);
     if (rc || !changed) return rc;
-    cz_workspace_free(t->ws);
-    if (!(t->ws = cz_workspace_new_stream(&t->m, (size_t)t->cfg->micro_batch, &t->plan.main, err))) return err->code;
+    if (changed & 1) {
+        cz_workspace_free(t->ws);
+        if (!(t->ws = cz_workspace_new_stream(&t->m, (size_t)t->cfg->micro_batch, &t->plan.main, err)))
+            return err->code;
+    }
+    if (t->ts.sws) t->ts.frac = t->plan.tau_fraction; /* the run's subsample fraction */
     if (t->cfg->tau && !t->plan.tau_from_step && !t->ts.sws &&
         (rc = cz_tau_set_sampler_init(&t->ts, &t->m, &t->plan.tau, CZ_TAU_SAMPLE_BATCH, t->plan.tau_fraction, err)))
         return rc;

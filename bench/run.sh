@@ -136,8 +136,10 @@ e2e() {
         printf "e2e\t%s\t%s\tok\t%.2f\t%d steps in %.2f s\n", name, r, n * 128 / (b - a), n, b - a }' >>"$res"
 }
 for r in 1 2; do
-    log "chainz train cr (poly, DREG 0.01), $r rank(s)"
-    e2e cr "$r" "$cr_steps" --act poly --dreg 0.01
+    log "chainz train cr (poly, DREG 0.01, exact stream), $r rank(s)"
+    e2e cr "$r" "$cr_steps" --act poly --dreg 0.01 --dreg-mode exact
+    log "chainz train cr (poly, DREG 0.01, probe K=16: what auto picks here), $r rank(s)"
+    e2e cr-probe "$r" "$cr_steps" --act poly --dreg 0.01 --dreg-mode probe --dreg-probes 16
 done
 for r in 1 2; do
     for tau in tau no-tau; do
@@ -221,7 +223,7 @@ if any(st == "nomode" for st, v in step.values()):
 print("End to end (yelp shape d=300, 512,512, 5 classes, global batch 128; samples/s; chainz: (N+2)-step minus 2-step run)")
 hdr = f"{'model':30s} {'ranks':>5s} {'chainz samples/s':>17s} {'DDP samples/s':>14s} {'chainz/DDP':>10s}"
 print(hdr); print("-" * len(hdr))
-rows = [("CR poly, DREG 0.01 (dual)", "cr", "cr")] + [
+rows = [("CR poly, DREG 0.01, exact", "cr", "cr"), ("CR poly, DREG 0.01, probe K=16", "cr-probe", "cr")] + [
     (f"ReLU, {t}, --reduce {r}", f"relu/{t}/{r}", "relu") for t in ("tau", "no-tau") for r in ("exact", "float")]
 for label, key, dkey in rows:
     for n in (1, 2):
@@ -233,5 +235,6 @@ for label, key, dkey in rows:
         ratio = f"{cz / dv:10.2f}" if (cz and dv) else f"{'-':>10s}"
         czs = f"{cz:17.1f}" if cz else f"{'fail':>17s}"
         print(f"{label:30s} {n:5d} {czs} {dv if dv else float('nan'):14.1f} {ratio}")
-print("(DDP: the ReLU model is the same for every chainz variant: PyTorch has no tau recording and sums gradients in float)")
+print("(DDP: the CR model in the explicit dual stream (exact) for both CR rows; the ReLU model is the same for every")
+print(" chainz variant: PyTorch has no tau recording and sums gradients in float)")
 EOF

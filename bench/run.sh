@@ -84,10 +84,12 @@ for c in $configs; do
     for m in $step_modes; do
         mode=${m%%:*}; k=0
         [ "$mode" = probe ] && k=${m#probe:}
-        log "bench_step --config $c --mode $mode --probes $k"
+        margs=(--mode "$mode")
+        [ "$mode" = probe ] && margs+=(--probes "$k") # K is probe mode's alone
+        log "bench_step --config $c ${margs[*]}"
         # the JSON object of the run: its last line that starts with '{' (one line, tab-free)
         if out=$("$build/bench_step" --config "$c" --batch "$batch" --reps "$reps" --json \
-                 --mode "$mode" --probes "$k" 2>"$work/bs.err" | grep '^{' | tail -n 1) && [ -n "$out" ]; then
+                 "${margs[@]}" 2>"$work/bs.err" | grep '^{' | tail -n 1) && [ -n "$out" ]; then
             printf 'chainz_step\t%s\t%s\t%s\tok\t%s\n' "$c" "$mode" "$k" "$out" >>"$res"
         elif [ $has_mode -eq 1 ]; then
             # bench_step knows --mode but refused this one (e.g. gram where n_1 >= d): say why

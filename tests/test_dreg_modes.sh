@@ -173,6 +173,10 @@ st=0; run 1 train --data "$work/x.h5" --layers 40 --dreg-mode gram --out "$work/
 st=0; "$chainz" train --data "$work/x.h5" --out "$work/m2" --dreg-mode exact --dreg-probes 8 >"$work/m2.log" 2>&1 || st=$?
 [ "$st" -eq 1 ] && grep -q "dreg-probes applies to --dreg-mode probe" "$work/m2.log" && ok "--dreg-probes with exact: refused" ||
     bad "--dreg-probes with exact: status $st, $(tail -1 "$work/m2.log")"
+run 1 train --data "$work/x.h5" --layers 12,8 --epochs 1 --batch 64 --dreg-probes 8 --out "$work/m4" >"$work/m4.log" 2>&1 &&
+    grep -q "DREG stream gram: .*; --dreg-probes 8 is unused (no probes in gram mode)" "$work/m4.log" &&
+    ok "--dreg-probes while auto picks gram: the log says it is unused" ||
+    bad "--dreg-probes with auto picking gram: $(grep 'DREG stream' "$work/m4.log")"
 st=0; "$chainz" train --data "$work/x.h5" --out "$work/m3" --dreg-mode fast >"$work/m3.log" 2>&1 || st=$?
 [ "$st" -eq 1 ] && grep -q "expected exact, gram, probe or auto" "$work/m3.log" && ok "--dreg-mode fast: refused" ||
     bad "--dreg-mode fast: status $st"

@@ -74,16 +74,23 @@ int cz_diverge_explain(const cz_diverge *dv, int term, double value, double rati
         snprintf(jac, sizeof jac, " Jacobian norms ||S_l||^2 per sample:%s (largest: layer %d).", layers, worst + 1);
     char cub[340] = "";
     if (coef[0]) snprintf(cub, sizeof cub, " Largest cubic coefficients |a3|:%s.", coef);
+    /* --clip-z clips z-scores: without standardization the advice is to standardize */
+    char inputs[160];
+    if (cfg->standardize)
+        snprintf(inputs, sizeof inputs, "a new run with --clip-z %g (it cannot change within a run)",
+                 cfg->clip_z > 0 ? cfg->clip_z / 2 : 3.0);
+    else
+        snprintf(inputs, sizeof inputs, "a new run without --no-standardize (z-scores clipped at 3)");
     return cz_error_set(err, CZ_ERUNTIME,
                         "step %ld (epoch %ld): the %s jumped to %.3g per sample, %.3gx its running level %.3g "
                         "(--divergence-factor %g): training %s.%s%s %s Try a lower --lr (now %g)%s, "
-                        "%s%s; or a new run with --clip-z %g (it cannot change within a run)%s",
+                        "%s%s; or %s%s",
                         step + 1, epoch + 1, term == 0 ? "task loss" : "DREG term (sum_l ||S_l||^2)", value, ratio,
                         cz_diverge_reference(dv, term), cfg->divergence_factor, stop ? "is diverging" : "may be diverging", jac, cub,
                         stop ? "The run stops before applying this step (the checkpoints written so far are intact)."
                              : "Training goes on; a jump of the factor squared stops it.", cfg->lr,
                         dreg, clip,
-                        stop ? " (then --resume auto with them)" : "", cfg->clip_z > 0 ? cfg->clip_z / 2 : 3.0,
+                        stop ? " (then --resume auto with them)" : "", inputs,
                         stop ? "" : " (--divergence-factor 0: no check)");
 }
 

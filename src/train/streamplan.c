@@ -59,6 +59,11 @@ int cz_stream_plan_make(const cz_config *cfg, const cz_model *m, size_t n_train,
         }
         int rc = cz_stream_check(m, &p->main, err);
         if (rc) return rc;
+        if (cfg->dreg_probes_given && p->main.mode != CZ_STREAM_PROBE) {
+            size_t used = strlen(p->why);
+            snprintf(p->why + used, sizeof p->why - used, "; --dreg-probes %d is unused (no probes in %s mode)",
+                     cfg->dreg_probes, cz_stream_mode_name(p->main.mode));
+        }
     } else {
         snprintf(p->why, sizeof p->why, "none: lambda is 0 for the whole run");
     }

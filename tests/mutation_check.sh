@@ -10,7 +10,8 @@ cp -r "$src/CMakeLists.txt" "$src/include" "$src/src" "$src/tests" "$src/bench" 
 cmake -S "$work" -B "$work/build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cp -r "$work/src" "$work/src.orig"
 
-mutate() { # mutate FILE NAME FROM TO   (FILE relative to src/engine)
+mutate() { # mutate FILE NAME FROM TO   (FILE relative to src/engine; a target that is not
+           # found fails the check: a refactoring must move the mutants with the code)
     rm -rf "$work/src" && cp -r "$work/src.orig" "$work/src"
     local file="$work/src/engine/$1"; shift
     python3 - "$file" "$2" "$3" <<'PY'
@@ -32,9 +33,12 @@ fail=0
 mutate engine.c "dz without q*phi''" 'dz[k] = gk * ws->dphi[l][k] + qk * ws->d2phi[k];' 'dz[k] = gk * ws->dphi[l][k];' || fail=1
 mutate engine.c "da2 without 2 z q" 'da[2] += zk * (gk * zk + 2 * qk);' 'da[2] += zk * (gk * zk);' || fail=1
 mutate engine.c "da3 without 3 z^2 q" 'da[3] += zk * zk * (gk * zk + 3 * qk);' 'da[3] += zk * zk * (gk * zk);' || fail=1
-mutate engine.c "U_{l-1} without 2 lambda S_{l-1}" 'params + L->w, n_in, V, Bd, c, ws->S[l - 1], Bd);' 'params + L->w, n_in, V, Bd, 0, ws->S[l - 1], Bd);' || fail=1
-mutate engine.c "V_H = U_H (no D scaling)" 'cz_real s = cd * Dv;' 'cz_real s = cd;' || fail=1
-mutate engine.c "stream dW_l missing" 'cz_gemm(0, 1, n, n_in, Bd, 1, V, Bd, ws->S[l - 1], Bd, 1, grad + L->w, n_in);' ';' || fail=1
+mutate stream.c "U_{l-1} without 2 lambda S_{l-1}" 'params + L->w, n_in, V, Bk, c, ws->S[l - 1], Bk);' 'params + L->w, n_in, V, Bk, 0, ws->S[l - 1], Bk);' || fail=1
+mutate stream.c "V_H = U_H (no D scaling)" 'cz_real s = cd * Dv;' 'cz_real s = cd;' || fail=1
+mutate stream.c "stream dW_l missing" 'cz_gemm(0, 1, n, n_in, Bk, 1, V, Bk, ws->S[l - 1], Bk, 1, grad + L->w, n_in);' ';' || fail=1
+mutate stream.c "Gram: dW_1 += dF Q^T at half weight" 'cz_gemm(0, 0, n0, d, k, 1, ws->dseed, k, ws->qr, d, 1, grad + L->w, d);' 'cz_gemm(0, 0, n0, d, k, 0.5, ws->dseed, k, ws->qr, d, 1, grad + L->w, d);' || fail=1
+mutate stream.c "probe directions scaled 1/K, not 1/sqrt(K)" 'cz_real v = (cz_real)(1.0 / sqrt((double)K));' 'cz_real v = (cz_real)(1.0 / (double)K);' || fail=1
+mutate stream.c "probe: dW_1 += V_1 P missing" 'ws->P, d, 1, grad + L->w, d);' 'ws->P, d, 0, grad + L->w, d);' || fail=1
 mutate engine.c "dropout mask missing in value stream" 'ws->h[l][k] *= ws->mask[l][k];' ';' || fail=1
 mutate model.c "phi'' of tanh wrong sign" 'd2 = -2 * t * (1 - t * t);' 'd2 = 2 * t * (1 - t * t);' || fail=1
 exit $fail

@@ -12,17 +12,9 @@
 #    run as printed, gives a file that trains (mapped) to the same /model.
 # Usage: test_chunked_input.sh BUILD_DIR
 set -uo pipefail
-build=$(cd "$1" && pwd)
-chainz="$build/chainz"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fails=0
-ok() { echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
-py=/usr/bin/python3
-[ -x "$py" ] || py=python3
+# shellcheck source=lib/cli.sh
+. "$(dirname "$0")/lib/cli.sh"
+cli_init "$1"
 command -v h5diff >/dev/null && command -v h5repack >/dev/null || { echo "SKIP: h5diff/h5repack (hdf5-tools) missing"; exit 0; }
 mpi() { local np=$1; shift; timeout 120 mpirun -np "$np" "$@"; }
 

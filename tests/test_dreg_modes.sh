@@ -12,20 +12,12 @@
 #  - misuse is refused with a message (gram wider than the input, probes without probe).
 # Usage: test_dreg_modes.sh BUILD_DIR
 set -uo pipefail
-build=$(cd "$1" && pwd)
-chainz="$build/chainz"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0} OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+# shellcheck source=lib/cli.sh
+. "$(dirname "$0")/lib/cli.sh"
+cli_init "$1"
 # shellcheck source=lib/bitwise.sh
 . "$(dirname "$0")/lib/bitwise.sh"
 bw_init "$build" || exit 1
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fails=0
-ok() { echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
-py=/usr/bin/python3
-[ -x "$py" ] || py=python3
 run() { local p=$1; shift; timeout 120 mpirun -np "$p" --bind-to none "$chainz" "$@"; }
 
 "$build/make_data" "$work/x.h5" --n 600 --d 30 --classes 3 --seed 4 >/dev/null || exit 1

@@ -14,18 +14,9 @@
 #    complete; no temporary files.
 # Usage: test_eval_tau_out.sh BUILD_DIR
 set -uo pipefail
-build=$(cd "$1" && pwd)
-chainz="$build/chainz"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fails=0
-ok() { echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
-# python3 with h5py and numpy: Debian's (python3-h5py), not a pyenv shim's
-py=/usr/bin/python3
-[ -x "$py" ] || py=python3
+# shellcheck source=lib/cli.sh
+. "$(dirname "$0")/lib/cli.sh"
+cli_init "$1"
 mpi() { local np=$1; shift; timeout 120 mpirun -np "$np" "$@"; }
 expect_fail() { # expect_fail STATUS PATTERN LABEL -- command...
     local want=$1 pat=$2 label=$3

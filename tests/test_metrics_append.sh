@@ -11,17 +11,11 @@
 #    ~linearly when every rewrite deflated all earlier epochs again: ~8 x here).
 # Usage: test_metrics_append.sh BUILD_DIR
 set -uo pipefail
-build=$(cd "$1" && pwd)
-chainz="$build/chainz"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
+# shellcheck source=lib/cli.sh
+. "$(dirname "$0")/lib/cli.sh"
+cli_init "$1"
 . "$(dirname "$0")/lib/bitwise.sh"
 bw_init "$build" || exit 1
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fails=0
-ok() { echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 "$build/make_data" "$work/tiny.h5" --n 64 --d 8 --classes 2 --seed 1 >/dev/null 2>&1 || { echo "FAIL: make_data"; exit 1; }
 # 2 steps per epoch, 300 epochs; --resume auto never finds a checkpoint on the first start

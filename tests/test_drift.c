@@ -112,6 +112,13 @@ static void test_drift_quantile_is_hist(void **state)
     free(v);
     free(h);
     free(c);
+    /* by hand: 1, 2, 4; nearest rank: q = 0.34 is the 2nd smallest, q = 0.99 the largest */
+    double t[3] = {1, 2, 4}, mt;
+    uint64_t *ct = hist_of(t, 3, &mt);
+    assert_true(fabs(cz_drift_quantile(ct, mt, 0.34) / 2 - 1) < 0.0101);
+    assert_true(fabs(cz_drift_quantile(ct, mt, 0.99) / 4 - 1) < 0.0101);
+    assert_true(fabs(cz_drift_quantile(ct, mt, 0.0) - 1) < 0.0101);
+    free(ct);
 }
 
 /* the same sample: nothing moves; scaled by 2: every ratio about 2 and flagged; a small

@@ -26,4 +26,9 @@ typedef struct {
  * @return 0, or the agreed code (CZ_EINVAL for bad input, named). */
 int cz_predict(const cz_predict_opts *o, const cz_dist *d, int *flagged, cz_error *err);
 
+/* `chainz predict ...` (argv[0] == "predict", src/cli/cmd_predict.c), after MPI and BLIS
+ * are set up. @return the exit status: 0, 1 usage or input error, 2 runtime failure,
+ * 3 drift flagged with --fail-on-drift. */
+int cz_cmd_predict(int argc, char **argv, const cz_dist *d);
+
 #endif

@@ -1,6 +1,8 @@
 /* chainz: the command line. The only place that exits. Exit status: 0 done, 1 usage or
- * input error (the message names the file and place), 2 runtime failure, 75 stopped on a
- * signal after writing a checkpoint (a batch script requeues on it). */
+ * input error (the message names the file and place), 2 runtime failure, 3 drift flagged
+ * (chainz predict --reference ... --fail-on-drift only: the predictions are written, and a
+ * service acts on the status), 75 stopped on a signal after writing a checkpoint (a batch
+ * script requeues on it). */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -14,6 +16,7 @@
 #include "chainz/dist.h"
 #include "chainz/engine.h"
 #include "chainz/metrics_read.h"
+#include "chainz/predict.h"
 #include "chainz/prep.h"
 #include "chainz/protocol.h"
 #include "chainz/train.h"
@@ -50,13 +53,17 @@ static void usage_main(FILE *f)
             "usage: chainz COMMAND [OPTIONS]\n"
             "  train    train a CR network (or a baseline) on P ranks: mpirun -np P chainz train ...\n"
             "  eval     evaluate a checkpoint on a data set\n"
+            "  predict  predict a batch (chainz-data, HDF5 or CSV) with the per-sample norms, and\n"
+            "           watch it for drift against the training run (--reference RUN_DIR)\n"
             "  prep     convert text CSV (word vectors or hashing), numeric CSV, ARFF and IDX\n"
             "           files into chainz-data HDF5 sets, with stratified splits\n"
             "  tau      per-epoch gradient-norm statistics (tau = p99/mean) of runs; compare; plot\n"
             "  protocol run a study (models x training-set sizes x seeds) from a JSON spec and\n"
             "           write its report with paired statistics (docs/PROTOCOL.md)\n"
             "  --version\n"
-            "Run 'chainz COMMAND --help' for the options of a command.\n");
+            "Run 'chainz COMMAND --help' for the options of a command.\n"
+            "exit status: 0 done, 1 usage or input error, 2 runtime failure, 3 drift flagged (predict\n"
+            "--fail-on-drift only), 75 checkpointed on a signal (train).\n");
 }
 
 static void usage_train(FILE *f)
@@ -507,7 +514,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "prep")) return cz_cmd_prep(argc - 1, argv + 1);
     if (!strcmp(cmd, "tau")) return cz_cmd_tau(argc - 1, argv + 1);
     if (!strcmp(cmd, "protocol")) return cz_cmd_protocol(argc - 1, argv + 1);
-    if (strcmp(cmd, "train") && strcmp(cmd, "eval")) {
+    if (strcmp(cmd, "train") && strcmp(cmd, "eval") && strcmp(cmd, "predict")) {
         fprintf(stderr, "chainz: unknown command '%s'\n", cmd);
         usage_main(stderr);
         return EXIT_USAGE;
@@ -528,6 +535,11 @@ int main(int argc, char **argv)
         if (d.rank == 0) fprintf(stderr, "chainz %s: error: %s\n", cmd, err.msg);
         cz_dist_finalize();
         return EXIT_USAGE;
+    }
+    if (!strcmp(cmd, "predict")) { /* its own messages and statuses (cmd_predict.c) */
+        int st = cz_cmd_predict(argc - 1, argv + 1, &d);
+        cz_dist_finalize();
+        return st;
     }
     /* options are parsed identically on every rank, so all ranks agree on a usage error */
     int rc, head_given = 0;

@@ -192,7 +192,7 @@ int cz_predict(const cz_predict_opts *o, const cz_dist *d, int *flagged, cz_erro
     czi_session *s = NULL;
     cz_featsrc *src = NULL;
     czi_error ce = {0};
-    int rc = cz_run_resolve_newest(o->model, ckpt, sizeof ckpt, d->rank == 0 ? stdout : NULL, err);
+    int rc = cz_run_resolve_newest(o->model, ckpt, sizeof ckpt, NULL, err); /* the summary names it */
     if (!rc && d->rank == 0) rc = check_paths(o, ckpt, err);
     rc = cz_dist_agree(d, rc, err);
     if (!rc && !(m = czi_model_load(ckpt, &ce))) rc = from_czi(err, &ce);
@@ -245,9 +245,7 @@ int cz_predict(const cz_predict_opts *o, const cz_dist *d, int *flagged, cz_erro
         if (!rc && czi_predict(s, x, nb, &out, &ce)) {
             /* the library names the row of its batch; the user needs the row of the file */
             rc = from_czi(err, &ce);
-            char msg[sizeof err->msg];
-            snprintf(msg, sizeof msg, "%s: rows %zu..%zu (from 0): %s", o->data, b0, b0 + nb - 1, ce.message);
-            snprintf(err->msg, sizeof err->msg, "%s", msg);
+            cz_error_set(err, rc, "%s: rows %zu..%zu (from 0): %.900s", o->data, b0, b0 + nb - 1, ce.message);
         }
         for (size_t i = 0; !rc && F && i < nb; i++) {
             double *rec = norms + (loc + i) * (size_t)F;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "chainz/atomic.h"
+#include "chainz/infer.h"
 #include "predict_internal.h"
 #include "report.h"
 
@@ -20,12 +21,12 @@ static void json_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
-static const char *jn(char *b, double v) { return cz_report_json_num(b, 32, v); }
+static const char *jnum(char *b, double v) { return cz_report_json_num(b, 32, v); }
 
 static void print_table(const cz_predict_opts *o, const cz_dist *d, const cz_pred_file *p, size_t ref_epochs)
 {
-    printf("chainz predict: model %s on %s (%s%s%s, %zu rows; %d rank%s)\n", p->model, p->data, p->input,
-           p->dataset[0] ? " " : "", p->dataset, p->n, d->size, d->size > 1 ? "s" : "");
+    printf("chainz predict: model %s on %s (%s%s%s, %zu rows; %d rank%s, kernels %s)\n", p->model, p->data,
+           p->input, p->dataset[0] ? " " : "", p->dataset, p->n, d->size, d->size > 1 ? "s" : "", czi_blas_kernels());
     if (p->has_labels) {
         if (!isnan(p->accuracy)) printf("accuracy %.4f", p->accuracy);
         if (strcmp(p->head, "classify")) printf("%sMAE %.4f", isnan(p->accuracy) ? "" : "  ", p->mae);
@@ -78,17 +79,18 @@ static int write_json(const cz_predict_opts *o, const cz_dist *d, const cz_pred_
     json_string(m, p->dataset);
     fprintf(m, ", \"out\": ");
     json_string(m, o->out);
+    fprintf(m, ", \"kernels\": \"%s\"", czi_blas_kernels());
     fprintf(m, ", \"ranks\": %d, \"samples\": %zu, \"head\": \"%s\", \"classes\": %d", d->size, p->n, p->head,
             p->classes);
-    fprintf(m, ", \"accuracy\": %s, \"mae\": %s", p->has_labels ? jn(b[0], p->accuracy) : "null",
-            p->has_labels ? jn(b[1], p->mae) : "null");
+    fprintf(m, ", \"accuracy\": %s, \"mae\": %s", p->has_labels ? jnum(b[0], p->accuracy) : "null",
+            p->has_labels ? jnum(b[1], p->mae) : "null");
     fputs(", \"norms\": ", m);
     if (!p->n_families) fputs("null", m);
     for (int f = 0; f < p->n_families; f++) {
         const cz_hist_summary *s = &p->fam[f].sum;
         fprintf(m, "%s\"%s\": {\"count\": %.0f, \"mean\": %s, \"p50\": %s, \"p90\": %s, \"p99\": %s, \"max\": %s, "
-                   "\"tau\": %s}", f ? ", " : "{", p->fam[f].name, s->count, jn(b[0], s->mean), jn(b[1], s->p50),
-                jn(b[2], s->p90), jn(b[3], s->p99), jn(b[4], s->max), jn(b[5], s->tau));
+                   "\"tau\": %s}", f ? ", " : "{", p->fam[f].name, s->count, jnum(b[0], s->mean), jnum(b[1], s->p50),
+                jnum(b[2], s->p90), jnum(b[3], s->p99), jnum(b[4], s->max), jnum(b[5], s->tau));
     }
     if (p->n_families) fputs("}", m);
     fputs(", \"drift\": ", m);
@@ -97,7 +99,7 @@ static int write_json(const cz_predict_opts *o, const cz_dist *d, const cz_pred_
         fprintf(m, "{\"flagged\": %s, \"reference\": ", p->drift_flagged ? "true" : "false");
         json_string(m, p->reference);
         fprintf(m, ", \"reference_epoch\": %zu, \"threshold\": %s, \"alpha\": %s, \"families\": {", ref_epochs,
-                jn(b[0], p->drift_threshold), jn(b[1], p->drift_alpha));
+                jnum(b[0], p->drift_threshold), jnum(b[1], p->drift_alpha));
         for (int f = 0; f < p->n_families; f++) {
             const cz_pred_family *pf = &p->fam[f];
             fprintf(m, "%s\"%s\": {\"reference_family\": \"%s\", \"compared\": %s", f ? ", " : "", pf->name,
@@ -109,12 +111,12 @@ static int write_json(const cz_predict_opts *o, const cz_dist *d, const cz_pred_
                 const cz_drift_result *r = &pf->drift;
                 fprintf(m, ", \"ref_count\": %.0f, \"batch_count\": %.0f, \"ref_p50\": %s, \"ref_p90\": %s, "
                            "\"ref_p99\": %s, \"batch_p50\": %s, \"batch_p90\": %s, \"batch_p99\": %s",
-                        r->n_ref, r->n_batch, jn(b[0], r->ref_q[0]), jn(b[1], r->ref_q[1]), jn(b[2], r->ref_q[2]),
-                        jn(b[3], r->batch_q[0]), jn(b[4], r->batch_q[1]), jn(b[5], r->batch_q[2]));
+                        r->n_ref, r->n_batch, jnum(b[0], r->ref_q[0]), jnum(b[1], r->ref_q[1]), jnum(b[2], r->ref_q[2]),
+                        jnum(b[3], r->batch_q[0]), jnum(b[4], r->batch_q[1]), jnum(b[5], r->batch_q[2]));
                 fprintf(m, ", \"ratio_p50\": %s, \"ratio_p90\": %s, \"ratio_p99\": %s, \"ks_d\": %s, \"ks_p\": %s, "
                            "\"tail_moved\": %s, \"ks_reject\": %s, \"flagged\": %s",
-                        jn(b[0], r->ratio[0]), jn(b[1], r->ratio[1]), jn(b[2], r->ratio[2]), jn(b[3], r->ks_d),
-                        jn(b[4], r->ks_p), r->tail_moved ? "true" : "false", r->ks_reject ? "true" : "false",
+                        jnum(b[0], r->ratio[0]), jnum(b[1], r->ratio[1]), jnum(b[2], r->ratio[2]), jnum(b[3], r->ks_d),
+                        jnum(b[4], r->ks_p), r->tail_moved ? "true" : "false", r->ks_reject ? "true" : "false",
                         r->flagged ? "true" : "false");
             }
             fputs("}", m);

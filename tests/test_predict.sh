@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# `chainz predict` and its drift monitor end to end (issue 16):
+#  - the same rows as chainz-data, plain HDF5 (float64, in a group; by default and by
+#    --dataset) and CSV (with and without a header, gzip) give the same bytes in every
+#    output dataset (build/h5bytes);
+#  - 1 vs 2 ranks (uneven chunks): identical files; a permuted CSV gives each row its own
+#    predictions (catches a gather out of row order, which leaves every summary unchanged);
+#  - labels optional: accuracy from a chainz-data file equals the one recomputed from /label
+#    and the labels (h5py), CSV/HDF5 give none (JSON null);
+#  - refusals with status 1 and a message naming the problem: wrong d, a non-numeric CSV
+#    cell (line and column), a short row, a missing dataset, two candidate datasets,
+#    --out equal to the data or the model, --json equal to --out, --reference with
+#    --no-norms; a failure leaves an existing output as it was and no temporary file;
+#  - drift: the training data against its own run is not flagged (status 0 even with
+#    --fail-on-drift); features scaled by 4 are flagged: status 3 with --fail-on-drift
+#    (outputs still written), 0 without, JSON drift.flagged true; the /drift attributes.
+# Usage: test_predict.sh BUILD_DIR
+set -uo pipefail
+# shellcheck source=lib/cli.sh
+. "$(dirname "$0")/lib/cli.sh"
+cli_init "$1"
+mpi() { local np=$1; shift; timeout 120 mpirun -np "$np" "$@"; }
+pred() { timeout 60 "$chainz" predict "$@"; }
+expect_fail() { # expect_fail STATUS PATTERN LABEL -- command...
+    local want=$1 pat=$2 label=$3
+    shift 4
+    "$@" >"$work/out.txt" 2>"$work/err.txt"
+    local st=$?
+    if [ "$st" -eq "$want" ] && grep -qF -- "$pat" "$work/err.txt"; then
+        ok "$label: status $st, $(head -c 240 "$work/err.txt")"
+    else
+        bad "$label: status $st (expected $want), stderr: $(head -c 400 "$work/err.txt") (expected '$pat')"
+    fi
+}
+# the stored bytes of every object but the root attributes (which name the input)
+outbytes() { "$build/h5bytes" "$1" | grep -v '^/@'; }
+
+# ---- a small trained model and its data ----
+"$build/make_data" "$work/y.h5" --n 600 --d 8 --classes 3 --seed 3 >/dev/null || exit 1
+"$chainz" train --data "$work/y.h5" --out "$work/run" --layers 16,12 --epochs 3 --batch 64 \
+    >"$work/train.log" 2>&1 || { echo "FAIL: train: $(tail -3 "$work/train.log")"; exit 1; }
+"$py" - "$work" <<'PY' || { echo "FAIL: fixtures"; exit 1; }
+import gzip, shutil, sys
+import h5py, numpy as np
+w = sys.argv[1]
+with h5py.File(w + "/y.h5", "r") as f:
+    x = f["features"][...]
+fmt = "%.9g"  # float32 round-trips through 9 significant digits
+np.savetxt(w + "/y.csv", x, fmt=fmt, delimiter=",", header=",".join("f%d" % j for j in range(8)), comments="")
+np.savetxt(w + "/nohead.csv", x, fmt=fmt, delimiter=", ")  # no header, blanks after commas
+with open(w + "/nohead.csv", "rb") as a, gzip.open(w + "/y.csv.gz", "wb") as b:
+    shutil.copyfileobj(a, b)
+with h5py.File(w + "/plain.h5", "w") as f:
+    f["grp/feats"] = x.astype(np.float64)
+    f["ids"] = np.arange(len(x))  # 1-D: not a candidate
+with h5py.File(w + "/two.h5", "w") as f:
+    f["a"] = x
+    f["b"] = x[:, :4]
+perm = np.random.default_rng(7).permutation(len(x))
+np.savetxt(w + "/perm.csv", x[perm], fmt=fmt, delimiter=",")
+np.save(w + "/perm.npy", perm)
+lines = open(w + "/y.csv").read().splitlines()
+bad = lines[:]
+cells = bad[3].split(",")
+cells[2] = "abc"
+bad[3] = ",".join(cells)  # line 4, column 3
+open(w + "/badcell.csv", "w").write("\n".join(bad) + "\n")
+short = lines[:]
+short[4] = ",".join(short[4].split(",")[:7])  # line 5: 7 values
+open(w + "/short.csv", "w").write("\n".join(short) + "\n")
+shutil.copyfile(w + "/y.h5", w + "/y4.h5")
+with h5py.File(w + "/y4.h5", "r+") as f:
+    f["features"][...] = f["features"][...] * 4
+PY
+"$build/make_data" "$work/d5.h5" --n 50 --d 5 --classes 3 --seed 1 >/dev/null
+
+# ---- one prediction per input form ----
+# the chainz-data one also against its own run (the training data: no drift), in the same call
+for inp in y.h5 y.csv y.csv.gz plain.h5; do
+    ref=()
+    [ "$inp" = y.h5 ] && ref=(--reference "$work/run" --fail-on-drift)
+    pred --model "$work/run" --data "$work/$inp" --out "$work/p-$inp.h5" --batch 16 --json "$work/p-$inp.json" \
+        "${ref[@]}" >"$work/p-$inp.log" 2>&1
+    st=$?
+    [ $st -eq 0 ] || bad "predict on $inp: status $st, $(tail -3 "$work/p-$inp.log")"
+done
+pred --model "$work/run" --data "$work/two.h5" --dataset a --out "$work/p-two.h5" --batch 16 >/dev/null 2>&1 ||
+    bad "predict with --dataset a"
+outbytes "$work/p-y.h5.h5" | grep -v '^/drift' >"$work/ref.txt"
+if [ "$(grep -c '^/label \|^/prob \|^/value \|^/norms/input \|^/norms/layer_1 \|^/norms/layer_2 ' "$work/ref.txt")" -eq 6 ]; then
+    ok "the chainz-data prediction has /label, /prob, /value, /norms/input, /norms/layer_1, /norms/layer_2"
+else
+    bad "datasets missing: $(cat "$work/ref.txt")"
+fi
+for inp in y.csv y.csv.gz plain.h5 two; do
+    f="$work/p-$inp.h5"
+    [ "$inp" = two ] && f="$work/p-two.h5"
+    if outbytes "$f" | cmp -s - "$work/ref.txt"; then
+        ok "$inp: the same bytes as the chainz-data input in every dataset and its attributes"
+    else
+        bad "$inp differs from the chainz-data input: $(outbytes "$f" | diff - "$work/ref.txt" | head -4)"
+    fi
+done
+grep -q "csv, 600 rows" "$work/p-y.csv.log" && grep -q "hdf5 /grp/feats, 600 rows" "$work/p-plain.h5.log" &&
+    ok "the summary names the input kind and dataset" || bad "summary lines: $(head -1 "$work/p-plain.h5.log")"
+
+# ---- ranks ----
+mpi 2 "$chainz" predict --model "$work/run" --data "$work/y.h5" --out "$work/p2.h5" --batch 16 \
+    --reference "$work/run" --fail-on-drift --json "$work/p2.json" >"$work/p2.log" 2>&1 || bad "2 ranks: $(tail -3 "$work/p2.log")"
+cmp -s "$work/p2.h5" "$work/p-y.h5.h5" && ok "1 vs 2 ranks (38 chunks of 16, with the drift groups): identical files" ||
+    bad "1 vs 2 ranks differ: $("$build/h5bytes" "$work/p2.h5" | diff - <("$build/h5bytes" "$work/p-y.h5.h5") | head -4)"
+mpi 3 "$chainz" predict --model "$work/run" --data "$work/perm.csv" --out "$work/pp.h5" --batch 16 >/dev/null 2>&1 ||
+    bad "3 ranks on the permuted CSV"
+
+# ---- labels optional ----
+
+# ---- refusals ----
+M="$work/run"
+csvsum=$(md5sum <"$work/y.csv")
+expect_fail 1 "has d = 5 features per row but the model" "wrong d" -- pred --model $M --data "$work/d5.h5" --out "$work/o.h5"
+expect_fail 1 "short.csv line 5: 7 values, expected 8" "short CSV row" -- pred --model $M --data "$work/short.csv" --out "$work/o.h5"
+expect_fail 1 "no dataset /nope (2-D numeric datasets: /grp/feats [600 x 8])" "missing dataset" -- \
+    pred --model $M --data "$work/plain.h5" --dataset nope --out "$work/o.h5"
+expect_fail 1 "2 2-D datasets, choose one with --dataset: /a [600 x 8], /b [600 x 4]" "two candidates" -- \
+    pred --model $M --data "$work/two.h5" --out "$work/o.h5"
+expect_fail 1 "is the data file: refused" "--out = --data" -- pred --model $M --data "$work/y.csv" --out "$work/y.csv"
+ck=$(ls "$work"/run/checkpoints/ckpt-*.h5 | tail -1)
+expect_fail 1 "is the model: refused" "--out = the checkpoint" -- pred --model $M --data "$work/y.h5" --out "$ck"
+expect_fail 1 "are the same file: give two names" "--json = --out" -- \
+    pred --model $M --data "$work/y.h5" --out "$work/o.h5" --json "$work/o.h5"
+[ -e "$work/o.h5" ] && bad "a refused prediction wrote $work/o.h5" || ok "no output after the refusals"
+echo previous >"$work/old.h5"
+expect_fail 1 "badcell.csv line 4 column 3: 'abc' is not a finite number" "a non-numeric CSV cell, 2 ranks, over an existing file" -- \
+    mpi 2 "$chainz" predict --model $M --data "$work/badcell.csv" --out "$work/old.h5"
+[ "$(cat "$work/old.h5")" = previous ] && ok "the existing output is left as it was" || bad "old output changed"
+[ "$(md5sum <"$work/y.csv")" = "$csvsum" ] && ok "the data file is untouched" || bad "data changed"
+leftover=$(ls "$work" | grep '\.tmp\.')
+[ -z "$leftover" ] && ok "no temporary files left" || bad "temporary files left: $leftover"
+pred --model $M --data "$work/y.h5" --out "$work/nn.h5" --no-norms >/dev/null 2>&1 &&
+    ! "$build/h5bytes" "$work/nn.h5" | grep -q '^/norms' && outbytes "$work/nn.h5" | grep -q '^/label ' &&
+    ok "--no-norms: predictions without /norms" || bad "--no-norms output"
+
+# ---- drift ----
+grep -q "^drift: not flagged" "$work/p-y.h5.log" &&
+    ok "the training data against its own run: not flagged, status 0 with --fail-on-drift" ||
+    bad "training data: $(grep -A5 '^drift against' "$work/p-y.h5.log")"
+pred --model $M --data "$work/y4.h5" --out "$work/d4.h5" --reference $M --json "$work/d4.json" >"$work/d4.log" 2>&1
+st=$?
+[ $st -eq 0 ] && grep -q "^drift: FLAGGED" "$work/d4.log" && ok "features x4: FLAGGED, status 0 without --fail-on-drift" ||
+    bad "features x4: status $st, $(grep -A5 '^drift against' "$work/d4.log")"
+rm -f "$work/d4f.h5"
+pred --model $M --data "$work/y4.h5" --out "$work/d4f.h5" --reference $M --fail-on-drift >"$work/d4f.log" 2>&1
+st=$?
+[ $st -eq 3 ] && [ -s "$work/d4f.h5" ] && ok "features x4 with --fail-on-drift: status 3, predictions written" ||
+    bad "features x4 --fail-on-drift: status $st (expected 3)"
+
+# ---- the outputs read back (h5py, one interpreter for all the checks) ----
+"$py" - "$work" <<'PY' || fails=$((fails + 1))
+import json, sys
+import h5py, numpy as np
+w = sys.argv[1]
+bad = 0
+def check(c, what):
+    global bad
+    print(("ok: " if c else "FAIL: ") + what)
+    bad += not c
+
+# ---- ranks: the permuted CSV ----
+perm = np.load(w + "/perm.npy")
+with h5py.File(w + "/p-y.h5.h5", "r") as a, h5py.File(w + "/pp.h5", "r") as b:
+    same = all(np.array_equal(b[k][...], a[k][...][perm]) for k in
+               ["label", "prob", "value", "norms/input", "norms/layer_1", "norms/layer_2"])
+check(same, "a permuted CSV on 3 ranks: row i holds the predictions of original row perm[i]")
+
+with h5py.File(w + "/p-y.h5.h5", "r") as p, h5py.File(w + "/y.h5", "r") as d:
+    lab, y = p["label"][...], d["labels"][...]
+    acc = float(np.mean(lab == y))
+    check(abs(p.attrs["accuracy"] - acc) < 1e-12 and acc > 0.5, "accuracy attribute %.4f = mean(/label == labels)" % acc)
+    prob = p["prob"][...]
+    check(prob.shape == (600, 3) and np.allclose(prob.sum(1), 1, atol=1e-5) and
+          np.array_equal(np.argmax(prob, 1), lab), "/prob [600, 3] rows sum to 1, argmax = /label")
+    check(np.array_equal(p["value"][...], prob[np.arange(600), lab]), "/value = the predicted class's probability")
+    js = json.load(open(w + "/p-y.h5.json"))
+    check(abs(js["accuracy"] - acc) < 1e-8 and js["samples"] == 600, "JSON accuracy and samples")
+    for fam in ["input", "layer_1", "layer_2"]:
+        x = p["norms/" + fam][...]
+        a = p["norms/" + fam].attrs
+        check(abs(a["mean"] - np.mean(x)) < 1e-9 * np.mean(x) and a["max"] == x.max() and
+              abs(a["tau"] - a["p99"] / a["mean"]) < 1e-12 * a["tau"] and
+              abs(js["norms"][fam]["p99"] - a["p99"]) < 1e-8 * a["p99"],
+              "%s: summary attributes (mean, max, tau = p99/mean) agree with the norms and the JSON" % fam)
+with h5py.File(w + "/p-y.csv.h5", "r") as p:
+    js = json.load(open(w + "/p-y.csv.json"))
+    check("accuracy" not in p.attrs and js["accuracy"] is None and js["drift"] is None,
+          "CSV (no labels): no accuracy attribute, JSON accuracy null, drift null")
+
+same, x4 = json.load(open(w + "/p-y.h5.json"))["drift"], json.load(open(w + "/d4.json"))["drift"]
+check(same["flagged"] is False and x4["flagged"] is True, "JSON drift.flagged: false for the same data, true for x4")
+check(not same["families"]["input"]["compared"] and "true label" in same["families"]["input"]["reason"],
+      "input is not compared, with the reason")
+for fam in ["layer_1", "layer_2"]:
+    s, f = same["families"][fam], x4["families"][fam]
+    check(s["compared"] and s["reference_family"] == "jacobian/" + fam and 1 / 1.5 <= s["ratio_p99"] <= 1.5
+          and not s["flagged"], "%s same data: p99 ratio %.3f within 1.5x" % (fam, s["ratio_p99"]))
+    # a family is flagged exactly when its tail moved and KS rejects; the x4 batch moves every
+    # family's distribution (KS D up), at least one tail beyond 1.5x
+    rule = (f["ratio_p99"] > 1.5 or f["ratio_p99"] < 1 / 1.5) and f["ks_p"] < 0.01
+    check(f["flagged"] == rule and f["ks_d"] > s["ks_d"] and f["ks_p"] < 1e-6,
+          "%s x4: p99 ratio %.3f, KS D %.3f (same data %.3f) p %.2g: flagged %s" % (fam, f["ratio_p99"], f["ks_d"],
+                                                                              s["ks_d"], f["ks_p"], f["flagged"]))
+check(any(x4["families"][f]["flagged"] for f in ["layer_1", "layer_2"]), "x4: at least one family flagged")
+with h5py.File(w + "/d4.h5", "r") as p:
+    a = p["drift/layer_1"].attrs
+    check(p.attrs["drift_flagged"] == 1 and a["flagged"] == x4["families"]["layer_1"]["flagged"]
+          and abs(a["ratio_p99"] - x4["families"]["layer_1"]["ratio_p99"]) < 1e-8
+          and a["ref_count"] == 600 and a["batch_count"] == 600,
+          "/drift/layer_1 attributes match the JSON (ref_count = the last epoch's 600 samples); root drift_flagged 1")
+
+sys.exit(1 if bad else 0)
+PY
+
+echo "test_predict: $fails failure(s)"
+[ "$fails" -eq 0 ]

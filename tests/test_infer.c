@@ -212,6 +212,11 @@ static void check_model(const cz_model_spec *spec, const char *name, uint64_t se
         for (size_t l = 0; l < H; l++) assert_rel(lnorm[b * H + l], ref.layer[b * H + l], 1e-4, "layer norm", b);
         assert_rel(inorm[b], ref.in[b], 1e-4, "input norm", b);
     }
+    /* the input norm alone: the reverse pass instead of the stream, the same values */
+    double inorm2[32];
+    czi_outputs out2 = {.input_norm = inorm2};
+    assert_int_equal(czi_predict(s, x, B, &out2, &err), 0);
+    for (size_t b = 0; b < B; b++) assert_rel(inorm2[b], ref.in[b], 1e-4, "input norm (reverse pass)", b);
     /* a session without norms gives the same predictions, and refuses norms */
     czi_session *s0 = czi_session_new(m, 32, CZI_PREDICT_ONLY, &err);
     int32_t label0[32];

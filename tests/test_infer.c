@@ -191,11 +191,18 @@ static void check_model(const cz_model_spec *spec, const char *name, uint64_t se
             assert_true(fabs(sum - 1) < 1e-5);
             assert_rel(value[b], prob[b * K + (size_t)label[b]], 1e-6, "value", b);
         } else if (spec->head == CZ_HEAD_ORDINAL) {
-            double e = 0, sum = 0;
-            for (size_t k = 0; k + 1 < K; k++) e += 1 / (1 + exp(-(double)f[k]));
+            /* P(y = k) = s_{k-1} - s_k, s_k = P(y > k), clamped at 0, renormalized */
+            double e = 0, sum = 0, p[8], tot = 0;
+            for (size_t k = 0; k < K; k++) {
+                double sp = k ? 1 / (1 + exp(-(double)f[k - 1])) : 1, sk = k + 1 < K ? 1 / (1 + exp(-(double)f[k])) : 0;
+                e += sk;
+                p[k] = sp - sk > 0 ? sp - sk : 0;
+                tot += p[k];
+            }
             assert_rel(value[b], e, 1e-5, "expected class", b);
             for (size_t k = 0; k < K; k++) {
                 assert_true(prob[b * K + k] >= 0);
+                assert_true(fabs(prob[b * K + k] - p[k] / tot) < 1e-6);
                 sum += prob[b * K + k];
             }
             assert_true(fabs(sum - 1) < 1e-5);
@@ -205,6 +212,11 @@ static void check_model(const cz_model_spec *spec, const char *name, uint64_t se
         for (size_t l = 0; l < H; l++) assert_rel(lnorm[b * H + l], ref.layer[b * H + l], 1e-4, "layer norm", b);
         assert_rel(inorm[b], ref.in[b], 1e-4, "input norm", b);
     }
+    /* the input norm alone: the reverse pass instead of the stream, the same values */
+    double inorm2[32];
+    czi_outputs out2 = {.input_norm = inorm2};
+    assert_int_equal(czi_predict(s, x, B, &out2, &err), 0);
+    for (size_t b = 0; b < B; b++) assert_rel(inorm2[b], ref.in[b], 1e-4, "input norm (reverse pass)", b);
     /* a session without norms gives the same predictions, and refuses norms */
     czi_session *s0 = czi_session_new(m, 32, CZI_PREDICT_ONLY, &err);
     int32_t label0[32];
@@ -328,14 +340,16 @@ static void test_infer_run_directory(void **st)
 
 /* ---- concurrency: sessions on threads, one shared model ---- */
 
-typedef struct {
+typedef struct job {
     const czi_model *m;
     const float *x;
     size_t B;
     int32_t *label;
     float *prob, *value;
     double *in, *layer;
-    int rc;
+    const struct job *ref; /* the single-threaded run: every repetition is compared */
+    pthread_barrier_t *start; /* all threads predict at once */
+    int rc, mismatches;
 } job;
 
 static void *run_job(void *p)
@@ -348,7 +362,18 @@ static void *run_job(void *p)
         return NULL;
     }
     czi_outputs out = {j->label, j->prob, j->value, j->in, j->layer};
-    for (int rep = 0; rep < 30 && !j->rc; rep++) j->rc = czi_predict(s, j->x, j->B, &out, &err);
+    if (j->start) pthread_barrier_wait(j->start);
+    const czi_info *in = czi_model_info(j->m);
+    size_t B = j->B, K = (size_t)in->classes, H = (size_t)in->n_hidden;
+    for (int rep = 0; rep < 300 && !j->rc; rep++) {
+        j->rc = czi_predict(s, j->x, B, &out, &err);
+        if (j->ref)
+            j->mismatches += memcmp(j->label, j->ref->label, B * sizeof *j->label) ||
+                             memcmp(j->prob, j->ref->prob, B * K * sizeof *j->prob) ||
+                             memcmp(j->value, j->ref->value, B * sizeof *j->value) ||
+                             memcmp(j->in, j->ref->in, B * sizeof *j->in) ||
+                             memcmp(j->layer, j->ref->layer, B * H * sizeof *j->layer);
+    }
     czi_session_free(s);
     return NULL;
 }
@@ -392,13 +417,18 @@ static void concurrent(const cz_model_spec *sp, const char *name)
     enum { NT = 4 };
     job jobs[NT];
     pthread_t th[NT];
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, NT);
     for (int t = 0; t < NT; t++) {
         alloc_job(&jobs[t], m, x, B);
+        jobs[t].ref = &one;
+        jobs[t].start = &start;
         assert_int_equal(pthread_create(&th[t], NULL, run_job, &jobs[t]), 0);
     }
     for (int t = 0; t < NT; t++) {
         pthread_join(th[t], NULL);
         assert_int_equal(jobs[t].rc, 0);
+        assert_int_equal(jobs[t].mismatches, 0);
         assert_memory_equal(jobs[t].label, one.label, B * sizeof *one.label);
         assert_memory_equal(jobs[t].prob, one.prob, B * K * sizeof *one.prob);
         assert_memory_equal(jobs[t].value, one.value, B * sizeof *one.value);
@@ -406,6 +436,7 @@ static void concurrent(const cz_model_spec *sp, const char *name)
         assert_memory_equal(jobs[t].layer, one.layer, B * H * sizeof *one.layer);
         free_job(&jobs[t]);
     }
+    pthread_barrier_destroy(&start);
     free_job(&one);
     free(x);
     czi_model_free(m);

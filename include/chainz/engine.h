@@ -144,6 +144,12 @@ int cz_engine_sample_norms(cz_workspace *ws, const cz_real *params, double *inpu
  * be NULL) are written. @return 0, or CZ_EINVAL if no step ran. */
 int cz_engine_input_grad_seeded(cz_workspace *ws, const cz_real *params, const cz_real *seed,
                                 cz_real *gx, double *norm, cz_error *err);
+/* The norms ||gx_b|| of the same quantity from the last step's forward stream (exact or
+ * Gram, not overwritten by a DREG backward): seed_b^T W_o S_H, one small GEMM and B n_H k
+ * multiply-adds, cheaper than the reverse pass when the stream ran anyway. @return 0 or
+ * CZ_EINVAL. */
+int cz_engine_input_norm_stream(cz_workspace *ws, const cz_real *params, const cz_real *seed, double *norm,
+                                cz_error *err);
 
 /* Threads of this process's engine: its GEMMs and its own loops (results do not depend
  * on it: the engine runs BLIS without its small-matrix path, whose kernels depend on the

@@ -33,7 +33,7 @@ struct cz_workspace {
     cz_real *g[2];                  /* B x max n: dloss/dh ping-pong */
     cz_real *q;                     /* B x max n: dloss/dD_l */
     cz_real *d2phi;                 /* B x max n */
-    cz_real *gin;                   /* B x d: stream input gradient (exact mode) */
+    cz_real *gin;                   /* B x k: stream input gradient (exact mode; Gram: times Q^T) */
     cz_real *gtask;                 /* B x d: task-only input gradient by backprop */
     /* seeds of the stream */
     const cz_real *seed;            /* n_0 x k shared by the batch, or NULL (probe) */

@@ -1,12 +1,22 @@
 /* A reverse pass over the value stream from an arbitrary output seed (engine.h,
  * cz_engine_input_grad_seeded): the input gradient of any linear form of the outputs,
- * without the parameter gradient's GEMMs or the Jacobian stream. Serves the inference
- * library's input_norm (docs/DESIGN.md section 7). */
+ * without the parameter gradient's GEMMs or the Jacobian stream; and the same norm read off a
+ * forward stream when one ran. Serve the inference library's input_norm (DESIGN section 7). */
 #include "engine_internal.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "gemm.h"
+
+static void row_norms(double *norm, const cz_real *g, size_t B, size_t k)
+{
+    for (size_t b = 0; b < B; b++) {
+        double s = 0;
+        for (size_t j = 0; j < k; j++) s += (double)g[b * k + j] * (double)g[b * k + j];
+        norm[b] = sqrt(s);
+    }
+}
 
 int cz_engine_input_grad_seeded(cz_workspace *ws, const cz_real *params, const cz_real *seed,
                                 cz_real *gx, double *norm, cz_error *err)
@@ -31,10 +41,24 @@ int cz_engine_input_grad_seeded(cz_workspace *ws, const cz_real *params, const c
         cz_gemm(0, 0, B, n_in, n, 1, dz, n, params + L->w, n_in, 0, out, n_in);
         g = out;
     }
-    for (size_t b = 0; norm && b < B; b++) {
-        double s = 0;
-        for (size_t j = 0; j < d; j++) s += (double)gx[b * d + j] * (double)gx[b * d + j];
-        norm[b] = sqrt(s);
-    }
+    if (norm) row_norms(norm, gx, B, d);
+    return 0;
+}
+
+int cz_engine_input_norm_stream(cz_workspace *ws, const cz_real *params, const cz_real *seed, double *norm,
+                                cz_error *err)
+{
+    const cz_model *m = &ws->m;
+    size_t B = ws->B, k = ws->k;
+    int H = m->n_hidden;
+    if (!ws->stream_fwd || (ws->ss.mode != CZ_STREAM_EXACT && ws->ss.mode != CZ_STREAM_GRAM))
+        return cz_error_set(err, CZ_EINVAL, "engine: the stream input norm needs a forward exact or Gram stream");
+    const cz_layer *O = &m->layer[H];
+    /* gH [B x n_H] = seed W_o; then gin_b = sum_i gH[b,i] D[b,i] t_i = seed_b^T W_o S_H (width
+     * k). Gram: the gradient is gin' Q^T and Q^T has orthonormal rows, so ||gin'|| is its norm. */
+    cz_gemm(0, 0, B, O->n_in, O->n_out, 1, seed, O->n_out, params + O->w, O->n_in, 0, ws->gH, O->n_in);
+    memset(ws->gin, 0, B * k * sizeof *ws->gin);
+    cz_stream_input_grad(ws, B);
+    row_norms(norm, ws->gin, B, k);
     return 0;
 }

@@ -271,8 +271,11 @@ static int predict_chunk(czi_session *s, const float *x, size_t b0, size_t nb, c
             for (size_t b = 0; b < nb; b++) s->seed[b] = 1;
         else
             cz_loss_eval(s->seed, NULL, NULL, &ls, cm, f, s->pred, s->yv, nb);
-        if (cz_engine_input_grad_seeded(s->ws, m->params, s->seed, NULL, out->input_norm + b0, &e))
-            return from_cz(err, &e);
+        /* with the stream at hand (layer norms asked for) the norm is read off it, else one
+         * reverse pass over the activations */
+        int rc = o.stream ? cz_engine_input_norm_stream(s->ws, m->params, s->seed, out->input_norm + b0, &e)
+                          : cz_engine_input_grad_seeded(s->ws, m->params, s->seed, NULL, out->input_norm + b0, &e);
+        if (rc) return from_cz(err, &e);
     }
     return 0;
 }

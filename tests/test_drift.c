@@ -1,7 +1,7 @@
 /* The drift monitor's statistics (chainz/drift.h) against known answers: the Kolmogorov
  * tail probability against scipy.special.kolmogorov, KS distances and p-values of
  * hand-built histograms, quantiles equal to cz_hist_quantile, and the flag's two
- * conditions (a moved tail alone, a KS rejection alone, both). */
+ * conditions (a moved quantile alone, a KS rejection alone, a tiny p under d_min, both). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,7 +16,7 @@
 #include "chainz/hist.h"
 #include "chainz/rng.h"
 
-static const cz_drift_opts opts = {.threshold = CZ_DRIFT_THRESHOLD, .alpha = CZ_DRIFT_ALPHA};
+static const cz_drift_opts opts = {.threshold = CZ_DRIFT_THRESHOLD, .alpha = CZ_DRIFT_ALPHA, .d_min = CZ_DRIFT_D_MIN};
 
 static void rel_close(double got, double want, double tol)
 {
@@ -69,7 +69,7 @@ static void test_drift_ks_by_hand(void **state)
      * within 1 %, so the ratio within about 2 %) */
     assert_true(r.ref_q[CZ_DRIFT_P50] == r.batch_q[CZ_DRIFT_P50] && r.ratio[CZ_DRIFT_P50] == 1);
     assert_true(fabs(r.ref_q[CZ_DRIFT_P50] - 1) < 0.0101 && fabs(r.ratio[CZ_DRIFT_P99] / 2 - 1) < 0.021);
-    assert_true(r.tail_moved && r.ks_reject && r.flagged);
+    assert_true(r.moved && r.ks_reject && r.flagged);
     free(ha);
     free(hb);
 }
@@ -84,11 +84,16 @@ static void test_drift_ks_pvalue_unequal(void **state)
     for (int i = 0; i < 500; i++) b[i] = i < 300 ? 1 : 3;      /* F_b(1) = 0.6 */
     uint64_t *ha = hist_of(a, 1000, &ma), *hb = hist_of(b, 500, &mb);
     cz_drift_result r;
-    assert_int_equal(cz_drift_compare(ha, ma, hb, mb, &opts, &r), 0);
+    cz_drift_opts o = opts;
+    o.d_min = 0.05;
+    assert_int_equal(cz_drift_compare(ha, ma, hb, mb, &o, &r), 0);
     rel_close(r.ks_d, 0.1, 1e-12);
     rel_close(r.ks_p, 0.0023207317289540164, 1e-9);
-    /* the tail did not move (p99 3 on both sides): KS alone does not flag */
-    assert_true(r.ks_reject && !r.tail_moved && !r.flagged);
+    /* no quantile moved (p50 1, p90 and p99 3 on both sides): KS alone does not flag */
+    assert_true(r.ks_reject && !r.moved && !r.flagged);
+    /* D a hair below 0.1 (0.6 - 0.5 in binary): under the default d_min, no rejection */
+    assert_int_equal(cz_drift_compare(ha, ma, hb, mb, &opts, &r), 0);
+    assert_true(r.ks_d < 0.1 && r.ks_p < opts.alpha && !r.ks_reject);
     free(ha);
     free(hb);
 }
@@ -137,12 +142,12 @@ static void test_drift_flag_conditions(void **state)
     uint64_t *ha = hist_of(a, N, &ma), *hb = hist_of(b, N, &mb);
     cz_drift_result r;
     assert_int_equal(cz_drift_compare(ha, ma, ha, ma, &opts, &r), 0);
-    assert_true(r.ks_d == 0 && r.ks_p == 1 && !r.flagged && !r.tail_moved);
+    assert_true(r.ks_d == 0 && r.ks_p == 1 && !r.flagged && !r.moved);
     for (int k = 0; k < CZ_DRIFT_NQ; k++) assert_true(r.ratio[k] == 1);
     assert_int_equal(cz_drift_compare(ha, ma, hb, mb, &opts, &r), 0);
     for (int k = 0; k < CZ_DRIFT_NQ; k++)
         if (!(fabs(r.ratio[k] / 2 - 1) < 0.021)) fail_msg("ratio %d = %.6g, expected 2 within 2 %%", k, r.ratio[k]);
-    assert_true(r.ks_d > 0.5 && r.ks_p < 1e-12 && r.tail_moved && r.ks_reject && r.flagged);
+    assert_true(r.ks_d > 0.5 && r.ks_p < 1e-12 && r.moved && r.ks_reject && r.flagged);
     /* shrunk by 2 moves the tail too (either way) */
     assert_int_equal(cz_drift_compare(hb, mb, ha, ma, &opts, &r), 0);
     assert_true(r.ratio[CZ_DRIFT_P99] < 0.51 && r.flagged);
@@ -150,11 +155,28 @@ static void test_drift_flag_conditions(void **state)
     double s[3] = {1, 1.1, 10 * ma}, ms;
     uint64_t *hs = hist_of(s, 3, &ms);
     assert_int_equal(cz_drift_compare(ha, ma, hs, ms, &opts, &r), 0);
-    assert_true(r.tail_moved && !r.ks_reject && !r.flagged && r.ks_p > 0.01);
-    /* a stricter threshold and level change the decision, not the statistics */
-    cz_drift_opts loose = {.threshold = 3, .alpha = 0.01};
+    assert_true(r.moved && !r.ks_reject && !r.flagged && r.ks_p > 0.01);
+    /* a looser threshold changes the decision, not the statistics */
+    cz_drift_opts loose = {.threshold = 3, .alpha = 0.01, .d_min = 0.1};
     assert_int_equal(cz_drift_compare(ha, ma, hb, mb, &loose, &r), 0);
-    assert_true(!r.tail_moved && r.ks_reject && !r.flagged);
+    assert_true(!r.moved && r.ks_reject && !r.flagged);
+    /* the bulk moves (x1.3 below the 90th percentile), the tail stays: flagged on p50 */
+    double *c = malloc(N * sizeof *c), mc, p90 = cz_drift_quantile(ha, ma, 0.9);
+    for (int i = 0; i < N; i++) c[i] = a[i] < 0.8 * p90 ? 1.3 * a[i] : a[i];
+    uint64_t *hc = hist_of(c, N, &mc);
+    assert_int_equal(cz_drift_compare(ha, ma, hc, mc, &opts, &r), 0);
+    if (!(r.ratio[CZ_DRIFT_P99] == 1 && r.ratio[CZ_DRIFT_P50] > 1.2 && r.moved && r.ks_reject && r.flagged))
+        fail_msg("bulk x1.3: ratios %.4f %.4f %.4f D %.4f moved %d reject %d", r.ratio[0], r.ratio[1], r.ratio[2],
+                 r.ks_d, r.moved, r.ks_reject);
+    /* a small shift (x1.03): KS's p is tiny at n = 5000 but D is under d_min, no quantile moved */
+    for (int i = 0; i < N; i++) c[i] = 1.03 * a[i];
+    free(hc);
+    hc = hist_of(c, N, &mc);
+    assert_int_equal(cz_drift_compare(ha, ma, hc, mc, &opts, &r), 0);
+    if (!(r.ks_p < 0.01 && r.ks_d < opts.d_min && !r.ks_reject && !r.moved && !r.flagged))
+        fail_msg("x1.03: D %.4f p %.3g moved %d reject %d", r.ks_d, r.ks_p, r.moved, r.ks_reject);
+    free(c);
+    free(hc);
     free(a);
     free(b);
     free(ha);
@@ -170,9 +192,11 @@ static void test_drift_refuses_empty_and_bad_options(void **state)
     cz_drift_result r;
     assert_int_equal(cz_drift_compare(z, 0, one, 1, &opts, &r), -1);
     assert_int_equal(cz_drift_compare(one, 1, z, 0, &opts, &r), -1);
-    cz_drift_opts bad1 = {.threshold = 1, .alpha = 0.01}, bad2 = {.threshold = 2, .alpha = 0};
+    cz_drift_opts bad1 = {.threshold = 1, .alpha = 0.01}, bad2 = {.threshold = 2, .alpha = 0},
+                  bad3 = {.threshold = 2, .alpha = 0.01, .d_min = 1.5};
     assert_int_equal(cz_drift_compare(one, 1, one, 1, &bad1, &r), -1);
     assert_int_equal(cz_drift_compare(one, 1, one, 1, &bad2, &r), -1);
+    assert_int_equal(cz_drift_compare(one, 1, one, 1, &bad3, &r), -1);
     assert_int_equal(cz_drift_compare(one, 1, one, 1, &opts, &r), 0);
     assert_true(cz_drift_quantile(z, 0, 0.5) == 0);
     free(z);

@@ -13,22 +13,30 @@
  *   p-value          Q_KS(lambda), lambda = (sqrt(ne) + 0.12 + 0.11 / sqrt(ne)) D,
  *                    ne = n m / (n + m): the asymptotic Kolmogorov distribution with
  *                    Stephens' small-sample correction (Numerical Recipes' probks)
- * A family is flagged when its tail moved (p99 ratio > threshold or < 1 / threshold) AND
- * the KS test rejects (p < alpha): with tens of thousands of samples KS alone rejects
- * differences far too small to matter, and a quantile ratio alone has no notion of
- * chance. */
+ * A family is flagged when its distribution moved (a quantile ratio p50, p90 or p99 above
+ * threshold or below 1 / threshold) AND the KS test rejects (p < alpha) with an effect of
+ * at least d_min (D >= d_min). Why both, and why these defaults (docs/RESULTS.md section 6,
+ * Fashion-MNIST): the reference is not a sample of the served model (it was gathered over
+ * the last epoch while the parameters moved): the training rows themselves, predicted by
+ * the final model, differ from it by D = 0.06 with p = 1e-81, so KS's p alone flags every
+ * clean batch; D_min = 0.1 is about twice that baseline. And DREG pins the tail it
+ * penalizes: even at 10 % accuracy (contrast, severity 5) the p99 ratios stay within
+ * 0.85..1.11 while the median moves by 1.2..1.35, so the bulk quantiles count too and the
+ * threshold is 1.1 (clean sets: 0.98..1.02, one bin of quantisation). */
 #ifndef CHAINZ_DRIFT_H
 #define CHAINZ_DRIFT_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define CZ_DRIFT_THRESHOLD 1.5 /* default p99 ratio that counts as a moved tail */
+#define CZ_DRIFT_THRESHOLD 1.1 /* default quantile ratio that counts as moved (either way) */
 #define CZ_DRIFT_ALPHA 0.01    /* default KS level */
+#define CZ_DRIFT_D_MIN 0.1     /* default smallest KS distance that counts */
 
 typedef struct {
     double threshold; /* > 1 */
     double alpha;     /* in (0, 1) */
+    double d_min;     /* in [0, 1] */
 } cz_drift_opts;
 
 enum { CZ_DRIFT_P50 = 0, CZ_DRIFT_P90 = 1, CZ_DRIFT_P99 = 2, CZ_DRIFT_NQ = 3 };
@@ -38,7 +46,7 @@ typedef struct {
     double ref_q[CZ_DRIFT_NQ], batch_q[CZ_DRIFT_NQ]; /* p50, p90, p99 */
     double ratio[CZ_DRIFT_NQ];                       /* batch / reference (inf when ref is 0) */
     double ks_d, ks_p;
-    int tail_moved, ks_reject, flagged;
+    int moved, ks_reject, flagged; /* moved: a quantile ratio beyond threshold */
 } cz_drift_result;
 
 /* Q_KS(lambda) = 2 sum_{j>=1} (-1)^(j-1) exp(-2 j^2 lambda^2): the probability that the

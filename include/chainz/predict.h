@@ -19,7 +19,7 @@ typedef struct {
     int norms;             /* 0: --no-norms (predictions only) */
     long batch;            /* rows per library call and per chunk */
     int threads;
-    double drift_threshold, drift_alpha;
+    double drift_threshold, drift_alpha, drift_d_min;
 } cz_predict_opts;
 
 /* Collective. *flagged = 1 when the drift monitor flagged the batch (any family).

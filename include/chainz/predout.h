@@ -10,10 +10,11 @@
  *       tau = p99 / mean (log-bucket quantiles, within 1 %)
  *   /drift/<family> (with --reference) attrs: reference_family, status, ref_count,
  *       batch_count, ref_p50/p90/p99, batch_p50/p90/p99, ratio_p50/p90/p99, ks_d, ks_p,
- *       tail_moved, ks_reject, flagged (0/1)
+ *       moved, ks_reject, flagged (0/1)
  *   root attrs: format, version, model, data, input (chainz-data|hdf5|csv), dataset, head,
- *       classes, samples, norms (0/1); accuracy and mae when the data had labels;
- *       reference, drift_threshold, drift_alpha, drift_flagged with --reference
+ *       classes, samples, norms (0/1); with labels accuracy (classify, ordinal) and mae
+ *       (ordinal: mean |label - y|; regress: mean |value - y|);
+ *       reference, drift_threshold, drift_alpha, drift_d_min, drift_flagged with --reference
  * Built in memory, saved under a temporary name, fsynced and renamed: a reader sees the
  * previous file or the complete new one. No modification times: equal values, equal bytes. */
 #ifndef CHAINZ_PREDOUT_H
@@ -47,9 +48,9 @@ typedef struct {
     int n_families;       /* 0 with --no-norms */
     const cz_pred_family *fam;
     int has_labels;
-    double accuracy, mae;
+    double accuracy, mae; /* NaN: not defined for the head (not written) */
     const char *reference; /* NULL: no drift */
-    double drift_threshold, drift_alpha;
+    double drift_threshold, drift_alpha, drift_d_min;
     int drift_flagged;
 } cz_pred_file;
 

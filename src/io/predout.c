@@ -1,6 +1,7 @@
 /* The predictions file of chainz predict (chainz/predout.h). */
 #include "chainz/predout.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,7 +86,7 @@ static int set_drift(hid_t g, const cz_pred_family *f)
         rc |= cz_h5_set_double(g, name, r->ratio[k]);
     }
     return rc | cz_h5_set_double(g, "ks_d", r->ks_d) | cz_h5_set_double(g, "ks_p", r->ks_p) |
-           cz_h5_set_long(g, "tail_moved", r->tail_moved) | cz_h5_set_long(g, "ks_reject", r->ks_reject) |
+           cz_h5_set_long(g, "moved", r->moved) | cz_h5_set_long(g, "ks_reject", r->ks_reject) |
            cz_h5_set_long(g, "flagged", r->flagged);
 }
 
@@ -96,11 +97,12 @@ static int fill(hid_t f, const cz_pred_file *p)
              cz_h5_set_str(f, "input", p->input) | cz_h5_set_str(f, "dataset", p->dataset) |
              cz_h5_set_str(f, "head", p->head) | cz_h5_set_long(f, "classes", p->classes) |
              cz_h5_set_long(f, "samples", (long)p->n) | cz_h5_set_long(f, "norms", p->n_families > 0);
-    if (!rc && p->has_labels)
-        rc = cz_h5_set_double(f, "accuracy", p->accuracy) | cz_h5_set_double(f, "mae", p->mae);
+    if (!rc && p->has_labels && !isnan(p->accuracy)) rc = cz_h5_set_double(f, "accuracy", p->accuracy);
+    if (!rc && p->has_labels && !isnan(p->mae)) rc = cz_h5_set_double(f, "mae", p->mae);
     if (!rc && p->reference)
         rc = cz_h5_set_str(f, "reference", p->reference) | cz_h5_set_double(f, "drift_threshold", p->drift_threshold) |
-             cz_h5_set_double(f, "drift_alpha", p->drift_alpha) | cz_h5_set_long(f, "drift_flagged", p->drift_flagged);
+             cz_h5_set_double(f, "drift_alpha", p->drift_alpha) |
+             cz_h5_set_double(f, "drift_d_min", p->drift_d_min) | cz_h5_set_long(f, "drift_flagged", p->drift_flagged);
     hid_t ds = -1;
     if (!rc) rc = write_ds(f, "label", H5T_NATIVE_INT32, H5T_STD_I32LE, p->n, 0, p->label, &ds);
     if (!rc) rc = cz_h5_set_str(ds, "meaning", "predicted class (classify: argmax; ordinal: cumulative logits > 0; "

@@ -53,7 +53,7 @@ int cz_drift_compare(const uint64_t *ref, double ref_max, const uint64_t *batch,
                      const cz_drift_opts *o, cz_drift_result *r)
 {
     memset(r, 0, sizeof *r);
-    if (!(o->threshold > 1) || !(o->alpha > 0 && o->alpha < 1)) return -1;
+    if (!(o->threshold > 1) || !(o->alpha > 0 && o->alpha < 1) || !(o->d_min >= 0 && o->d_min <= 1)) return -1;
     uint64_t nr = 0, nb = 0;
     for (size_t i = 0; i < CZ_HIST_BINS; i++) {
         nr += ref[i];
@@ -79,9 +79,8 @@ int cz_drift_compare(const uint64_t *ref, double ref_max, const uint64_t *batch,
     }
     r->ks_d = dmax;
     r->ks_p = cz_drift_ks_pvalue(dmax, r->n_ref, r->n_batch);
-    double p99 = r->ratio[CZ_DRIFT_P99];
-    r->tail_moved = p99 > o->threshold || p99 < 1 / o->threshold;
-    r->ks_reject = r->ks_p < o->alpha;
-    r->flagged = r->tail_moved && r->ks_reject;
+    for (int k = 0; k < CZ_DRIFT_NQ; k++) r->moved |= r->ratio[k] > o->threshold || r->ratio[k] < 1 / o->threshold;
+    r->ks_reject = r->ks_p < o->alpha && r->ks_d >= o->d_min;
+    r->flagged = r->moved && r->ks_reject;
     return 0;
 }

@@ -73,7 +73,7 @@ static int drift_compare(const cz_predict_opts *o, const czi_info *mi, cz_pred_f
             }
     free(edges);
     if (rc) return rc;
-    cz_drift_opts dopt = {.threshold = o->drift_threshold, .alpha = o->drift_alpha};
+    cz_drift_opts dopt = {.threshold = o->drift_threshold, .alpha = o->drift_alpha, .d_min = o->drift_d_min};
     size_t last = md->n_epochs - 1;
     *flagged = 0;
     for (int f = 0; f <= mi->n_hidden; f++) {
@@ -165,7 +165,7 @@ static int finish(const cz_predict_opts *o, const cz_dist *d, const char *ckpt, 
         }
         pf.has_labels = 1;
         pf.accuracy = yc ? correct / (double)n : NAN;
-        pf.mae = abs_err / (double)n;
+        pf.mae = mi->head == CZI_HEAD_CLASSIFY ? NAN : abs_err / (double)n; /* no order among classes */
     }
     cz_metrics_data md;
     memset(&md, 0, sizeof md);
@@ -174,6 +174,7 @@ static int finish(const cz_predict_opts *o, const cz_dist *d, const char *ckpt, 
         pf.reference = md.path;
         pf.drift_threshold = o->drift_threshold;
         pf.drift_alpha = o->drift_alpha;
+        pf.drift_d_min = o->drift_d_min;
         pf.drift_flagged = *flagged;
     }
     if (!rc) rc = cz_pred_write(o->out, &pf, err);

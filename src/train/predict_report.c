@@ -43,8 +43,9 @@ static void print_table(const cz_predict_opts *o, const cz_dist *d, const cz_pre
         }
     }
     if (p->reference) {
-        printf("drift against %s (epoch %zu of %zu; flagged when the p99 ratio is beyond %gx either way and "
-               "KS p < %g):\n", p->reference, ref_epochs, ref_epochs, o->drift_threshold, o->drift_alpha);
+        printf("drift against %s (its last epoch, %zu; flagged when a quantile ratio is beyond %gx either way and "
+               "KS rejects: p < %g, D >= %g):\n", p->reference, ref_epochs, o->drift_threshold, o->drift_alpha,
+               o->drift_d_min);
         printf("  %-10s %-18s %9s %9s %9s %8s %10s %s\n", "family", "reference", "p50 x", "p90 x", "p99 x", "KS D",
                "KS p", "flagged");
         for (int f = 0; f < p->n_families; f++) {
@@ -56,7 +57,7 @@ static void print_table(const cz_predict_opts *o, const cz_dist *d, const cz_pre
             const cz_drift_result *r = &pf->drift;
             printf("  %-10s %-18s %9.3f %9.3f %9.3f %8.4f %10.3g %s\n", pf->name, pf->ref_family, r->ratio[0],
                    r->ratio[1], r->ratio[2], r->ks_d, r->ks_p,
-                   r->flagged ? "YES" : r->tail_moved ? "no (KS does not reject)" : r->ks_reject ? "no (tail within)" : "no");
+                   r->flagged ? "YES" : r->moved ? "no (KS does not reject)" : r->ks_reject ? "no (quantiles within)" : "no");
         }
         printf("drift: %s\n", p->drift_flagged ? "FLAGGED" : "not flagged");
     }
@@ -98,8 +99,8 @@ static int write_json(const cz_predict_opts *o, const cz_dist *d, const cz_pred_
     else {
         fprintf(m, "{\"flagged\": %s, \"reference\": ", p->drift_flagged ? "true" : "false");
         json_string(m, p->reference);
-        fprintf(m, ", \"reference_epoch\": %zu, \"threshold\": %s, \"alpha\": %s, \"families\": {", ref_epochs,
-                jnum(b[0], p->drift_threshold), jnum(b[1], p->drift_alpha));
+        fprintf(m, ", \"reference_epoch\": %zu, \"threshold\": %s, \"alpha\": %s, \"d_min\": %s, \"families\": {",
+                ref_epochs, jnum(b[0], p->drift_threshold), jnum(b[1], p->drift_alpha), jnum(b[2], p->drift_d_min));
         for (int f = 0; f < p->n_families; f++) {
             const cz_pred_family *pf = &p->fam[f];
             fprintf(m, "%s\"%s\": {\"reference_family\": \"%s\", \"compared\": %s", f ? ", " : "", pf->name,
@@ -114,9 +115,9 @@ static int write_json(const cz_predict_opts *o, const cz_dist *d, const cz_pred_
                         r->n_ref, r->n_batch, jnum(b[0], r->ref_q[0]), jnum(b[1], r->ref_q[1]), jnum(b[2], r->ref_q[2]),
                         jnum(b[3], r->batch_q[0]), jnum(b[4], r->batch_q[1]), jnum(b[5], r->batch_q[2]));
                 fprintf(m, ", \"ratio_p50\": %s, \"ratio_p90\": %s, \"ratio_p99\": %s, \"ks_d\": %s, \"ks_p\": %s, "
-                           "\"tail_moved\": %s, \"ks_reject\": %s, \"flagged\": %s",
+                           "\"moved\": %s, \"ks_reject\": %s, \"flagged\": %s",
                         jnum(b[0], r->ratio[0]), jnum(b[1], r->ratio[1]), jnum(b[2], r->ratio[2]), jnum(b[3], r->ks_d),
-                        jnum(b[4], r->ks_p), r->tail_moved ? "true" : "false", r->ks_reject ? "true" : "false",
+                        jnum(b[4], r->ks_p), r->moved ? "true" : "false", r->ks_reject ? "true" : "false",
                         r->flagged ? "true" : "false");
             }
             fputs("}", m);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "chainz/data.h"
 #include "chainz/h5feat.h"
@@ -124,6 +125,13 @@ int cz_featsrc_open(cz_featsrc **out, const char *path, const char *dataset, cz_
         return cz_error_set(err, CZ_EINVAL, "%s: path too long", path);
     }
     strcpy(s->path, path);
+    struct stat st; /* a wrong name is the user's to fix (status 1), not an I/O failure */
+    int missing = stat(path, &st) != 0;
+    if (missing || S_ISDIR(st.st_mode)) {
+        const char *why = missing ? strerror(errno) : "is a directory, not a file of rows";
+        free(s);
+        return cz_error_set(err, CZ_EINVAL, "--data %s: %s", path, why);
+    }
     int is_h5, is_cz, rc = 0;
     cz_h5feat_probe(path, &is_h5, &is_cz);
     s->info.kind = is_cz ? CZ_FEAT_CHAINZ : is_h5 ? CZ_FEAT_HDF5 : CZ_FEAT_CSV;

@@ -51,7 +51,9 @@ static void print_table(const cz_predict_opts *o, const cz_dist *d, const cz_pre
         for (int f = 0; f < p->n_families; f++) {
             const cz_pred_family *pf = &p->fam[f];
             if (!pf->compared) {
-                printf("  %-10s %-18s %s\n", pf->name, pf->ref_family, pf->status);
+                /* the first clause here; the whole reason in the JSON and /drift/<family> */
+                int len = (int)strcspn(pf->status, ";");
+                printf("  %-10s %-18s %.*s\n", pf->name, pf->ref_family, len, pf->status);
                 continue;
             }
             const cz_drift_result *r = &pf->drift;

@@ -22,17 +22,6 @@ set -uo pipefail
 cli_init "$1"
 mpi() { local np=$1; shift; timeout 120 mpirun -np "$np" "$@"; }
 pred() { timeout 60 "$chainz" predict "$@"; }
-expect_fail() { # expect_fail STATUS PATTERN LABEL -- command...
-    local want=$1 pat=$2 label=$3
-    shift 4
-    "$@" >"$work/out.txt" 2>"$work/err.txt"
-    local st=$?
-    if [ "$st" -eq "$want" ] && grep -qF -- "$pat" "$work/err.txt"; then
-        ok "$label: status $st, $(head -c 240 "$work/err.txt")"
-    else
-        bad "$label: status $st (expected $want), stderr: $(head -c 400 "$work/err.txt") (expected '$pat')"
-    fi
-}
 # the stored bytes of every object but the root attributes (which name the input)
 outbytes() { "$build/h5bytes" "$1" | grep -v '^/@'; }
 
@@ -75,85 +64,108 @@ with h5py.File(w + "/y4.h5", "r+") as f:
 PY
 "$build/make_data" "$work/d5.h5" --n 50 --d 5 --classes 3 --seed 1 >/dev/null
 
-# ---- one prediction per input form ----
-# the chainz-data one also against its own run (the training data: no drift), in the same call
-for inp in y.h5 y.csv y.csv.gz plain.h5; do
-    ref=()
-    [ "$inp" = y.h5 ] && ref=(--reference "$work/run" --fail-on-drift)
-    pred --model "$work/run" --data "$work/$inp" --out "$work/p-$inp.h5" --batch 16 --json "$work/p-$inp.json" \
-        "${ref[@]}" >"$work/p-$inp.log" 2>&1
-    st=$?
-    [ $st -eq 0 ] || bad "predict on $inp: status $st, $(tail -3 "$work/p-$inp.log")"
+# ---- every independent run at once (each is mostly MPI start-up: the test stays short) ----
+# launch NAME -- command...: in the background, stdout/stderr/status in $work/NAME.{out,err,st}
+launch() {
+    local name=$1
+    shift 2
+    ("$@" >"$work/$name.out" 2>"$work/$name.err"; echo $? >"$work/$name.st") &
+}
+status_of() { cat "$work/$1.st" 2>/dev/null || echo none; }
+# expect_fail NAME STATUS PATTERN LABEL: the launched run NAME failed so, with PATTERN on stderr
+expect_fail() {
+    local st
+    st=$(status_of "$1")
+    if [ "$st" = "$2" ] && grep -qF -- "$3" "$work/$1.err"; then
+        ok "$4: status $st, $(head -c 240 "$work/$1.err")"
+    else
+        bad "$4: status $st (expected $2), stderr: $(head -c 400 "$work/$1.err") (expected '$3')"
+    fi
+}
+M="$work/run"
+ck=$(ls "$work"/run/checkpoints/ckpt-*.h5 | tail -1)
+csvsum=$(md5sum <"$work/y.csv")
+echo previous >"$work/old.h5"
+# the inputs (the chainz-data one also against its own run: the training data, no drift; gzip
+# CSV without norms)
+launch p-y.h5 -- pred --model $M --data "$work/y.h5" --out "$work/p-y.h5.h5" --batch 16 --json "$work/p-y.h5.json" \
+    --reference $M --fail-on-drift
+launch p-y.csv -- pred --model $M --data "$work/y.csv" --out "$work/p-y.csv.h5" --batch 16 --json "$work/p-y.csv.json"
+launch p-gz -- pred --model $M --data "$work/y.csv.gz" --out "$work/p-gz.h5" --batch 16 --no-norms
+launch p-plain -- pred --model $M --data "$work/plain.h5" --out "$work/p-plain.h5" --batch 16
+launch p-two -- pred --model $M --data "$work/two.h5" --dataset a --out "$work/p-two.h5" --batch 16
+launch pp -- mpi 3 "$chainz" predict --model $M --data "$work/perm.csv" --out "$work/pp.h5" --batch 16
+# drift: features x4, with and without --fail-on-drift
+launch d4 -- pred --model $M --data "$work/y4.h5" --out "$work/d4.h5" --reference $M --json "$work/d4.json"
+launch d4f -- pred --model $M --data "$work/y4.h5" --out "$work/d4f.h5" --reference $M --fail-on-drift
+# refusals
+launch f-d -- pred --model $M --data "$work/d5.h5" --out "$work/o.h5"
+launch f-short -- pred --model $M --data "$work/short.csv" --out "$work/o.h5"
+launch f-nods -- pred --model $M --data "$work/plain.h5" --dataset nope --out "$work/o.h5"
+launch f-two -- pred --model $M --data "$work/two.h5" --out "$work/o.h5"
+launch f-outdata -- pred --model $M --data "$work/y.csv" --out "$work/y.csv"
+launch f-outck -- pred --model $M --data "$work/y.h5" --out "$ck"
+launch f-json -- pred --model $M --data "$work/y.h5" --out "$work/o.h5" --json "$work/o.h5"
+launch f-bad2 -- mpi 2 "$chainz" predict --model $M --data "$work/badcell.csv" --out "$work/old.h5"
+wait
+# then 2 ranks against the 1-rank file
+launch p2 -- mpi 2 "$chainz" predict --model $M --data "$work/y.h5" --out "$work/p2.h5" --batch 16 \
+    --reference $M --fail-on-drift --json "$work/p2.json"
+wait
+
+# ---- the input forms ----
+for r in p-y.h5 p-y.csv p-gz p-plain p-two pp p2; do
+    [ "$(status_of $r)" = 0 ] || bad "run $r: status $(status_of $r), $(tail -3 "$work/$r.err")"
 done
-pred --model "$work/run" --data "$work/two.h5" --dataset a --out "$work/p-two.h5" --batch 16 >/dev/null 2>&1 ||
-    bad "predict with --dataset a"
 outbytes "$work/p-y.h5.h5" | grep -v '^/drift' >"$work/ref.txt"
 if [ "$(grep -c '^/label \|^/prob \|^/value \|^/norms/input \|^/norms/layer_1 \|^/norms/layer_2 ' "$work/ref.txt")" -eq 6 ]; then
     ok "the chainz-data prediction has /label, /prob, /value, /norms/input, /norms/layer_1, /norms/layer_2"
 else
     bad "datasets missing: $(cat "$work/ref.txt")"
 fi
-for inp in y.csv y.csv.gz plain.h5 two; do
-    f="$work/p-$inp.h5"
-    [ "$inp" = two ] && f="$work/p-two.h5"
-    if outbytes "$f" | cmp -s - "$work/ref.txt"; then
-        ok "$inp: the same bytes as the chainz-data input in every dataset and its attributes"
+for r in p-y.csv p-plain p-two; do
+    if outbytes "$work/$r.h5" | cmp -s - "$work/ref.txt"; then
+        ok "$r: the same bytes as the chainz-data input in every dataset and its attributes"
     else
-        bad "$inp differs from the chainz-data input: $(outbytes "$f" | diff - "$work/ref.txt" | head -4)"
+        bad "$r differs from the chainz-data input: $(outbytes "$work/$r.h5" | diff - "$work/ref.txt" | head -4)"
     fi
 done
-grep -q "csv, 600 rows" "$work/p-y.csv.log" && grep -q "hdf5 /grp/feats, 600 rows" "$work/p-plain.h5.log" &&
-    ok "the summary names the input kind and dataset" || bad "summary lines: $(head -1 "$work/p-plain.h5.log")"
+if ! "$build/h5bytes" "$work/p-gz.h5" | grep -q '^/norms' &&
+    [ "$("$build/h5bytes" "$work/p-gz.h5" | grep '^/label \|^/prob \|^/value ')" = "$(grep '^/label \|^/prob \|^/value ' "$work/ref.txt")" ]; then
+    ok "gzip CSV without a header, --no-norms: the same /label, /prob, /value bytes, no /norms"
+else
+    bad "gzip CSV --no-norms output"
+fi
+grep -q "csv, 600 rows" "$work/p-y.csv.out" && grep -q "hdf5 /grp/feats, 600 rows" "$work/p-plain.out" &&
+    ok "the summary names the input kind and dataset" || bad "summary lines: $(head -1 "$work/p-plain.out")"
 
 # ---- ranks ----
-mpi 2 "$chainz" predict --model "$work/run" --data "$work/y.h5" --out "$work/p2.h5" --batch 16 \
-    --reference "$work/run" --fail-on-drift --json "$work/p2.json" >"$work/p2.log" 2>&1 || bad "2 ranks: $(tail -3 "$work/p2.log")"
 cmp -s "$work/p2.h5" "$work/p-y.h5.h5" && ok "1 vs 2 ranks (38 chunks of 16, with the drift groups): identical files" ||
     bad "1 vs 2 ranks differ: $("$build/h5bytes" "$work/p2.h5" | diff - <("$build/h5bytes" "$work/p-y.h5.h5") | head -4)"
-mpi 3 "$chainz" predict --model "$work/run" --data "$work/perm.csv" --out "$work/pp.h5" --batch 16 >/dev/null 2>&1 ||
-    bad "3 ranks on the permuted CSV"
-
-# ---- labels optional ----
 
 # ---- refusals ----
-M="$work/run"
-csvsum=$(md5sum <"$work/y.csv")
-expect_fail 1 "has d = 5 features per row but the model" "wrong d" -- pred --model $M --data "$work/d5.h5" --out "$work/o.h5"
-expect_fail 1 "short.csv line 5: 7 values, expected 8" "short CSV row" -- pred --model $M --data "$work/short.csv" --out "$work/o.h5"
-expect_fail 1 "no dataset /nope (2-D numeric datasets: /grp/feats [600 x 8])" "missing dataset" -- \
-    pred --model $M --data "$work/plain.h5" --dataset nope --out "$work/o.h5"
-expect_fail 1 "2 2-D datasets, choose one with --dataset: /a [600 x 8], /b [600 x 4]" "two candidates" -- \
-    pred --model $M --data "$work/two.h5" --out "$work/o.h5"
-expect_fail 1 "is the data file: refused" "--out = --data" -- pred --model $M --data "$work/y.csv" --out "$work/y.csv"
-ck=$(ls "$work"/run/checkpoints/ckpt-*.h5 | tail -1)
-expect_fail 1 "is the model: refused" "--out = the checkpoint" -- pred --model $M --data "$work/y.h5" --out "$ck"
-expect_fail 1 "are the same file: give two names" "--json = --out" -- \
-    pred --model $M --data "$work/y.h5" --out "$work/o.h5" --json "$work/o.h5"
+expect_fail f-d 1 "has d = 5 features per row but the model" "wrong d"
+expect_fail f-short 1 "short.csv line 5: 7 values, expected 8" "short CSV row"
+expect_fail f-nods 1 "no dataset /nope (2-D numeric datasets: /grp/feats [600 x 8])" "missing dataset"
+expect_fail f-two 1 "2 2-D datasets, choose one with --dataset: /a [600 x 8], /b [600 x 4]" "two candidates"
+expect_fail f-outdata 1 "is the data file: refused" "--out = --data"
+expect_fail f-outck 1 "is the model: refused" "--out = the checkpoint"
+expect_fail f-json 1 "are the same file: give two names" "--json = --out"
+expect_fail f-bad2 1 "badcell.csv line 4 column 3: 'abc' is not a finite number" "a non-numeric CSV cell, 2 ranks, over an existing file"
 [ -e "$work/o.h5" ] && bad "a refused prediction wrote $work/o.h5" || ok "no output after the refusals"
-echo previous >"$work/old.h5"
-expect_fail 1 "badcell.csv line 4 column 3: 'abc' is not a finite number" "a non-numeric CSV cell, 2 ranks, over an existing file" -- \
-    mpi 2 "$chainz" predict --model $M --data "$work/badcell.csv" --out "$work/old.h5"
 [ "$(cat "$work/old.h5")" = previous ] && ok "the existing output is left as it was" || bad "old output changed"
 [ "$(md5sum <"$work/y.csv")" = "$csvsum" ] && ok "the data file is untouched" || bad "data changed"
 leftover=$(ls "$work" | grep '\.tmp\.')
 [ -z "$leftover" ] && ok "no temporary files left" || bad "temporary files left: $leftover"
-pred --model $M --data "$work/y.h5" --out "$work/nn.h5" --no-norms >/dev/null 2>&1 &&
-    ! "$build/h5bytes" "$work/nn.h5" | grep -q '^/norms' && outbytes "$work/nn.h5" | grep -q '^/label ' &&
-    ok "--no-norms: predictions without /norms" || bad "--no-norms output"
 
 # ---- drift ----
-grep -q "^drift: not flagged" "$work/p-y.h5.log" &&
+grep -q "^drift: not flagged" "$work/p-y.h5.out" &&
     ok "the training data against its own run: not flagged, status 0 with --fail-on-drift" ||
-    bad "training data: $(grep -A5 '^drift against' "$work/p-y.h5.log")"
-pred --model $M --data "$work/y4.h5" --out "$work/d4.h5" --reference $M --json "$work/d4.json" >"$work/d4.log" 2>&1
-st=$?
-[ $st -eq 0 ] && grep -q "^drift: FLAGGED" "$work/d4.log" && ok "features x4: FLAGGED, status 0 without --fail-on-drift" ||
-    bad "features x4: status $st, $(grep -A5 '^drift against' "$work/d4.log")"
-rm -f "$work/d4f.h5"
-pred --model $M --data "$work/y4.h5" --out "$work/d4f.h5" --reference $M --fail-on-drift >"$work/d4f.log" 2>&1
-st=$?
-[ $st -eq 3 ] && [ -s "$work/d4f.h5" ] && ok "features x4 with --fail-on-drift: status 3, predictions written" ||
-    bad "features x4 --fail-on-drift: status $st (expected 3)"
+    bad "training data: $(grep -A5 '^drift against' "$work/p-y.h5.out")"
+[ "$(status_of d4)" = 0 ] && grep -q "^drift: FLAGGED" "$work/d4.out" && ok "features x4: FLAGGED, status 0 without --fail-on-drift" ||
+    bad "features x4: status $(status_of d4), $(grep -A5 '^drift against' "$work/d4.out")"
+[ "$(status_of d4f)" = 3 ] && [ -s "$work/d4f.h5" ] && ok "features x4 with --fail-on-drift: status 3, predictions written" ||
+    bad "features x4 --fail-on-drift: status $(status_of d4f) (expected 3)"
 
 # ---- the outputs read back (h5py, one interpreter for all the checks) ----
 "$py" - "$work" <<'PY' || fails=$((fails + 1))

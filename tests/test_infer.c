@@ -212,6 +212,25 @@ static void check_model(const cz_model_spec *spec, const char *name, uint64_t se
         for (size_t l = 0; l < H; l++) assert_rel(lnorm[b * H + l], ref.layer[b * H + l], 1e-4, "layer norm", b);
         assert_rel(inorm[b], ref.in[b], 1e-4, "input norm", b);
     }
+    /* a session whose stream holds one row (CHAINZ_INFER_STREAM_MB): the batch goes through
+     * in chunks, every row lands in its place */
+    setenv("CHAINZ_INFER_STREAM_MB", "0.000001", 1);
+    czi_session *s1 = czi_session_new(m, 32, CZI_NORMS, &err);
+    unsetenv("CHAINZ_INFER_STREAM_MB");
+    assert_non_null(s1);
+    int32_t label1[32];
+    float prob1[32 * 8], value1[32];
+    double inorm1[32], lnorm1[32 * CZI_MAX_HIDDEN];
+    czi_outputs out1 = {label1, K ? prob1 : NULL, value1, inorm1, lnorm1};
+    assert_int_equal(czi_predict(s1, x, B, &out1, &err), 0);
+    assert_memory_equal(label1, label, B * sizeof *label);
+    for (size_t b = 0; b < B; b++) {
+        assert_rel(value1[b], value[b], 1e-5, "value (chunks of 1)", b);
+        for (size_t k = 0; k < K; k++) assert_true(fabs(prob1[b * K + k] - prob[b * K + k]) < 1e-6);
+        assert_rel(inorm1[b], inorm[b], 1e-4, "input norm (chunks of 1)", b);
+        for (size_t l = 0; l < H; l++) assert_rel(lnorm1[b * H + l], lnorm[b * H + l], 1e-4, "layer norm (chunks of 1)", b);
+    }
+    czi_session_free(s1);
     /* the input norm alone: the reverse pass instead of the stream, the same values */
     double inorm2[32];
     czi_outputs out2 = {.input_norm = inorm2};

@@ -249,7 +249,7 @@ static void check_model(const cz_model_spec *spec, const char *name, uint64_t se
     czi_outputs out0 = {.label = label0};
     assert_int_equal(czi_predict(s0, x, B, &out0, &err), 0);
     assert_memory_equal(label0, ob.label, B * sizeof *ob.label);
-    out0.input_norm = inorm;
+    out0.input_norm = ob.in;
     assert_int_equal(czi_predict(s0, x, B, &out0, &err), -1);
     assert_non_null(strstr(err.message, "CZI_NORMS"));
     czi_session_free(s0);

@@ -375,6 +375,7 @@ typedef struct job {
     double *in, *layer;
     const struct job *ref; /* the single-threaded run: every repetition is compared */
     pthread_barrier_t *start; /* all threads predict at once */
+    int reps;              /* predictions (0: 300) */
     int rc, mismatches;
 } job;
 
@@ -391,7 +392,7 @@ static void *run_job(void *p)
     if (j->start) pthread_barrier_wait(j->start);
     const czi_info *in = czi_model_info(j->m);
     size_t B = j->B, K = (size_t)in->classes, H = (size_t)in->n_hidden;
-    for (int rep = 0; rep < 300 && !j->rc; rep++) {
+    for (int rep = 0; rep < (j->reps ? j->reps : 300) && !j->rc; rep++) {
         j->rc = czi_predict(s, j->x, B, &out, &err);
         if (j->ref)
             j->mismatches += memcmp(j->label, j->ref->label, B * sizeof *j->label) ||
@@ -479,6 +480,39 @@ static void test_infer_concurrent_sessions(void **st)
     concurrent(&g, "conc-gram.h5"); /* each session's QR, filled at creation */
 }
 
+/* czi_set_threads(2) gives the bytes of one thread (the engine splits only disjoint
+ * outputs; shapes big enough that its loops and GEMMs do split) */
+static void test_infer_threads_bitwise(void **st)
+{
+    (void)st;
+    cz_model_spec sp = {.d = 32, .n_hidden = 2, .width = {256, 256}, .act = {CZ_ACT_POLY, CZ_ACT_POLY},
+                        .head = CZ_HEAD_CLASSIFY, .classes = 10};
+    char path[256];
+    save_model("threads.h5", &sp, 3, 41, path, sizeof path);
+    czi_error err;
+    czi_model *m = czi_model_load(path, &err);
+    assert_non_null(m);
+    size_t B = 64;
+    float *x = raw_rows(B, sp.d, 5);
+    job one[2];
+    for (int t = 0; t < 2; t++) {
+        czi_set_threads(t + 1);
+        alloc_job(&one[t], m, x, B);
+        one[t].reps = 2;
+        run_job(&one[t]);
+        assert_int_equal(one[t].rc, 0);
+    }
+    czi_set_threads(1);
+    assert_memory_equal(one[0].label, one[1].label, B * sizeof *one[0].label);
+    assert_memory_equal(one[0].prob, one[1].prob, B * 10 * sizeof *one[0].prob);
+    assert_memory_equal(one[0].in, one[1].in, B * sizeof *one[0].in);
+    assert_memory_equal(one[0].layer, one[1].layer, B * 2 * sizeof *one[0].layer);
+    free_job(&one[0]);
+    free_job(&one[1]);
+    free(x);
+    czi_model_free(m);
+}
+
 static int setup(void **st)
 {
     (void)st;
@@ -505,6 +539,7 @@ int main(void)
         cmocka_unit_test(test_infer_refusals),
         cmocka_unit_test(test_infer_run_directory),
         cmocka_unit_test(test_infer_concurrent_sessions),
+        cmocka_unit_test(test_infer_threads_bitwise),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

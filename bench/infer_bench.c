@@ -63,49 +63,68 @@ int main(int argc, char **argv)
     double *inorm = malloc(BT * sizeof *inorm), *lnorm = malloc(BT * H * sizeof *lnorm);
     rows(x, BT * d);
     size_t nlat = 200000;
-    double *lat = malloc(nlat * sizeof *lat);
-    /* norms: 0 prediction only; 1 both norms; 2 layer norms only (the Jacobian stream); 3 the
-     * input norm only (the reverse pass) */
-    for (int norms = 0; norms <= 3; norms++) {
-        czi_session *s = czi_session_new(m, BT, norms ? CZI_NORMS : CZI_PREDICT_ONLY, &err);
-        if (!s) {
+    double *lat = malloc(4 * nlat * sizeof *lat);
+    /* four sessions, measured call by call in turn, so that the machine's load falls on
+     * all of them alike: 0 prediction only; 1 both norms; 2 layer norms only (the Jacobian
+     * stream); 3 the input norm only (the reverse pass) */
+    enum { NV = 4 };
+    czi_session *s[NV];
+    czi_outputs out[NV];
+    for (int v = 0; v < NV; v++) {
+        s[v] = czi_session_new(m, BT, v ? CZI_NORMS : CZI_PREDICT_ONLY, &err);
+        if (!s[v]) {
             fprintf(stderr, "infer_bench: %s\n", err.message);
             return 1;
         }
-        czi_outputs out = {label, in->head == CZI_HEAD_REGRESS ? NULL : prob, value,
-                           norms == 1 || norms == 3 ? inorm : NULL, norms == 1 || norms == 2 ? lnorm : NULL};
-        if (!norms && labels_out) {
-            czi_predict(s, x, BT, &out, &err);
-            FILE *f = fopen(labels_out, "w");
-            for (size_t b = 0; f && b < BT; b++) fprintf(f, "%d\n", label[b]);
-            if (f) fclose(f);
+        out[v] = (czi_outputs){label, in->head == CZI_HEAD_REGRESS ? NULL : prob, value,
+                               v == 1 || v == 3 ? inorm : NULL, v == 1 || v == 2 ? lnorm : NULL};
+    }
+    if (labels_out) {
+        if (czi_predict(s[0], x, BT, &out[0], &err)) {
+            fprintf(stderr, "infer_bench: %s\n", err.message);
+            return 1;
         }
-        /* single sample: each call timed alone, rows taken in turn */
-        size_t n = 0;
-        double t_end = now() + secs / 2;
-        for (int w = 0; w < 50; w++) czi_predict(s, x, 1, &out, &err);
-        while (n < nlat && now() < t_end) {
-            const float *row = x + (n % BT) * d;
+        FILE *f = fopen(labels_out, "w");
+        for (size_t b = 0; f && b < BT; b++) fprintf(f, "%d\n", label[b]);
+        if (f) fclose(f);
+    }
+    /* single sample: each call timed alone, rows taken in turn */
+    size_t n = 0;
+    for (int w = 0; w < 50; w++)
+        for (int v = 0; v < NV; v++) czi_predict(s[v], x, 1, &out[v], &err);
+    double t_end = now() + secs / 2;
+    while (n < nlat && now() < t_end) {
+        const float *row = x + (n % BT) * d;
+        for (int v = 0; v < NV; v++) {
             double t0 = now();
-            if (czi_predict(s, row, 1, &out, &err)) {
+            if (czi_predict(s[v], row, 1, &out[v], &err)) {
                 fprintf(stderr, "infer_bench: %s\n", err.message);
                 return 1;
             }
-            lat[n++] = now() - t0;
+            lat[v * nlat + n] = now() - t0;
         }
-        qsort(lat, n, sizeof *lat, cmp_d);
-        printf("chainz latency_us %d %.3f\n", norms, 1e6 * lat[n / 2]);
-        /* batches of BT */
-        size_t calls = 0;
-        czi_predict(s, x, BT, &out, &err);
-        double t0 = now();
-        t_end = t0 + secs / 2;
-        do {
-            czi_predict(s, x, BT, &out, &err);
-            calls++;
-        } while (now() < t_end);
-        printf("chainz throughput_rows_s %d %.1f\n", norms, (double)(calls * BT) / (now() - t0));
-        czi_session_free(s);
+        n++;
+    }
+    for (int v = 0; v < NV; v++) {
+        qsort(lat + v * nlat, n, sizeof *lat, cmp_d);
+        printf("chainz latency_us %d %.3f\n", v, 1e6 * lat[v * nlat + n / 2]);
+    }
+    /* batches of BT, in turn */
+    double busy[NV] = {0};
+    size_t calls = 0;
+    for (int v = 0; v < NV; v++) czi_predict(s[v], x, BT, &out[v], &err);
+    t_end = now() + secs / 2;
+    do {
+        for (int v = 0; v < NV; v++) {
+            double t0 = now();
+            czi_predict(s[v], x, BT, &out[v], &err);
+            busy[v] += now() - t0;
+        }
+        calls++;
+    } while (now() < t_end);
+    for (int v = 0; v < NV; v++) {
+        printf("chainz throughput_rows_s %d %.1f\n", v, (double)(calls * BT) / busy[v]);
+        czi_session_free(s[v]);
     }
     free(lat);
     free(x);

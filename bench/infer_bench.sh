@@ -52,5 +52,6 @@ for model in ("pima", "yelp"):
         lat, thr = med[(model, "chainz", "latency_us", n)], med[(model, "chainz", "throughput_rows_s", n)]
         print("  %-28s %12.2f %13.2fx %16.0f %17.2fx" % ("chainz " + names[n], lat, t_lat / lat, thr, thr / t_thr))
     p, b, l, i = (med[(model, "chainz", "latency_us", n)] for n in range(4))
-    print("  norms' extra cost per sample: both %.2f us = stream %.2f us + reverse pass %.2f us (B=1)" % (b - p, l - p, i - p))
+    print("  B=1, on top of the prediction: both norms %.2f us, the stream alone (layer norms) %.2f us: "
+          "%.2fx the stream; the input norm alone (reverse pass) %.2f us" % (b - p, l - p, (b - p) / (l - p), i - p))
 PY

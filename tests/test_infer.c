@@ -150,6 +150,18 @@ static void assert_rel(double got, double want, double tol, const char *what, si
     if (!(rel <= tol)) fail_msg("%s of sample %zu: %.9g, reference %.9g (relative %.3g > %.1g)", what, b, got, want, rel, tol);
 }
 
+/* a batch's outputs (at most 32 rows, 8 classes) and the czi_outputs pointing into them */
+typedef struct {
+    int32_t label[32];
+    float prob[32 * 8], value[32];
+    double in[32], layer[32 * CZI_MAX_HIDDEN];
+} outbuf;
+
+static czi_outputs wire(outbuf *o, size_t K)
+{
+    return (czi_outputs){o->label, K ? o->prob : NULL, o->value, o->in, o->layer};
+}
+
 /* everything the library outputs for B rows, against the reference */
 static void check_model(const cz_model_spec *spec, const char *name, uint64_t seed)
 {
@@ -171,25 +183,23 @@ static void check_model(const cz_model_spec *spec, const char *name, uint64_t se
     assert_int_equal(in->step, 77);
     czi_session *s = czi_session_new(m, 32, CZI_NORMS, &err);
     assert_non_null(s);
-    int32_t label[32];
-    float prob[32 * 8], value[32];
-    double inorm[32], lnorm[32 * CZI_MAX_HIDDEN];
-    czi_outputs out = {label, K ? prob : NULL, value, inorm, lnorm};
+    outbuf ob, o1;
+    czi_outputs out = wire(&ob, K);
     assert_int_equal(czi_predict(s, x, B, &out, &err), 0);
     size_t no = spec->head == CZ_HEAD_CLASSIFY ? K : spec->head == CZ_HEAD_ORDINAL ? K - 1 : 1;
     for (size_t b = 0; b < B; b++) {
-        assert_int_equal(label[b], ref.pred[b]);
+        assert_int_equal(ob.label[b], ref.pred[b]);
         const cz_real *f = ref.f + b * no;
         if (spec->head == CZ_HEAD_CLASSIFY) {
             double mx = f[0], se = 0, sum = 0;
             for (size_t k = 0; k < K; k++) mx = f[k] > mx ? f[k] : mx;
             for (size_t k = 0; k < K; k++) se += exp(f[k] - mx);
             for (size_t k = 0; k < K; k++) {
-                assert_rel(prob[b * K + k], exp(f[k] - mx) / se, 1e-5, "softmax", b);
-                sum += prob[b * K + k];
+                assert_rel(ob.prob[b * K + k], exp(f[k] - mx) / se, 1e-5, "softmax", b);
+                sum += ob.prob[b * K + k];
             }
             assert_true(fabs(sum - 1) < 1e-5);
-            assert_rel(value[b], prob[b * K + (size_t)label[b]], 1e-6, "value", b);
+            assert_rel(ob.value[b], ob.prob[b * K + (size_t)ob.label[b]], 1e-6, "value", b);
         } else if (spec->head == CZ_HEAD_ORDINAL) {
             /* P(y = k) = s_{k-1} - s_k, s_k = P(y > k), clamped at 0, renormalized */
             double e = 0, sum = 0, p[8], tot = 0;
@@ -199,19 +209,35 @@ static void check_model(const cz_model_spec *spec, const char *name, uint64_t se
                 p[k] = sp - sk > 0 ? sp - sk : 0;
                 tot += p[k];
             }
-            assert_rel(value[b], e, 1e-5, "expected class", b);
+            assert_rel(ob.value[b], e, 1e-5, "expected class", b);
             for (size_t k = 0; k < K; k++) {
-                assert_true(prob[b * K + k] >= 0);
-                assert_true(fabs(prob[b * K + k] - p[k] / tot) < 1e-6);
-                sum += prob[b * K + k];
+                assert_true(ob.prob[b * K + k] >= 0);
+                assert_true(fabs(ob.prob[b * K + k] - p[k] / tot) < 1e-6);
+                sum += ob.prob[b * K + k];
             }
             assert_true(fabs(sum - 1) < 1e-5);
         } else {
-            assert_true(value[b] == f[0]);
+            assert_true(ob.value[b] == f[0]);
         }
-        for (size_t l = 0; l < H; l++) assert_rel(lnorm[b * H + l], ref.layer[b * H + l], 1e-4, "layer norm", b);
-        assert_rel(inorm[b], ref.in[b], 1e-4, "input norm", b);
+        for (size_t l = 0; l < H; l++) assert_rel(ob.layer[b * H + l], ref.layer[b * H + l], 1e-4, "layer norm", b);
+        assert_rel(ob.in[b], ref.in[b], 1e-4, "input norm", b);
     }
+    /* a session whose stream holds one row (CHAINZ_INFER_STREAM_MB): the batch goes through
+     * in chunks, every row lands in its place */
+    setenv("CHAINZ_INFER_STREAM_MB", "0.000001", 1);
+    czi_session *s1 = czi_session_new(m, 32, CZI_NORMS, &err);
+    unsetenv("CHAINZ_INFER_STREAM_MB");
+    assert_non_null(s1);
+    czi_outputs out1 = wire(&o1, K);
+    assert_int_equal(czi_predict(s1, x, B, &out1, &err), 0);
+    assert_memory_equal(o1.label, ob.label, B * sizeof *ob.label);
+    for (size_t b = 0; b < B; b++) {
+        assert_rel(o1.value[b], ob.value[b], 1e-5, "value (chunks of 1)", b);
+        for (size_t k = 0; k < K; k++) assert_true(fabs(o1.prob[b * K + k] - ob.prob[b * K + k]) < 1e-6);
+        assert_rel(o1.in[b], ob.in[b], 1e-4, "input norm (chunks of 1)", b);
+        for (size_t l = 0; l < H; l++) assert_rel(o1.layer[b * H + l], ob.layer[b * H + l], 1e-4, "layer norm (chunks of 1)", b);
+    }
+    czi_session_free(s1);
     /* the input norm alone: the reverse pass instead of the stream, the same values */
     double inorm2[32];
     czi_outputs out2 = {.input_norm = inorm2};
@@ -222,8 +248,8 @@ static void check_model(const cz_model_spec *spec, const char *name, uint64_t se
     int32_t label0[32];
     czi_outputs out0 = {.label = label0};
     assert_int_equal(czi_predict(s0, x, B, &out0, &err), 0);
-    assert_memory_equal(label0, label, B * sizeof *label);
-    out0.input_norm = inorm;
+    assert_memory_equal(label0, ob.label, B * sizeof *ob.label);
+    out0.input_norm = ob.in;
     assert_int_equal(czi_predict(s0, x, B, &out0, &err), -1);
     assert_non_null(strstr(err.message, "CZI_NORMS"));
     czi_session_free(s0);
@@ -349,6 +375,7 @@ typedef struct job {
     double *in, *layer;
     const struct job *ref; /* the single-threaded run: every repetition is compared */
     pthread_barrier_t *start; /* all threads predict at once */
+    int reps;              /* predictions (0: 300) */
     int rc, mismatches;
 } job;
 
@@ -365,7 +392,7 @@ static void *run_job(void *p)
     if (j->start) pthread_barrier_wait(j->start);
     const czi_info *in = czi_model_info(j->m);
     size_t B = j->B, K = (size_t)in->classes, H = (size_t)in->n_hidden;
-    for (int rep = 0; rep < 300 && !j->rc; rep++) {
+    for (int rep = 0; rep < (j->reps ? j->reps : 300) && !j->rc; rep++) {
         j->rc = czi_predict(s, j->x, B, &out, &err);
         if (j->ref)
             j->mismatches += memcmp(j->label, j->ref->label, B * sizeof *j->label) ||
@@ -453,6 +480,39 @@ static void test_infer_concurrent_sessions(void **st)
     concurrent(&g, "conc-gram.h5"); /* each session's QR, filled at creation */
 }
 
+/* czi_set_threads(2) gives the bytes of one thread (the engine splits only disjoint
+ * outputs; shapes big enough that its loops and GEMMs do split) */
+static void test_infer_threads_bitwise(void **st)
+{
+    (void)st;
+    cz_model_spec sp = {.d = 32, .n_hidden = 2, .width = {256, 256}, .act = {CZ_ACT_POLY, CZ_ACT_POLY},
+                        .head = CZ_HEAD_CLASSIFY, .classes = 10};
+    char path[256];
+    save_model("threads.h5", &sp, 3, 41, path, sizeof path);
+    czi_error err;
+    czi_model *m = czi_model_load(path, &err);
+    assert_non_null(m);
+    size_t B = 64;
+    float *x = raw_rows(B, sp.d, 5);
+    job one[2];
+    for (int t = 0; t < 2; t++) {
+        czi_set_threads(t + 1);
+        alloc_job(&one[t], m, x, B);
+        one[t].reps = 2;
+        run_job(&one[t]);
+        assert_int_equal(one[t].rc, 0);
+    }
+    czi_set_threads(1);
+    assert_memory_equal(one[0].label, one[1].label, B * sizeof *one[0].label);
+    assert_memory_equal(one[0].prob, one[1].prob, B * 10 * sizeof *one[0].prob);
+    assert_memory_equal(one[0].in, one[1].in, B * sizeof *one[0].in);
+    assert_memory_equal(one[0].layer, one[1].layer, B * 2 * sizeof *one[0].layer);
+    free_job(&one[0]);
+    free_job(&one[1]);
+    free(x);
+    czi_model_free(m);
+}
+
 static int setup(void **st)
 {
     (void)st;
@@ -479,6 +539,7 @@ int main(void)
         cmocka_unit_test(test_infer_refusals),
         cmocka_unit_test(test_infer_run_directory),
         cmocka_unit_test(test_infer_concurrent_sessions),
+        cmocka_unit_test(test_infer_threads_bitwise),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

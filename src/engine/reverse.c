@@ -56,7 +56,18 @@ int cz_engine_input_norm_stream(cz_workspace *ws, const cz_real *params, const c
     const cz_layer *O = &m->layer[H];
     /* gH [B x n_H] = seed W_o; then gin_b = sum_i gH[b,i] D[b,i] t_i = seed_b^T W_o S_H (width
      * k). Gram: the gradient is gin' Q^T and Q^T has orthonormal rows, so ||gin'|| is its norm. */
-    cz_gemm(0, 0, B, O->n_in, O->n_out, 1, seed, O->n_out, params + O->w, O->n_in, 0, ws->gH, O->n_in);
+    /* gH by a loop, not a GEMM: n_out is a handful of classes, and a BLIS call costs about a
+     * microsecond, as much as a Pima-sized model's whole stream */
+    const cz_real *Wo = params + O->w;
+    size_t nH = O->n_in, no = O->n_out;
+    for (size_t b = 0; b < B; b++) {
+        cz_real *gh = ws->gH + b * nH;
+        for (size_t i = 0; i < nH; i++) gh[i] = 0;
+        for (size_t c = 0; c < no; c++) {
+            cz_real sc = seed[b * no + c];
+            for (size_t i = 0; i < nH; i++) gh[i] += sc * Wo[c * nH + i];
+        }
+    }
     memset(ws->gin, 0, B * k * sizeof *ws->gin);
     cz_stream_input_grad(ws, B);
     row_norms(norm, ws->gin, B, k);

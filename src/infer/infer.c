@@ -23,8 +23,18 @@
 #include "chainz/standardize.h"
 #include "infer_internal.h"
 
-/* a session's Jacobian stream takes at most this much; larger batches go through it in chunks */
-#define CZI_STREAM_BYTES ((size_t)128 << 20)
+/* A session's Jacobian stream takes at most this much (CHAINZ_INFER_STREAM_MB overrides it,
+ * for a service short of memory); larger batches go through it in chunks of rows. */
+#define CZI_STREAM_MB 128.0
+
+static size_t stream_budget(void)
+{
+    const char *e = getenv("CHAINZ_INFER_STREAM_MB");
+    char *end;
+    double mb = e ? strtod(e, &end) : CZI_STREAM_MB;
+    if (!e || end == e || *end || !(mb >= 0) || mb > 1e9) mb = CZI_STREAM_MB;
+    return (size_t)(mb * 1048576.0);
+}
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static cz_error init_err;
@@ -188,8 +198,8 @@ czi_session *czi_session_new(const czi_model *m, size_t max_batch, int what, czi
     const cz_model *cm = &m->m;
     cz_stream_spec none = {.mode = CZ_STREAM_NONE};
     const cz_stream_spec *ss = what == CZI_NORMS ? &m->ss : &none;
-    size_t C = max_batch;
-    while (what == CZI_NORMS && C > 1 && cz_workspace_bytes_for(cm, C, ss) > CZI_STREAM_BYTES) C /= 2;
+    size_t C = max_batch, budget = stream_budget();
+    while (what == CZI_NORMS && C > 1 && cz_workspace_bytes_for(cm, C, ss) > budget) C /= 2;
     s->chunk = C;
     size_t d = cm->spec.d, no = cm->n_out;
     s->x = malloc(C * d * sizeof *s->x);

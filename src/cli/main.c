@@ -13,6 +13,7 @@
 #include "chainz/config.h"
 #include "chainz/dist.h"
 #include "chainz/engine.h"
+#include "chainz/export.h"
 #include "chainz/metrics_read.h"
 #include "chainz/prep.h"
 #include "chainz/protocol.h"
@@ -55,6 +56,7 @@ static void usage_main(FILE *f)
             "  tau      per-epoch gradient-norm statistics (tau = p99/mean) of runs; compare; plot\n"
             "  protocol run a study (models x training-set sizes x seeds) from a JSON spec and\n"
             "           write its report with paired statistics (docs/PROTOCOL.md)\n"
+            "  export   write a trained model's forward pass as an ONNX model (no MPI)\n"
             "  --version\n"
             "Run 'chainz COMMAND --help' for the options of a command.\n");
 }
@@ -507,6 +509,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "prep")) return cz_cmd_prep(argc - 1, argv + 1);
     if (!strcmp(cmd, "tau")) return cz_cmd_tau(argc - 1, argv + 1);
     if (!strcmp(cmd, "protocol")) return cz_cmd_protocol(argc - 1, argv + 1);
+    if (!strcmp(cmd, "export")) return cz_cmd_export(argc - 1, argv + 1);
     if (strcmp(cmd, "train") && strcmp(cmd, "eval")) {
         fprintf(stderr, "chainz: unknown command '%s'\n", cmd);
         usage_main(stderr);

@@ -16,7 +16,8 @@ usage: onnx_check.py MODEL.onnx CKPT.h5 DATA.h5 EVAL.json OPSET
    labels and the sum of |label - y| (ordinal) equal `chainz eval --json`'s exactly; the
    regression MAE within 1e-5 relative.
 5. Sensitivity: mutated copies of the model (poly coefficients in reverse order, std
-   replaced by ones, the clip bounds doubled, softmax over the wrong axis) must fail step 3,
+   replaced by ones, the clip bounds doubled, softmax over the wrong axis, tanh for erf in
+   GELU, layer 1's bias dropped; each where the model has it) must fail step 3,
    so the comparison is shown to catch such a break.
 Exit status 0 when every check passes, 1 otherwise.
 """
@@ -99,7 +100,7 @@ def run_graph(model, x):
         elif op == "Greater":
             y = i[0] > i[1]
         elif op == "Cast":
-            y = i[0].astype(onnx.helper.tensor_dtype_to_np_dtype(a["to"]))
+            y = i[0].astype(onnx.mapping.TENSOR_TYPE_TO_NP_TYPE[a["to"]])
         elif op == "Squeeze":
             y = np.squeeze(i[0], axis=tuple(int(v) for v in i[1]))
         else:
@@ -224,8 +225,10 @@ def main():
               "producer %s %s, opset %d, IR %d" % (model.producer_name, model.producer_version,
                                                    model.opset_import[0].version, model.ir_version))
         meta = {p.key: p.value for p in model.metadata_props}
+        cfg = ck.attrs["config"]
+        cfg = cfg.decode() if isinstance(cfg, bytes) else cfg
         check("epoch %d, step %d" % (epoch, step) in model.doc_string and meta.get("chainz.step") == str(step)
-              and meta.get("chainz.head") == head and json.loads(meta["chainz.config"])["head"] == head,
+              and meta.get("chainz.head") == head and meta.get("chainz.config") == cfg and cfg in model.doc_string,
               "doc string and metadata name epoch %d, step %d and the config" % (epoch, step))
 
         # 3. the graph against the reference
@@ -287,6 +290,15 @@ def main():
             # only a break if some input was clipped
             return m2 if ok and (np.abs(z) > float(ck["model/input"].attrs["clip_z"])).any() else None
 
+        def erf_as_tanh(m2):  # a GELU of the wrong formula
+            hit = [nd for nd in m2.graph.node if nd.op_type == "Erf"]
+            for nd in hit:
+                nd.op_type = "Tanh"
+            return m2 if hit else None
+
+        def no_bias1(m2):
+            return m2 if set_init(m2, "model/layer_1/bias", np.zeros_like) else None
+
         def softmax_axis0(m2):
             for nd in m2.graph.node:
                 if nd.op_type == "Softmax":
@@ -295,7 +307,8 @@ def main():
             return None
         tried = 0
         for name, fn in [("poly coefficients reversed", reverse_poly), ("std replaced by ones", no_std),
-                         ("clip bounds doubled", wide_clip), ("softmax over the batch", softmax_axis0)]:
+                         ("clip bounds doubled", wide_clip), ("softmax over the batch", softmax_axis0),
+                         ("erf replaced by tanh in GELU", erf_as_tanh), ("layer 1 bias dropped", no_bias1)]:
             m2 = mutated(fn)
             if m2 is None:
                 continue

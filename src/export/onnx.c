@@ -88,7 +88,7 @@ static const char *init_f(graph *g, const char *name, const int64_t *dims, size_
     int64_t *dv = g_alloc(g, (nd ? nd : 1) * sizeof *dv);
     if (!t || !dv || g->n_init == MAX_INITS) { g->oom = 1; return name; }
     onnx__tensor_proto__init(t);
-    memcpy(dv, dims, nd * sizeof *dv);
+    if (nd) memcpy(dv, dims, nd * sizeof *dv); /* a scalar has no dims */
     t->n_dims = nd;
     t->dims = dv;
     t->has_data_type = 1;
@@ -394,8 +394,8 @@ static int write_file(const char *path, const Onnx__ModelProto *model, cz_error 
     if (!f) {
         int e = errno;
         if (fd >= 0) close(fd);
-        return cz_error_set(err, e == ELOOP ? CZ_EINVAL : CZ_EIO, "%s: cannot write: %s", tmp,
-                            e == ELOOP ? "a symbolic link (chainz writes through no link)" : strerror(e));
+        return cz_error_set(err, e == ELOOP ? CZ_EINVAL : CZ_EIO, "%s: cannot create its temporary file %s: %s",
+                            path, tmp, e == ELOOP ? "a symbolic link (chainz writes through no link)" : strerror(e));
     }
     file_buffer fb = {.base = {.append = file_append}, .f = f};
     onnx__model_proto__pack_to_buffer(model, &fb.base);

@@ -60,6 +60,19 @@ static const char *const config_keys[] = {
     "weight_decay", "clip_grad_norm", "epochs", "batch", "micro_batch", "seed", "threads", "reduce",
     "max_steps", "tau"};
 
+/* 1 if both configurations give the same text for every key shown */
+static int config_same(const cz_json *a, const cz_json *b)
+{
+    for (size_t i = 0; i < sizeof config_keys / sizeof *config_keys; i++) {
+        const cz_json *x = cz_json_get(a, config_keys[i]), *y = cz_json_get(b, config_keys[i]);
+        if (!x != !y) return 0;
+        if (!x) continue;
+        if (x->type != y->type || x->boolean != y->boolean || !x->str != !y->str || (x->str && strcmp(x->str, y->str)))
+            return 0;
+    }
+    return 1;
+}
+
 static void emit_config(cz_emit *e, const char *key, const cz_json *cfg)
 {
     em_obj(e, key);
@@ -88,15 +101,21 @@ typedef struct {
     cz_json cfg;
     int has_cfg;
     uint64_t bytes;
+    char time[96]; /* root attribute time: when it was written */
+    int same_config; /* a run directory's view: the config equals config.json's keys */
 } ckpt_view;
 
 static int ckpt_read(ckpt_view *k, const char *path, cz_error *err)
 {
     memset(k, 0, sizeof *k);
     snprintf(k->path, sizeof k->path, "%s", path);
-    struct stat st;
-    if (stat(path, &st) == 0) k->bytes = (uint64_t)st.st_size;
-    int rc = cz_ckpt_load_unverified(path, &k->c, &k->v, err);
+    cz_h5_probe p;
+    int rc = cz_h5_probe_file(path, &p, err);
+    if (rc) return rc;
+    k->bytes = p.bytes;
+    for (int i = 0; i < p.n_attrs; i++)
+        if (!strcmp(p.attr_name[i], "time")) snprintf(k->time, sizeof k->time, "%s", p.attr_value[i]);
+    rc = cz_ckpt_load_unverified(path, &k->c, &k->v, err);
     if (rc) return rc;
     k->loaded = 1;
     cz_error cerr = {0};
@@ -134,6 +153,7 @@ static void emit_ckpt(cz_emit *e, const ckpt_view *k)
     em_int(e, "file_bytes", (long long)k->bytes);
     em_int(e, "format_version", c->format_version);
     em_str(e, "chainz_version", c->version[0] ? c->version : NULL);
+    em_str(e, "time", k->time[0] ? k->time : NULL);
     em_obj(e, "model");
     em_int(e, "d", (long long)m->spec.d);
     em_arr(e, "layers");
@@ -162,7 +182,9 @@ static void emit_ckpt(cz_emit *e, const ckpt_view *k)
     em_end(e);
     em_str(e, "optimizer", c->opt_state ? cz_optim_name(c->optim) : NULL);
     em_int(e, "world_size", c->state.world_size);
-    if (k->has_cfg) emit_config(e, "config", &k->cfg);
+    /* text: a run's config.json was just shown; JSON keeps every part whole */
+    if (k->same_config && !e->json) em_str(e, "config", "the same as the run's config.json");
+    else if (k->has_cfg) emit_config(e, "config", &k->cfg);
     else em_str(e, "config", NULL);
     em_row(e, "blas");
     em_str(e, "version", c->has_identity ? c->blas_version : NULL);
@@ -408,7 +430,8 @@ static void run_read(run_view *r, const char *dir)
             r->has_cfg = 1;
         }
     }
-    if (exists(dir, "checkpoints/latest", p, sizeof p)) {
+    /* a run directory, or its checkpoints directory itself */
+    if (exists(dir, "checkpoints/latest", p, sizeof p) || exists(dir, "latest", p, sizeof p)) {
         r->any = 1;
         rc = cz_run_resolve(dir, r->ck_path, sizeof r->ck_path, &err);
         if (!rc) rc = ckpt_read(&r->ck, r->ck_path, &err);
@@ -420,6 +443,7 @@ static void run_read(run_view *r, const char *dir)
             r->status = r->status ? r->status : EXIT_USAGE;
         }
     }
+    if (r->has_cfg && r->ck.has_cfg) r->ck.same_config = config_same(&r->cfg, &r->ck.cfg);
     if (exists(dir, CZ_METRICS_FILE, p, sizeof p)) {
         r->any = 1;
         if ((rc = cz_metrics_load(p, &r->md, &err))) {

@@ -7,6 +7,9 @@
 
 #include <stdio.h>
 
+#include "chainz/h5probe.h"
+#include "chainz/metrics_read.h"
+
 /* `chainz inspect FILE|RUN_DIR [--json]` (argv[0] == "inspect"). @return the exit status. */
 int cz_cmd_inspect(int argc, char **argv);
 
@@ -37,5 +40,10 @@ void em_int(cz_emit *e, const char *key, long long v);
 void em_bool(cz_emit *e, const char *key, int v);        /* text: yes / no */
 /* a value already in JSON syntax (a number's source text from config.json) */
 void em_raw(cz_emit *e, const char *key, const char *json_text, const char *text);
+
+/* The descriptions that need only the emitter (inspect_kinds.c): a loaded metrics file,
+ * an HDF5 file chainz does not know. */
+void cz_inspect_emit_metrics(cz_emit *e, const cz_metrics_data *md);
+void cz_inspect_emit_unknown(cz_emit *e, const cz_h5_probe *p, const char *path);
 
 #endif

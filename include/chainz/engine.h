@@ -135,6 +135,22 @@ const char *cz_engine_blas_version(void);
 int cz_engine_sample_norms(cz_workspace *ws, const cz_real *params, double *input_grad,
                            double *sample_grad, cz_error *err);
 
+/* The input gradient of a chosen linear form of the outputs, per sample:
+ *   gx_b = d (seed_b . f_b) / dx = seed_b^T df_b/dx      seed [B x n_out], gx [B x d]
+ * by one reverse pass over the last step's value stream (any step: no parameter gradient,
+ * no Jacobian stream). With seed = dtask/df it is the task loss's input gradient; the
+ * inference library seeds it with the loss of the predicted class. Costs the GEMMs of one
+ * value pass, O(B sum n_l n_{l-1}). gx (NULL: internal scratch) and norm [B] (||gx_b||, may
+ * be NULL) are written. @return 0, or CZ_EINVAL if no step ran. */
+int cz_engine_input_grad_seeded(cz_workspace *ws, const cz_real *params, const cz_real *seed,
+                                cz_real *gx, double *norm, cz_error *err);
+/* The norms ||gx_b|| of the same quantity from the last step's forward stream (exact or
+ * Gram, not overwritten by a DREG backward): seed_b^T W_o S_H, one small GEMM and B n_H k
+ * multiply-adds, cheaper than the reverse pass when the stream ran anyway. @return 0 or
+ * CZ_EINVAL. */
+int cz_engine_input_norm_stream(cz_workspace *ws, const cz_real *params, const cz_real *seed, double *norm,
+                                cz_error *err);
+
 /* Threads of this process's engine: its GEMMs and its own loops (results do not depend
  * on it: the engine runs BLIS without its small-matrix path, whose kernels depend on the
  * split, and splits its loops only where outputs are disjoint, src/engine/par.h). */

@@ -50,8 +50,10 @@ typedef struct {
 typedef struct czi_model czi_model;
 typedef struct czi_session czi_session;
 
-/* Loads a chainz checkpoint (.h5; its checksums are verified) or a run directory (its
- * checkpoints/latest). NULL on failure with err set. */
+/* Loads a chainz checkpoint (.h5; its checksums are verified), a run directory (its
+ * checkpoints/latest, followed literally: a latest that does not verify is an error, never
+ * an older checkpoint), a checkpoints directory or a `latest` pointer file. NULL on failure
+ * with err set. */
 czi_model *czi_model_load(const char *path, czi_error *err);
 void czi_model_free(czi_model *m);
 const czi_info *czi_model_info(const czi_model *m);
@@ -60,7 +62,9 @@ const czi_info *czi_model_info(const czi_model *m);
 enum { CZI_PREDICT_ONLY = 0, CZI_NORMS = 1 };
 
 /* A workspace for batches of at most max_batch rows. With CZI_NORMS it also holds the
- * Jacobian stream (exact, or Gram when n_1 < d: the same norms at width n_1). */
+ * Jacobian stream (exact, or Gram when n_1 < d: the same norms at width n_1), at most 128 MB
+ * of it (environment CHAINZ_INFER_STREAM_MB, read here): a larger batch is processed in
+ * chunks of rows. */
 czi_session *czi_session_new(const czi_model *m, size_t max_batch, int what, czi_error *err);
 void czi_session_free(czi_session *s);
 
@@ -85,11 +89,13 @@ typedef struct {
 } czi_outputs;
 
 /* Predicts B rows of x [B x d] (row-major, raw units). B may be at most the session's
- * max_batch. Rows with a non-finite feature are refused (-1, naming the row). */
+ * max_batch. Rows with a non-finite feature are refused (-1, naming the row), before any
+ * output is written. The same rows in the same batch give the same bytes on any thread and
+ * thread count; a row's last bits may differ in a batch of another size. */
 int czi_predict(czi_session *s, const float *x, size_t B, czi_outputs *out, czi_error *err);
 
 /* Threads each session's products may use (default 1; process-wide; results do not depend
- * on it). */
+ * on it). Call it before predicting, not while another thread is in czi_predict. */
 void czi_set_threads(int n);
 
 /* The library's version ("0.1.0") and the BLIS kernel set in use. */

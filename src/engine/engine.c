@@ -242,7 +242,9 @@ int cz_engine_step(cz_workspace *ws, const cz_real *params, const cz_real *x,
     if (run_stream && !ws->k)
         return cz_error_set(err, CZ_EINVAL, "engine: DREG or Jacobian statistics need a workspace with a stream");
 
+    ws->have_fwd = 0;
     value_forward(ws, params, x, keys, B);
+    ws->have_fwd = 1;
     if (run_stream) {
         int rc = cz_stream_seed(ws, params, keys, B, err);
         if (rc) return rc;

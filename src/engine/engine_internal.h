@@ -33,7 +33,7 @@ struct cz_workspace {
     cz_real *g[2];                  /* B x max n: dloss/dh ping-pong */
     cz_real *q;                     /* B x max n: dloss/dD_l */
     cz_real *d2phi;                 /* B x max n */
-    cz_real *gin;                   /* B x d: stream input gradient (exact mode) */
+    cz_real *gin;                   /* B x k: stream input gradient (exact mode; Gram: times Q^T) */
     cz_real *gtask;                 /* B x d: task-only input gradient by backprop */
     /* seeds of the stream */
     const cz_real *seed;            /* n_0 x k shared by the batch, or NULL (probe) */
@@ -50,6 +50,7 @@ struct cz_workspace {
     int stream_ran;                 /* the last step ran the stream: sq (and gin) valid */
     int stream_fwd;                 /* S/T still hold the forward stream of the last step */
     int have_grad;                  /* last step ran the backward pass */
+    int have_fwd;                   /* last step ran the value forward: z, h, D valid */
     int have_gin;
     void *arena;
 };

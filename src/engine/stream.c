@@ -117,7 +117,8 @@ void cz_stream_carve(cz_workspace *ws, char *base, size_t *off)
         if (l + 1 < H) TAKE(ws->S[l], cz_real, n * B * k);
         if (l >= 1 || probe) TAKE(ws->T[l], cz_real, n * B * k);
     }
-    if (ws->ss.mode == CZ_STREAM_EXACT) TAKE(ws->gin, cz_real, B * d);
+    /* exact: the input gradient S_o^T e; Gram: the same at width n_0 (cz_engine_input_norm_stream) */
+    if (ws->ss.mode == CZ_STREAM_EXACT || gram) TAKE(ws->gin, cz_real, B * k);
     if (gram) {
         ws->lwork = (int)(n0 * 64);
         TAKE(ws->qr, cz_real, n0 * d);

@@ -61,7 +61,7 @@ static size_t workspace_bytes(const cz_model *m, size_t B, const cz_stream_spec 
     madd(&s, over, R, B, m->layer[H - 1].n_out);   /* gH */
     madd(&s, over, 4 * R, B, W);                   /* g[2], q, d2phi */
     madd(&s, over, R, B, d);                       /* gtask */
-    if (ss->mode == CZ_STREAM_EXACT) madd(&s, over, R, B, d); /* gin */
+    if (ss->mode == CZ_STREAM_EXACT || ss->mode == CZ_STREAM_GRAM) madd(&s, over, R, B, k); /* gin */
     if (ss->mode == CZ_STREAM_GRAM) {              /* Q^T and W_0's copy, F, dF, LAPACK's */
         madd(&s, over, 2 * R, n0, d);
         madd(&s, over, 2 * R, n0, n0);

@@ -2,6 +2,7 @@
 #include "feed.h"
 
 #include "chainz/rng.h"
+#include "chainz/standardize.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -39,15 +40,7 @@ int cz_feed_load(cz_feed *io, size_t n, cz_error *err)
 {
     int rc = cz_data_read_rows(io->ds, io->rows, n, io->x, err);
     if (rc) return rc;
-    if (io->mean) {
-        const float c = io->clip;
-        for (size_t b = 0; b < n; b++)
-            for (size_t j = 0; j < io->d; j++) {
-                float z = (io->x[b * io->d + j] - io->mean[j]) / io->std[j];
-                if (c > 0) z = z > c ? c : z < -c ? -c : z;
-                io->x[b * io->d + j] = z;
-            }
-    }
+    if (io->mean) cz_standardize(io->x, n, io->d, io->mean, io->std, io->clip);
     const int32_t *yc = cz_data_labels_class(io->ds);
     const float *yv = cz_data_labels_value(io->ds);
     for (size_t b = 0; b < n; b++) {

@@ -4,6 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libblis-dev liblapack-dev libopenmpi-dev openmpi-bin
       libhdf5-dev hdf5-tools libcmocka-dev libgsl-dev python3 gnuplot-nox
+      protobuf-c-compiler libprotobuf-c-dev python3-onnx python3-numpy python3-h5py
       dataset-fashion-mnist)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -84,6 +84,17 @@ int cz_ckpt_save(const char *path, const cz_checkpoint *c, cz_error *err);
 /* Loads and verifies (format, version, shapes, checksum_all; version 1: the parameter
  * checksum). A file of a newer version is CZ_EINVAL naming both versions. */
 int cz_ckpt_load(const char *path, cz_checkpoint *c, cz_error *err);
+/* What cz_ckpt_load_unverified found of the two checksums (hex text as stored/computed). */
+typedef struct {
+    int params_ok; /* 1: the parameter checksum matches; 0: it does not */
+    int all_ok;    /* 1 / 0 the same for checksum_all; -1: none (format version 1) */
+    char params_stored[32], params_computed[32], all_stored[32], all_computed[32];
+} cz_ckpt_verdict;
+/* As cz_ckpt_load, but a checksum that does not match is reported in *v instead of failing
+ * the load (`chainz inspect` describes a corrupt checkpoint and names the failed checksum).
+ * Anything else wrong (structure, shapes, attributes) still fails. Never use the result of
+ * a failed verdict for training or evaluation. */
+int cz_ckpt_load_unverified(const char *path, cz_checkpoint *c, cz_ckpt_verdict *v, cz_error *err);
 void cz_ckpt_free(cz_checkpoint *c);
 
 #endif

@@ -1,4 +1,4 @@
-/* The drift monitor's statistics (chainz predict --reference, docs/DESIGN.md section 7.x):
+/* The drift monitor's statistics (chainz predict --reference, docs/DESIGN.md section 7.2):
  * a batch's per-sample norms against a training run's last-epoch histogram of the same
  * family. Both sides are log-bucket histograms of hist.h (the batch is binned like the
  * run was), so quantiles are read alike and the two empirical CDFs are exact at every

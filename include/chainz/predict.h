@@ -1,4 +1,4 @@
-/* chainz predict (docs/DESIGN.md section 7.x): a trained model on a batch of rows with the
+/* chainz predict (docs/DESIGN.md section 7.2): a trained model on a batch of rows with the
  * label-free per-sample norms, and the drift monitor against the training run's
  * histograms. Rows are split into chunks of `batch` rows, each rank predicting a
  * contiguous share of the chunks (so every chunk is computed alike, and the output has the

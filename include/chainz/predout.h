@@ -1,4 +1,4 @@
-/* The predictions file of chainz predict (docs/DESIGN.md section 7.x). Layout, format
+/* The predictions file of chainz predict (docs/DESIGN.md section 7.2). Layout, format
  * "chainz-predictions" version 1:
  *   /label        int32   [N]     predicted class (classify, ordinal), round(value) (regress)
  *   /prob         float32 [N, K]  class probabilities (classify, ordinal; absent for regress)

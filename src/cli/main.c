@@ -15,11 +15,13 @@
 #include "chainz/config.h"
 #include "chainz/dist.h"
 #include "chainz/engine.h"
+#include "chainz/export.h"
 #include "chainz/metrics_read.h"
 #include "chainz/predict.h"
 #include "chainz/prep.h"
 #include "chainz/protocol.h"
 #include "chainz/train.h"
+#include "inspect_internal.h"
 
 enum { EXIT_USAGE = 1, EXIT_RUNTIME = 2, EXIT_REQUEUE = 75 /* EX_TEMPFAIL */ };
 
@@ -58,8 +60,10 @@ static void usage_main(FILE *f)
             "  prep     convert text CSV (word vectors or hashing), numeric CSV, ARFF and IDX\n"
             "           files into chainz-data HDF5 sets, with stratified splits\n"
             "  tau      per-epoch gradient-norm statistics (tau = p99/mean) of runs; compare; plot\n"
+            "  inspect  what a checkpoint, data set, metrics.h5 or run directory holds; checksums\n"
             "  protocol run a study (models x training-set sizes x seeds) from a JSON spec and\n"
             "           write its report with paired statistics (docs/PROTOCOL.md)\n"
+            "  export   write a trained model's forward pass as an ONNX model (no MPI)\n"
             "  --version\n"
             "Run 'chainz COMMAND --help' for the options of a command.\n"
             "exit status: 0 done, 1 usage or input error, 2 runtime failure, 3 drift flagged (predict\n"
@@ -513,7 +517,9 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "prep")) return cz_cmd_prep(argc - 1, argv + 1);
     if (!strcmp(cmd, "tau")) return cz_cmd_tau(argc - 1, argv + 1);
+    if (!strcmp(cmd, "inspect")) return cz_cmd_inspect(argc - 1, argv + 1);
     if (!strcmp(cmd, "protocol")) return cz_cmd_protocol(argc - 1, argv + 1);
+    if (!strcmp(cmd, "export")) return cz_cmd_export(argc - 1, argv + 1);
     if (strcmp(cmd, "train") && strcmp(cmd, "eval") && strcmp(cmd, "predict")) {
         fprintf(stderr, "chainz: unknown command '%s'\n", cmd);
         usage_main(stderr);

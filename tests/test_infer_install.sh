@@ -84,6 +84,9 @@ check() { # check NAME MAKE_DATA_ARGS LAYERS
 check exact "--n 150 --d 6 --classes 3" 12,8     # n_1 = 12 > d: exact stream
 check gram "--n 150 --d 20 --classes 4" 6,8      # n_1 = 6 < d: Gram stream
 check ordinal "--n 150 --d 5 --classes 4 --task ordinal" 8
+# trained without --head: config.json (and the checkpoints' config) name the head it trained
+grep -q '"head": "ordinal"' "$work/ordinal-run/config.json" && ok "config.json records the data's head, ordinal" \
+    || bad "config.json: $(grep -o '"head": "[a-z]*"' "$work/ordinal-run/config.json")"
 
 # errors: a bad row, a missing model
 printf '1,2,x,4,5\n' >"$work/bad.csv"

@@ -111,9 +111,18 @@ int cz_trainer_config_json(trainer *t, cz_error *err)
     free(t->config_json);
     char plan[256];
     cz_stream_plan_json(&t->plan, plan, sizeof plan);
-    size_t need = cz_config_json(t->cfg, NULL, 0) + 1, extra = 256 + strlen(plan);
-    if (!(t->config_json = malloc(need + extra))) return cz_error_set(err, CZ_ENOMEM, "out of memory");
-    cz_config_json(t->cfg, t->config_json, need);
+    /* the head the run trains (the data's task unless --head was given), not the option's default */
+    cz_config *eff = malloc(sizeof *eff);
+    if (!eff) return cz_error_set(err, CZ_ENOMEM, "out of memory");
+    *eff = *t->cfg;
+    eff->model.head = t->m.spec.head;
+    size_t need = cz_config_json(eff, NULL, 0) + 1, extra = 256 + strlen(plan);
+    if (!(t->config_json = malloc(need + extra))) {
+        free(eff);
+        return cz_error_set(err, CZ_ENOMEM, "out of memory");
+    }
+    cz_config_json(eff, t->config_json, need);
+    free(eff);
     snprintf(t->config_json + need - 2, extra + 2, ", \"blas_version\": \"%s\", \"blas_kernels\": \"%s\"%s}",
              cz_engine_blas_version(), cz_engine_blas_arch(), plan);
     return 0;

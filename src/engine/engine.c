@@ -112,19 +112,6 @@ void cz_workspace_free(cz_workspace *ws)
 
 size_t cz_workspace_bytes(const cz_workspace *ws) { return ws->bytes; }
 
-/* sum_j a_j b_j with 8 independent partial sums: vectorizes without -ffast-math and the
- * summation order is fixed, so results are reproducible. */
-cz_real cz_dot8(const cz_real *a, const cz_real *b, size_t n)
-{
-    cz_real acc[8] = {0};
-    size_t j = 0;
-    for (; j + 8 <= n; j += 8)
-        for (int k = 0; k < 8; k++) acc[k] += a[j + k] * b[j + k];
-    cz_real s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (; j < n; j++) s += a[j] * b[j];
-    return s;
-}
-
 /* ---- value stream ---- */
 
 static void dense_forward(cz_real *z, const cz_real *x, const cz_real *W, const cz_real *bias,
@@ -171,13 +158,56 @@ static void value_forward(cz_workspace *ws, const cz_real *params, const cz_real
     dense_forward(ws->z[m->n_hidden], ws->h[m->n_hidden - 1], params + O->w, params + O->b, B, O->n_in, O->n_out);
 }
 
+/* The neuron range [i0, i1) of part `part` of `parts`: loops whose outputs belong to a
+ * neuron split this way and keep b as the outer loop, so the inner loop runs over
+ * contiguous neurons (vectorized) and each neuron still sums over b in order (par.h). */
+static void neuron_range(size_t n, int part, int parts, size_t *i0, size_t *i1)
+{
+    *i0 = n * (size_t)part / (size_t)parts;
+    *i1 = n * (size_t)(part + 1) / (size_t)parts;
+}
+
 /* out[i] += sum_b a[b, i], in the order of b: split by column i (par.h) */
 static void column_sums(cz_real *out, const cz_real *a, size_t B, size_t n)
 {
     int T = cz_par_threads(B * n);
 #pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
-    for (size_t i = 0; i < n; i++)
-        for (size_t b = 0; b < B; b++) out[i] += a[b * n + i];
+    for (int part = 0; part < T; part++) {
+        size_t i0, i1;
+        neuron_range(n, part, T, &i0, &i1);
+        for (size_t b = 0; b < B; b++)
+            for (size_t i = i0; i < i1; i++) out[i] += a[b * n + i];
+    }
+}
+
+/* dz and the poly gradient of neurons [i0, i1), b outer: with_q, dropout and poly are loop
+ * invariants (unswitched by the compiler), the inner loop runs over contiguous neurons */
+static void dz_rows(cz_workspace *ws, int l, const cz_real *g, int with_q, cz_real *dpoly, size_t B,
+                    size_t n, size_t i0, size_t i1)
+{
+    const cz_real *dphi = ws->dphi[l], *d2phi = ws->d2phi, *z = ws->z[l], *mask = ws->mask[l];
+    const cz_real *q = ws->q;
+    cz_real *dz = ws->dz[l];
+    int drop = ws->dropout_on;
+    for (size_t b = 0; b < B; b++) {
+        size_t o = b * n;
+        for (size_t i = i0; i < i1; i++) {
+            size_t k = o + i;
+            cz_real gk = g[k], qk = with_q ? q[k] : 0;
+            if (drop) {
+                gk *= mask[k];
+                qk *= mask[k];
+            }
+            dz[k] = gk * dphi[k] + qk * d2phi[k];
+            if (dpoly) {
+                cz_real zk = z[k], *da = dpoly + 4 * i;
+                da[0] += gk;
+                da[1] += gk * zk + qk;
+                da[2] += zk * (gk * zk + 2 * qk);
+                da[3] += zk * zk * (gk * zk + 3 * qk);
+            }
+        }
+    }
 }
 
 /* hidden layer l backward: dz_l from g = dloss/dh_l and (with the DREG backward) q_l,
@@ -194,23 +224,11 @@ static const cz_real *value_backward_layer(cz_workspace *ws, const cz_real *para
     /* the poly gradient of neuron i sums over the batch: split by neuron, b in order (par.h) */
     int T = cz_par_threads(B * n);
 #pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
-    for (size_t i = 0; i < n; i++)
-        for (size_t b = 0; b < B; b++) {
-            size_t k = b * n + i;
-            cz_real gk = g[k], qk = with_q ? ws->q[k] : 0;
-            if (ws->dropout_on) {
-                gk *= ws->mask[l][k];
-                qk *= ws->mask[l][k];
-            }
-            dz[k] = gk * ws->dphi[l][k] + qk * ws->d2phi[k];
-            if (dpoly) {
-                cz_real zk = ws->z[l][k], *da = dpoly + 4 * i;
-                da[0] += gk;
-                da[1] += gk * zk + qk;
-                da[2] += zk * (gk * zk + 2 * qk);
-                da[3] += zk * zk * (gk * zk + 3 * qk);
-            }
-        }
+    for (int part = 0; part < T; part++) {
+        size_t i0, i1;
+        neuron_range(n, part, T, &i0, &i1);
+        dz_rows(ws, l, g, with_q, dpoly, B, n, i0, i1);
+    }
     cz_gemm(1, 0, n, n_in, B, 1, dz, n, h_in, n_in, 1, grad + L->w, n_in);
     column_sums(grad + L->b, dz, B, n);
     if (l == 0) return NULL;

@@ -26,7 +26,7 @@ extern int cz_gemm_rntm_ready;
  * the thread count, and products this small (< 4 MFLOP, tens of microseconds) gain
  * nothing from a second thread; measured on a Pima-sized model (d = 8, 64,64, B = 64):
  * the plain MLP step 0.16-0.22 ms with every GEMM packed, 0.10-0.18 ms this way. */
-#define CZ_GEMM_SMALL ((double)(1 << 21))
+#define CZ_GEMM_SMALL ((double)(1 << 22))
 void cz_gemm_runtime_setup(int threads);
 
 static inline void cz_gemm(int ta, int tb, size_t m, size_t n, size_t k, cz_real alpha,

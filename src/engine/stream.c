@@ -131,12 +131,14 @@ void cz_stream_carve(cz_workspace *ws, char *base, size_t *off)
 #undef TAKE
 }
 
-const cz_real *cz_stream_t(const cz_workspace *ws, int l, size_t i, size_t b)
+static inline const cz_real *stream_t(const cz_workspace *ws, int l, size_t i, size_t b)
 {
     size_t k = ws->k;
     if (l == 0 && ws->seed) return ws->seed + i * k;
     return ws->T[l] + i * ws->B * k + b * k;
 }
+
+const cz_real *cz_stream_t(const cz_workspace *ws, int l, size_t i, size_t b) { return stream_t(ws, l, i, b); }
 
 /* W_0^T [d x n_0] column-major is W_0 [n_0 x d] row-major as it is stored: factor in place,
  * take F = R^T, then form Q, whose column-major d x n_0 is Q^T row-major. LAPACK calls BLAS,
@@ -204,6 +206,30 @@ int cz_stream_seed(cz_workspace *ws, const cz_real *params, const uint64_t *keys
     }
 }
 
+/* s = D t: S_l's row and the T_l (or seed) row it scales never overlap */
+static inline void scale_copy(cz_real *restrict s, const cz_real *restrict t, cz_real Dv, size_t k)
+{
+    for (size_t j = 0; j < k; j++) s[j] = Dv * t[j];
+}
+
+/* Neuron i of layer l forward: its terms D^2 |t|^2 and (S != NULL) its row of S_l. Inline
+ * with k a constant at the call for k = 8 (Pima-sized inputs), where loop set-up per
+ * (neuron, sample) would otherwise cost more than the 8 products; the same operations in
+ * the same order for any k. */
+static inline void forward_row(cz_workspace *ws, int l, size_t i, size_t B, size_t n, size_t k, int shared,
+                               const cz_real *D, cz_real *term, cz_real *S)
+{
+    size_t Bk = B * k;
+    cz_real seedsq = shared ? cz_dot8(ws->seed + i * k, ws->seed + i * k, k) : 0;
+    for (size_t b = 0; b < B; b++) {
+        cz_real Dv = D[b * n + i];
+        const cz_real *t = stream_t(ws, l, i, b);
+        cz_real tsq = shared ? seedsq : cz_dot8(t, t, k);
+        term[b * n + i] = Dv * Dv * tsq;
+        if (S) scale_copy(S + i * Bk + b * k, t, Dv, k);
+    }
+}
+
 void cz_stream_forward(cz_workspace *ws, const cz_real *params, size_t B)
 {
     const cz_model *m = &ws->m;
@@ -225,17 +251,8 @@ void cz_stream_forward(cz_workspace *ws, const cz_real *params, size_t B)
         int T = cz_par_threads(n * Bk);
 #pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
         for (size_t i = 0; i < n; i++) {
-            cz_real seedsq = shared ? cz_dot8(ws->seed + i * k, ws->seed + i * k, k) : 0;
-            for (size_t b = 0; b < B; b++) {
-                cz_real Dv = D[b * n + i];
-                const cz_real *t = cz_stream_t(ws, l, i, b);
-                cz_real tsq = shared ? seedsq : cz_dot8(t, t, k);
-                term[b * n + i] = Dv * Dv * tsq;
-                if (S) {
-                    cz_real *s = S + i * Bk + b * k;
-                    for (size_t j = 0; j < k; j++) s[j] = Dv * t[j];
-                }
-            }
+            if (k == 8) forward_row(ws, l, i, B, n, 8, shared, D, term, S);
+            else forward_row(ws, l, i, B, n, k, shared, D, term, S);
         }
         /* split by sample: each ||S_{l,b}||^2 sums its terms in the order of i, as one thread
          * always did, so the sum is the same on any thread count */
@@ -249,6 +266,54 @@ void cz_stream_forward(cz_workspace *ws, const cz_real *params, size_t B)
     }
 }
 
+/* Below the top: q = <u, t>, then v = D u in place and (shared seed) dseed += v. The rows
+ * never overlap (restrict lets the compiler vectorize them). */
+static inline cz_real scale_row(cz_real *restrict v, const cz_real *restrict t, cz_real *restrict dw,
+                                cz_real Dv, size_t k)
+{
+    cz_real qv = cz_dot8(v, t, k);
+    for (size_t j = 0; j < k; j++) v[j] *= Dv;
+    if (dw) /* dseed += sum_b V_0 */
+        for (size_t j = 0; j < k; j++) dw[j] += v[j];
+    return qv;
+}
+
+/* Neuron i of layer l backward: q[., i], row i of V and of dseed (k constant for k = 8, as
+ * in forward_row) */
+static inline void backward_row(cz_workspace *ws, int l, size_t i, size_t B, size_t n, size_t k, cz_real c,
+                                int top, int shared, cz_real *V, cz_real *dseed)
+{
+    size_t Bk = B * k;
+    const cz_real *D = ws->D[l];
+    const cz_real *srow = shared ? ws->seed + i * k : NULL;
+    cz_real seedsq = shared && top ? cz_dot8(srow, srow, k) : 0;
+    cz_real vsum_top = 0; /* top layer 0, shared seed: sum_b c D^2, applied to the row once */
+    for (size_t b = 0; b < B; b++) {
+        cz_real Dv = D[b * n + i];
+        const cz_real *t = stream_t(ws, l, i, b);
+        cz_real *v = V ? V + i * Bk + b * k : NULL;
+        cz_real qv;
+        if (top) {
+            /* U = c D t: q = c D |t|^2, V = c D^2 t (v may be t itself: elementwise) */
+            cz_real cd = c * Dv;
+            qv = cd * (shared ? seedsq : cz_dot8(t, t, k));
+            if (shared) {
+                vsum_top += cd * Dv;
+            } else { /* v is t here: T[l] holds V on top */
+                cz_real s = cd * Dv;
+                for (size_t j = 0; j < k; j++) v[j] = s * v[j];
+            }
+        } else {
+            qv = scale_row(v, t, shared ? dseed + i * k : NULL, Dv, k);
+        }
+        ws->q[b * n + i] = qv;
+    }
+    if (shared && top) {
+        cz_real *dw = dseed + i * k;
+        for (size_t j = 0; j < k; j++) dw[j] += vsum_top * srow[j];
+    }
+}
+
 /* On entry U_l is implicit (top layer: U = c S_H = c D T) or held in S[l]. On exit q holds
  * q_l [B x n] and, for l >= 1, U_{l-1} = W_l^T V_l + c S_{l-1} is in S[l-1]. */
 void cz_stream_backward_layer(cz_workspace *ws, const cz_real *params, cz_real *grad, int l, cz_real c,
@@ -258,7 +323,6 @@ void cz_stream_backward_layer(cz_workspace *ws, const cz_real *params, cz_real *
     int H = m->n_hidden;
     const cz_layer *L = &m->layer[l];
     size_t n = L->n_out, k = ws->k, Bk = B * k;
-    const cz_real *D = ws->D[l];
     int top = l == H - 1, shared = l == 0 && ws->seed;
     /* V_l lands where U_l was: in T[l] on top (U is implicit there), else in S[l]; with a
      * shared seed on layer 0 only its batch sum is kept, in the seed's gradient */
@@ -276,38 +340,8 @@ void cz_stream_backward_layer(cz_workspace *ws, const cz_real *params, cz_real *
     int T = cz_par_threads(n * Bk);
 #pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
     for (size_t i = 0; i < n; i++) {
-        const cz_real *srow = shared ? ws->seed + i * k : NULL;
-        cz_real seedsq = shared && top ? cz_dot8(srow, srow, k) : 0;
-        cz_real vsum_top = 0; /* top layer 0, shared seed: sum_b c D^2, applied to the row once */
-        for (size_t b = 0; b < B; b++) {
-            cz_real Dv = D[b * n + i];
-            const cz_real *t = cz_stream_t(ws, l, i, b);
-            cz_real *v = V ? V + i * Bk + b * k : NULL;
-            cz_real qv;
-            if (top) {
-                /* U = c D t: q = c D |t|^2, V = c D^2 t (v may be t itself: elementwise) */
-                cz_real cd = c * Dv;
-                qv = cd * (shared ? seedsq : cz_dot8(t, t, k));
-                if (shared) {
-                    vsum_top += cd * Dv;
-                } else {
-                    cz_real s = cd * Dv;
-                    for (size_t j = 0; j < k; j++) v[j] = s * t[j];
-                }
-            } else {
-                qv = cz_dot8(v, t, k);
-                for (size_t j = 0; j < k; j++) v[j] *= Dv;
-                if (shared) { /* dseed += sum_b V_0 */
-                    cz_real *dw = dseed + i * k;
-                    for (size_t j = 0; j < k; j++) dw[j] += v[j];
-                }
-            }
-            ws->q[b * n + i] = qv;
-        }
-        if (shared && top) {
-            cz_real *dw = dseed + i * k;
-            for (size_t j = 0; j < k; j++) dw[j] += vsum_top * srow[j];
-        }
+        if (k == 8) backward_row(ws, l, i, B, n, 8, c, top, shared, V, dseed);
+        else backward_row(ws, l, i, B, n, k, c, top, shared, V, dseed);
     }
     if (l >= 1) {
         size_t n_in = L->n_in;
@@ -339,7 +373,7 @@ void cz_stream_input_grad(cz_workspace *ws, size_t B)
 #pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
     for (size_t b = 0; b < B; b++)
         for (size_t i = 0; i < n; i++) {
-            const cz_real *t = cz_stream_t(ws, l, i, b);
+            const cz_real *t = stream_t(ws, l, i, b);
             cz_real gd = ws->gH[b * n + i] * ws->D[l][b * n + i];
             cz_real *gi = ws->gin + b * k;
             for (size_t j = 0; j < k; j++) gi[j] += gd * t[j];

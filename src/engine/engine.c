@@ -138,7 +138,7 @@ static void value_forward_layer(cz_workspace *ws, const cz_real *params, int l, 
     }
     /* the mask of (sample, layer, neuron) depends only on the sample's key */
     int T = cz_par_threads(B * n);
-#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
+    CZ_PAR_FOR(
     for (size_t b = 0; b < B; b++)
         for (size_t i = 0; i < n; i++) {
             size_t k = b * n + i;
@@ -146,7 +146,7 @@ static void value_forward_layer(cz_workspace *ws, const cz_real *params, int l, 
             ws->mask[l][k] = cz_hash_uniform(keys[b], ctr) < p ? 0 : keep_scale;
             ws->h[l][k] *= ws->mask[l][k];
             ws->D[l][k] = ws->mask[l][k] * ws->dphi[l][k];
-        }
+        });
 }
 
 static void value_forward(cz_workspace *ws, const cz_real *params, const cz_real *x, const uint64_t *keys,
@@ -171,43 +171,75 @@ static void neuron_range(size_t n, int part, int parts, size_t *i0, size_t *i1)
 static void column_sums(cz_real *out, const cz_real *a, size_t B, size_t n)
 {
     int T = cz_par_threads(B * n);
-#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
+    CZ_PAR_FOR(
     for (int part = 0; part < T; part++) {
         size_t i0, i1;
         neuron_range(n, part, T, &i0, &i1);
         for (size_t b = 0; b < B; b++)
             for (size_t i = i0; i < i1; i++) out[i] += a[b * n + i];
-    }
+    });
 }
 
-/* dz and the poly gradient of neurons [i0, i1), b outer: with_q, dropout and poly are loop
- * invariants (unswitched by the compiler), the inner loop runs over contiguous neurons */
-static void dz_rows(cz_workspace *ws, int l, const cz_real *g, int with_q, cz_real *dpoly, size_t B,
-                    size_t n, size_t i0, size_t i1)
+/* dz and the poly gradient of neurons [i0, i1), at most DZ_BLOCK of them, b outer so that
+ * the inner loop runs over contiguous neurons. The buffers are distinct (restrict), the
+ * variant (q, dropout mask, poly) is a constant of each inlined copy (no branch in the
+ * loop), and the poly sums run in four local arrays loaded from and stored back to the
+ * gradient: the loop vectorizes. Each sum still adds its terms in the order of b and each
+ * dz is the same expression: the bits are those of the plain loop. */
+#define DZ_BLOCK 64
+static inline void dz_block(cz_real *restrict dz, cz_real *restrict dpoly, const cz_real *restrict g,
+                            const cz_real *restrict q, const cz_real *restrict dphi,
+                            const cz_real *restrict d2phi, const cz_real *restrict z,
+                            const cz_real *restrict mask, size_t B, size_t n, size_t i0, size_t m,
+                            const int has_q, const int has_mask, const int has_poly)
 {
-    const cz_real *dphi = ws->dphi[l], *d2phi = ws->d2phi, *z = ws->z[l], *mask = ws->mask[l];
-    const cz_real *q = ws->q;
-    cz_real *dz = ws->dz[l];
-    int drop = ws->dropout_on;
+    cz_real a0[DZ_BLOCK], a1[DZ_BLOCK], a2[DZ_BLOCK], a3[DZ_BLOCK];
+    for (size_t i = 0; has_poly && i < m; i++) {
+        const cz_real *da = dpoly + 4 * (i0 + i);
+        a0[i] = da[0], a1[i] = da[1], a2[i] = da[2], a3[i] = da[3];
+    }
     for (size_t b = 0; b < B; b++) {
-        size_t o = b * n;
-        for (size_t i = i0; i < i1; i++) {
+        size_t o = b * n + i0;
+        for (size_t i = 0; i < m; i++) {
             size_t k = o + i;
-            cz_real gk = g[k], qk = with_q ? q[k] : 0;
-            if (drop) {
+            cz_real gk = g[k], qk = has_q ? q[k] : 0;
+            if (has_mask) {
                 gk *= mask[k];
                 qk *= mask[k];
             }
             dz[k] = gk * dphi[k] + qk * d2phi[k];
-            if (dpoly) {
-                cz_real zk = z[k], *da = dpoly + 4 * i;
-                da[0] += gk;
-                da[1] += gk * zk + qk;
-                da[2] += zk * (gk * zk + 2 * qk);
-                da[3] += zk * zk * (gk * zk + 3 * qk);
+            if (has_poly) {
+                cz_real zk = z[k];
+                a0[i] += gk;
+                a1[i] += gk * zk + qk;
+                a2[i] += zk * (gk * zk + 2 * qk);
+                a3[i] += zk * zk * (gk * zk + 3 * qk);
             }
         }
     }
+    for (size_t i = 0; has_poly && i < m; i++) {
+        cz_real *da = dpoly + 4 * (i0 + i);
+        da[0] = a0[i], da[1] = a1[i], da[2] = a2[i], da[3] = a3[i];
+    }
+}
+
+static void dz_rows(cz_real *dz, cz_real *dpoly, const cz_real *g, const cz_real *q, const cz_real *dphi,
+                    const cz_real *d2phi, const cz_real *z, const cz_real *mask, size_t B, size_t n,
+                    size_t i0, size_t i1)
+{
+    size_t m = i1 - i0;
+#define DZ(hq, hm, hp) dz_block(dz, dpoly, g, q, dphi, d2phi, z, mask, B, n, i0, m, hq, hm, hp)
+    switch ((q != NULL) | (mask != NULL) << 1 | (dpoly != NULL) << 2) {
+    case 0: DZ(0, 0, 0); break;
+    case 1: DZ(1, 0, 0); break;
+    case 2: DZ(0, 1, 0); break;
+    case 3: DZ(1, 1, 0); break;
+    case 4: DZ(0, 0, 1); break;
+    case 5: DZ(1, 0, 1); break;
+    case 6: DZ(0, 1, 1); break;
+    default: DZ(1, 1, 1); break;
+    }
+#undef DZ
 }
 
 /* hidden layer l backward: dz_l from g = dloss/dh_l and (with the DREG backward) q_l,
@@ -223,12 +255,14 @@ static const cz_real *value_backward_layer(cz_workspace *ws, const cz_real *para
     cz_real *dpoly = L->poly == CZ_NONE ? NULL : grad + L->poly;
     /* the poly gradient of neuron i sums over the batch: split by neuron, b in order (par.h) */
     int T = cz_par_threads(B * n);
-#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
+    CZ_PAR_FOR(
     for (int part = 0; part < T; part++) {
         size_t i0, i1;
         neuron_range(n, part, T, &i0, &i1);
-        dz_rows(ws, l, g, with_q, dpoly, B, n, i0, i1);
-    }
+        for (size_t c = i0; c < i1; c += DZ_BLOCK)
+            dz_rows(dz, dpoly, g, with_q ? ws->q : NULL, ws->dphi[l], ws->d2phi, ws->z[l],
+                    ws->dropout_on ? ws->mask[l] : NULL, B, n, c, c + DZ_BLOCK < i1 ? c + DZ_BLOCK : i1);
+    });
     cz_gemm(1, 0, n, n_in, B, 1, dz, n, h_in, n_in, 1, grad + L->w, n_in);
     column_sums(grad + L->b, dz, B, n);
     if (l == 0) return NULL;

@@ -168,21 +168,21 @@ void cz_act_eval(cz_real *h, cz_real *dphi, cz_real *d2phi, cz_act act, const cz
             for (size_t i = 0; i < m; i++)
                 for (int c = 0; c < 4; c++) a[c][i] = poly[4 * (i0 + i) + c];
             /* a row of the block: z + i0 with stride n (poly_rows sees a B x m window) */
-#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
+            CZ_PAR_FOR(
             for (size_t b = 0; b < B; b++) {
                 size_t o = b * n + i0;
                 poly_rows(h ? h + o : NULL, dphi ? dphi + o : NULL, d2phi ? d2phi + o : NULL, a[0], a[1], a[2],
                           a[3], z + o, 0, 1, m);
-            }
+            });
         }
         return;
     }
-#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
+    CZ_PAR_FOR(
     for (size_t k = 0; k < B * n; k++) {
         cz_real v, d1, d2;
         act_one(act, z[k], &v, &d1, &d2);
         if (h) h[k] = v;
         if (dphi) dphi[k] = d1;
         if (d2phi) d2phi[k] = d2;
-    }
+    });
 }

@@ -24,7 +24,7 @@ void cz_optim_step(const cz_optim_spec *o, cz_real *params, const cz_real *grad,
     if (o->kind == CZ_OPT_ADAMW) {
         cz_real *m = state, *v = state + n;
         double c1 = 1.0 - pow(o->beta1, (double)step), c2 = 1.0 - pow(o->beta2, (double)step);
-#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
+        CZ_PAR_FOR(
         for (size_t i = 0; i < n; i++) {
             double g = grad[i];
             double mi = o->beta1 * m[i] + (1.0 - o->beta1) * g;
@@ -33,15 +33,15 @@ void cz_optim_step(const cz_optim_spec *o, cz_real *params, const cz_real *grad,
             v[i] = (cz_real)vi;
             double p = i < n_decay ? params[i] * decay : params[i];
             params[i] = (cz_real)(p - lr * (mi / c1) / (sqrt(vi / c2) + o->eps));
-        }
+        });
     } else {
         cz_real *mom = state;
-#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
+        CZ_PAR_FOR(
         for (size_t i = 0; i < n; i++) {
             double u = o->momentum * mom[i] + grad[i];
             mom[i] = (cz_real)u;
             double p = i < n_decay ? params[i] * decay : params[i];
             params[i] = (cz_real)(p - lr * u);
-        }
+        });
     }
 }

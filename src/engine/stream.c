@@ -168,7 +168,7 @@ static void probe_draw(cz_workspace *ws, const uint64_t *keys, size_t B)
     size_t K = ws->k, d = ws->m.spec.d;
     cz_real v = (cz_real)(1.0 / sqrt((double)K));
     int T = cz_par_threads(B * K * d);
-#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
+    CZ_PAR_FOR(
     for (size_t b = 0; b < B; b++) {
         cz_real *p = ws->P + b * K * d;
         uint64_t bits = 0;
@@ -176,7 +176,7 @@ static void probe_draw(cz_workspace *ws, const uint64_t *keys, size_t B)
             if (t % 64 == 0) bits = cz_hash64(keys[b], PROBE_DOMAIN | (t / 64));
             p[t] = (bits >> (t % 64)) & 1 ? v : -v;
         }
-    }
+    });
 }
 
 int cz_stream_seed(cz_workspace *ws, const cz_real *params, const uint64_t *keys, size_t B, cz_error *err)
@@ -249,20 +249,20 @@ void cz_stream_forward(cz_workspace *ws, const cz_real *params, size_t B)
         cz_real *term = ws->q;
         /* split by neuron: S_l's rows and the terms */
         int T = cz_par_threads(n * Bk);
-#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
+        CZ_PAR_FOR(
         for (size_t i = 0; i < n; i++) {
             if (k == 8) forward_row(ws, l, i, B, n, 8, shared, D, term, S);
             else forward_row(ws, l, i, B, n, k, shared, D, term, S);
-        }
+        });
         /* split by sample: each ||S_{l,b}||^2 sums its terms in the order of i, as one thread
          * always did, so the sum is the same on any thread count */
         T = cz_par_threads(B * n);
-#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
+        CZ_PAR_FOR(
         for (size_t b = 0; b < B; b++) {
             double s = 0;
             for (size_t i = 0; i < n; i++) s += (double)term[b * n + i];
             sq[b] = s;
-        }
+        });
     }
 }
 
@@ -338,11 +338,11 @@ void cz_stream_backward_layer(cz_workspace *ws, const cz_real *params, cz_real *
     if (want_gin) cz_stream_input_grad(ws, B);
     /* everything else belongs to neuron i (row i of V, q[., i], row i of dseed) */
     int T = cz_par_threads(n * Bk);
-#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
+    CZ_PAR_FOR(
     for (size_t i = 0; i < n; i++) {
         if (k == 8) backward_row(ws, l, i, B, n, 8, c, top, shared, V, dseed);
         else backward_row(ws, l, i, B, n, k, c, top, shared, V, dseed);
-    }
+    });
     if (l >= 1) {
         size_t n_in = L->n_in;
         /* dW_l += V_l S_{l-1}^T: [n x Bk] x [Bk x n_in] */
@@ -370,12 +370,12 @@ void cz_stream_input_grad(cz_workspace *ws, size_t B)
     size_t n = m->layer[l].n_out, k = ws->k;
     /* split by sample; each gin row sums over i in order (par.h) */
     int T = cz_par_threads(n * B * k);
-#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
+    CZ_PAR_FOR(
     for (size_t b = 0; b < B; b++)
         for (size_t i = 0; i < n; i++) {
             const cz_real *t = stream_t(ws, l, i, b);
             cz_real gd = ws->gH[b * n + i] * ws->D[l][b * n + i];
             cz_real *gi = ws->gin + b * k;
             for (size_t j = 0; j < k; j++) gi[j] += gd * t[j];
-        }
+        });
 }

@@ -295,16 +295,20 @@ int cz_engine_step(cz_workspace *ws, const cz_real *params, const cz_real *x,
         return cz_error_set(err, CZ_EINVAL, "engine: DREG or Jacobian statistics need a workspace with a stream");
 
     value_forward(ws, params, x, keys, B);
+    ws->have_gin = grad && run_stream && opts->stream_input_grad && ws->ss.mode == CZ_STREAM_EXACT;
+    cz_real c = (cz_real)(2.0 * opts->lambda);
+    ws->top_fused = 0;
     if (run_stream) {
         int rc = cz_stream_seed(ws, params, keys, B, err);
         if (rc) return rc;
-        cz_stream_forward(ws, params, B);
+        /* with a DREG backward to come (and no input gradient, which reads the top layer's
+         * T first), the forward pass also does the top layer's elementwise backward */
+        cz_stream_forward(ws, params, B, c, stream_bwd && !ws->have_gin);
         for (int l = 0; l < H; l++)
             for (size_t b = 0; b < B; b++) sums->dreg += ws->sq[l][b];
     }
     ws->stream_ran = ws->stream_fwd = run_stream;
     ws->have_grad = grad != NULL;
-    ws->have_gin = grad && run_stream && opts->stream_input_grad && ws->ss.mode == CZ_STREAM_EXACT;
     cz_loss_eval(grad ? ws->e : NULL, NULL, NULL, &sums->task, m, ws->z[H], y_class, y_value, B);
     if (!grad) return 0;
 
@@ -321,7 +325,6 @@ int cz_engine_step(cz_workspace *ws, const cz_real *params, const cz_real *x,
         memset(ws->gin, 0, B * d * sizeof *ws->gin);
         if (!stream_bwd) cz_stream_input_grad(ws, B);
     }
-    cz_real c = (cz_real)(2.0 * opts->lambda);
     const cz_real *g = ws->gH;
     for (int l = H - 1; l >= 0; l--) {
         if (stream_bwd) cz_stream_backward_layer(ws, params, grad, l, c, B, ws->have_gin && l == H - 1);

@@ -51,6 +51,7 @@ struct cz_workspace {
     int stream_fwd;                 /* S/T still hold the forward stream of the last step */
     int have_grad;                  /* last step ran the backward pass */
     int have_gin;
+    int top_fused;                  /* the forward pass did the top layer's q and V (backward skips it) */
     void *arena;
 };
 
@@ -76,7 +77,7 @@ void cz_stream_carve(cz_workspace *ws, char *base, size_t *off);
  * unchanged), or T_0 = W_0 P_b with probe directions drawn from the sample keys. */
 int cz_stream_seed(cz_workspace *ws, const cz_real *params, const uint64_t *keys, size_t B, cz_error *err);
 /* Forward through every hidden layer: T_l, S_l and sq[l]. */
-void cz_stream_forward(cz_workspace *ws, const cz_real *params, size_t B);
+void cz_stream_forward(cz_workspace *ws, const cz_real *params, size_t B, cz_real c, int fuse_top);
 /* Backward at hidden layer l: q_l into ws->q and the stream part of dW_l (layer 0: into
  * the seed's gradient); U_{l-1} into S[l-1]. */
 void cz_stream_backward_layer(cz_workspace *ws, const cz_real *params, cz_real *grad, int l, cz_real c,

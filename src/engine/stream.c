@@ -217,7 +217,7 @@ static inline void scale_copy(cz_real *restrict s, const cz_real *restrict t, cz
  * (neuron, sample) would otherwise cost more than the 8 products; the same operations in
  * the same order for any k. */
 static inline void forward_row(cz_workspace *ws, int l, size_t i, size_t B, size_t n, size_t k, int shared,
-                               const cz_real *D, cz_real *term, cz_real *S)
+                               const cz_real *D, cz_real *term, cz_real *S, cz_real c, int fuse)
 {
     size_t Bk = B * k;
     cz_real seedsq = shared ? cz_dot8(ws->seed + i * k, ws->seed + i * k, k) : 0;
@@ -227,10 +227,16 @@ static inline void forward_row(cz_workspace *ws, int l, size_t i, size_t B, size
         cz_real tsq = shared ? seedsq : cz_dot8(t, t, k);
         term[b * n + i] = Dv * Dv * tsq;
         if (S) scale_copy(S + i * Bk + b * k, t, Dv, k);
+        if (fuse) { /* the top layer's backward step while t is in cache (see backward_row) */
+            cz_real *v = ws->T[l] + i * Bk + b * k, cd = c * Dv;
+            ws->q[b * n + i] = cd * tsq;
+            cz_real s = cd * Dv;
+            for (size_t j = 0; j < k; j++) v[j] = s * v[j];
+        }
     }
 }
 
-void cz_stream_forward(cz_workspace *ws, const cz_real *params, size_t B)
+void cz_stream_forward(cz_workspace *ws, const cz_real *params, size_t B, cz_real c, int fuse_top)
 {
     const cz_model *m = &ws->m;
     int H = m->n_hidden;
@@ -244,15 +250,16 @@ void cz_stream_forward(cz_workspace *ws, const cz_real *params, size_t B)
         if (l >= 1) /* T_l = W_l S_{l-1}: [n x n_in] x [n_in x Bk] */
             cz_gemm(0, 0, n, Bk, L->n_in, 1, params + L->w, L->n_in, ws->S[l - 1], Bk, 0, ws->T[l], Bk);
         cz_real *S = l + 1 < H ? ws->S[l] : NULL;
-        /* term [B x n]: neuron i's share D^2 |t|^2 of ||S_{l,b}||^2. ws->q is free until the
-         * backward pass, which overwrites it. */
-        cz_real *term = ws->q;
+        /* term [B x n]: neuron i's share D^2 |t|^2 of ||S_{l,b}||^2. ws->d2phi is free until
+         * the value backward fills it (ws->q may receive the fused top layer's q). */
+        cz_real *term = ws->d2phi;
+        int fuse = fuse_top && l == H - 1 && !shared;
         /* split by neuron: S_l's rows and the terms */
         int T = cz_par_threads(n * Bk);
         CZ_PAR_FOR(
         for (size_t i = 0; i < n; i++) {
-            if (k == 8) forward_row(ws, l, i, B, n, 8, shared, D, term, S);
-            else forward_row(ws, l, i, B, n, k, shared, D, term, S);
+            if (k == 8) forward_row(ws, l, i, B, n, 8, shared, D, term, S, c, fuse);
+            else forward_row(ws, l, i, B, n, k, shared, D, term, S, c, fuse);
         });
         /* split by sample: each ||S_{l,b}||^2 sums its terms in the order of i, as one thread
          * always did, so the sum is the same on any thread count */
@@ -264,6 +271,7 @@ void cz_stream_forward(cz_workspace *ws, const cz_real *params, size_t B)
             sq[b] = s;
         });
     }
+    ws->top_fused = fuse_top && !(H == 1 && ws->seed);
 }
 
 /* Below the top: q = <u, t>, then v = D u in place and (shared seed) dseed += v. The rows
@@ -336,13 +344,16 @@ void cz_stream_backward_layer(cz_workspace *ws, const cz_real *params, cz_real *
     /* the input gradient sums over neurons: its own pass, split by sample, before V
      * overwrites t (the same terms in the same order as on one thread) */
     if (want_gin) cz_stream_input_grad(ws, B);
-    /* everything else belongs to neuron i (row i of V, q[., i], row i of dseed) */
-    int T = cz_par_threads(n * Bk);
-    CZ_PAR_FOR(
-    for (size_t i = 0; i < n; i++) {
-        if (k == 8) backward_row(ws, l, i, B, n, 8, c, top, shared, V, dseed);
-        else backward_row(ws, l, i, B, n, k, c, top, shared, V, dseed);
-    });
+    /* everything else belongs to neuron i (row i of V, q[., i], row i of dseed); the
+     * forward pass may have done it already for the top layer */
+    if (!(top && ws->top_fused)) {
+        int T = cz_par_threads(n * Bk);
+        CZ_PAR_FOR(
+        for (size_t i = 0; i < n; i++) {
+            if (k == 8) backward_row(ws, l, i, B, n, 8, c, top, shared, V, dseed);
+            else backward_row(ws, l, i, B, n, k, c, top, shared, V, dseed);
+        });
+    }
     if (l >= 1) {
         size_t n_in = L->n_in;
         /* dW_l += V_l S_{l-1}^T: [n x Bk] x [Bk x n_in] */

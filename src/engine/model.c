@@ -155,6 +155,16 @@ static void poly_rows(cz_real *h, cz_real *dphi, cz_real *d2phi, const cz_real *
 /* neurons per block of the split coefficients (on the stack) */
 #define POLY_BLOCK 256
 
+/* ReLU (or identity) on [k0, k1): act_one's expressions, one output array per loop, no
+ * switch and no branch inside, so they vectorise (a select per element: the same bits) */
+static void relu_range(cz_real *h, cz_real *dphi, cz_real *d2phi, const cz_real *z, size_t k0, size_t k1,
+                       int relu)
+{
+    for (size_t k = k0; h && k < k1; k++) h[k] = relu ? (z[k] > 0 ? z[k] : 0) : z[k];
+    for (size_t k = k0; dphi && k < k1; k++) dphi[k] = relu ? (z[k] > 0 ? 1 : 0) : 1;
+    for (size_t k = k0; d2phi && k < k1; k++) d2phi[k] = 0;
+}
+
 void cz_act_eval(cz_real *h, cz_real *dphi, cz_real *d2phi, cz_act act, const cz_real *poly,
                  const cz_real *z, size_t B, size_t n)
 {
@@ -175,6 +185,14 @@ void cz_act_eval(cz_real *h, cz_real *dphi, cz_real *d2phi, cz_act act, const cz
                           a[3], z + o, 0, 1, m);
             });
         }
+        return;
+    }
+    if (act == CZ_ACT_RELU || act == CZ_ACT_IDENTITY) {
+        size_t N = B * n;
+        int relu = act == CZ_ACT_RELU;
+        CZ_PAR_FOR(
+        for (int part = 0; part < T; part++)
+            relu_range(h, dphi, d2phi, z, N * (size_t)part / (size_t)T, N * (size_t)(part + 1) / (size_t)T, relu););
         return;
     }
     CZ_PAR_FOR(

@@ -318,10 +318,10 @@ static void run_config(const bench_config *c, const bench_opts *o)
         for (int l = 0; l < c->n_hidden; l++) printf("%s%zu", l ? "," : "", c->width[l]);
         printf("],\"B\":%zu,\"threads\":%d,\"reps\":%d,\"statistic\":\"median\","
                "\"sgemm_gflops\":%.2f,\"step_gflops\":%.2f,\"ratio\":%.4f,\"step_ms\":%.3f,"
-               "\"ratio_paired\":%.4f,\"mlp_step_ms\":%.3f,\"workspace_MB\":%.1f,"
+               "\"ratio_paired\":%.4f,\"mlp_step_ms\":%.3f,\"step_min_ms\":%.4f,\"mlp_min_ms\":%.4f,\"workspace_MB\":%.1f,"
                "\"blis_arch\":\"%s\",\"mode\":\"%s\",\"probes\":%d}\n",
                B, o->threads, R, sgemm_gf, step_gf, ratio, 1e3 * med_step, med_paired,
-               1e3 * med_mlp, ws_mb, bli_arch_string(bli_arch_query_id()), cz_stream_mode_name(o->stream.mode),
+               1e3 * med_mlp, 1e3 * minimum(t.step, R), 1e3 * minimum(t.mlp, R), ws_mb, bli_arch_string(bli_arch_query_id()), cz_stream_mode_name(o->stream.mode),
                o->stream.mode == CZ_STREAM_PROBE ? o->stream.probes : 0);
         for (int k = 0; o->compare && k < N_CMP; k++)
             printf("{\"config\":\"%s\",\"compare\":\"%s\",\"probes\":%d,\"step_ms\":%.3f,\"vs_step\":%.4f}\n",
@@ -346,7 +346,7 @@ static void run_config(const bench_config *c, const bench_opts *o)
         } else {
             printf("  (one hidden layer: no stream GEMM, no sgemm reference)\n");
         }
-        printf("  %-30s %9.1f ms %8.2f GFLOP/s  (min %.1f ms)\n", "DREG step (lambda > 0, grad)",
+        printf("  %-30s %9.3f ms %8.2f GFLOP/s  (min %.3f ms)\n", "DREG step (lambda > 0, grad)",
                1e3 * med_step, step_gf, 1e3 * minimum(t.step, R));
         printf("  %-30s %9.1f %%  (median of per-rep ratios %.1f %%)\n", "step / sgemm",
                100 * ratio, 100 * med_paired);

@@ -30,11 +30,11 @@ PY
 }
 
 fail=0
-mutate engine.c "dz without q*phi''" 'dz[k] = gk * ws->dphi[l][k] + qk * ws->d2phi[k];' 'dz[k] = gk * ws->dphi[l][k];' || fail=1
-mutate engine.c "da2 without 2 z q" 'da[2] += zk * (gk * zk + 2 * qk);' 'da[2] += zk * (gk * zk);' || fail=1
-mutate engine.c "da3 without 3 z^2 q" 'da[3] += zk * zk * (gk * zk + 3 * qk);' 'da[3] += zk * zk * (gk * zk);' || fail=1
+mutate engine.c "dz without q*phi''" 'dz[k] = gk * dphi[k] + qk * d2phi[k];' 'dz[k] = gk * dphi[k];' || fail=1
+mutate engine.c "da2 without 2 z q" 'a2[i] += zk * (gk * zk + 2 * qk);' 'a2[i] += zk * (gk * zk);' || fail=1
+mutate engine.c "da3 without 3 z^2 q" 'a3[i] += zk * zk * (gk * zk + 3 * qk);' 'a3[i] += zk * zk * (gk * zk);' || fail=1
 mutate stream.c "U_{l-1} without 2 lambda S_{l-1}" 'params + L->w, n_in, V, Bk, c, ws->S[l - 1], Bk);' 'params + L->w, n_in, V, Bk, 0, ws->S[l - 1], Bk);' || fail=1
-mutate stream.c "V_H = U_H (no D scaling)" 'cz_real s = cd * Dv;' 'cz_real s = cd;' || fail=1
+mutate stream.c "V_H = U_H (no D scaling; the top layer's backward fused into forward_row)" 'cz_real s = cd * Dv;' 'cz_real s = cd;' || fail=1
 mutate stream.c "stream dW_l missing" 'cz_gemm(0, 1, n, n_in, Bk, 1, V, Bk, ws->S[l - 1], Bk, 1, grad + L->w, n_in);' ';' || fail=1
 mutate stream.c "Gram: dW_1 += dF Q^T at half weight" 'cz_gemm(0, 0, n0, d, k, 1, ws->dseed, k, ws->qr, d, 1, grad + L->w, d);' 'cz_gemm(0, 0, n0, d, k, 0.5, ws->dseed, k, ws->qr, d, 1, grad + L->w, d);' || fail=1
 mutate stream.c "probe directions scaled 1/K, not 1/sqrt(K)" 'cz_real v = (cz_real)(1.0 / sqrt((double)K));' 'cz_real v = (cz_real)(1.0 / (double)K);' || fail=1

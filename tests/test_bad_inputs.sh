@@ -3,7 +3,8 @@
 # end promptly with the documented exit status and a message that names the problem.
 #  - non-finite values for every numeric option of train; strict integers for eval;
 #  - sizes that overflow (d = 2^61, classes = 2^32+3 or 2^31, --layers 100000000) and
-#    the per-rank memory estimate (--max-memory);
+#    the per-rank memory estimate (--max-memory), whose refusal names the --dreg-probes,
+#    --dreg-mode and --micro-batch that would fit;
 #  - --threads beyond the cores (warning) and absurd thread counts (refused);
 #  - a FIFO as --data, /features as an external link, in external raw files or a virtual
 #    dataset, the data format version; the data file written over while training;
@@ -117,6 +118,21 @@ expect "--layers 100000000: refused with the estimate, before allocating" 1 "mem
     bash -c "$vlimit"' exec "$@"' _ mpirun -np 1 --bind-to none "$chainz" train "${small[@]}" --out "$work/big" --layers 100000000
 expect "--max-memory below the estimate" 1 "needs about .* per rank.*--max-memory" -- "${run1[@]}" train "${small[@]}" --out "$work/mm" --max-memory 1K
 expect "--max-memory above the estimate trains" 0 "done" -- "${run1[@]}" train "${small[@]}" --out "$work/mm2" --max-memory 1G
+# a refusal names the options that would fit, with their estimates (d = 300, 256,256,
+# micro-batch 64: the exact stream needs 46 MB a rank, probes at K = 16 12 MB, K = 64 25 MB)
+"$make_data" "$work/wide.h5" --n 200 --d 300 --classes 3 --seed 3 >/dev/null || exit 1
+wide=(--data "$work/wide.h5" --layers 256,256 --dreg 0.1 --micro-batch 64 --batch 64 --epochs 1 --no-tau --max-memory 20M)
+expect "--max-memory, exact mode: names --dreg-mode probe and --micro-batch that fit" 1 \
+    "These would fit the limit per rank: --dreg-mode probe \(an unbiased estimate at width 16: about [0-9.]+ MB\); --micro-batch [0-9]+ \(about [0-9.]+ MB" \
+    -- "${run1[@]}" train "${wide[@]}" --dreg-mode exact --out "$work/mw1"
+expect "--max-memory, probe mode: names the --dreg-probes that fits" 1 \
+    "These would fit the limit per rank: --dreg-probes [0-9]+ \(about [0-9.]+ MB; now 64\)" \
+    -- "${run1[@]}" train "${wide[@]}" --dreg-mode probe --dreg-probes 64 --out "$work/mw2"
+k=$(grep -oE -- "--dreg-probes [0-9]+ \(about" "$work/case-$n_case.log" | grep -oE "[0-9]+")
+expect "--max-memory: the suggested --dreg-probes ${k:-?} trains" 0 "done" \
+    -- "${run1[@]}" train "${wide[@]}" --dreg-mode probe --dreg-probes "${k:-0}" --out "$work/mw3"
+expect "--max-memory: --dreg-probes $((${k:-0} + 1)) is refused" 1 "needs about" \
+    -- "${run1[@]}" train "${wide[@]}" --dreg-mode probe --dreg-probes "$((${k:-0} + 1))" --out "$work/mw4"
 
 # ---- files ----
 mkfifo "$work/fifo.h5"

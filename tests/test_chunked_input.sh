@@ -6,6 +6,7 @@
 #    without tolerance, and the checksum attribute), and the validation history in
 #    metrics.h5 (a chunked --val file) equal too;
 #  - rank 0 logs the load once, naming the chunk shape and the filter;
+#  - --val naming the --data file (by another path) loads it once: both share the copy;
 #  - chainz eval on the chunked file: the same report as on the contiguous one;
 #  - a memory limit too small for the matrix: refused before training, naming the file,
 #    the dataset, chunk shape, filter, both sizes and the h5repack command; that command,
@@ -58,6 +59,21 @@ for np in 1 2; do
 done
 grep -q "node shared memory" "$work/z2.log" && ok "the configuration echo says where rows come from" ||
     bad "no 'node shared memory' in the echo"
+
+# ---- --val naming the --data file (by another path): loaded once, shared by both ----
+mpi 2 "$chainz" train --data "$work/xz.h5" --val "$work/../$(basename "$work")/xz.h5" --out "$work/same" \
+    --layers 12,8 --epochs 1 --batch 64 --micro-batch 16 --seed 3 >"$work/same.log" 2>&1 ||
+    bad "--val = --data: $(tail -3 "$work/same.log")"
+mpi 2 "$chainz" train --data "$work/x.h5" --val "$work/x.h5" --out "$work/samec" \
+    --layers 12,8 --epochs 1 --batch 64 --micro-batch 16 --seed 3 >"$work/samec.log" 2>&1 ||
+    bad "--val = --data, contiguous: $(tail -3 "$work/samec.log")"
+n=$(grep -c "loaded once per node into shared memory" "$work/same.log")
+m=$(grep -c "xz.h5: /features is chunked .*: the same file as the one loaded above: its shared copy serves both" "$work/same.log")
+if [ "$n" = 1 ] && [ "$m" = 1 ] && h5diff -q "$work/same/metrics.h5" "$work/samec/metrics.h5" /history/val_loss /history/val_loss; then
+    ok "--val = --data (chunked): loaded once, shared by both, the contiguous run's validation losses"
+else
+    bad "--val = --data: $n load(s), $m shared line(s), or validation losses differ: $(grep -i chunked "$work/same.log")"
+fi
 
 # ---- eval on the chunked file (the same path) ----
 for f in x xz; do

@@ -3,7 +3,8 @@
 #  - --resume auto with only junk checkpoints: set aside, and the run keeps its own;
 #  - RUN/checkpoints/latest and RUN_DIR accepted by eval --model and --resume;
 #  - a refused run (fresh on a used directory, incompatible resume) leaves config.json alone;
-#  - the data identified by content: a relative path resumes, 300 -> 500 rows is refused;
+#  - the data identified by content: a relative path resumes, so does the file h5repack'ed
+#    (another layout and byte size, logged), 300 -> 500 rows is refused;
 #  - a flipped bit in /model/input/std is refused by eval and by --resume;
 #  - a second chainz train on the same --out (2 ranks) is refused naming the holder;
 #  - ENOSPC writing a checkpoint or metrics.h5: errno text, exit 2, no segfault (tmpfs);
@@ -86,8 +87,18 @@ run="$work/ident"
 train --data dd/train.h5 --out "$run" "${args[@]}" --epochs 1 >"$run.log" 2>&1 || bad "ident: first run failed"
 train --data "$work/dd/../dd/train.h5" --out "$run" "${args[@]}" --epochs 2 --resume auto >"$work/i1.log" 2>&1
 expect "the same data by another path resumes" 0 $? "$work/i1.log" "resumed from"
+# the same content repacked (chunked + gzip: another layout and size) resumes, logging the sizes
+if command -v h5repack >/dev/null; then
+    h5repack -l CHUNK=50x12 -f GZIP=6 d300.h5 "$work/dd/train.h5" 2>/dev/null
+    b0=$(stat -c %s d300.h5) b1=$(stat -c %s "$work/dd/train.h5")
+    train --data dd/train.h5 --out "$run" "${args[@]}" --epochs 3 --resume auto >"$work/i3.log" 2>&1
+    expect "the same data h5repack'ed ($b0 -> $b1 bytes) resumes, logging the size" 0 $? "$work/i3.log" \
+        "holds the same data as at the checkpoint .* in $b1 bytes instead of $b0 \(repacked\?\): resuming"
+else
+    echo "SKIP: h5repack (hdf5-tools) missing: the repacked-data resume"
+fi
 cp d500.h5 "$work/dd/train.h5"
-train --data dd/train.h5 --out "$run" "${args[@]}" --epochs 3 --resume auto >"$work/i2.log" 2>&1
+train --data dd/train.h5 --out "$run" "${args[@]}" --epochs 4 --resume auto >"$work/i2.log" 2>&1
 expect "another file at the same path (300 -> 500 rows) is refused naming the change" 1 $? "$work/i2.log" "300 rows -> 500"
 
 # ---- a flipped bit outside the layer parameters ----

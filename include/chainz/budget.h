@@ -56,6 +56,11 @@ size_t cz_mem_limit(size_t max_memory, int local_ranks, char *source, size_t len
 /* CZ_EINVAL naming the estimate, its largest parts and the limit when e exceeds limit
  * (limit 0: unknown, never refused). */
 int cz_mem_check(const cz_mem_estimate *e, size_t limit, const char *source, cz_error *err);
+/* cz_mem_check for a training run, whose refusal also names the options that would fit,
+ * each with its estimate: fewer --dreg-probes (probe mode); --dreg-mode gram or probe
+ * (exact mode, when narrower); the largest --micro-batch that fits. */
+int cz_mem_check_train(const cz_mem_request *r, const cz_mem_estimate *e, size_t limit, const char *source,
+                       cz_error *err);
 
 /* "512 B", "12.0 KB", "3.4 GB" (powers of 1000). */
 void cz_mem_format(size_t bytes, char *buf, size_t len);

@@ -39,9 +39,10 @@ typedef struct {
     char slurm[256];  /* "job=.. array=.._.. restart=.." or "" */
 } cz_train_state;
 
-/* The training data by content, not by path: what a resume checks. */
+/* The training data by content, not by path or layout: what a resume checks (all but
+ * bytes, which a repacked file changes). */
 typedef struct {
-    uint64_t bytes;           /* size of the file */
+    uint64_t bytes;           /* size of the file: informative only (logged when it differs) */
     uint64_t n, d;            /* rows, features */
     int64_t classes;
     uint64_t labels_checksum; /* FNV-1a 64 of the labels as stored in memory (int32 or float32) */

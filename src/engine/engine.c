@@ -112,19 +112,6 @@ void cz_workspace_free(cz_workspace *ws)
 
 size_t cz_workspace_bytes(const cz_workspace *ws) { return ws->bytes; }
 
-/* sum_j a_j b_j with 8 independent partial sums: vectorizes without -ffast-math and the
- * summation order is fixed, so results are reproducible. */
-cz_real cz_dot8(const cz_real *a, const cz_real *b, size_t n)
-{
-    cz_real acc[8] = {0};
-    size_t j = 0;
-    for (; j + 8 <= n; j += 8)
-        for (int k = 0; k < 8; k++) acc[k] += a[j + k] * b[j + k];
-    cz_real s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (; j < n; j++) s += a[j] * b[j];
-    return s;
-}
-
 /* ---- value stream ---- */
 
 static void dense_forward(cz_real *z, const cz_real *x, const cz_real *W, const cz_real *bias,
@@ -151,7 +138,7 @@ static void value_forward_layer(cz_workspace *ws, const cz_real *params, int l, 
     }
     /* the mask of (sample, layer, neuron) depends only on the sample's key */
     int T = cz_par_threads(B * n);
-#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
+    CZ_PAR_FOR(
     for (size_t b = 0; b < B; b++)
         for (size_t i = 0; i < n; i++) {
             size_t k = b * n + i;
@@ -159,7 +146,7 @@ static void value_forward_layer(cz_workspace *ws, const cz_real *params, int l, 
             ws->mask[l][k] = cz_hash_uniform(keys[b], ctr) < p ? 0 : keep_scale;
             ws->h[l][k] *= ws->mask[l][k];
             ws->D[l][k] = ws->mask[l][k] * ws->dphi[l][k];
-        }
+        });
 }
 
 static void value_forward(cz_workspace *ws, const cz_real *params, const cz_real *x, const uint64_t *keys,
@@ -171,13 +158,88 @@ static void value_forward(cz_workspace *ws, const cz_real *params, const cz_real
     dense_forward(ws->z[m->n_hidden], ws->h[m->n_hidden - 1], params + O->w, params + O->b, B, O->n_in, O->n_out);
 }
 
+/* The neuron range [i0, i1) of part `part` of `parts`: loops whose outputs belong to a
+ * neuron split this way and keep b as the outer loop, so the inner loop runs over
+ * contiguous neurons (vectorized) and each neuron still sums over b in order (par.h). */
+static void neuron_range(size_t n, int part, int parts, size_t *i0, size_t *i1)
+{
+    *i0 = n * (size_t)part / (size_t)parts;
+    *i1 = n * (size_t)(part + 1) / (size_t)parts;
+}
+
 /* out[i] += sum_b a[b, i], in the order of b: split by column i (par.h) */
 static void column_sums(cz_real *out, const cz_real *a, size_t B, size_t n)
 {
     int T = cz_par_threads(B * n);
-#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
-    for (size_t i = 0; i < n; i++)
-        for (size_t b = 0; b < B; b++) out[i] += a[b * n + i];
+    CZ_PAR_FOR(
+    for (int part = 0; part < T; part++) {
+        size_t i0, i1;
+        neuron_range(n, part, T, &i0, &i1);
+        for (size_t b = 0; b < B; b++)
+            for (size_t i = i0; i < i1; i++) out[i] += a[b * n + i];
+    });
+}
+
+/* dz and the poly gradient of neurons [i0, i1), at most DZ_BLOCK of them, b outer so that
+ * the inner loop runs over contiguous neurons. The buffers are distinct (restrict), the
+ * variant (q, dropout mask, poly) is a constant of each inlined copy (no branch in the
+ * loop), and the poly sums run in four local arrays loaded from and stored back to the
+ * gradient: the loop vectorizes. Each sum still adds its terms in the order of b and each
+ * dz is the same expression: the bits are those of the plain loop. */
+#define DZ_BLOCK 64
+static inline void dz_block(cz_real *restrict dz, cz_real *restrict dpoly, const cz_real *restrict g,
+                            const cz_real *restrict q, const cz_real *restrict dphi,
+                            const cz_real *restrict d2phi, const cz_real *restrict z,
+                            const cz_real *restrict mask, size_t B, size_t n, size_t i0, size_t m,
+                            const int has_q, const int has_mask, const int has_poly)
+{
+    cz_real a0[DZ_BLOCK], a1[DZ_BLOCK], a2[DZ_BLOCK], a3[DZ_BLOCK];
+    for (size_t i = 0; has_poly && i < m; i++) {
+        const cz_real *da = dpoly + 4 * (i0 + i);
+        a0[i] = da[0], a1[i] = da[1], a2[i] = da[2], a3[i] = da[3];
+    }
+    for (size_t b = 0; b < B; b++) {
+        size_t o = b * n + i0;
+        for (size_t i = 0; i < m; i++) {
+            size_t k = o + i;
+            cz_real gk = g[k], qk = has_q ? q[k] : 0;
+            if (has_mask) {
+                gk *= mask[k];
+                qk *= mask[k];
+            }
+            dz[k] = gk * dphi[k] + qk * d2phi[k];
+            if (has_poly) {
+                cz_real zk = z[k];
+                a0[i] += gk;
+                a1[i] += gk * zk + qk;
+                a2[i] += zk * (gk * zk + 2 * qk);
+                a3[i] += zk * zk * (gk * zk + 3 * qk);
+            }
+        }
+    }
+    for (size_t i = 0; has_poly && i < m; i++) {
+        cz_real *da = dpoly + 4 * (i0 + i);
+        da[0] = a0[i], da[1] = a1[i], da[2] = a2[i], da[3] = a3[i];
+    }
+}
+
+static void dz_rows(cz_real *dz, cz_real *dpoly, const cz_real *g, const cz_real *q, const cz_real *dphi,
+                    const cz_real *d2phi, const cz_real *z, const cz_real *mask, size_t B, size_t n,
+                    size_t i0, size_t i1)
+{
+    size_t m = i1 - i0;
+#define DZ(hq, hm, hp) dz_block(dz, dpoly, g, q, dphi, d2phi, z, mask, B, n, i0, m, hq, hm, hp)
+    switch ((q != NULL) | (mask != NULL) << 1 | (dpoly != NULL) << 2) {
+    case 0: DZ(0, 0, 0); break;
+    case 1: DZ(1, 0, 0); break;
+    case 2: DZ(0, 1, 0); break;
+    case 3: DZ(1, 1, 0); break;
+    case 4: DZ(0, 0, 1); break;
+    case 5: DZ(1, 0, 1); break;
+    case 6: DZ(0, 1, 1); break;
+    default: DZ(1, 1, 1); break;
+    }
+#undef DZ
 }
 
 /* hidden layer l backward: dz_l from g = dloss/dh_l and (with the DREG backward) q_l,
@@ -193,24 +255,14 @@ static const cz_real *value_backward_layer(cz_workspace *ws, const cz_real *para
     cz_real *dpoly = L->poly == CZ_NONE ? NULL : grad + L->poly;
     /* the poly gradient of neuron i sums over the batch: split by neuron, b in order (par.h) */
     int T = cz_par_threads(B * n);
-#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
-    for (size_t i = 0; i < n; i++)
-        for (size_t b = 0; b < B; b++) {
-            size_t k = b * n + i;
-            cz_real gk = g[k], qk = with_q ? ws->q[k] : 0;
-            if (ws->dropout_on) {
-                gk *= ws->mask[l][k];
-                qk *= ws->mask[l][k];
-            }
-            dz[k] = gk * ws->dphi[l][k] + qk * ws->d2phi[k];
-            if (dpoly) {
-                cz_real zk = ws->z[l][k], *da = dpoly + 4 * i;
-                da[0] += gk;
-                da[1] += gk * zk + qk;
-                da[2] += zk * (gk * zk + 2 * qk);
-                da[3] += zk * zk * (gk * zk + 3 * qk);
-            }
-        }
+    CZ_PAR_FOR(
+    for (int part = 0; part < T; part++) {
+        size_t i0, i1;
+        neuron_range(n, part, T, &i0, &i1);
+        for (size_t c = i0; c < i1; c += DZ_BLOCK)
+            dz_rows(dz, dpoly, g, with_q ? ws->q : NULL, ws->dphi[l], ws->d2phi, ws->z[l],
+                    ws->dropout_on ? ws->mask[l] : NULL, B, n, c, c + DZ_BLOCK < i1 ? c + DZ_BLOCK : i1);
+    });
     cz_gemm(1, 0, n, n_in, B, 1, dz, n, h_in, n_in, 1, grad + L->w, n_in);
     column_sums(grad + L->b, dz, B, n);
     if (l == 0) return NULL;
@@ -245,16 +297,20 @@ int cz_engine_step(cz_workspace *ws, const cz_real *params, const cz_real *x,
     ws->have_fwd = 0;
     value_forward(ws, params, x, keys, B);
     ws->have_fwd = 1;
+    ws->have_gin = grad && run_stream && opts->stream_input_grad && ws->ss.mode == CZ_STREAM_EXACT;
+    cz_real c = (cz_real)(2.0 * opts->lambda);
+    ws->top_fused = 0;
     if (run_stream) {
         int rc = cz_stream_seed(ws, params, keys, B, err);
         if (rc) return rc;
-        cz_stream_forward(ws, params, B);
+        /* with a DREG backward to come (and no input gradient, which reads the top layer's
+         * T first), the forward pass also does the top layer's elementwise backward */
+        cz_stream_forward(ws, params, B, c, stream_bwd && !ws->have_gin);
         for (int l = 0; l < H; l++)
             for (size_t b = 0; b < B; b++) sums->dreg += ws->sq[l][b];
     }
     ws->stream_ran = ws->stream_fwd = run_stream;
     ws->have_grad = grad != NULL;
-    ws->have_gin = grad && run_stream && opts->stream_input_grad && ws->ss.mode == CZ_STREAM_EXACT;
     cz_loss_eval(grad ? ws->e : NULL, NULL, NULL, &sums->task, m, ws->z[H], y_class, y_value, B);
     if (!grad) return 0;
 
@@ -271,7 +327,6 @@ int cz_engine_step(cz_workspace *ws, const cz_real *params, const cz_real *x,
         memset(ws->gin, 0, B * d * sizeof *ws->gin);
         if (!stream_bwd) cz_stream_input_grad(ws, B);
     }
-    cz_real c = (cz_real)(2.0 * opts->lambda);
     const cz_real *g = ws->gH;
     for (int l = H - 1; l >= 0; l--) {
         if (stream_bwd) cz_stream_backward_layer(ws, params, grad, l, c, B, ws->have_gin && l == H - 1);

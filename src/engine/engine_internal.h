@@ -52,11 +52,23 @@ struct cz_workspace {
     int have_grad;                  /* last step ran the backward pass */
     int have_fwd;                   /* last step ran the value forward: z, h, D valid */
     int have_gin;
+    int top_fused;                  /* the forward pass did the top layer's q and V (backward skips it) */
     void *arena;
 };
 
-/* sum_j a_j b_j with 8 independent partial sums (fixed order: reproducible). */
-cz_real cz_dot8(const cz_real *a, const cz_real *b, size_t n);
+/* sum_j a_j b_j with 8 independent partial sums: vectorizes without -ffast-math and the
+ * summation order is fixed, so results are reproducible. Inline: the stream calls it once
+ * per (neuron, sample) on rows of d values, d = 8 for a Pima-sized model. */
+static inline cz_real cz_dot8(const cz_real *a, const cz_real *b, size_t n)
+{
+    cz_real acc[8] = {0};
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int k = 0; k < 8; k++) acc[k] += a[j + k] * b[j + k];
+    cz_real s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; j < n; j++) s += a[j] * b[j];
+    return s;
+}
 
 /* ---- stream.c ---- */
 /* Bytes of the stream's buffers for the workspace's shapes; with base != NULL, carves them
@@ -66,7 +78,7 @@ void cz_stream_carve(cz_workspace *ws, char *base, size_t *off);
  * unchanged), or T_0 = W_0 P_b with probe directions drawn from the sample keys. */
 int cz_stream_seed(cz_workspace *ws, const cz_real *params, const uint64_t *keys, size_t B, cz_error *err);
 /* Forward through every hidden layer: T_l, S_l and sq[l]. */
-void cz_stream_forward(cz_workspace *ws, const cz_real *params, size_t B);
+void cz_stream_forward(cz_workspace *ws, const cz_real *params, size_t B, cz_real c, int fuse_top);
 /* Backward at hidden layer l: q_l into ws->q and the stream part of dW_l (layer 0: into
  * the seed's gradient); U_{l-1} into S[l-1]. */
 void cz_stream_backward_layer(cz_workspace *ws, const cz_real *params, cz_real *grad, int l, cz_real c,

@@ -23,10 +23,12 @@ extern int cz_gemm_rntm_ready;
 
 /* Products with m*n*k below this run on one thread through BLIS's own choice of path
  * (sup included): the choice depends on the shape only, so the bits still do not depend on
- * the thread count, and products this small (< 4 MFLOP, tens of microseconds) gain
- * nothing from a second thread; measured on a Pima-sized model (d = 8, 64,64, B = 64):
- * the plain MLP step 0.16-0.22 ms with every GEMM packed, 0.10-0.18 ms this way. */
-#define CZ_GEMM_SMALL ((double)(1 << 21))
+ * the thread count, and products this small (< 8 MFLOP, well under 0.1 ms) gain little
+ * from a second thread; measured on a Pima-sized model (d = 8, 64,64, B = 64): the plain
+ * MLP step 0.16-0.22 ms with every GEMM packed, 0.10-0.18 ms this way; raising the bound
+ * from 2^21 to 2^22 put the DREG step's three stream products (exactly 2^21 each) on this
+ * path too: 0.405 -> 0.369 ms per step (minima of 400 reps, side by side). */
+#define CZ_GEMM_SMALL ((double)(1 << 22))
 void cz_gemm_runtime_setup(int threads);
 
 static inline void cz_gemm(int ta, int tb, size_t m, size_t n, size_t k, cz_real alpha,

@@ -134,30 +134,35 @@ static inline void act_one(cz_act act, cz_real x, cz_real *v, cz_real *d1, cz_re
     }
 }
 
-/* The cubic, one output at a time: loops without a branch, which the compiler vectorises
- * (elementwise IEEE operations: vectorised or not, the same bits). */
-static void poly_rows(cz_real *h, cz_real *dphi, cz_real *d2phi, const cz_real *poly, const cz_real *z, size_t b0,
-                      size_t b1, size_t n)
+/* The cubic, one output at a time: loops without a branch over the coefficients split into
+ * four arrays (a0..a3 [n]), which the compiler vectorises (elementwise IEEE operations:
+ * vectorised or not, the same bits). */
+static void poly_rows(cz_real *h, cz_real *dphi, cz_real *d2phi, const cz_real *a0, const cz_real *a1,
+                      const cz_real *a2, const cz_real *a3, const cz_real *z, size_t b0, size_t b1, size_t n)
 {
     for (size_t b = b0; b < b1; b++) {
         const cz_real *x = z + b * n;
         size_t o = b * n;
         if (h)
-            for (size_t i = 0; i < n; i++) {
-                const cz_real *a = poly + 4 * i;
-                h[o + i] = a[0] + x[i] * (a[1] + x[i] * (a[2] + x[i] * a[3]));
-            }
+            for (size_t i = 0; i < n; i++) h[o + i] = a0[i] + x[i] * (a1[i] + x[i] * (a2[i] + x[i] * a3[i]));
         if (dphi)
-            for (size_t i = 0; i < n; i++) {
-                const cz_real *a = poly + 4 * i;
-                dphi[o + i] = a[1] + x[i] * (2 * a[2] + 3 * x[i] * a[3]);
-            }
+            for (size_t i = 0; i < n; i++) dphi[o + i] = a1[i] + x[i] * (2 * a2[i] + 3 * x[i] * a3[i]);
         if (d2phi)
-            for (size_t i = 0; i < n; i++) {
-                const cz_real *a = poly + 4 * i;
-                d2phi[o + i] = 2 * a[2] + 6 * x[i] * a[3];
-            }
+            for (size_t i = 0; i < n; i++) d2phi[o + i] = 2 * a2[i] + 6 * x[i] * a3[i];
     }
+}
+
+/* neurons per block of the split coefficients (on the stack) */
+#define POLY_BLOCK 256
+
+/* ReLU (or identity) on [k0, k1): act_one's expressions, one output array per loop, no
+ * switch and no branch inside, so they vectorise (a select per element: the same bits) */
+static void relu_range(cz_real *h, cz_real *dphi, cz_real *d2phi, const cz_real *z, size_t k0, size_t k1,
+                       int relu)
+{
+    for (size_t k = k0; h && k < k1; k++) h[k] = relu ? (z[k] > 0 ? z[k] : 0) : z[k];
+    for (size_t k = k0; dphi && k < k1; k++) dphi[k] = relu ? (z[k] > 0 ? 1 : 0) : 1;
+    for (size_t k = k0; d2phi && k < k1; k++) d2phi[k] = 0;
 }
 
 void cz_act_eval(cz_real *h, cz_real *dphi, cz_real *d2phi, cz_act act, const cz_real *poly,
@@ -165,16 +170,37 @@ void cz_act_eval(cz_real *h, cz_real *dphi, cz_real *d2phi, cz_act act, const cz
 {
     int T = cz_par_threads(B * n); /* elementwise: split by sample (par.h) */
     if (act == CZ_ACT_POLY) {
-#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
-        for (size_t b = 0; b < B; b++) poly_rows(h, dphi, d2phi, poly, z, b, b + 1, n);
+        /* neuron blocks outermost: one split of the coefficients per block; each block's
+         * rows are split by sample */
+        for (size_t i0 = 0; i0 < n; i0 += POLY_BLOCK) {
+            size_t m = n - i0 < POLY_BLOCK ? n - i0 : POLY_BLOCK;
+            cz_real a[4][POLY_BLOCK];
+            for (size_t i = 0; i < m; i++)
+                for (int c = 0; c < 4; c++) a[c][i] = poly[4 * (i0 + i) + c];
+            /* a row of the block: z + i0 with stride n (poly_rows sees a B x m window) */
+            CZ_PAR_FOR(
+            for (size_t b = 0; b < B; b++) {
+                size_t o = b * n + i0;
+                poly_rows(h ? h + o : NULL, dphi ? dphi + o : NULL, d2phi ? d2phi + o : NULL, a[0], a[1], a[2],
+                          a[3], z + o, 0, 1, m);
+            });
+        }
         return;
     }
-#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
+    if (act == CZ_ACT_RELU || act == CZ_ACT_IDENTITY) {
+        size_t N = B * n;
+        int relu = act == CZ_ACT_RELU;
+        CZ_PAR_FOR(
+        for (int part = 0; part < T; part++)
+            relu_range(h, dphi, d2phi, z, N * (size_t)part / (size_t)T, N * (size_t)(part + 1) / (size_t)T, relu););
+        return;
+    }
+    CZ_PAR_FOR(
     for (size_t k = 0; k < B * n; k++) {
         cz_real v, d1, d2;
         act_one(act, z[k], &v, &d1, &d2);
         if (h) h[k] = v;
         if (dphi) dphi[k] = d1;
         if (d2phi) d2phi[k] = d2;
-    }
+    });
 }

@@ -132,12 +132,14 @@ void cz_stream_carve(cz_workspace *ws, char *base, size_t *off)
 #undef TAKE
 }
 
-const cz_real *cz_stream_t(const cz_workspace *ws, int l, size_t i, size_t b)
+static inline const cz_real *stream_t(const cz_workspace *ws, int l, size_t i, size_t b)
 {
     size_t k = ws->k;
     if (l == 0 && ws->seed) return ws->seed + i * k;
     return ws->T[l] + i * ws->B * k + b * k;
 }
+
+const cz_real *cz_stream_t(const cz_workspace *ws, int l, size_t i, size_t b) { return stream_t(ws, l, i, b); }
 
 /* W_0^T [d x n_0] column-major is W_0 [n_0 x d] row-major as it is stored: factor in place,
  * take F = R^T, then form Q, whose column-major d x n_0 is Q^T row-major. LAPACK calls BLAS,
@@ -167,7 +169,7 @@ static void probe_draw(cz_workspace *ws, const uint64_t *keys, size_t B)
     size_t K = ws->k, d = ws->m.spec.d;
     cz_real v = (cz_real)(1.0 / sqrt((double)K));
     int T = cz_par_threads(B * K * d);
-#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
+    CZ_PAR_FOR(
     for (size_t b = 0; b < B; b++) {
         cz_real *p = ws->P + b * K * d;
         uint64_t bits = 0;
@@ -175,7 +177,7 @@ static void probe_draw(cz_workspace *ws, const uint64_t *keys, size_t B)
             if (t % 64 == 0) bits = cz_hash64(keys[b], PROBE_DOMAIN | (t / 64));
             p[t] = (bits >> (t % 64)) & 1 ? v : -v;
         }
-    }
+    });
 }
 
 int cz_stream_seed(cz_workspace *ws, const cz_real *params, const uint64_t *keys, size_t B, cz_error *err)
@@ -205,7 +207,37 @@ int cz_stream_seed(cz_workspace *ws, const cz_real *params, const uint64_t *keys
     }
 }
 
-void cz_stream_forward(cz_workspace *ws, const cz_real *params, size_t B)
+/* s = D t: S_l's row and the T_l (or seed) row it scales never overlap */
+static inline void scale_copy(cz_real *restrict s, const cz_real *restrict t, cz_real Dv, size_t k)
+{
+    for (size_t j = 0; j < k; j++) s[j] = Dv * t[j];
+}
+
+/* Neuron i of layer l forward: its terms D^2 |t|^2 and (S != NULL) its row of S_l. Inline
+ * with k a constant at the call for k = 8 (Pima-sized inputs), where loop set-up per
+ * (neuron, sample) would otherwise cost more than the 8 products; the same operations in
+ * the same order for any k. */
+static inline void forward_row(cz_workspace *ws, int l, size_t i, size_t B, size_t n, size_t k, int shared,
+                               const cz_real *D, cz_real *term, cz_real *S, cz_real c, int fuse)
+{
+    size_t Bk = B * k;
+    cz_real seedsq = shared ? cz_dot8(ws->seed + i * k, ws->seed + i * k, k) : 0;
+    for (size_t b = 0; b < B; b++) {
+        cz_real Dv = D[b * n + i];
+        const cz_real *t = stream_t(ws, l, i, b);
+        cz_real tsq = shared ? seedsq : cz_dot8(t, t, k);
+        term[b * n + i] = Dv * Dv * tsq;
+        if (S) scale_copy(S + i * Bk + b * k, t, Dv, k);
+        if (fuse) { /* the top layer's backward step while t is in cache (see backward_row) */
+            cz_real *v = ws->T[l] + i * Bk + b * k, cd = c * Dv;
+            ws->q[b * n + i] = cd * tsq;
+            cz_real s = cd * Dv;
+            for (size_t j = 0; j < k; j++) v[j] = s * v[j];
+        }
+    }
+}
+
+void cz_stream_forward(cz_workspace *ws, const cz_real *params, size_t B, cz_real c, int fuse_top)
 {
     const cz_model *m = &ws->m;
     int H = m->n_hidden;
@@ -219,34 +251,75 @@ void cz_stream_forward(cz_workspace *ws, const cz_real *params, size_t B)
         if (l >= 1) /* T_l = W_l S_{l-1}: [n x n_in] x [n_in x Bk] */
             cz_gemm(0, 0, n, Bk, L->n_in, 1, params + L->w, L->n_in, ws->S[l - 1], Bk, 0, ws->T[l], Bk);
         cz_real *S = l + 1 < H ? ws->S[l] : NULL;
-        /* term [B x n]: neuron i's share D^2 |t|^2 of ||S_{l,b}||^2. ws->q is free until the
-         * backward pass, which overwrites it. */
-        cz_real *term = ws->q;
+        /* term [B x n]: neuron i's share D^2 |t|^2 of ||S_{l,b}||^2. ws->d2phi is free until
+         * the value backward fills it (ws->q may receive the fused top layer's q). */
+        cz_real *term = ws->d2phi;
+        int fuse = fuse_top && l == H - 1 && !shared;
         /* split by neuron: S_l's rows and the terms */
         int T = cz_par_threads(n * Bk);
-#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
+        CZ_PAR_FOR(
         for (size_t i = 0; i < n; i++) {
-            cz_real seedsq = shared ? cz_dot8(ws->seed + i * k, ws->seed + i * k, k) : 0;
-            for (size_t b = 0; b < B; b++) {
-                cz_real Dv = D[b * n + i];
-                const cz_real *t = cz_stream_t(ws, l, i, b);
-                cz_real tsq = shared ? seedsq : cz_dot8(t, t, k);
-                term[b * n + i] = Dv * Dv * tsq;
-                if (S) {
-                    cz_real *s = S + i * Bk + b * k;
-                    for (size_t j = 0; j < k; j++) s[j] = Dv * t[j];
-                }
-            }
-        }
+            if (k == 8) forward_row(ws, l, i, B, n, 8, shared, D, term, S, c, fuse);
+            else forward_row(ws, l, i, B, n, k, shared, D, term, S, c, fuse);
+        });
         /* split by sample: each ||S_{l,b}||^2 sums its terms in the order of i, as one thread
          * always did, so the sum is the same on any thread count */
         T = cz_par_threads(B * n);
-#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
+        CZ_PAR_FOR(
         for (size_t b = 0; b < B; b++) {
             double s = 0;
             for (size_t i = 0; i < n; i++) s += (double)term[b * n + i];
             sq[b] = s;
+        });
+    }
+    ws->top_fused = fuse_top && !(H == 1 && ws->seed);
+}
+
+/* Below the top: q = <u, t>, then v = D u in place and (shared seed) dseed += v. The rows
+ * never overlap (restrict lets the compiler vectorize them). */
+static inline cz_real scale_row(cz_real *restrict v, const cz_real *restrict t, cz_real *restrict dw,
+                                cz_real Dv, size_t k)
+{
+    cz_real qv = cz_dot8(v, t, k);
+    for (size_t j = 0; j < k; j++) v[j] *= Dv;
+    if (dw) /* dseed += sum_b V_0 */
+        for (size_t j = 0; j < k; j++) dw[j] += v[j];
+    return qv;
+}
+
+/* Neuron i of layer l backward: q[., i], row i of V and of dseed (k constant for k = 8, as
+ * in forward_row) */
+static inline void backward_row(cz_workspace *ws, int l, size_t i, size_t B, size_t n, size_t k, cz_real c,
+                                int top, int shared, cz_real *V, cz_real *dseed)
+{
+    size_t Bk = B * k;
+    const cz_real *D = ws->D[l];
+    const cz_real *srow = shared ? ws->seed + i * k : NULL;
+    cz_real seedsq = shared && top ? cz_dot8(srow, srow, k) : 0;
+    cz_real vsum_top = 0; /* top layer 0, shared seed: sum_b c D^2, applied to the row once */
+    for (size_t b = 0; b < B; b++) {
+        cz_real Dv = D[b * n + i];
+        const cz_real *t = stream_t(ws, l, i, b);
+        cz_real *v = V ? V + i * Bk + b * k : NULL;
+        cz_real qv;
+        if (top) {
+            /* U = c D t: q = c D |t|^2, V = c D^2 t (v may be t itself: elementwise) */
+            cz_real cd = c * Dv;
+            qv = cd * (shared ? seedsq : cz_dot8(t, t, k));
+            if (shared) {
+                vsum_top += cd * Dv;
+            } else { /* v is t here: T[l] holds V on top */
+                cz_real s = cd * Dv;
+                for (size_t j = 0; j < k; j++) v[j] = s * v[j];
+            }
+        } else {
+            qv = scale_row(v, t, shared ? dseed + i * k : NULL, Dv, k);
         }
+        ws->q[b * n + i] = qv;
+    }
+    if (shared && top) {
+        cz_real *dw = dseed + i * k;
+        for (size_t j = 0; j < k; j++) dw[j] += vsum_top * srow[j];
     }
 }
 
@@ -259,7 +332,6 @@ void cz_stream_backward_layer(cz_workspace *ws, const cz_real *params, cz_real *
     int H = m->n_hidden;
     const cz_layer *L = &m->layer[l];
     size_t n = L->n_out, k = ws->k, Bk = B * k;
-    const cz_real *D = ws->D[l];
     int top = l == H - 1, shared = l == 0 && ws->seed;
     /* V_l lands where U_l was: in T[l] on top (U is implicit there), else in S[l]; with a
      * shared seed on layer 0 only its batch sum is kept, in the seed's gradient */
@@ -273,42 +345,15 @@ void cz_stream_backward_layer(cz_workspace *ws, const cz_real *params, cz_real *
     /* the input gradient sums over neurons: its own pass, split by sample, before V
      * overwrites t (the same terms in the same order as on one thread) */
     if (want_gin) cz_stream_input_grad(ws, B);
-    /* everything else belongs to neuron i (row i of V, q[., i], row i of dseed) */
-    int T = cz_par_threads(n * Bk);
-#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
-    for (size_t i = 0; i < n; i++) {
-        const cz_real *srow = shared ? ws->seed + i * k : NULL;
-        cz_real seedsq = shared && top ? cz_dot8(srow, srow, k) : 0;
-        cz_real vsum_top = 0; /* top layer 0, shared seed: sum_b c D^2, applied to the row once */
-        for (size_t b = 0; b < B; b++) {
-            cz_real Dv = D[b * n + i];
-            const cz_real *t = cz_stream_t(ws, l, i, b);
-            cz_real *v = V ? V + i * Bk + b * k : NULL;
-            cz_real qv;
-            if (top) {
-                /* U = c D t: q = c D |t|^2, V = c D^2 t (v may be t itself: elementwise) */
-                cz_real cd = c * Dv;
-                qv = cd * (shared ? seedsq : cz_dot8(t, t, k));
-                if (shared) {
-                    vsum_top += cd * Dv;
-                } else {
-                    cz_real s = cd * Dv;
-                    for (size_t j = 0; j < k; j++) v[j] = s * t[j];
-                }
-            } else {
-                qv = cz_dot8(v, t, k);
-                for (size_t j = 0; j < k; j++) v[j] *= Dv;
-                if (shared) { /* dseed += sum_b V_0 */
-                    cz_real *dw = dseed + i * k;
-                    for (size_t j = 0; j < k; j++) dw[j] += v[j];
-                }
-            }
-            ws->q[b * n + i] = qv;
-        }
-        if (shared && top) {
-            cz_real *dw = dseed + i * k;
-            for (size_t j = 0; j < k; j++) dw[j] += vsum_top * srow[j];
-        }
+    /* everything else belongs to neuron i (row i of V, q[., i], row i of dseed); the
+     * forward pass may have done it already for the top layer */
+    if (!(top && ws->top_fused)) {
+        int T = cz_par_threads(n * Bk);
+        CZ_PAR_FOR(
+        for (size_t i = 0; i < n; i++) {
+            if (k == 8) backward_row(ws, l, i, B, n, 8, c, top, shared, V, dseed);
+            else backward_row(ws, l, i, B, n, k, c, top, shared, V, dseed);
+        });
     }
     if (l >= 1) {
         size_t n_in = L->n_in;
@@ -337,12 +382,12 @@ void cz_stream_input_grad(cz_workspace *ws, size_t B)
     size_t n = m->layer[l].n_out, k = ws->k;
     /* split by sample; each gin row sums over i in order (par.h) */
     int T = cz_par_threads(n * B * k);
-#pragma omp parallel for schedule(static) num_threads(T) if (T > 1)
+    CZ_PAR_FOR(
     for (size_t b = 0; b < B; b++)
         for (size_t i = 0; i < n; i++) {
-            const cz_real *t = cz_stream_t(ws, l, i, b);
+            const cz_real *t = stream_t(ws, l, i, b);
             cz_real gd = ws->gH[b * n + i] * ws->D[l][b * n + i];
             cz_real *gi = ws->gin + b * k;
             for (size_t j = 0; j < k; j++) gi[j] += gd * t[j];
-        }
+        });
 }

@@ -228,6 +228,80 @@ int cz_mem_check(const cz_mem_estimate *e, size_t limit, const char *source, cz_
                         t, p, w, dd, h, l, source);
 }
 
+/* the estimate of r with another stream or micro-batch; 0 when over the limit */
+static size_t fits(const cz_mem_request *r, const cz_stream_spec *ss, size_t micro_batch, size_t limit)
+{
+    cz_mem_request q = *r;
+    cz_mem_estimate e;
+    if (ss) q.stream = *ss;
+    q.micro_batch = micro_batch;
+    cz_mem_estimate_run(&q, &e);
+    return !e.overflow && e.total <= limit ? e.total : 0;
+}
+
+/* the largest K in [1, hi] whose probe stream fits (the estimate grows with K), or 0 */
+static int largest_probes(const cz_mem_request *r, int hi, size_t limit, size_t *bytes)
+{
+    int lo = 0;
+    while (lo < hi) {
+        int mid = lo + (hi - lo + 1) / 2;
+        cz_stream_spec ss = {.mode = CZ_STREAM_PROBE, .probes = mid};
+        if (fits(r, &ss, r->micro_batch, limit)) lo = mid;
+        else hi = mid - 1;
+    }
+    cz_stream_spec ss = {.mode = CZ_STREAM_PROBE, .probes = lo};
+    *bytes = lo ? fits(r, &ss, r->micro_batch, limit) : 0;
+    return lo;
+}
+
+int cz_mem_check_train(const cz_mem_request *r, const cz_mem_estimate *e, size_t limit, const char *source,
+                       cz_error *err)
+{
+    int rc = cz_mem_check(e, limit, source, err);
+    if (!rc || e->overflow || !err) return rc;
+    char opts[600] = "", b[32];
+    size_t w = 0, bytes;
+#define CZ_OPT(...) w += (size_t)snprintf(opts + w, w < sizeof opts ? sizeof opts - w : 0, __VA_ARGS__)
+    const cz_stream_spec *ss = &r->stream;
+    const cz_model *m = r->m;
+    if (ss->mode == CZ_STREAM_PROBE && ss->probes > 1) {
+        int k = largest_probes(r, ss->probes - 1, limit, &bytes);
+        cz_mem_format(bytes, b, sizeof b);
+        if (k) CZ_OPT("%s--dreg-probes %d (about %s; now %d)", w ? "; " : "", k, b, ss->probes);
+    }
+    if (ss->mode == CZ_STREAM_EXACT) {
+        cz_stream_spec gram = {.mode = CZ_STREAM_GRAM};
+        if (m->layer[0].n_out < m->spec.d && (bytes = fits(r, &gram, r->micro_batch, limit))) {
+            cz_mem_format(bytes, b, sizeof b);
+            CZ_OPT("%s--dreg-mode gram (the same penalty at stream width %zu: about %s)", w ? "; " : "",
+                   m->layer[0].n_out, b);
+        }
+        int k = largest_probes(r, CZ_STREAM_DEFAULT_PROBES, limit, &bytes);
+        char kopt[40] = ""; /* the default K needs no option */
+        if (k != CZ_STREAM_DEFAULT_PROBES) snprintf(kopt, sizeof kopt, " --dreg-probes %d", k);
+        cz_mem_format(bytes, b, sizeof b);
+        if (k) CZ_OPT("%s--dreg-mode probe%s (an unbiased estimate at width %d: about %s)", w ? "; " : "", kopt, k, b);
+    }
+    size_t lo = 0, hi = r->micro_batch ? r->micro_batch - 1 : 0;
+    while (lo < hi) { /* the largest micro-batch that fits as configured */
+        size_t mid = lo + (hi - lo + 1) / 2;
+        if (fits(r, NULL, mid, limit)) lo = mid;
+        else hi = mid - 1;
+    }
+    if (lo && (bytes = fits(r, NULL, lo, limit))) {
+        cz_mem_format(bytes, b, sizeof b);
+        CZ_OPT("%s--micro-batch %zu (about %s; the last bits then differ from runs at %zu)", w ? "; " : "", lo, b,
+               r->micro_batch);
+    }
+#undef CZ_OPT
+    if (w) {
+        char msg[2 * sizeof err->msg]; /* cz_error_set truncates it to the message size */
+        snprintf(msg, sizeof msg, "%s. These would fit the limit per rank: %s", err->msg, opts);
+        cz_error_set(err, rc, "%s", msg);
+    }
+    return rc;
+}
+
 int cz_node_cores(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);

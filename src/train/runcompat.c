@@ -192,8 +192,9 @@ int cz_run_check_compatible(const cz_run_info *run, const cz_checkpoint *c, cons
             goto out;
         }
     }
-    /* the data by content: the same file under another path resumes, another file at the
-     * same path does not */
+    /* the data by content (N, d, classes, the labels' checksum, sampled rows): the same
+     * file under another path or in another layout resumes, another file at the same path
+     * does not */
     if (c->has_identity && run->data) {
         const cz_data_identity *x = &c->data, *y = run->data;
         char what[256] = "";
@@ -204,8 +205,6 @@ int cz_run_check_compatible(const cz_run_info *run, const cz_checkpoint *c, cons
         CZ_DIFF(x->d != y->d, "%sd %llu -> %llu", w ? ", " : "", (unsigned long long)x->d, (unsigned long long)y->d);
         CZ_DIFF(x->classes != y->classes, "%s%lld classes -> %lld", w ? ", " : "", (long long)x->classes,
                 (long long)y->classes);
-        CZ_DIFF(x->bytes != y->bytes, "%sfile size %llu -> %llu bytes", w ? ", " : "",
-                (unsigned long long)x->bytes, (unsigned long long)y->bytes);
         CZ_DIFF(x->labels_checksum != y->labels_checksum, "%slabels differ (checksum %016llx -> %016llx)",
                 w ? ", " : "", (unsigned long long)x->labels_checksum, (unsigned long long)y->labels_checksum);
         CZ_DIFF(x->rows_checksum != y->rows_checksum, "%ssampled feature rows differ", w ? ", " : "");
@@ -217,6 +216,12 @@ int cz_run_check_compatible(const cz_run_info *run, const cz_checkpoint *c, cons
                               tp ? tp : "?");
             goto out;
         }
+        /* the byte size is informative only: h5repack, another chunking or compression
+         * stores the same rows in another number of bytes */
+        if (x->bytes != y->bytes)
+            cz_run_say(log, "chainz: resume: %s holds the same data as at the checkpoint (rows, labels and "
+                       "sampled rows match) in %llu bytes instead of %llu (repacked?): resuming\n",
+                       run->data_path, (unsigned long long)y->bytes, (unsigned long long)x->bytes);
     } else if (!c->has_identity) {
         cz_run_say(log, "chainz: resume: %s is format %ld, which does not identify its data: not checked\n", path,
             c->format_version);

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "chainz/budget.h"
 
@@ -27,6 +28,23 @@ int cz_share_features(const cz_dist *d, cz_data *ds, size_t run_bytes, size_t me
     char what[320], need_s[32], avail_s[32], run_s[32], mat_s[32], lim_s[32];
     snprintf(what, sizeof what, "/features is chunked (chunk %zux%zu, %s)", lay.chunk[0], lay.chunk[1],
              lay.filters);
+    /* the same file again (--val naming the --data file, by any path): its copy is shared,
+     * when every rank sees it so (the load below is collective) */
+    struct stat st;
+    int same = -1, have_st = stat(path, &st) == 0;
+    for (int i = 0; have_st && i < s->n; i++)
+        if (s->dev[i] == st.st_dev && s->ino[i] == st.st_ino) same = i;
+    int differs = same < 0;
+    if ((rc = cz_dist_max_int(d, &differs, 1, err))) return cz_dist_agree(d, rc, err);
+    if (!differs) {
+        cz_data_attach_features(ds, s->base[same]);
+        if (d->rank == 0) {
+            printf("chainz: %s: %s: the same file as the one loaded above: its shared copy serves both\n", path,
+                   what);
+            fflush(stdout);
+        }
+        return 0;
+    }
     /* the budget is per rank; the matrix is held once per node, so compare per node */
     size_t need = 0, avail = 0;
     int over = cz_size_mul(run_bytes, (size_t)local, &need) || cz_size_add(need, s->node_bytes, &need) ||
@@ -58,7 +76,11 @@ int cz_share_features(const cz_dist *d, cz_data *ds, size_t run_bytes, size_t me
     cz_dist_shared *sh = NULL;
     double t0 = cz_dist_time();
     if ((rc = cz_dist_node_shared_alloc(d, lay.bytes, &sh, &base, &leader, err))) return rc;
-    s->sh[s->n++] = sh; /* freed by cz_share_free whatever happens next */
+    s->sh[s->n] = sh; /* freed by cz_share_free whatever happens next */
+    s->base[s->n] = base;
+    s->dev[s->n] = have_st ? st.st_dev : 0;
+    s->ino[s->n] = have_st ? st.st_ino : 0;
+    s->n++;
     /* one reader per node, chunk band after chunk band; the others wait at the barrier */
     int lrc = leader ? cz_data_load_features(ds, base, err) : 0;
     int prc = cz_dist_node_shared_publish(sh, err);

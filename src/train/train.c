@@ -160,7 +160,7 @@ static int setup(trainer *t, int head_given, cz_error *err)
         mr.tau_stream = t->plan.tau;
         mr.tau_batch = cfg->tau && !t->plan.tau_from_step ? CZ_TAU_SAMPLE_BATCH : 0;
         cz_mem_estimate_run(&mr, &me);
-        if (!rc) rc = cz_mem_check(&me, t->mem_limit, t->mem_source, err);
+        if (!rc) rc = cz_mem_check_train(&mr, &me, t->mem_limit, t->mem_source, err);
     }
     rc = cz_dist_agree(d, rc, err);
     /* a chunked file: read once per node now, rows from memory afterwards (issue 15);

@@ -85,6 +85,17 @@ expect_fail 1 "is the checkpoint" "--onnx the checkpoint" -- "$chainz" export --
 cmp -s "$ckpt" "$work/ckpt-copy.h5" && ok "the checkpoint is unchanged" || bad "the checkpoint was modified"
 expect_fail 1 "is the checkpoint" "--onnx the run's checkpoint given as a run directory" -- \
     "$chainz" export --model "$work/run-cls" --onnx "$ckpt"
+# the rename would replace a device (--onnx /dev/null as root), a FIFO or a link itself
+mkfifo "$work/fifo.onnx"
+ln -s ckpt-copy.h5 "$work/link.onnx"
+expect_fail 1 "a FIFO" "--onnx an existing FIFO" -- "$chainz" export --model "$ckpt" --onnx "$work/fifo.onnx"
+expect_fail 1 "a symbolic link" "--onnx an existing symbolic link" -- "$chainz" export --model "$ckpt" --onnx "$work/link.onnx"
+if [ "$(id -u)" -eq 0 ] && mknod "$work/null.onnx" c 1 3 2>/dev/null; then # /dev/null's numbers
+    expect_fail 1 "a device" "--onnx a device (a copy of /dev/null)" -- "$chainz" export --model "$ckpt" --onnx "$work/null.onnx"
+    [ -c "$work/null.onnx" ] && ok "the device is still a device" || bad "the device was replaced: $(ls -l "$work/null.onnx")"
+fi
+[ -p "$work/fifo.onnx" ] && [ -L "$work/link.onnx" ] && cmp -s "$ckpt" "$work/ckpt-copy.h5" &&
+    ok "the FIFO, the link and its target are unchanged" || bad "the FIFO or link was replaced: $(ls -l "$work"/*.onnx)"
 expect_fail 1 "is a directory" "--onnx a directory" -- "$chainz" export --model "$ckpt" --onnx "$work"
 expect_fail 2 "No such file or directory" "--onnx in a missing directory" -- \
     "$chainz" export --model "$ckpt" --onnx "$work/nodir/m.onnx"

@@ -44,19 +44,24 @@ int main(int argc, char **argv)
     int rc = 0, eof = 0;
     while (!rc && !eof) {
         eof = !fgets(line, sizeof line, f);
-        if (!eof) { /* one row of d comma-separated numbers */
-            char *p = line, *end;
-            for (size_t j = 0; j < d; j++, p = end + (*end == ',')) {
+        if (!eof) { /* one row of exactly d comma-separated numbers */
+            char *p = line, *end = line;
+            size_t j = 0;
+            for (; j < d; j++, p = end + (*end == ',')) {
                 x[n * d + j] = strtof(p, &end);
-                if (end == p) {
-                    fprintf(stderr, "infer_example: line %zu: expected %zu numbers\n", row + n + 1, d);
-                    return 1;
-                }
+                if (end == p) break;
+            }
+            end += strspn(end, " \t\r\n");
+            if (j < d || *end || strlen(line) == sizeof line - 1) { /* too few, too many, a cut line */
+                fprintf(stderr, "infer_example: line %zu: expected %zu numbers\n", row + n + 1, d);
+                return 1;
             }
             n++;
         }
         if (n == B || (eof && n)) { /* a full batch, or the last one */
             rc = czi_predict(s, x, n, &out, &err);
+            if (rc) /* its row numbers count from the batch's first row */
+                fprintf(stderr, "infer_example: lines %zu..%zu: %s\n", row + 1, row + n, err.message);
             for (size_t b = 0; !rc && b < n; b++) {
                 printf("%zu class %d %s %.6g input_norm %.6g layer_norm", row + b, label[b],
                        info->head == CZI_HEAD_CLASSIFY ? "p" : "value", value[b], input_norm[b]);
@@ -67,7 +72,6 @@ int main(int argc, char **argv)
             n = 0;
         }
     }
-    if (rc) fprintf(stderr, "infer_example: %s\n", err.message);
     if (f != stdin) fclose(f);
     free(x);
     free(prob);

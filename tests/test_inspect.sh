@@ -12,7 +12,8 @@
 #  - an unknown HDF5 file: described with its root attributes, exit 0, its JSON strict UTF-8
 #    (a long value cut at a character, non-UTF-8 bytes of a value and the path as U+FFFD); a text file, a
 #    missing file, no argument, two files: exit 1 and a message saying what was expected;
-#  - --json for every kind parses (python's json) and carries the same values.
+#  - --json for every kind parses (python's json) and carries the same values; a description
+#    that cannot be written (stdout on /dev/full) is exit 2, not 0.
 # Usage: test_inspect.sh BUILD_DIR
 set -uo pipefail
 # shellcheck source=lib/cli.sh
@@ -168,6 +169,9 @@ refused "a CSV file" "t.csv: not an HDF5 file (expected a chainz checkpoint, a c
 refused "a missing file" "nothing.h5: No such file or directory (expected a chainz checkpoint" -- "$work/nothing.h5" --json
 refused "two files" "one FILE only" -- "$work/d.h5" "$work/dc.h5"
 refused "an unknown option" "unknown option '--jsn'" -- "$work/d.h5" --jsn
+inspect "$work/d.h5" --json >/dev/full 2>"$work/r.err"; st=$?
+[ $st -eq 2 ] && grep -q "cannot write the description to standard output" "$work/r.err" &&
+    ok "stdout on a full device: exit 2, $(cat "$work/r.err")" || bad "stdout on /dev/full: status $st, $(cat "$work/r.err")"
 mkdir -p "$work/empty"
 refused "a directory with nothing of a run" "empty: a directory without config.json" -- "$work/empty"
 

@@ -331,7 +331,14 @@ static void test_infer_refusals(void **st)
     assert_null(czi_model_load(bad, &err));
     assert_non_null(strstr(err.message, "edited.h5"));
     assert_null(czi_model_load("/nonexistent/run", &err));
-    assert_non_null(strstr(err.message, "/nonexistent/run"));
+    assert_non_null(strstr(err.message, "/nonexistent/run: No such file or directory"));
+    char la[300], lb[300]; /* a run directory that is a symbolic link loop: said so */
+    snprintf(la, sizeof la, "%s/loop_a", dir);
+    snprintf(lb, sizeof lb, "%s/loop_b", dir);
+    assert_int_equal(symlink(lb, la), 0);
+    assert_int_equal(symlink(la, lb), 0);
+    assert_null(czi_model_load(la, &err));
+    assert_non_null(strstr(err.message, "Too many levels of symbolic links"));
     assert_null(czi_model_load(dir, &err)); /* a directory without checkpoints/latest */
     assert_non_null(strstr(err.message, "latest"));
     assert_null(czi_session_new(NULL, 4, CZI_NORMS, &err));

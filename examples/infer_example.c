@@ -29,34 +29,38 @@ int main(int argc, char **argv)
     float *x = malloc(B * d * sizeof *x), *prob = malloc(B * K * sizeof *prob), value[64];
     int32_t label[64];
     double input_norm[64], *layer_norm = malloc(B * H * sizeof *layer_norm);
-    if (!s || !x || !prob || !layer_norm) {
-        fprintf(stderr, "infer_example: %s\n", s ? "out of memory" : err.message);
-        return 1;
-    }
     czi_outputs out = {label, info->head == CZI_HEAD_REGRESS ? NULL : prob, value, input_norm, layer_norm};
-    FILE *f = argc > 2 ? fopen(argv[2], "r") : stdin;
-    if (!f) {
+    FILE *f = NULL;
+    int rc = 1, eof = 0;
+    if (!s || !x || !prob || !layer_norm)
+        fprintf(stderr, "infer_example: %s\n", s ? "out of memory" : err.message);
+    else if (!(f = argc > 2 ? fopen(argv[2], "r") : stdin))
         fprintf(stderr, "infer_example: cannot open %s\n", argv[2]);
-        return 1;
-    }
+    else
+        rc = 0;
     char line[1 << 16];
     size_t n = 0, row = 0;
-    int rc = 0, eof = 0;
     while (!rc && !eof) {
         eof = !fgets(line, sizeof line, f);
-        if (!eof) { /* one row of d comma-separated numbers */
-            char *p = line, *end;
-            for (size_t j = 0; j < d; j++, p = end + (*end == ',')) {
+        if (!eof) { /* one row of exactly d comma-separated numbers */
+            char *p = line, *end = line;
+            size_t j = 0;
+            for (; j < d; j++, p = end + (*end == ',')) {
                 x[n * d + j] = strtof(p, &end);
-                if (end == p) {
-                    fprintf(stderr, "infer_example: line %zu: expected %zu numbers\n", row + n + 1, d);
-                    return 1;
-                }
+                if (end == p) break;
+            }
+            end += strspn(end, " \t\r\n");
+            if (j < d || *end || (!strchr(line, '\n') && !feof(f))) { /* too few, too many, a cut line */
+                fprintf(stderr, "infer_example: line %zu: expected %zu numbers\n", row + n + 1, d);
+                rc = 1;
+                break;
             }
             n++;
         }
         if (n == B || (eof && n)) { /* a full batch, or the last one */
             rc = czi_predict(s, x, n, &out, &err);
+            if (rc) /* its row numbers count from the batch's first row */
+                fprintf(stderr, "infer_example: lines %zu..%zu: %s\n", row + 1, row + n, err.message);
             for (size_t b = 0; !rc && b < n; b++) {
                 printf("%zu class %d %s %.6g input_norm %.6g layer_norm", row + b, label[b],
                        info->head == CZI_HEAD_CLASSIFY ? "p" : "value", value[b], input_norm[b]);
@@ -67,8 +71,7 @@ int main(int argc, char **argv)
             n = 0;
         }
     }
-    if (rc) fprintf(stderr, "infer_example: %s\n", err.message);
-    if (f != stdin) fclose(f);
+    if (f && f != stdin) fclose(f);
     free(x);
     free(prob);
     free(layer_norm);

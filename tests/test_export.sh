@@ -7,7 +7,8 @@
 #    checkpoint (1e-5 relative) and against chainz eval's confusion / accuracy / MAE, and
 #    mutated graphs that the comparison must reject;
 #  - a run directory and a checkpoint file give the same bytes; the export is deterministic;
-#  - errors: --onnx the checkpoint (left intact), a directory, a missing directory, a bad
+#  - errors: --onnx the checkpoint (left intact), an existing HDF5 file, FIFO, link or device
+#    (left as they were), a directory, a missing directory, a bad
 #    opset, a corrupt checkpoint (an existing output left intact), no temporary files.
 # Needs Debian's python3-onnx: installed through launch/setup-debian.sh when missing (as
 # root); still missing is a failure, not a skip.
@@ -85,6 +86,23 @@ expect_fail 1 "is the checkpoint" "--onnx the checkpoint" -- "$chainz" export --
 cmp -s "$ckpt" "$work/ckpt-copy.h5" && ok "the checkpoint is unchanged" || bad "the checkpoint was modified"
 expect_fail 1 "is the checkpoint" "--onnx the run's checkpoint given as a run directory" -- \
     "$chainz" export --model "$work/run-cls" --onnx "$ckpt"
+# the rename would replace a device (--onnx /dev/null as root), a FIFO or a link itself
+mkfifo "$work/fifo.onnx"
+echo important >"$work/target.txt"
+ln -s target.txt "$work/link.onnx"
+expect_fail 1 "a FIFO" "--onnx an existing FIFO" -- "$chainz" export --model "$ckpt" --onnx "$work/fifo.onnx"
+expect_fail 1 "a symbolic link" "--onnx an existing symbolic link" -- "$chainz" export --model "$ckpt" --onnx "$work/link.onnx"
+if [ "$(id -u)" -eq 0 ] && mknod "$work/null.onnx" c 1 3 2>/dev/null; then # /dev/null's numbers
+    expect_fail 1 "a device" "--onnx a device (a copy of /dev/null)" -- "$chainz" export --model "$ckpt" --onnx "$work/null.onnx"
+    [ -c "$work/null.onnx" ] && ok "the device is still a device" || bad "the device was replaced: $(ls -l "$work/null.onnx")"
+fi
+[ -p "$work/fifo.onnx" ] && [ -L "$work/link.onnx" ] && [ "$(cat "$work/target.txt")" = important ] &&
+    ok "the FIFO, the link and its target are unchanged" || bad "the FIFO or link was replaced: $(ls -l "$work"/*.onnx)"
+# the arguments swapped by mistake: --onnx naming an existing HDF5 file (here the data set)
+cp "$work/cls.h5" "$work/data-copy.h5"
+expect_fail 1 "is an HDF5 file" "--onnx an existing HDF5 file (the data set)" -- \
+    "$chainz" export --model "$ckpt" --onnx "$work/cls.h5"
+cmp -s "$work/cls.h5" "$work/data-copy.h5" && ok "the data set is unchanged" || bad "the data set was replaced"
 expect_fail 1 "is a directory" "--onnx a directory" -- "$chainz" export --model "$ckpt" --onnx "$work"
 expect_fail 2 "No such file or directory" "--onnx in a missing directory" -- \
     "$chainz" export --model "$ckpt" --onnx "$work/nodir/m.onnx"

@@ -2,7 +2,8 @@
  * same predictions as the engine's forward on the standardized rows (labels as `chainz
  * eval` counts them), layer norms equal to an exact-mode stream's (Gram included), the
  * input norm equal to ordinary backpropagation of the predicted-label loss, refusals
- * (non-finite rows, oversized batches, corrupt checkpoints), run directories, and sessions
+ * (non-finite rows, oversized batches, corrupt checkpoints; damaged ones: a huge d, classes
+ * above INT_MAX, a group for a weight, a format-1 std of 0), run directories, and sessions
  * on several threads giving the single-threaded bytes. The test links the shared library
  * (its czi_* symbols) and the static engine and checkpoint writer (the reference). */
 #include <math.h>
@@ -330,11 +331,89 @@ static void test_infer_refusals(void **st)
     assert_null(czi_model_load(bad, &err));
     assert_non_null(strstr(err.message, "edited.h5"));
     assert_null(czi_model_load("/nonexistent/run", &err));
-    assert_non_null(strstr(err.message, "/nonexistent/run"));
+    assert_non_null(strstr(err.message, "/nonexistent/run: No such file or directory"));
+    char la[300], lb[300]; /* a run directory that is a symbolic link loop: said so */
+    snprintf(la, sizeof la, "%s/loop_a", dir);
+    snprintf(lb, sizeof lb, "%s/loop_b", dir);
+    assert_int_equal(symlink(lb, la), 0);
+    assert_int_equal(symlink(la, lb), 0);
+    assert_null(czi_model_load(la, &err));
+    assert_non_null(strstr(err.message, "Too many levels of symbolic links"));
     assert_null(czi_model_load(dir, &err)); /* a directory without checkpoints/latest */
     assert_non_null(strstr(err.message, "latest"));
     assert_null(czi_session_new(NULL, 4, CZI_NORMS, &err));
     free(x);
+}
+
+/* a root attribute of the file at path replaced by a 64-bit integer */
+static void set_root_long(const char *path, const char *name, long long v)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(f >= 0);
+    if (H5Aexists(f, name) > 0) assert_true(H5Adelete(f, name) >= 0);
+    hid_t sp = H5Screate(H5S_SCALAR), a = H5Acreate2(f, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(a >= 0 && H5Awrite(a, H5T_NATIVE_LLONG, &v) >= 0);
+    H5Aclose(a);
+    H5Sclose(sp);
+    H5Fclose(f);
+}
+
+/* damaged files that pass the format check: each refused as bad input (-1) naming what is
+ * wrong, never "out of memory" nor an I/O failure (-2), nor loaded with garbage */
+static void test_infer_damaged_checkpoints(void **st)
+{
+    (void)st;
+    cz_model_spec sp = {.d = 4, .n_hidden = 1, .width = {6}, .act = {CZ_ACT_POLY}, .head = CZ_HEAD_CLASSIFY,
+                        .classes = 2};
+    char path[256], bad[300], cmd[700];
+    save_model("good.h5", &sp, 0, 6, path, sizeof path);
+    snprintf(bad, sizeof bad, "%s/damaged.h5", dir);
+    snprintf(cmd, sizeof cmd, "cp %s %s", path, bad);
+    czi_error err;
+    /* d promising 2^40 inputs: the datasets' sizes are checked before any allocation */
+    assert_int_equal(system(cmd), 0);
+    set_root_long(bad, "d", 1LL << 40);
+    assert_null(czi_model_load(bad, &err));
+    assert_int_equal(err.code, -1);
+    assert_non_null(strstr(err.message, "weight has 24 elements"));
+    /* classes above INT_MAX would wrap to 2 */
+    assert_int_equal(system(cmd), 0);
+    set_root_long(bad, "classes", (1LL << 32) + 2);
+    assert_null(czi_model_load(bad, &err));
+    assert_int_equal(err.code, -1);
+    assert_non_null(strstr(err.message, "classes is 4294967298"));
+    /* a group where a weight should be: a damaged file (-1), not an I/O failure */
+    assert_int_equal(system(cmd), 0);
+    hid_t f = H5Fopen(bad, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(f >= 0 && H5Ldelete(f, "/model/layer_1/weight", H5P_DEFAULT) >= 0);
+    H5Gclose(H5Gcreate2(f, "/model/layer_1/weight", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    H5Fclose(f);
+    assert_null(czi_model_load(bad, &err));
+    assert_int_equal(err.code, -1);
+    assert_non_null(strstr(err.message, "weight"));
+    /* a format-1 file (no checksum over mean/std) whose std is 0: refused, not NaN rows */
+    assert_int_equal(system(cmd), 0);
+    f = H5Fopen(bad, H5F_ACC_RDWR, H5P_DEFAULT);
+    static const char *v2[] = {"checksum_all", "data_bytes", "data_n", "data_d", "data_classes", "data_labels_checksum",
+                               "data_rows_checksum", "blas_version", "blas_kernels", "threads"};
+    for (size_t i = 0; i < sizeof v2 / sizeof *v2; i++)
+        if (H5Aexists(f, v2[i]) > 0) assert_true(H5Adelete(f, v2[i]) >= 0);
+    H5Fclose(f);
+    set_root_long(bad, "version", 1);
+    czi_model *m = czi_model_load(bad, &err); /* the format-1 file itself loads */
+    assert_non_null(m);
+    czi_model_free(m);
+    f = H5Fopen(bad, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t ds = H5Dopen2(f, "/model/input/std", H5P_DEFAULT);
+    float sd[4];
+    assert_true(H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, sd) >= 0);
+    sd[1] = 0;
+    assert_true(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, sd) >= 0);
+    H5Dclose(ds);
+    H5Fclose(f);
+    assert_null(czi_model_load(bad, &err));
+    assert_int_equal(err.code, -1);
+    assert_non_null(strstr(err.message, "feature 1"));
 }
 
 static void test_infer_run_directory(void **st)
@@ -537,6 +616,7 @@ int main(void)
         cmocka_unit_test(test_infer_ordinal_gram),
         cmocka_unit_test(test_infer_regress_one_layer),
         cmocka_unit_test(test_infer_refusals),
+        cmocka_unit_test(test_infer_damaged_checkpoints),
         cmocka_unit_test(test_infer_run_directory),
         cmocka_unit_test(test_infer_concurrent_sessions),
         cmocka_unit_test(test_infer_threads_bitwise),

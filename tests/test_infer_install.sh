@@ -8,7 +8,8 @@
 #  - the static program does not load libchainz_infer.so and prints what the shared one does;
 #  - its predicted classes are right exactly as often as `chainz eval` counts (the same
 #    labels), for an exact-stream model (n_1 > d) and a Gram-stream one (n_1 < d);
-#  - an ordinal model and a run directory; a bad row and a missing model give errors.
+#  - an ordinal model and a run directory; a bad row, a row of d+1 numbers and a missing model
+#    give errors.
 # Usage: test_infer_install.sh BUILD_DIR
 set -uo pipefail
 # shellcheck source=lib/cli.sh
@@ -92,6 +93,11 @@ grep -q '"head": "ordinal"' "$work/ordinal-run/config.json" && ok "config.json r
 printf '1,2,x,4,5\n' >"$work/bad.csv"
 "$work/ex_shared" "$work/ordinal-run" "$work/bad.csv" >/dev/null 2>"$work/err.txt"
 [ $? -eq 1 ] && grep -q "line 1" "$work/err.txt" && ok "bad row: $(cat "$work/err.txt")" || bad "bad row: $(cat "$work/err.txt")"
+# a row with one number too many (a label column left in): refused, not read as its first d
+printf '1,2,3,4,5\n1,2,3,4,5,6\n' >"$work/wide.csv"
+"$work/ex_shared" "$work/ordinal-run" "$work/wide.csv" >/dev/null 2>"$work/err.txt"
+[ $? -eq 1 ] && grep -q "line 2: expected 5 numbers" "$work/err.txt" && ok "a row of d+1 numbers: $(cat "$work/err.txt")" \
+    || bad "a row of d+1 numbers: $(cat "$work/err.txt")"
 "$work/ex_shared" "$work/nothing" "$work/bad.csv" >/dev/null 2>"$work/err.txt"
 [ $? -eq 1 ] && grep -q "nothing" "$work/err.txt" && ok "missing model: $(cat "$work/err.txt")" \
     || bad "missing model: $(cat "$work/err.txt")"

@@ -9,9 +9,11 @@
 #  - corruption: bytes of /model/layer_1/weight flipped on disk: both checksums reported
 #    failed, exit 1, still a full description; one ulp of an optimizer moment: only
 #    checksum_all failed; a run directory whose latest is corrupt: exit 1;
-#  - an unknown HDF5 file: described with its root attributes, exit 0; a text file, a
+#  - an unknown HDF5 file: described with its root attributes, exit 0, its JSON strict UTF-8
+#    (a long value cut at a character, non-UTF-8 bytes of a value and the path as U+FFFD); a text file, a
 #    missing file, no argument, two files: exit 1 and a message saying what was expected;
-#  - --json for every kind parses (python's json) and carries the same values.
+#  - --json for every kind parses (python's json) and carries the same values; a description
+#    that cannot be written (stdout on /dev/full) is exit 2, not 0.
 # Usage: test_inspect.sh BUILD_DIR
 set -uo pipefail
 # shellcheck source=lib/cli.sh
@@ -140,6 +142,22 @@ inspect "$work/other.h5" >"$work/other.txt" 2>&1; st=$?
     ok "unknown HDF5: root attributes and members listed" || bad "unknown HDF5: status $st, $(cat "$work/other.txt")"
 inspect "$work/other.h5" --json >"$work/other.json"
 expect "unknown HDF5 json" "$(jv "$work/other.json" "j['kind'], j['format'], j['root_attributes']['rows']")" "hdf5 someone-else 7"
+# JSON is UTF-8: a long UTF-8 value is cut at a character, bytes that are not UTF-8 (an
+# attribute, the path) become U+FFFD; strict decoding of the bytes, not the locale's
+mkdir -p "$work/"$'\xff'
+"$py" -c "
+import h5py, numpy, sys
+with h5py.File(sys.argv[1], 'w') as f:
+    f.attrs['format'] = 'x'; f.attrs['note'] = ('a' + 'é' * 60).encode(); f.attrs['raw'] = numpy.bytes_(b'v\xff\xfe')" \
+    "$work/"$'\xff'"/u.h5"
+inspect "$work/"$'\xff'"/u.h5" --json >"$work/u.json"; st=$?
+inspect "$work/"$'\xff'"/u.h5" >"$work/u.txt"
+expect "non-UTF-8 and cut UTF-8: exit, strict UTF-8 JSON, the cut value, the raw bytes, path, text UTF-8" "$st $("$py" -c "
+import json, sys
+j = json.loads(open(sys.argv[1], 'rb').read().decode('utf-8'))
+a = j['root_attributes']
+print(a['note'].startswith('aé') and a['note'].endswith('é...'), a['raw'] == 'v\ufffd\ufffd', j['path'].endswith('\ufffd/u.h5'))
+open(sys.argv[2], 'rb').read().split(b'note: ')[1].split(b'\n')[0].decode('utf-8')" "$work/u.json" "$work/u.txt" 2>&1)" "0 True True True"
 echo "a,b" >"$work/t.csv"
 refused() { # refused LABEL PATTERN -- args...
     local label=$1 pat=$2; shift 3
@@ -151,14 +169,17 @@ refused "a CSV file" "t.csv: not an HDF5 file (expected a chainz checkpoint, a c
 refused "a missing file" "nothing.h5: No such file or directory (expected a chainz checkpoint" -- "$work/nothing.h5" --json
 refused "two files" "one FILE only" -- "$work/d.h5" "$work/dc.h5"
 refused "an unknown option" "unknown option '--jsn'" -- "$work/d.h5" --jsn
+inspect "$work/d.h5" --json >/dev/full 2>"$work/r.err"; st=$?
+[ $st -eq 2 ] && grep -q "cannot write the description to standard output" "$work/r.err" &&
+    ok "stdout on a full device: exit 2, $(cat "$work/r.err")" || bad "stdout on /dev/full: status $st, $(cat "$work/r.err")"
 mkdir -p "$work/empty"
 refused "a directory with nothing of a run" "empty: a directory without config.json" -- "$work/empty"
 
 # every JSON output above is one valid object
 nj=0
-for f in d dc ck run m flip run2 other; do
+for f in d dc ck run m flip run2 other u; do
     "$py" -m json.tool "$work/$f.json" >/dev/null 2>&1 && nj=$((nj + 1)) || bad "$f.json is not valid JSON"
 done
-expect "--json outputs that parse as JSON" $nj 8
+expect "--json outputs that parse as JSON" $nj 9
 [ $fails -eq 0 ] && echo "test_inspect: all passed" || echo "test_inspect: $fails failed"
 exit $((fails > 0))

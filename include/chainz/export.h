@@ -42,8 +42,9 @@ typedef struct {                 /* what was written, for the command's report *
 /* Writes c's forward pass to path as an ONNX model: under a temporary name in the same
  * directory, fsynced, then renamed over path, so an existing file is replaced only by a
  * complete one. info may be NULL.
- * @return 0; CZ_EINVAL (opset out of range, a model above protobuf's 2 GiB limit, path a
- * symbolic link's temporary); CZ_EIO naming the file and the system's reason; CZ_ENOMEM. */
+ * @return 0; CZ_EINVAL (opset out of range, a model above protobuf's 2 GiB limit, path an
+ * existing non-regular file: a symbolic link, device, FIFO or directory, or a symbolic link's
+ * temporary); CZ_EIO naming the file and the system's reason; CZ_ENOMEM. */
 int cz_onnx_write(const char *path, const cz_checkpoint *c, const cz_onnx_opts *o, cz_onnx_info *info,
                   cz_error *err);
 

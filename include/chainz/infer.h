@@ -55,6 +55,8 @@ typedef struct czi_session czi_session;
  * an older checkpoint), a checkpoints directory or a `latest` pointer file. NULL on failure
  * with err set. */
 czi_model *czi_model_load(const char *path, czi_error *err);
+/* Free every session made from m first: a session reads the model, and one used after its
+ * model is freed reads freed memory (the library cannot detect it). */
 void czi_model_free(czi_model *m);
 const czi_info *czi_model_info(const czi_model *m);
 
@@ -90,8 +92,11 @@ typedef struct {
 
 /* Predicts B rows of x [B x d] (row-major, raw units). B may be at most the session's
  * max_batch. Rows with a non-finite feature are refused (-1, naming the row), before any
- * output is written. The same rows in the same batch give the same bytes on any thread and
- * thread count; a row's last bits may differ in a batch of another size. */
+ * output is written. A finite row far outside the training data's range can still overflow
+ * the network (cubic activations; a model without standardization or clip_z has no bound):
+ * its value, probabilities and norms are then inf or NaN, and its label meaningless. The same
+ * rows in the same batch give the same bytes on any thread and thread count; a row's last
+ * bits may differ in a batch of another size. */
 int czi_predict(czi_session *s, const float *x, size_t B, czi_outputs *out, czi_error *err);
 
 /* Threads each session's products may use (default 1; process-wide; results do not depend

@@ -49,6 +49,18 @@ static int usage_error(const char *msg, const char *arg)
     return EXIT_USAGE;
 }
 
+/* 1 if path exists and starts with HDF5's signature: a data set, checkpoint or metrics file
+ * given as --onnx by mistake (an ONNX file never does) */
+static int is_hdf5(const char *path)
+{
+    unsigned char sig[8] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    size_t n = fread(sig, 1, sizeof sig, f);
+    fclose(f);
+    return n == sizeof sig && !memcmp(sig, "\x89HDF\r\n\x1a\n", sizeof sig);
+}
+
 static int same_file(const char *a, const char *b)
 {
     struct stat sa, sb;
@@ -104,7 +116,8 @@ int cz_cmd_export(int argc, char **argv)
     return EXIT_USAGE;
 #else
     struct stat st;
-    if (stat(onnx, &st) == 0 && S_ISDIR(st.st_mode)) {
+    int exists = stat(onnx, &st) == 0;
+    if (exists && S_ISDIR(st.st_mode)) {
         fprintf(stderr, "chainz export: --onnx %s is a directory: give a file name\n", onnx);
         return EXIT_USAGE;
     }
@@ -115,6 +128,9 @@ int cz_cmd_export(int argc, char **argv)
     /* the checkpoint (or the model argument itself) would be replaced by the export */
     if (!rc && (same_file(onnx, path) || same_file(onnx, model) || !strcmp(onnx, path)))
         rc = cz_error_set(&err, CZ_EINVAL, "--onnx %s is the checkpoint %s: refused", onnx, path);
+    if (!rc && exists && S_ISREG(st.st_mode) && is_hdf5(onnx))
+        rc = cz_error_set(&err, CZ_EINVAL, "--onnx %s is an HDF5 file (a data set, checkpoint or metrics.h5?), not an "
+                          "ONNX model: refused (remove it first to reuse the name)", onnx);
     cz_checkpoint ck;
     memset(&ck, 0, sizeof ck);
     if (!rc) rc = cz_ckpt_load(path, &ck, &err);

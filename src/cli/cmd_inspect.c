@@ -7,7 +7,8 @@
  * empty (--json never prints half an object).
  * Exit status: 0 described; 1 usage or input error: a missing or non-HDF5 file, a chainz
  * file that does not read, or a checkpoint (also a run directory's latest) whose checksum
- * fails, after the full description; 2 runtime failure (out of memory). */
+ * fails, after the full description; 2 runtime failure (out of memory, standard output
+ * not written). */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -446,7 +447,7 @@ static int fail(const char *msg, int status)
 
 #define EXPECTED "expected a chainz checkpoint, a chainz-data set, a metrics.h5 or a run directory"
 
-int cz_cmd_inspect(int argc, char **argv)
+static int inspect_main(int argc, char **argv)
 {
     const char *path = NULL;
     int json = 0;
@@ -549,4 +550,14 @@ int cz_cmd_inspect(int argc, char **argv)
     cz_inspect_emit_unknown(&e, &p, path);
     em_finish(&e);
     return 0;
+}
+
+int cz_cmd_inspect(int argc, char **argv)
+{
+    int s = inspect_main(argc, argv);
+    /* a description that did not reach its reader (a full disk under `> info.json`, a closed
+     * pipe) is a failure, not a success with an empty or cut file */
+    if (fflush(stdout) != 0 || ferror(stdout))
+        return fail("cannot write the description to standard output (a full disk, a closed pipe?)", EXIT_RUNTIME);
+    return s;
 }

@@ -5,7 +5,38 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chainz/json.h"
+/* The length of the valid UTF-8 sequence at s (1..4), or 0 (RFC 3629: no overlong forms,
+ * no surrogates, nothing above U+10FFFF). */
+static int utf8_len(const unsigned char *s)
+{
+    unsigned char c = s[0];
+    if (c < 0x80) return 1;
+    int n = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    if (!n) return 0;
+    unsigned char lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80, hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
+    if (s[1] < lo || s[1] > hi) return 0;
+    for (int i = 2; i < n; i++)
+        if ((s[i] & 0xC0) != 0x80) return 0;
+    return n;
+}
+
+/* A JSON string from bytes of a file (attribute values, names, paths, a config): JSON text
+ * must be UTF-8, so a byte that does not start a valid sequence is written as U+FFFD. */
+static void json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *c = (const unsigned char *)s; *c;) {
+        int n = utf8_len(c);
+        if (n == 1 && (*c == '"' || *c == '\\')) fprintf(f, "\\%c", *c);
+        else if (n == 1 && *c == '\n') fputs("\\n", f);
+        else if (n == 1 && *c == '\t') fputs("\\t", f);
+        else if (n == 1 && *c < 0x20) fprintf(f, "\\u%04x", *c);
+        else if (n) fwrite(c, 1, (size_t)n, f);
+        else fputs("\\ufffd", f);
+        c += n ? n : 1;
+    }
+    fputc('"', f);
+}
 
 void em_begin(cz_emit *e, FILE *f, int json)
 {
@@ -37,7 +68,7 @@ static void key_sp(cz_emit *e, const char *k, int space)
     if (e->json) {
         if (!first) fputc(',', e->f);
         if (k && e->kind[e->depth] != 'a') {
-            cz_json_write_string(e->f, k);
+            json_string(e->f, k);
             fputc(':', e->f);
         }
         return;
@@ -96,7 +127,7 @@ void em_str(cz_emit *e, const char *k, const char *v)
 {
     key(e, k);
     if (e->json) {
-        if (v) cz_json_write_string(e->f, v);
+        if (v) json_string(e->f, v);
         else fputs("null", e->f);
     } else {
         fputs(v ? v : "n/a", e->f);

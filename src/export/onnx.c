@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "onnx.pb-c.h"
@@ -387,6 +388,14 @@ static void file_append(ProtobufCBuffer *b, size_t len, const uint8_t *data)
 static int write_file(const char *path, const Onnx__ModelProto *model, cz_error *err)
 {
     char tmp[4200];
+    /* the rename would replace whatever path is: a device (--onnx /dev/null, as root, would
+     * leave the system a regular file there), a FIFO or a symbolic link must stay as it is */
+    struct stat st;
+    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return cz_error_set(err, CZ_EINVAL, "%s exists and is %s: chainz replaces only a regular file (give "
+                            "another file name)", path,
+                            S_ISLNK(st.st_mode) ? "a symbolic link" : S_ISDIR(st.st_mode) ? "a directory"
+                            : S_ISFIFO(st.st_mode) ? "a FIFO" : "a device or socket");
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
         return cz_error_set(err, CZ_EINVAL, "--onnx path too long (%zu characters)", strlen(path));
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644); /* never through a link */

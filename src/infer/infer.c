@@ -9,6 +9,7 @@
  * not thread-safe) is entered under the same mutex. Nothing else is global. */
 #include "chainz/infer.h"
 
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -75,7 +76,8 @@ static int resolve(const char *path, char *out, size_t len, czi_error *err)
     char ptr[4400];
     if (!path || !path[0]) return cz_infer_fail(err, CZ_EINVAL, "czi_model_load: empty path");
     if (strlen(path) > 4000) return cz_infer_fail(err, CZ_EINVAL, "czi_model_load: path too long");
-    if (stat(path, &st) != 0) return cz_infer_fail(err, CZ_EINVAL, "%s: no such file or directory", path);
+    if (stat(path, &st) != 0) /* missing, a symbolic link loop, no permission: the system says which */
+        return cz_infer_fail(err, CZ_EINVAL, "%s: %s", path, strerror(errno));
     if (S_ISDIR(st.st_mode)) {
         snprintf(ptr, sizeof ptr, "%s/checkpoints/latest", path);
         if (stat(ptr, &st) != 0) snprintf(ptr, sizeof ptr, "%s/latest", path);

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -102,7 +104,8 @@ static hid_t make_group(hid_t loc, const char *name)
     return H5Gcreate2(loc, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
 }
 
-/* Writes (or, with read = 1, reads) one flat buffer as the per-layer tree under grp. */
+/* Writes (or, with read = 1, reads) one flat buffer as the per-layer tree under grp; read
+ * with buf NULL only checks that every dataset has its size. */
 static int model_tree(hid_t grp, const cz_model *m, float *buf, int read, const char *file,
                       cz_error *err)
 {
@@ -127,7 +130,7 @@ static int model_tree(hid_t grp, const cz_model *m, float *buf, int read, const 
             if (part[k].off == CZ_NONE) continue;
             if (read) {
                 int r = cz_h5_read(g, part[k].name, H5T_NATIVE_FLOAT, part[k].count,
-                                   buf + part[k].off, file, err);
+                                   buf ? buf + part[k].off : NULL, file, err);
                 if (r == 1) rc = cz_error_set(err, CZ_EINVAL, "%s: %s/%s missing", file, name, part[k].name);
                 else if (r) rc = r;
             } else if (cz_h5_write(g, part[k].name, H5T_NATIVE_FLOAT, part[k].rank, part[k].dims,
@@ -347,6 +350,10 @@ static int load(const char *path, cz_checkpoint *c, cz_ckpt_verdict *v, cz_error
         rc = cz_error_set(err, CZ_EINVAL, "%s: model attributes (d, layers, act, head, classes, dropout, checksum) incomplete", path);
         goto out;
     }
+    if (classes < 0 || classes > INT_MAX) { /* an int: a larger value would wrap to a small one */
+        rc = cz_error_set(err, CZ_EINVAL, "%s: attribute classes is %ld (damaged?)", path, classes);
+        goto out;
+    }
     cz_model_spec s = {.d = (size_t)d, .classes = (int)classes, .dropout = dropout};
     if (cz_head_parse(head, &s.head)) {
         rc = cz_error_set(err, CZ_EINVAL, "%s: unknown head '%s'", path, head);
@@ -367,17 +374,16 @@ static int load(const char *path, cz_checkpoint *c, cz_ckpt_verdict *v, cz_error
     }
     if ((rc = cz_model_init(&c->model, &s, err))) goto out;
     size_t n = c->model.n_params;
-    c->params = malloc(n * sizeof(float));
-    if (!c->params) {
-        rc = cz_error_set(err, CZ_ENOMEM, "%s: out of memory", path);
-        goto out;
-    }
     hid_t g = H5Gopen2(f, "model", H5P_DEFAULT);
     if (g < 0) {
         rc = cz_error_set(err, CZ_EINVAL, "%s: group /model missing", path);
         goto out;
     }
-    rc = model_tree(g, &c->model, c->params, 1, path, err);
+    /* the datasets' sizes before any allocation: attributes that promise more parameters
+     * than the file holds (a damaged d or layers) are named, not an "out of memory" */
+    rc = model_tree(g, &c->model, NULL, 1, path, err);
+    if (!rc && !(c->params = malloc(n * sizeof(float)))) rc = cz_error_set(err, CZ_ENOMEM, "%s: out of memory", path);
+    if (!rc) rc = model_tree(g, &c->model, c->params, 1, path, err);
     if (!rc && H5Lexists(g, "input", H5P_DEFAULT) > 0) {
         c->mean = malloc(s.d * sizeof(float));
         c->std = malloc(s.d * sizeof(float));
@@ -386,6 +392,11 @@ static int load(const char *path, cz_checkpoint *c, cz_ckpt_verdict *v, cz_error
         else if (cz_h5_read(gi, "mean", H5T_NATIVE_FLOAT, s.d, c->mean, path, err) ||
                  cz_h5_read(gi, "std", H5T_NATIVE_FLOAT, s.d, c->std, path, err))
             rc = cz_error_set(err, CZ_EINVAL, "%s: /model/input/mean or std unreadable", path);
+        /* every served row is divided by std: format version 1 has no checksum over them */
+        for (size_t j = 0; !rc && j < s.d; j++)
+            if (!isfinite(c->mean[j]) || !isfinite(c->std[j]) || !(c->std[j] > 0))
+                rc = cz_error_set(err, CZ_EINVAL, "%s: /model/input feature %zu has mean %g, std %g: expected finite "
+                                  "values and std > 0 (damaged?)", path, j, c->mean[j], c->std[j]);
         /* absent in files written before clipping existed: no clipping */
         if (!rc && (cz_h5_attr_double(gi, "clip_z", &c->clip_z) < 0 || !(c->clip_z >= 0 && c->clip_z <= 1e6)))
             rc = cz_error_set(err, CZ_EINVAL, "%s: /model/input clip_z attribute unreadable or not in [0, 1e6]", path);
@@ -520,6 +531,13 @@ static int load(const char *path, cz_checkpoint *c, cz_ckpt_verdict *v, cz_error
 out:
     H5Fclose(f);
     if (rc) cz_ckpt_free(c);
+    /* the file opened as a chainz checkpoint: a dataset that cannot be opened or read (a
+     * group or a dangling link in its place, a damaged header) is a damaged file, an input
+     * error like a truncated one, not a failure of this machine */
+    if (rc == CZ_EIO) {
+        rc = CZ_EINVAL;
+        if (err) err->code = rc;
+    }
     return rc;
 }
 

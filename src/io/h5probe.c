@@ -16,7 +16,10 @@ static void cut(char *buf, size_t len, const char *s)
         snprintf(buf, len, "%s", s);
         return;
     }
-    snprintf(buf, len, "%.*s...", (int)(len - 4), s);
+    /* at a character's start: half a UTF-8 sequence would make the text (and JSON) invalid */
+    size_t n = len - 4;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
+    snprintf(buf, len, "%.*s...", (int)n, s);
 }
 
 static const char *type_name(hid_t t)

@@ -148,7 +148,7 @@ int cz_h5_read(hid_t loc, const char *name, hid_t type, size_t count, void *data
     if (n != (hssize_t)count)
         rc = cz_error_set(err, CZ_EINVAL, "%s: dataset %s has %lld elements, expected %zu", file,
                           name, (long long)n, count);
-    else if (count && H5Dread(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+    else if (count && data && H5Dread(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
         rc = cz_error_set(err, CZ_EIO, "%s: cannot read dataset %s", file, name);
     H5Sclose(sp);
     H5Dclose(ds);

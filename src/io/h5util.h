@@ -27,7 +27,8 @@ int cz_h5_set_double(hid_t obj, const char *name, double val);
 /* Writes a 1-D or 2-D dataset of native type `type` (contiguous). */
 int cz_h5_write(hid_t loc, const char *name, hid_t type, int rank, const size_t *dims,
                 const void *data);
-/* Reads a whole dataset whose total size must be `count` elements of `type`.
+/* Reads a whole dataset whose total size must be `count` elements of `type` (data NULL:
+ * only checks that size, reading nothing).
  * @return 0, 1 if absent, CZ_EIO (or CZ_EINVAL on a size mismatch, message in err). */
 int cz_h5_read(hid_t loc, const char *name, hid_t type, size_t count, void *data,
                const char *file, cz_error *err);

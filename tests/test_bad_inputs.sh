@@ -50,8 +50,9 @@ expect() {
 # one rank: a singleton (mpirun takes ~2 s to tear down after a non-zero exit)
 run1=("$chainz")
 run2=(mpirun -np 2 --bind-to none "$chainz")
-# ctest starts singletons without an orted (CMakeLists.txt: CHAINZ_TEST_MPI_ENV); a few cases
-# keep Open MPI's default start-up, the one a user's `chainz train` gets
+# ctest starts this test's singletons without an orted, one at a time (CMakeLists.txt:
+# OMPI_MCA_ess_singleton_isolated); a few cases keep Open MPI's default start-up, the one a
+# user's `chainz train` gets
 run1_default=(env -u OMPI_MCA_ess_singleton_isolated -u OMPI_MCA_pml "$chainz")
 
 "$make_data" "$work/good.h5" --n 64 --d 4 --classes 3 --seed 1 || exit 1

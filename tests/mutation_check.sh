@@ -10,9 +10,13 @@ cp -r "$src/CMakeLists.txt" "$src/include" "$src/src" "$src/tests" "$src/bench" 
 cmake -S "$work" -B "$work/build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cp -r "$work/src" "$work/src.orig"
 
+prev="" # the file the last mutant changed
 mutate() { # mutate FILE NAME FROM TO   (FILE relative to src/engine; a target that is not
            # found fails the check: a refactoring must move the mutants with the code)
-    rm -rf "$work/src" && cp -r "$work/src.orig" "$work/src"
+    # put back only the file the last mutant changed, with a new mtime so that make rebuilds
+    # it (a fresh copy of the whole tree rebuilt every engine file for each mutant)
+    [ -z "$prev" ] || cp "$work/src.orig/engine/$prev" "$work/src/engine/$prev"
+    prev=$1
     local file="$work/src/engine/$1"; shift
     python3 - "$file" "$2" "$3" <<'PY'
 import sys
@@ -41,4 +45,11 @@ mutate stream.c "probe directions scaled 1/K, not 1/sqrt(K)" 'cz_real v = (cz_re
 mutate stream.c "probe: dW_1 += V_1 P missing" 'ws->P, d, 1, grad + L->w, d);' 'ws->P, d, 0, grad + L->w, d);' || fail=1
 mutate engine.c "dropout mask missing in value stream" 'ws->h[l][k] *= ws->mask[l][k];' ';' || fail=1
 mutate model.c "phi'' of tanh wrong sign" 'd2 = -2 * t * (1 - t * t);' 'd2 = 2 * t * (1 - t * t);' || fail=1
+# control: the last mutant's file put back plus a change that changes nothing: test_gradcheck
+# must pass again, or the rebuilds above did not restore the files (and a kill proved nothing)
+if mutate engine.c "control: no change" 'ws->h[l][k] *= ws->mask[l][k];' 'ws->h[l][k] *= ws->mask[l][k];' >/dev/null; then
+    echo "CONTROL FAILED: the restored engine fails test_gradcheck"; fail=1
+else
+    echo "control: the restored engine passes test_gradcheck"
+fi
 exit $fail

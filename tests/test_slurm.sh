@@ -50,8 +50,17 @@ cd "$work/jobs" || exit 1 # job logs (%x-%j.out) land in the folder sbatch runs 
 
 # ---- (a) the reference: uninterrupted, mpirun on 2 ranks ----
 "$make_data" "$work/train.h5" --n 6000 --d 50 --classes 4 --seed 5 >/dev/null || { bad "make_data"; exit 1; }
-opts=(--data "$work/train.h5" --layers "128,128" --epochs 12 --batch 64 --micro-batch 16
+# 4 epochs = 376 steps: the reference and each job's rerun train them all (4 trainings in
+# all, most of this test's time), and the run still goes on for seconds after the first
+# checkpoint (step 5), where the test preempts it (12 epochs made each training 3x longer
+# for nothing: the signal lands within a second)
+opts=(--data "$work/train.h5" --layers "128,128" --epochs 4 --batch 64 --micro-batch 16
       --ckpt-every-steps 5 --seed 3)
+# train.sbatch gives mpirun's kill sequence (SIGCONT, T s, SIGTERM, T s, SIGKILL) T = 10 s so
+# that a large step and checkpoint fit in it; it also makes mpirun exit 75 only 2T after the
+# ranks stopped on USR1, and every mpirun preemption here idled 20 s. This test's steps and
+# checkpoints take milliseconds: T = 3 s (sbatch passes the environment on to the job)
+export OMPI_MCA_odls_base_sigkill_timeout=3
 note "(a) reference training, mpirun -n 2"
 if ! timeout 180 "$src/launch/mpirun.sh" -n 2 -t 1 -- "$chainz" train "${opts[@]}" --out "$work/ref" \
         >"$work/ref.log" 2>&1; then

@@ -30,21 +30,56 @@ static int from_czi(cz_error *err, const czi_error *e)
     return cz_error_set(err, code, "%s", e->message);
 }
 
+/* the directory of `path` into dir ("." for a bare name) */
+static void parent_of(const char *path, char *dir, size_t len)
+{
+    snprintf(dir, len, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash) snprintf(dir, len, ".");
+    else if (slash == dir) dir[1] = 0;
+    else *slash = 0;
+}
+
+/* which input or file of the model's run `path` is, or NULL: the data, the model, the
+ * reference's metrics file, and when the checkpoint lives in RUN/checkpoints/, anything
+ * there (the trainer rotates it) and RUN's own files */
+static const char *input_named(const cz_predict_opts *o, const char *ckpt, const char *refm, const char *path)
+{
+    if (same_file(path, o->data)) return "the data file";
+    if (same_file(path, ckpt) || same_file(path, o->model)) return "the model";
+    if (o->reference[0] && (same_file(path, o->reference) || same_file(path, refm)))
+        return "the --reference run's metrics file";
+    char ckdir[4600], dir[4600], run_file[4700];
+    parent_of(ckpt, ckdir, sizeof ckdir);
+    const char *base = strrchr(ckdir, '/');
+    if (strcmp(base ? base + 1 : ckdir, "checkpoints")) return NULL;
+    parent_of(path, dir, sizeof dir);
+    if (same_file(dir, ckdir)) return "in the model's checkpoint directory";
+    parent_of(ckdir, dir, sizeof dir);
+    static const char *const run_files[] = {CZ_METRICS_FILE, "config.json", "history.jsonl", "run.lock"};
+    for (size_t i = 0; i < sizeof run_files / sizeof *run_files; i++) {
+        snprintf(run_file, sizeof run_file, "%s/%s", dir, run_files[i]);
+        if (same_file(path, run_file)) return "a file of the model's run";
+    }
+    return NULL;
+}
+
 /* --out, --json against each other and the inputs; before any work (rank 0's view, agreed) */
 static int check_paths(const cz_predict_opts *o, const char *ckpt, cz_error *err)
 {
+    char refm[4200]; /* RUN_DIR/metrics.h5 when --reference names a directory */
+    snprintf(refm, sizeof refm, "%s/%s", o->reference, CZ_METRICS_FILE);
+    const char *what;
     int rc = cz_pred_check_path("--out", o->out, err);
-    if (!rc && (same_file(o->out, o->data) || same_file(o->out, ckpt) || same_file(o->out, o->model)))
-        rc = cz_error_set(err, CZ_EINVAL, "--out %s is the %s: refused (it would be overwritten)", o->out,
-                          same_file(o->out, o->data) ? "data file" : "model");
+    if (!rc && (what = input_named(o, ckpt, refm, o->out)))
+        rc = cz_error_set(err, CZ_EINVAL, "--out %s is %s: refused (it would be overwritten)", o->out, what);
     if (!rc && o->json[0]) {
         rc = cz_pred_check_path("--json", o->json, err);
         if (!rc && same_file(o->json, o->out))
             rc = cz_error_set(err, CZ_EINVAL, "--json %s and --out %s are the same file: give two names", o->json,
                               o->out);
-        else if (!rc && (same_file(o->json, o->data) || same_file(o->json, ckpt) || same_file(o->json, o->model)))
-            rc = cz_error_set(err, CZ_EINVAL, "--json %s is the %s: refused", o->json,
-                              same_file(o->json, o->data) ? "data file" : "model");
+        else if (!rc && (what = input_named(o, ckpt, refm, o->json)))
+            rc = cz_error_set(err, CZ_EINVAL, "--json %s is %s: refused", o->json, what);
     }
     return rc;
 }

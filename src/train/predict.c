@@ -84,11 +84,62 @@ static int check_paths(const cz_predict_opts *o, const char *ckpt, cz_error *err
     return rc;
 }
 
+/* the string value of "key" in the run configuration chainz wrote (metrics.h5's config
+ * attribute, one line of JSON without escapes in these values) into out; 0 when absent */
+static int config_str(const char *config, const char *key, char *out, size_t len)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\": \"", key);
+    const char *p = config ? strstr(config, pat) : NULL;
+    if (!p) return 0;
+    p += strlen(pat);
+    size_t n = strcspn(p, "\"");
+    if (n >= len) return 0;
+    memcpy(out, p, n);
+    out[n] = 0;
+    return 1;
+}
+
+/* The reference must be a run of the model's network: another network's norms (another
+ * depth, width or head) would be compared layer by layer and flag, or clear, at random.
+ * Checked on the run's configuration (its layers and head; d is not recorded there). */
+static int check_reference_arch(const cz_metrics_data *md, const czi_info *mi, const char *ckpt, cz_error *err)
+{
+    char layers[512], head[32], mine[512] = "";
+    for (int l = 0, w = 0; l < mi->n_hidden && w < (int)sizeof mine; l++)
+        w += snprintf(mine + w, sizeof mine - (size_t)w, "%s%zu", l ? "," : "", mi->width[l]);
+    const char *my_head = mi->head == CZI_HEAD_CLASSIFY ? "classify" : mi->head == CZI_HEAD_ORDINAL ? "ordinal"
+                                                                                                     : "regress";
+    if (config_str(md->config, "layers", layers, sizeof layers)) {
+        /* the widths as numbers: "16, 12" is "16,12" */
+        char norm[512] = "";
+        int w = 0, bad = 0;
+        for (const char *p = layers; *p && !bad && w < (int)sizeof norm;) {
+            char *end;
+            while (*p == ' ' || *p == ',') p++;
+            if (!*p) break;
+            unsigned long v = strtoul(p, &end, 10);
+            if (end == p) bad = 1;
+            else w += snprintf(norm + w, sizeof norm - (size_t)w, "%s%lu", w ? "," : "", v);
+            p = end;
+        }
+        if (!bad && strcmp(norm, mine))
+            return cz_error_set(err, CZ_EINVAL, "--reference %s is the run of a network with hidden layers %s, the "
+                                "model %s has %s: its histograms are another network's norms (give the run that "
+                                "trained this model)", md->path, norm, ckpt, mine);
+    }
+    if (config_str(md->config, "head", head, sizeof head) && strcmp(head, my_head))
+        return cz_error_set(err, CZ_EINVAL, "--reference %s is the run of a %s network, the model %s is %s (give the "
+                            "run that trained this model)", md->path, head, ckpt, my_head);
+    return 0;
+}
+
 /* the reference run's histograms, compared family by family with the batch's (rank 0) */
-static int drift_compare(const cz_predict_opts *o, const czi_info *mi, cz_pred_family *fam, cz_hist *h,
-                         cz_metrics_data *md, int *flagged, cz_error *err)
+static int drift_compare(const cz_predict_opts *o, const char *ckpt, const czi_info *mi, cz_pred_family *fam,
+                         cz_hist *h, cz_metrics_data *md, int *flagged, cz_error *err)
 {
     int rc = cz_metrics_load(o->reference, md, err);
+    if (!rc) rc = check_reference_arch(md, mi, ckpt, err);
     if (rc) return rc;
     if (md->n_epochs == 0)
         return cz_error_set(err, CZ_EINVAL, "--reference %s: the metrics file has no epoch yet", md->path);
@@ -205,7 +256,7 @@ static int finish(const cz_predict_opts *o, const cz_dist *d, const char *ckpt, 
     cz_metrics_data md;
     memset(&md, 0, sizeof md);
     if (o->reference[0]) {
-        rc = drift_compare(o, mi, fam, h, &md, flagged, err);
+        rc = drift_compare(o, ckpt, mi, fam, h, &md, flagged, err);
         pf.reference = md.path;
         pf.drift_threshold = o->drift_threshold;
         pf.drift_alpha = o->drift_alpha;

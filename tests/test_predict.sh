@@ -8,9 +8,14 @@
 #  - labels optional: accuracy from a chainz-data file equals the one recomputed from /label
 #    and the labels (h5py), CSV/HDF5 give none (JSON null);
 #  - refusals with status 1 and a message naming the problem: wrong d, a non-numeric CSV
-#    cell (line and column), a short row, a missing dataset, two candidate datasets,
-#    --out equal to the data or the model, --json equal to --out, --reference with
-#    --no-norms; a failure leaves an existing output as it was and no temporary file;
+#    cell (line and column), a line 1 with an empty cell (a bad row, not a header dropped),
+#    a short row, a missing dataset, two candidate datasets, --out equal to the data, the
+#    model or the --reference metrics file, --out/--json in the model's run (checkpoints/,
+#    config.json), --json equal to --out, --reference with --no-norms, --reference the run
+#    of another network; a failure leaves an existing output (and the run's files) as it
+#    was and no temporary file;
+#  - --batch 2^20 on 300 rows of d = 200 under a 400 MB address-space limit: the bytes of
+#    --batch 300 (a batch beyond N is one chunk of N rows, buffers sized for N);
 #  - drift: the training data against its own run is not flagged (status 0 even with
 #    --fail-on-drift: every quantile ratio within the default 1.1x); features scaled by 4 are
 #    flagged, each family exactly by the rule (a ratio beyond 1.1x, KS p < 0.01 and D >= 0.1): status 3 with --fail-on-drift
@@ -46,6 +51,11 @@ with h5py.File(w + "/plain.h5", "w") as f:
 with h5py.File(w + "/two.h5", "w") as f:
     f["a"] = x
     f["b"] = x[:, :4]
+miss = open(w + "/nohead.csv").read().splitlines()
+cells = miss[0].split(", ")
+cells[1] = ""
+miss[0] = ", ".join(cells)  # line 1, column 2 empty: a bad row, not a header to drop
+open(w + "/miss1.csv", "w").write("\n".join(miss) + "\n")
 perm = np.random.default_rng(7).permutation(len(x))
 np.savetxt(w + "/perm.csv", x[perm], fmt=fmt, delimiter=",")
 np.save(w + "/perm.npy", perm)
@@ -63,6 +73,13 @@ with h5py.File(w + "/y4.h5", "r+") as f:
     f["features"][...] = f["features"][...] * 4
 PY
 "$build/make_data" "$work/d5.h5" --n 50 --d 5 --classes 3 --seed 1 >/dev/null
+# another network (one hidden layer) trained on the same rows: not a reference for this model;
+# and a model of d = 200 for --batch far beyond N
+"$chainz" train --data "$work/y.h5" --out "$work/run1" --layers 16 --epochs 1 --batch 64 >"$work/train1.log" 2>&1 &
+"$build/make_data" "$work/w.h5" --n 300 --d 200 --classes 3 --seed 2 >/dev/null
+"$chainz" train --data "$work/w.h5" --out "$work/runw" --layers 16,12 --epochs 1 --batch 64 >"$work/trainw.log" 2>&1
+wait
+[ -s "$work/run1/metrics.h5" ] && [ -d "$work/runw/checkpoints" ] || { echo "FAIL: train run1/runw"; exit 1; }
 
 # ---- every independent run at once (each is mostly MPI start-up: the test stays short) ----
 # launch NAME -- command...: in the background, stdout/stderr/status in $work/NAME.{out,err,st}
@@ -107,6 +124,19 @@ launch f-outdata -- pred --model $M --data "$work/y.csv" --out "$work/y.csv"
 launch f-outck -- pred --model $M --data "$work/y.h5" --out "$ck"
 launch f-json -- pred --model $M --data "$work/y.h5" --out "$work/o.h5" --json "$work/o.h5"
 launch f-bad2 -- mpi 2 "$chainz" predict --model $M --data "$work/badcell.csv" --out "$work/old.h5"
+launch f-miss1 -- pred --model $M --data "$work/miss1.csv" --out "$work/o.h5"
+cp -r "$work/run" "$work/runref" # the same run under another name: only --reference names it
+launch f-outref -- pred --model "$ck" --data "$work/y.h5" --out "$work/runref/metrics.h5" --reference "$work/runref"
+launch f-jsonrun -- pred --model $M --data "$work/y.h5" --out "$work/o.h5" --json "$work/run/config.json"
+launch f-outckdir -- pred --model $M --data "$work/y.h5" --out "$work/run/checkpoints/pred.h5"
+launch f-refarch -- pred --model $M --data "$work/y.h5" --out "$work/o.h5" --reference "$work/run1"
+# --batch far beyond N is one chunk of N rows: it must not size its buffers for 2^20 rows of
+# d = 200 (800 MB) under a 400 MB address-space limit (ASan reserves terabytes: no limit there)
+vlimit="ulimit -v 400000;"
+ldd "$chainz" 2>/dev/null | grep -q libasan && vlimit=""
+launch p-bigb -- bash -c "$vlimit"' exec "$@"' _ timeout 60 "$chainz" predict --model "$work/runw" --data "$work/w.h5" \
+    --out "$work/p-bigb.h5" --batch 1048576
+launch p-nb -- pred --model "$work/runw" --data "$work/w.h5" --out "$work/p-nb.h5" --batch 300
 wait
 # then 2 ranks against the 1-rank file
 launch p2 -- mpi 2 "$chainz" predict --model $M --data "$work/y.h5" --out "$work/p2.h5" --batch 16 \
@@ -152,6 +182,22 @@ expect_fail f-outdata 1 "is the data file: refused" "--out = --data"
 expect_fail f-outck 1 "is the model: refused" "--out = the checkpoint"
 expect_fail f-json 1 "are the same file: give two names" "--json = --out"
 expect_fail f-bad2 1 "badcell.csv line 4 column 3: 'abc' is not a finite number" "a non-numeric CSV cell, 2 ranks, over an existing file"
+expect_fail f-miss1 1 "miss1.csv line 1 column 2: ' ' is not a finite number" \
+    "a CSV whose line 1 has an empty cell: refused (not taken for a header, one row silently dropped)"
+expect_fail f-outref 1 "is the --reference run's metrics file: refused" "--out = the --reference run's metrics.h5"
+expect_fail f-jsonrun 1 "is a file of the model's run: refused" "--json = the model's run's config.json"
+expect_fail f-outckdir 1 "is in the model's checkpoint directory: refused" "--out in the model's checkpoints/"
+expect_fail f-refarch 1 "is the run of a network with hidden layers 16, the model" \
+    "--reference the run of another network (16 vs 16,12)"
+[ -e "$work/run/checkpoints/pred.h5" ] && bad "a refused prediction wrote into checkpoints/" || ok "nothing written into checkpoints/"
+"$py" -c 'import h5py, sys; f = h5py.File(sys.argv[1], "r"); sys.exit(f.attrs["format"] != b"chainz-metrics" and f.attrs["format"] != "chainz-metrics")' \
+    "$work/run/metrics.h5" && grep -q '"layers"' "$work/run/config.json" && ok "the run's metrics.h5 and config.json are intact" ||
+    bad "the run's metrics.h5 or config.json was overwritten"
+if [ "$(status_of p-bigb)" = 0 ] && cmp -s "$work/p-bigb.h5" "$work/p-nb.h5"; then
+    ok "--batch 1048576 on 300 rows of d = 200 under a 400 MB limit: the bytes of --batch 300"
+else
+    bad "--batch 1048576: status $(status_of p-bigb), $(tail -2 "$work/p-bigb.err")"
+fi
 [ -e "$work/o.h5" ] && bad "a refused prediction wrote $work/o.h5" || ok "no output after the refusals"
 [ "$(cat "$work/old.h5")" = previous ] && ok "the existing output is left as it was" || bad "old output changed"
 [ "$(md5sum <"$work/y.csv")" = "$csvsum" ] && ok "the data file is untouched" || bad "data changed"

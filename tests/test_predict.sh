@@ -12,7 +12,8 @@
 #    a short row, a missing dataset, two candidate datasets, --out equal to the data, the
 #    model or the --reference metrics file, --out/--json in the model's run (checkpoints/,
 #    config.json), --json equal to --out, --reference with --no-norms, --reference the run
-#    of another network; a failure leaves an existing output (and the run's files) as it
+#    of another network, a --reference with no layer family to compare (no verdict, not
+#    'not flagged'); a failure leaves an existing output (and the run's files) as it
 #    was and no temporary file;
 #  - --batch 2^20 on 300 rows of d = 200 under a 400 MB address-space limit: the bytes of
 #    --batch 300 (a batch beyond N is one chunk of N rows, buffers sized for N);
@@ -56,6 +57,13 @@ cells = miss[0].split(", ")
 cells[1] = ""
 miss[0] = ", ".join(cells)  # line 1, column 2 empty: a bad row, not a header to drop
 open(w + "/miss1.csv", "w").write("\n".join(miss) + "\n")
+shutil.copyfile(w + "/run/metrics.h5", w + "/mz.h5")
+with h5py.File(w + "/mz.h5", "r+") as f:  # a last epoch without layer samples: nothing to compare
+    for l in (1, 2):
+        c = f["tau/jacobian/layer_%d/counts" % l]
+        a = c[...]
+        a[-1] = 0
+        c[...] = a
 perm = np.random.default_rng(7).permutation(len(x))
 np.savetxt(w + "/perm.csv", x[perm], fmt=fmt, delimiter=",")
 np.save(w + "/perm.npy", perm)
@@ -129,6 +137,7 @@ cp -r "$work/run" "$work/runref" # the same run under another name: only --refer
 launch f-outref -- pred --model "$ck" --data "$work/y.h5" --out "$work/runref/metrics.h5" --reference "$work/runref"
 launch f-jsonrun -- pred --model $M --data "$work/y.h5" --out "$work/o.h5" --json "$work/run/config.json"
 launch f-outckdir -- pred --model $M --data "$work/y.h5" --out "$work/run/checkpoints/pred.h5"
+launch f-refnone -- pred --model $M --data "$work/y.h5" --out "$work/o.h5" --reference "$work/mz.h5" --fail-on-drift
 launch f-refarch -- pred --model $M --data "$work/y.h5" --out "$work/o.h5" --reference "$work/run1"
 # --batch far beyond N is one chunk of N rows: it must not size its buffers for 2^20 rows of
 # d = 200 (800 MB) under a 400 MB address-space limit (ASan reserves terabytes: no limit there)
@@ -189,6 +198,8 @@ expect_fail f-jsonrun 1 "is a file of the model's run: refused" "--json = the mo
 expect_fail f-outckdir 1 "is in the model's checkpoint directory: refused" "--out in the model's checkpoints/"
 expect_fail f-refarch 1 "is the run of a network with hidden layers 16, the model" \
     "--reference the run of another network (16 vs 16,12)"
+expect_fail f-refnone 1 "no layer family could be compared" \
+    "--reference whose last epoch has no layer samples: an error, not 'not flagged' (status 0 with --fail-on-drift)"
 [ -e "$work/run/checkpoints/pred.h5" ] && bad "a refused prediction wrote into checkpoints/" || ok "nothing written into checkpoints/"
 "$py" -c 'import h5py, sys; f = h5py.File(sys.argv[1], "r"); sys.exit(f.attrs["format"] != b"chainz-metrics" and f.attrs["format"] != "chainz-metrics")' \
     "$work/run/metrics.h5" && grep -q '"layers"' "$work/run/config.json" && ok "the run's metrics.h5 and config.json are intact" ||

@@ -193,6 +193,13 @@ static int drift_compare(const cz_predict_opts *o, const char *ckpt, const czi_i
         pf->status = "compared";
         *flagged |= pf->drift.flagged;
     }
+    /* with no family compared, "not flagged" (status 0 under --fail-on-drift) would be a
+     * verdict nothing supports */
+    int compared = 0;
+    for (int f = 1; f <= mi->n_hidden; f++) compared += fam[f].compared;
+    if (!compared)
+        return cz_error_set(err, CZ_EINVAL, "--reference %s: no layer family could be compared (layer_1: %s): no "
+                            "drift verdict", md->path, mi->n_hidden ? fam[1].status : "the model has no hidden layer");
     return 0;
 }
 

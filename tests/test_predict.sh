@@ -6,7 +6,8 @@
 #  - 1 vs 2 ranks (uneven chunks): identical files; a permuted CSV gives each row its own
 #    predictions (catches a gather out of row order, which leaves every summary unchanged);
 #  - labels optional: accuracy from a chainz-data file equals the one recomputed from /label
-#    and the labels (h5py), CSV/HDF5 give none (JSON null);
+#    and the labels (h5py), CSV/HDF5 give none (JSON null); a chainz-data file without
+#    /labels is predicted (the same bytes), not refused;
 #  - refusals with status 1 and a message naming the problem: wrong d, a non-numeric CSV
 #    cell (line and column), a line 1 with an empty cell (a bad row, not a header dropped),
 #    a short row, a missing dataset, two candidate datasets, --out equal to the data, the
@@ -78,6 +79,9 @@ open(w + "/badcell.csv", "w").write("\n".join(bad) + "\n")
 short = lines[:]
 short[4] = ",".join(short[4].split(",")[:7])  # line 5: 7 values
 open(w + "/short.csv", "w").write("\n".join(short) + "\n")
+shutil.copyfile(w + "/y.h5", w + "/nolab.h5")
+with h5py.File(w + "/nolab.h5", "r+") as f:  # chainz-data without labels: features all the same
+    del f["labels"]
 shutil.copyfile(w + "/y.h5", w + "/y4.h5")
 with h5py.File(w + "/y4.h5", "r+") as f:
     f["features"][...] = f["features"][...] * 4
@@ -116,6 +120,7 @@ launch p-y.h5 -- pred --model $M --data "$work/y.h5" --out "$work/p-y.h5.h5" --b
 launch p-y.csv -- pred --model $M --data "$work/y.csv" --out "$work/p-y.csv.h5" --batch 16 --json "$work/p-y.csv.json"
 launch p-gz -- pred --model $M --data "$work/y.csv.gz" --out "$work/p-gz.h5" --batch 16 --no-norms
 launch p-plain -- pred --model $M --data "$work/plain.h5" --out "$work/p-plain.h5" --batch 16
+launch p-nolab -- pred --model $M --data "$work/nolab.h5" --out "$work/p-nolab.h5" --batch 16
 launch p-two -- pred --model $M --data "$work/two.h5" --dataset a --out "$work/p-two.h5" --batch 16
 launch pp -- mpi 3 "$chainz" predict --model $M --data "$work/perm.csv" --out "$work/pp.h5" --batch 16
 # drift: features x4, with and without --fail-on-drift
@@ -152,7 +157,7 @@ launch p2 -- mpi 2 "$chainz" predict --model $M --data "$work/y.h5" --out "$work
 wait
 
 # ---- the input forms ----
-for r in p-y.h5 p-y.csv p-gz p-plain p-two pp p2; do
+for r in p-y.h5 p-y.csv p-gz p-plain p-two p-nolab pp p2; do
     [ "$(status_of $r)" = 0 ] || bad "run $r: status $(status_of $r), $(tail -3 "$work/$r.err")"
 done
 outbytes "$work/p-y.h5.h5" | grep -v '^/drift' >"$work/ref.txt"
@@ -161,7 +166,7 @@ if [ "$(grep -c '^/label \|^/prob \|^/value \|^/norms/input \|^/norms/layer_1 \|
 else
     bad "datasets missing: $(cat "$work/ref.txt")"
 fi
-for r in p-y.csv p-plain p-two; do
+for r in p-y.csv p-plain p-two p-nolab; do
     if outbytes "$work/$r.h5" | cmp -s - "$work/ref.txt"; then
         ok "$r: the same bytes as the chainz-data input in every dataset and its attributes"
     else

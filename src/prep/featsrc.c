@@ -150,7 +150,14 @@ int cz_featsrc_open(cz_featsrc **out, const char *path, const char *dataset, cz_
     if (dataset && dataset[0] && s->info.kind != CZ_FEAT_HDF5)
         rc = cz_error_set(err, CZ_EINVAL, "--dataset %s: %s is a %s file; --dataset chooses the dataset of a plain "
                           "HDF5 file", dataset, path, cz_feat_kind_name(s->info.kind));
-    else if (s->info.kind == CZ_FEAT_CHAINZ) {
+    else if (is_cz == 2) { /* chainz-data without labels: its features, no accuracy */
+        rc = cz_h5feat_open(&s->h5, path, "/features", err);
+        if (!rc) {
+            s->info.n = cz_h5feat_rows(s->h5);
+            s->info.d = cz_h5feat_cols(s->h5);
+            strcpy(s->info.dataset, "/features");
+        }
+    } else if (s->info.kind == CZ_FEAT_CHAINZ) {
         rc = cz_data_open(&s->data, path, err);
         if (!rc) {
             const cz_data_info *di = cz_data_get_info(s->data);

@@ -10,8 +10,8 @@
 #    /labels is predicted (the same bytes), not refused;
 #  - refusals with status 1 and a message naming the problem: wrong d, a non-numeric CSV
 #    cell (line and column), a line 1 with an empty cell (a bad row, not a header dropped),
-#    a short row, a missing dataset, two candidate datasets, --out equal to the data, the
-#    model or the --reference metrics file, --out/--json in the model's run (checkpoints/,
+#    a short row, a FIFO (no hang), a missing dataset, two candidate datasets, --out equal
+#    to the data, the model or the --reference metrics file, --out/--json in the model's run (checkpoints/,
 #    config.json), --json equal to --out, --reference with --no-norms, --reference the run
 #    of another network, a --reference with no layer family to compare (no verdict, not
 #    'not flagged'); a failure leaves an existing output (and the run's files) as it
@@ -135,6 +135,8 @@ launch f-outdata -- pred --model $M --data "$work/y.csv" --out "$work/y.csv"
 launch f-outck -- pred --model $M --data "$work/y.h5" --out "$ck"
 launch f-json -- pred --model $M --data "$work/y.h5" --out "$work/o.h5" --json "$work/o.h5"
 launch f-bad2 -- mpi 2 "$chainz" predict --model $M --data "$work/badcell.csv" --out "$work/old.h5"
+mkfifo "$work/fifo.csv" # nobody writes it: opening it to probe the kind would block forever
+launch f-fifo -- timeout 10 "$chainz" predict --model $M --data "$work/fifo.csv" --out "$work/o.h5"
 launch f-miss1 -- pred --model $M --data "$work/miss1.csv" --out "$work/o.h5"
 cp -r "$work/run" "$work/runref" # the same run under another name: only --reference names it
 launch f-outref -- pred --model "$ck" --data "$work/y.h5" --out "$work/runref/metrics.h5" --reference "$work/runref"
@@ -195,6 +197,7 @@ expect_fail f-outdata 1 "is the data file: refused" "--out = --data"
 expect_fail f-outck 1 "is the model: refused" "--out = the checkpoint"
 expect_fail f-json 1 "are the same file: give two names" "--json = --out"
 expect_fail f-bad2 1 "badcell.csv line 4 column 3: 'abc' is not a finite number" "a non-numeric CSV cell, 2 ranks, over an existing file"
+expect_fail f-fifo 1 "fifo.csv: not a regular file" "a FIFO as --data: refused, no hang"
 expect_fail f-miss1 1 "miss1.csv line 1 column 2: ' ' is not a finite number" \
     "a CSV whose line 1 has an empty cell: refused (not taken for a header, one row silently dropped)"
 expect_fail f-outref 1 "is the --reference run's metrics file: refused" "--out = the --reference run's metrics.h5"

@@ -139,8 +139,12 @@ int cz_featsrc_open(cz_featsrc **out, const char *path, const char *dataset, cz_
     strcpy(s->path, path);
     struct stat st; /* a wrong name is the user's to fix (status 1), not an I/O failure */
     int missing = stat(path, &st) != 0;
-    if (missing || S_ISDIR(st.st_mode)) {
-        const char *why = missing ? strerror(errno) : "is a directory, not a file of rows";
+    /* a FIFO would block the HDF5 probe's open() forever, and a CSV is read twice */
+    if (missing || !S_ISREG(st.st_mode)) {
+        const char *why = missing ? strerror(errno)
+                          : S_ISDIR(st.st_mode) ? "is a directory, not a file of rows"
+                                                : "not a regular file (a FIFO, socket or device): the rows are read "
+                                                  "from a file (a CSV twice); save the stream to a file first";
         free(s);
         return cz_error_set(err, CZ_EINVAL, "--data %s: %s", path, why);
     }

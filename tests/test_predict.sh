@@ -5,6 +5,7 @@
 #    output dataset (build/h5bytes);
 #  - 1 vs 2 ranks (uneven chunks): identical files; a permuted CSV gives each row its own
 #    predictions (catches a gather out of row order, which leaves every summary unchanged);
+#  - --json stays valid UTF-8 JSON for a data path that is not UTF-8 (U+FFFD);
 #  - labels optional: accuracy from a chainz-data file equals the one recomputed from /label
 #    and the labels (h5py), CSV/HDF5 give none (JSON null); a chainz-data file without
 #    /labels is predicted (the same bytes), not refused;
@@ -135,6 +136,9 @@ launch f-outdata -- pred --model $M --data "$work/y.csv" --out "$work/y.csv"
 launch f-outck -- pred --model $M --data "$work/y.h5" --out "$ck"
 launch f-json -- pred --model $M --data "$work/y.h5" --out "$work/o.h5" --json "$work/o.h5"
 launch f-bad2 -- mpi 2 "$chainz" predict --model $M --data "$work/badcell.csv" --out "$work/old.h5"
+cp "$work/y.csv" "$work/$(printf 'd\xff\x01"q.csv')" # a name that is not UTF-8, a control byte and a quote
+launch p-utf -- pred --model $M --data "$work/$(printf 'd\xff\x01"q.csv')" --out "$work/p-utf.h5" --no-norms \
+    --json "$work/p-utf.json"
 mkfifo "$work/fifo.csv" # nobody writes it: opening it to probe the kind would block forever
 launch f-fifo -- timeout 10 "$chainz" predict --model $M --data "$work/fifo.csv" --out "$work/o.h5"
 launch f-miss1 -- pred --model $M --data "$work/miss1.csv" --out "$work/o.h5"
@@ -159,7 +163,7 @@ launch p2 -- mpi 2 "$chainz" predict --model $M --data "$work/y.h5" --out "$work
 wait
 
 # ---- the input forms ----
-for r in p-y.h5 p-y.csv p-gz p-plain p-two p-nolab pp p2; do
+for r in p-y.h5 p-y.csv p-gz p-plain p-two p-nolab p-utf pp p2; do
     [ "$(status_of $r)" = 0 ] || bad "run $r: status $(status_of $r), $(tail -3 "$work/$r.err")"
 done
 outbytes "$work/p-y.h5.h5" | grep -v '^/drift' >"$work/ref.txt"
@@ -271,6 +275,11 @@ with h5py.File(w + "/p-y.csv.h5", "r") as p:
     check("accuracy" not in p.attrs and js["accuracy"] is None and js["drift"] is None,
           "CSV (no labels): no accuracy attribute, JSON accuracy null, drift null")
 
+try:
+    js = json.load(open(w + "/p-utf.json"))  # strict UTF-8
+    check(js["data"].endswith('d\ufffd\x01"q.csv'), "--json with a data path that is not UTF-8: valid JSON (U+FFFD)")
+except (ValueError, OSError) as e:
+    check(False, "--json with a data path that is not UTF-8: %s" % e)
 same, x4 = json.load(open(w + "/p-y.h5.json"))["drift"], json.load(open(w + "/d4.json"))["drift"]
 check(same["flagged"] is False and x4["flagged"] is True, "JSON drift.flagged: false for the same data, true for x4")
 check(not same["families"]["input"]["compared"] and "true label" in same["families"]["input"]["reason"],

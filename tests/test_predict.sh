@@ -5,6 +5,8 @@
 #    output dataset (build/h5bytes);
 #  - 1 vs 2 ranks (uneven chunks): identical files; a permuted CSV gives each row its own
 #    predictions (catches a gather out of row order, which leaves every summary unchanged);
+#  - an empty option value (--reference "": an unset variable) is refused; --drift-min-d 0.0
+#    is 0 as "0" is;
 #  - --json stays valid UTF-8 JSON for a data path that is not UTF-8 (U+FFFD);
 #  - labels optional: accuracy from a chainz-data file equals the one recomputed from /label
 #    and the labels (h5py), CSV/HDF5 give none (JSON null); a chainz-data file without
@@ -141,6 +143,8 @@ launch p-utf -- pred --model $M --data "$work/$(printf 'd\xff\x01"q.csv')" --out
     --json "$work/p-utf.json"
 mkfifo "$work/fifo.csv" # nobody writes it: opening it to probe the kind would block forever
 launch f-fifo -- timeout 10 "$chainz" predict --model $M --data "$work/fifo.csv" --out "$work/o.h5"
+launch f-emptyref -- pred --model $M --data "$work/y.h5" --out "$work/o.h5" --reference "" # an unset $RUN
+launch p-dmin0 -- pred --model $M --data "$work/y.h5" --out "$work/p-dmin0.h5" --reference $M --drift-min-d 0.0
 launch f-miss1 -- pred --model $M --data "$work/miss1.csv" --out "$work/o.h5"
 cp -r "$work/run" "$work/runref" # the same run under another name: only --reference names it
 launch f-outref -- pred --model "$ck" --data "$work/y.h5" --out "$work/runref/metrics.h5" --reference "$work/runref"
@@ -202,6 +206,9 @@ expect_fail f-outck 1 "is the model: refused" "--out = the checkpoint"
 expect_fail f-json 1 "are the same file: give two names" "--json = --out"
 expect_fail f-bad2 1 "badcell.csv line 4 column 3: 'abc' is not a finite number" "a non-numeric CSV cell, 2 ranks, over an existing file"
 expect_fail f-fifo 1 "fifo.csv: not a regular file" "a FIFO as --data: refused, no hang"
+expect_fail f-emptyref 1 "--reference: empty value" "--reference '': refused (not a run without the drift check)"
+[ "$(status_of p-dmin0)" = 0 ] && grep -q "D >= 0)" "$work/p-dmin0.out" && ok "--drift-min-d 0.0 is 0 (as '0')" ||
+    bad "--drift-min-d 0.0: status $(status_of p-dmin0), $(head -c 300 "$work/p-dmin0.err")"
 expect_fail f-miss1 1 "miss1.csv line 1 column 2: ' ' is not a finite number" \
     "a CSV whose line 1 has an empty cell: refused (not taken for a header, one row silently dropped)"
 expect_fail f-outref 1 "is the --reference run's metrics file: refused" "--out = the --reference run's metrics.h5"

@@ -5,12 +5,22 @@
 #    output dataset (build/h5bytes);
 #  - 1 vs 2 ranks (uneven chunks): identical files; a permuted CSV gives each row its own
 #    predictions (catches a gather out of row order, which leaves every summary unchanged);
+#  - an empty option value (--reference "": an unset variable) is refused; --drift-min-d 0.0
+#    is 0 as "0" is;
+#  - --json stays valid UTF-8 JSON for a data path that is not UTF-8 (U+FFFD);
 #  - labels optional: accuracy from a chainz-data file equals the one recomputed from /label
-#    and the labels (h5py), CSV/HDF5 give none (JSON null);
+#    and the labels (h5py), CSV/HDF5 give none (JSON null); a chainz-data file without
+#    /labels is predicted (the same bytes), not refused;
 #  - refusals with status 1 and a message naming the problem: wrong d, a non-numeric CSV
-#    cell (line and column), a short row, a missing dataset, two candidate datasets,
-#    --out equal to the data or the model, --json equal to --out, --reference with
-#    --no-norms; a failure leaves an existing output as it was and no temporary file;
+#    cell (line and column), a line 1 with an empty cell (a bad row, not a header dropped),
+#    a short row, a FIFO (no hang), a missing dataset, two candidate datasets, --out equal
+#    to the data, the model or the --reference metrics file, --out/--json in the model's run (checkpoints/,
+#    config.json), --json equal to --out, --reference with --no-norms, --reference the run
+#    of another network, a --reference with no layer family to compare (no verdict, not
+#    'not flagged'); a failure leaves an existing output (and the run's files) as it
+#    was and no temporary file;
+#  - --batch 2^20 on 600 rows under a 300 MB address-space limit: the bytes of --batch 600
+#    (a batch beyond N is one chunk of N rows, buffers sized for N);
 #  - drift: the training data against its own run is not flagged (status 0 even with
 #    --fail-on-drift: every quantile ratio within the default 1.1x); features scaled by 4 are
 #    flagged, each family exactly by the rule (a ratio beyond 1.1x, KS p < 0.01 and D >= 0.1): status 3 with --fail-on-drift
@@ -29,6 +39,8 @@ outbytes() { "$build/h5bytes" "$1" | grep -v '^/@'; }
 "$build/make_data" "$work/y.h5" --n 600 --d 8 --classes 3 --seed 3 >/dev/null || exit 1
 "$chainz" train --data "$work/y.h5" --out "$work/run" --layers 16,12 --epochs 3 --batch 64 \
     >"$work/train.log" 2>&1 || { echo "FAIL: train: $(tail -3 "$work/train.log")"; exit 1; }
+# another network (one hidden layer) trained on the same rows: not a reference for this model
+"$chainz" train --data "$work/y.h5" --out "$work/run1" --layers 16 --epochs 1 --batch 64 >"$work/train1.log" 2>&1 &
 "$py" - "$work" <<'PY' || { echo "FAIL: fixtures"; exit 1; }
 import gzip, shutil, sys
 import h5py, numpy as np
@@ -46,6 +58,18 @@ with h5py.File(w + "/plain.h5", "w") as f:
 with h5py.File(w + "/two.h5", "w") as f:
     f["a"] = x
     f["b"] = x[:, :4]
+miss = open(w + "/nohead.csv").read().splitlines()
+cells = miss[0].split(", ")
+cells[1] = ""
+miss[0] = ", ".join(cells)  # line 1, column 2 empty: a bad row, not a header to drop
+open(w + "/miss1.csv", "w").write("\n".join(miss) + "\n")
+shutil.copyfile(w + "/run/metrics.h5", w + "/mz.h5")
+with h5py.File(w + "/mz.h5", "r+") as f:  # a last epoch without layer samples: nothing to compare
+    for l in (1, 2):
+        c = f["tau/jacobian/layer_%d/counts" % l]
+        a = c[...]
+        a[-1] = 0
+        c[...] = a
 perm = np.random.default_rng(7).permutation(len(x))
 np.savetxt(w + "/perm.csv", x[perm], fmt=fmt, delimiter=",")
 np.save(w + "/perm.npy", perm)
@@ -58,11 +82,17 @@ open(w + "/badcell.csv", "w").write("\n".join(bad) + "\n")
 short = lines[:]
 short[4] = ",".join(short[4].split(",")[:7])  # line 5: 7 values
 open(w + "/short.csv", "w").write("\n".join(short) + "\n")
+shutil.copyfile(w + "/y.h5", w + "/nolab.h5")
+with h5py.File(w + "/nolab.h5", "r+") as f:  # chainz-data without labels: features all the same
+    del f["labels"]
 shutil.copyfile(w + "/y.h5", w + "/y4.h5")
 with h5py.File(w + "/y4.h5", "r+") as f:
     f["features"][...] = f["features"][...] * 4
 PY
 "$build/make_data" "$work/d5.h5" --n 50 --d 5 --classes 3 --seed 1 >/dev/null
+
+wait
+[ -s "$work/run1/metrics.h5" ] || { echo "FAIL: train run1: $(tail -3 "$work/train1.log")"; exit 1; }
 
 # ---- every independent run at once (each is mostly MPI start-up: the test stays short) ----
 # launch NAME -- command...: in the background, stdout/stderr/status in $work/NAME.{out,err,st}
@@ -93,6 +123,7 @@ launch p-y.h5 -- pred --model $M --data "$work/y.h5" --out "$work/p-y.h5.h5" --b
 launch p-y.csv -- pred --model $M --data "$work/y.csv" --out "$work/p-y.csv.h5" --batch 16 --json "$work/p-y.csv.json"
 launch p-gz -- pred --model $M --data "$work/y.csv.gz" --out "$work/p-gz.h5" --batch 16 --no-norms
 launch p-plain -- pred --model $M --data "$work/plain.h5" --out "$work/p-plain.h5" --batch 16
+launch p-nolab -- pred --model $M --data "$work/nolab.h5" --out "$work/p-nolab.h5" --batch 16
 launch p-two -- pred --model $M --data "$work/two.h5" --dataset a --out "$work/p-two.h5" --batch 16
 launch pp -- mpi 3 "$chainz" predict --model $M --data "$work/perm.csv" --out "$work/pp.h5" --batch 16
 # drift: features x4, with and without --fail-on-drift
@@ -107,6 +138,28 @@ launch f-outdata -- pred --model $M --data "$work/y.csv" --out "$work/y.csv"
 launch f-outck -- pred --model $M --data "$work/y.h5" --out "$ck"
 launch f-json -- pred --model $M --data "$work/y.h5" --out "$work/o.h5" --json "$work/o.h5"
 launch f-bad2 -- mpi 2 "$chainz" predict --model $M --data "$work/badcell.csv" --out "$work/old.h5"
+cp "$work/y.csv" "$work/$(printf 'd\xff\x01"q.csv')" # a name that is not UTF-8, a control byte and a quote
+launch p-utf -- pred --model $M --data "$work/$(printf 'd\xff\x01"q.csv')" --out "$work/p-utf.h5" --no-norms \
+    --json "$work/p-utf.json"
+mkfifo "$work/fifo.csv" # nobody writes it: opening it to probe the kind would block forever
+launch f-fifo -- timeout 10 "$chainz" predict --model $M --data "$work/fifo.csv" --out "$work/o.h5"
+launch f-emptyref -- pred --model $M --data "$work/y.h5" --out "$work/o.h5" --reference "" # an unset $RUN
+launch p-dmin0 -- pred --model $M --data "$work/y.h5" --out "$work/p-dmin0.h5" --reference $M --drift-min-d 0.0
+launch f-miss1 -- pred --model $M --data "$work/miss1.csv" --out "$work/o.h5"
+cp -r "$work/run" "$work/runref" # the same run under another name: only --reference names it
+launch f-outref -- pred --model "$ck" --data "$work/y.h5" --out "$work/runref/metrics.h5" --reference "$work/runref"
+launch f-jsonrun -- pred --model $M --data "$work/y.h5" --out "$work/o.h5" --json "$work/run/config.json"
+launch f-outckdir -- pred --model $M --data "$work/y.h5" --out "$work/run/checkpoints/pred.h5"
+launch f-refnone -- pred --model $M --data "$work/y.h5" --out "$work/o.h5" --reference "$work/mz.h5" --fail-on-drift
+launch f-refarch -- pred --model $M --data "$work/y.h5" --out "$work/o.h5" --reference "$work/run1"
+# --batch far beyond N is one chunk of N rows: buffers and session sized for 2^20 rows need
+# over 400 MB of address space, 600 rows run in under 200 MB; the limit is 300 MB (ASan
+# reserves terabytes: no limit there)
+vlimit="ulimit -v 300000;"
+ldd "$chainz" 2>/dev/null | grep -q libasan && vlimit=""
+launch p-bigb -- bash -c "$vlimit"' exec "$@"' _ timeout 60 "$chainz" predict --model $M --data "$work/y.h5" \
+    --out "$work/p-bigb.h5" --batch 1048576
+launch p-nb -- pred --model $M --data "$work/y.h5" --out "$work/p-nb.h5" --batch 600
 wait
 # then 2 ranks against the 1-rank file
 launch p2 -- mpi 2 "$chainz" predict --model $M --data "$work/y.h5" --out "$work/p2.h5" --batch 16 \
@@ -114,7 +167,7 @@ launch p2 -- mpi 2 "$chainz" predict --model $M --data "$work/y.h5" --out "$work
 wait
 
 # ---- the input forms ----
-for r in p-y.h5 p-y.csv p-gz p-plain p-two pp p2; do
+for r in p-y.h5 p-y.csv p-gz p-plain p-two p-nolab p-utf pp p2; do
     [ "$(status_of $r)" = 0 ] || bad "run $r: status $(status_of $r), $(tail -3 "$work/$r.err")"
 done
 outbytes "$work/p-y.h5.h5" | grep -v '^/drift' >"$work/ref.txt"
@@ -123,7 +176,7 @@ if [ "$(grep -c '^/label \|^/prob \|^/value \|^/norms/input \|^/norms/layer_1 \|
 else
     bad "datasets missing: $(cat "$work/ref.txt")"
 fi
-for r in p-y.csv p-plain p-two; do
+for r in p-y.csv p-plain p-two p-nolab; do
     if outbytes "$work/$r.h5" | cmp -s - "$work/ref.txt"; then
         ok "$r: the same bytes as the chainz-data input in every dataset and its attributes"
     else
@@ -152,6 +205,28 @@ expect_fail f-outdata 1 "is the data file: refused" "--out = --data"
 expect_fail f-outck 1 "is the model: refused" "--out = the checkpoint"
 expect_fail f-json 1 "are the same file: give two names" "--json = --out"
 expect_fail f-bad2 1 "badcell.csv line 4 column 3: 'abc' is not a finite number" "a non-numeric CSV cell, 2 ranks, over an existing file"
+expect_fail f-fifo 1 "fifo.csv: not a regular file" "a FIFO as --data: refused, no hang"
+expect_fail f-emptyref 1 "--reference: empty value" "--reference '': refused (not a run without the drift check)"
+[ "$(status_of p-dmin0)" = 0 ] && grep -q "D >= 0)" "$work/p-dmin0.out" && ok "--drift-min-d 0.0 is 0 (as '0')" ||
+    bad "--drift-min-d 0.0: status $(status_of p-dmin0), $(head -c 300 "$work/p-dmin0.err")"
+expect_fail f-miss1 1 "miss1.csv line 1 column 2: ' ' is not a finite number" \
+    "a CSV whose line 1 has an empty cell: refused (not taken for a header, one row silently dropped)"
+expect_fail f-outref 1 "is the --reference run's metrics file: refused" "--out = the --reference run's metrics.h5"
+expect_fail f-jsonrun 1 "is a file of the model's run: refused" "--json = the model's run's config.json"
+expect_fail f-outckdir 1 "is in the model's checkpoint directory: refused" "--out in the model's checkpoints/"
+expect_fail f-refarch 1 "is the run of a network with hidden layers 16, the model" \
+    "--reference the run of another network (16 vs 16,12)"
+expect_fail f-refnone 1 "no layer family could be compared" \
+    "--reference whose last epoch has no layer samples: an error, not 'not flagged' (status 0 with --fail-on-drift)"
+[ -e "$work/run/checkpoints/pred.h5" ] && bad "a refused prediction wrote into checkpoints/" || ok "nothing written into checkpoints/"
+"$py" -c 'import h5py, sys; f = h5py.File(sys.argv[1], "r"); sys.exit(f.attrs["format"] != b"chainz-metrics" and f.attrs["format"] != "chainz-metrics")' \
+    "$work/run/metrics.h5" && grep -q '"layers"' "$work/run/config.json" && ok "the run's metrics.h5 and config.json are intact" ||
+    bad "the run's metrics.h5 or config.json was overwritten"
+if [ "$(status_of p-bigb)" = 0 ] && cmp -s "$work/p-bigb.h5" "$work/p-nb.h5"; then
+    ok "--batch 1048576 on 600 rows under a 300 MB address-space limit: the bytes of --batch 600"
+else
+    bad "--batch 1048576: status $(status_of p-bigb), $(tail -2 "$work/p-bigb.err")"
+fi
 [ -e "$work/o.h5" ] && bad "a refused prediction wrote $work/o.h5" || ok "no output after the refusals"
 [ "$(cat "$work/old.h5")" = previous ] && ok "the existing output is left as it was" || bad "old output changed"
 [ "$(md5sum <"$work/y.csv")" = "$csvsum" ] && ok "the data file is untouched" || bad "data changed"
@@ -207,6 +282,11 @@ with h5py.File(w + "/p-y.csv.h5", "r") as p:
     check("accuracy" not in p.attrs and js["accuracy"] is None and js["drift"] is None,
           "CSV (no labels): no accuracy attribute, JSON accuracy null, drift null")
 
+try:
+    js = json.load(open(w + "/p-utf.json"))  # strict UTF-8
+    check(js["data"].endswith('d\ufffd\x01"q.csv'), "--json with a data path that is not UTF-8: valid JSON (U+FFFD)")
+except (ValueError, OSError) as e:
+    check(False, "--json with a data path that is not UTF-8: %s" % e)
 same, x4 = json.load(open(w + "/p-y.h5.json"))["drift"], json.load(open(w + "/d4.json"))["drift"]
 check(same["flagged"] is False and x4["flagged"] is True, "JSON drift.flagged: false for the same data, true for x4")
 check(not same["families"]["input"]["compared"] and "true label" in same["families"]["input"]["reason"],

@@ -4,7 +4,8 @@
  *
  * CSV: the dialect of prep.h's CSV records; every record holds d numbers (strtod's decimal
  * syntax, finite; blanks around a number are allowed); the first line may be a header
- * (it is one when any of its fields is not a number). The file is read once at open to
+ * (it is one when none of its fields is a number: a line 1 with a number and a bad cell
+ * is a bad row, refused, not a header dropped). The file is read once at open to
  * count and check every row (the errors name the file, line and column, 1-based, the same
  * on every rank), then again for the rows asked for. The kind is told by content: an HDF5
  * signature, then the format attribute "chainz-data"; anything else is read as CSV. */

@@ -14,8 +14,9 @@
 typedef struct cz_h5feat cz_h5feat;
 
 /* What kind of file path is: *is_hdf5 1 for an HDF5 file, and then *is_chainz 1 when its
- * root attribute format is "chainz-data". A file that cannot be read is neither (the
- * reader chosen afterwards names the problem). */
+ * root attribute format is "chainz-data" (2 when such a file has no /labels: its rows are
+ * still features). A file that cannot be read is neither (the reader chosen afterwards
+ * names the problem). */
 void cz_h5feat_probe(const char *path, int *is_hdf5, int *is_chainz);
 /* @return 0, CZ_EINVAL (no such dataset, not 2-D, not numeric, several candidates: the
  * message lists them), CZ_EIO, CZ_ENOMEM. */

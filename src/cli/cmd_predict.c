@@ -87,7 +87,12 @@ static int parse(int argc, char **argv, cz_predict_opts *o, int *fail_on_drift, 
     opterr = 0;
     int c, rc = 0;
     long v;
-    while (!rc && (c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    int li = 0;
+    while (!rc && (c = getopt_long(argc, argv, "", opts, &li)) != -1) {
+        /* an empty value is a script's unset variable: --reference "" would drop the drift
+         * check without a word, --json "" the JSON a service then reads stale */
+        if (optarg && !optarg[0])
+            return cz_error_set(err, CZ_EINVAL, "--%s: empty value (see chainz predict --help)", opts[li].name);
         switch (c) {
         case O_MODEL: o->model = optarg; break;
         case O_DATA: o->data = optarg; break;
@@ -105,9 +110,10 @@ static int parse(int argc, char **argv, cz_predict_opts *o, int *fail_on_drift, 
             break;
         case O_THR: rc = dnum("--drift-threshold", optarg, 1, 1e300, &o->drift_threshold, err); thr_given = 1; break;
         case O_ALPHA: rc = dnum("--drift-alpha", optarg, 0, 1, &o->drift_alpha, err); thr_given = 1; break;
-        case O_DMIN: /* 0 allowed: KS's p alone */
-            rc = strcmp(optarg, "0") ? dnum("--drift-min-d", optarg, 0, 1, &o->drift_d_min, err) : 0;
-            if (!strcmp(optarg, "0")) o->drift_d_min = 0;
+        case O_DMIN: /* 0 (KS's p alone) and 1 (never) allowed */
+            rc = dnum("--drift-min-d", optarg, -1, 2, &o->drift_d_min, err);
+            if (!rc && !(o->drift_d_min >= 0 && o->drift_d_min <= 1))
+                rc = cz_error_set(err, CZ_EINVAL, "--drift-min-d: '%s' is not a number in [0, 1]", optarg);
             thr_given = 1;
             break;
         case O_HELP: return 1;

@@ -24,6 +24,7 @@ void cz_h5feat_probe(const char *path, int *is_hdf5, int *is_chainz)
     if (f < 0) return;
     char fmt[64];
     *is_chainz = cz_h5_attr_str(f, "format", fmt, sizeof fmt) == 0 && !strcmp(fmt, "chainz-data");
+    if (*is_chainz && H5Lexists(f, "labels", H5P_DEFAULT) <= 0) *is_chainz = 2;
     H5Fclose(f);
 }
 

@@ -60,12 +60,10 @@ static void show(char *out, size_t len, const cz_csv_field *f)
     if (f->len > 40 && len > 44) strcat(out, "...");
 }
 
-/* the next record as d numbers into x (x may be NULL: check only). @return 1 a row, 0 end,
- * or a negative code with err naming the line and column */
-static int csv_row(cz_featsrc *s, cz_csv *c, float *x, cz_error *err)
+/* the current record's d cells as numbers into x (x may be NULL: check only).
+ * @return 0, or CZ_EINVAL with err naming the line and column */
+static int csv_cells(cz_featsrc *s, cz_csv *c, float *x, cz_error *err)
 {
-    int r = cz_csv_next(c, err);
-    if (r <= 0) return r;
     size_t nf;
     const cz_csv_field *f = cz_csv_fields(c, &nf);
     size_t line = cz_csv_line(c);
@@ -78,11 +76,22 @@ static int csv_row(cz_featsrc *s, cz_csv *c, float *x, cz_error *err)
             char t[48];
             show(t, sizeof t, &f[j]);
             return cz_error_set(err, CZ_EINVAL, "%s line %zu column %zu: '%s' is not a finite number (a CSV of "
-                                "features holds numbers only; only line 1 may be a header)", s->path, line, j + 1, t);
+                                "features holds numbers only; line 1 is a header only when none of its cells is "
+                                "a number)", s->path, line, j + 1, t);
         }
         if (x) x[j] = v;
     }
-    return 1;
+    return 0;
+}
+
+/* the next record as d numbers into x (x may be NULL: check only). @return 1 a row, 0 end,
+ * or a negative code with err naming the line and column */
+static int csv_row(cz_featsrc *s, cz_csv *c, float *x, cz_error *err)
+{
+    int r = cz_csv_next(c, err);
+    if (r <= 0) return r;
+    r = csv_cells(s, c, x, err);
+    return r ? r : 1;
 }
 
 /* the first pass: header, d, and every row counted and checked */
@@ -101,8 +110,11 @@ static int csv_open(cz_featsrc *s, cz_error *err)
         size_t numeric = 0;
         for (size_t j = 0; j < nf; j++) numeric += !cell(&f[j], &v);
         s->info.d = nf;
-        s->info.header = numeric < nf;
+        /* a header has no number at all: a line 1 that mixes numbers with a bad cell ("1,,3",
+         * "nan") is a row, checked as every row is, never dropped unnoticed */
+        s->info.header = numeric == 0;
         s->info.n = s->info.header ? 0 : 1;
+        if (!s->info.header) rc = csv_cells(s, c, NULL, err);
     }
     while (!rc && (r = csv_row(s, c, NULL, err)) == 1) s->info.n++;
     if (!rc && r < 0) rc = r;
@@ -127,8 +139,12 @@ int cz_featsrc_open(cz_featsrc **out, const char *path, const char *dataset, cz_
     strcpy(s->path, path);
     struct stat st; /* a wrong name is the user's to fix (status 1), not an I/O failure */
     int missing = stat(path, &st) != 0;
-    if (missing || S_ISDIR(st.st_mode)) {
-        const char *why = missing ? strerror(errno) : "is a directory, not a file of rows";
+    /* a FIFO would block the HDF5 probe's open() forever, and a CSV is read twice */
+    if (missing || !S_ISREG(st.st_mode)) {
+        const char *why = missing ? strerror(errno)
+                          : S_ISDIR(st.st_mode) ? "is a directory, not a file of rows"
+                                                : "not a regular file (a FIFO, socket or device): the rows are read "
+                                                  "from a file (a CSV twice); save the stream to a file first";
         free(s);
         return cz_error_set(err, CZ_EINVAL, "--data %s: %s", path, why);
     }
@@ -138,7 +154,14 @@ int cz_featsrc_open(cz_featsrc **out, const char *path, const char *dataset, cz_
     if (dataset && dataset[0] && s->info.kind != CZ_FEAT_HDF5)
         rc = cz_error_set(err, CZ_EINVAL, "--dataset %s: %s is a %s file; --dataset chooses the dataset of a plain "
                           "HDF5 file", dataset, path, cz_feat_kind_name(s->info.kind));
-    else if (s->info.kind == CZ_FEAT_CHAINZ) {
+    else if (is_cz == 2) { /* chainz-data without labels: its features, no accuracy */
+        rc = cz_h5feat_open(&s->h5, path, "/features", err);
+        if (!rc) {
+            s->info.n = cz_h5feat_rows(s->h5);
+            s->info.d = cz_h5feat_cols(s->h5);
+            strcpy(s->info.dataset, "/features");
+        }
+    } else if (s->info.kind == CZ_FEAT_CHAINZ) {
         rc = cz_data_open(&s->data, path, err);
         if (!rc) {
             const cz_data_info *di = cz_data_get_info(s->data);

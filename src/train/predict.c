@@ -30,30 +30,116 @@ static int from_czi(cz_error *err, const czi_error *e)
     return cz_error_set(err, code, "%s", e->message);
 }
 
+/* the directory of `path` into dir ("." for a bare name) */
+static void parent_of(const char *path, char *dir, size_t len)
+{
+    snprintf(dir, len, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash) snprintf(dir, len, ".");
+    else if (slash == dir) dir[1] = 0;
+    else *slash = 0;
+}
+
+/* which input or file of the model's run `path` is, or NULL: the data, the model, the
+ * reference's metrics file, and when the checkpoint lives in RUN/checkpoints/, anything
+ * there (the trainer rotates it) and RUN's own files */
+static const char *input_named(const cz_predict_opts *o, const char *ckpt, const char *refm, const char *path)
+{
+    if (same_file(path, o->data)) return "the data file";
+    if (same_file(path, ckpt) || same_file(path, o->model)) return "the model";
+    if (o->reference[0] && (same_file(path, o->reference) || same_file(path, refm)))
+        return "the --reference run's metrics file";
+    char ckdir[4600], dir[4600], run_file[4700];
+    parent_of(ckpt, ckdir, sizeof ckdir);
+    const char *base = strrchr(ckdir, '/');
+    if (strcmp(base ? base + 1 : ckdir, "checkpoints")) return NULL;
+    parent_of(path, dir, sizeof dir);
+    if (same_file(dir, ckdir)) return "in the model's checkpoint directory";
+    parent_of(ckdir, dir, sizeof dir);
+    static const char *const run_files[] = {CZ_METRICS_FILE, "config.json", "history.jsonl", "run.lock"};
+    for (size_t i = 0; i < sizeof run_files / sizeof *run_files; i++) {
+        snprintf(run_file, sizeof run_file, "%s/%s", dir, run_files[i]);
+        if (same_file(path, run_file)) return "a file of the model's run";
+    }
+    return NULL;
+}
+
 /* --out, --json against each other and the inputs; before any work (rank 0's view, agreed) */
 static int check_paths(const cz_predict_opts *o, const char *ckpt, cz_error *err)
 {
+    char refm[4200]; /* RUN_DIR/metrics.h5 when --reference names a directory */
+    snprintf(refm, sizeof refm, "%s/%s", o->reference, CZ_METRICS_FILE);
+    const char *what;
     int rc = cz_pred_check_path("--out", o->out, err);
-    if (!rc && (same_file(o->out, o->data) || same_file(o->out, ckpt) || same_file(o->out, o->model)))
-        rc = cz_error_set(err, CZ_EINVAL, "--out %s is the %s: refused (it would be overwritten)", o->out,
-                          same_file(o->out, o->data) ? "data file" : "model");
+    if (!rc && (what = input_named(o, ckpt, refm, o->out)))
+        rc = cz_error_set(err, CZ_EINVAL, "--out %s is %s: refused (it would be overwritten)", o->out, what);
     if (!rc && o->json[0]) {
         rc = cz_pred_check_path("--json", o->json, err);
         if (!rc && same_file(o->json, o->out))
             rc = cz_error_set(err, CZ_EINVAL, "--json %s and --out %s are the same file: give two names", o->json,
                               o->out);
-        else if (!rc && (same_file(o->json, o->data) || same_file(o->json, ckpt) || same_file(o->json, o->model)))
-            rc = cz_error_set(err, CZ_EINVAL, "--json %s is the %s: refused", o->json,
-                              same_file(o->json, o->data) ? "data file" : "model");
+        else if (!rc && (what = input_named(o, ckpt, refm, o->json)))
+            rc = cz_error_set(err, CZ_EINVAL, "--json %s is %s: refused", o->json, what);
     }
     return rc;
 }
 
+/* the string value of "key" in the run configuration chainz wrote (metrics.h5's config
+ * attribute, one line of JSON without escapes in these values) into out; 0 when absent */
+static int config_str(const char *config, const char *key, char *out, size_t len)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\": \"", key);
+    const char *p = config ? strstr(config, pat) : NULL;
+    if (!p) return 0;
+    p += strlen(pat);
+    size_t n = strcspn(p, "\"");
+    if (n >= len) return 0;
+    memcpy(out, p, n);
+    out[n] = 0;
+    return 1;
+}
+
+/* The reference must be a run of the model's network: another network's norms (another
+ * depth, width or head) would be compared layer by layer and flag, or clear, at random.
+ * Checked on the run's configuration (its layers and head; d is not recorded there). */
+static int check_reference_arch(const cz_metrics_data *md, const czi_info *mi, const char *ckpt, cz_error *err)
+{
+    char layers[512], head[32], mine[512] = "";
+    for (int l = 0, w = 0; l < mi->n_hidden && w < (int)sizeof mine; l++)
+        w += snprintf(mine + w, sizeof mine - (size_t)w, "%s%zu", l ? "," : "", mi->width[l]);
+    const char *my_head = mi->head == CZI_HEAD_CLASSIFY ? "classify" : mi->head == CZI_HEAD_ORDINAL ? "ordinal"
+                                                                                                     : "regress";
+    if (config_str(md->config, "layers", layers, sizeof layers)) {
+        /* the widths as numbers: "16, 12" is "16,12" */
+        char norm[512] = "";
+        int w = 0, bad = 0;
+        for (const char *p = layers; *p && !bad && w < (int)sizeof norm;) {
+            char *end;
+            while (*p == ' ' || *p == ',') p++;
+            if (!*p) break;
+            unsigned long v = strtoul(p, &end, 10);
+            if (end == p) bad = 1;
+            else w += snprintf(norm + w, sizeof norm - (size_t)w, "%s%lu", w ? "," : "", v);
+            p = end;
+        }
+        if (!bad && strcmp(norm, mine))
+            return cz_error_set(err, CZ_EINVAL, "--reference %s is the run of a network with hidden layers %s, the "
+                                "model %s has %s: its histograms are another network's norms (give the run that "
+                                "trained this model)", md->path, norm, ckpt, mine);
+    }
+    if (config_str(md->config, "head", head, sizeof head) && strcmp(head, my_head))
+        return cz_error_set(err, CZ_EINVAL, "--reference %s is the run of a %s network, the model %s is %s (give the "
+                            "run that trained this model)", md->path, head, ckpt, my_head);
+    return 0;
+}
+
 /* the reference run's histograms, compared family by family with the batch's (rank 0) */
-static int drift_compare(const cz_predict_opts *o, const czi_info *mi, cz_pred_family *fam, cz_hist *h,
-                         cz_metrics_data *md, int *flagged, cz_error *err)
+static int drift_compare(const cz_predict_opts *o, const char *ckpt, const czi_info *mi, cz_pred_family *fam,
+                         cz_hist *h, cz_metrics_data *md, int *flagged, cz_error *err)
 {
     int rc = cz_metrics_load(o->reference, md, err);
+    if (!rc) rc = check_reference_arch(md, mi, ckpt, err);
     if (rc) return rc;
     if (md->n_epochs == 0)
         return cz_error_set(err, CZ_EINVAL, "--reference %s: the metrics file has no epoch yet", md->path);
@@ -107,6 +193,13 @@ static int drift_compare(const cz_predict_opts *o, const czi_info *mi, cz_pred_f
         pf->status = "compared";
         *flagged |= pf->drift.flagged;
     }
+    /* with no family compared, "not flagged" (status 0 under --fail-on-drift) would be a
+     * verdict nothing supports */
+    int compared = 0;
+    for (int f = 1; f <= mi->n_hidden; f++) compared += fam[f].compared;
+    if (!compared)
+        return cz_error_set(err, CZ_EINVAL, "--reference %s: no layer family could be compared (layer_1: %s): no "
+                            "drift verdict", md->path, mi->n_hidden ? fam[1].status : "the model has no hidden layer");
     return 0;
 }
 
@@ -170,7 +263,7 @@ static int finish(const cz_predict_opts *o, const cz_dist *d, const char *ckpt, 
     cz_metrics_data md;
     memset(&md, 0, sizeof md);
     if (o->reference[0]) {
-        rc = drift_compare(o, mi, fam, h, &md, flagged, err);
+        rc = drift_compare(o, ckpt, mi, fam, h, &md, flagged, err);
         pf.reference = md.path;
         pf.drift_threshold = o->drift_threshold;
         pf.drift_alpha = o->drift_alpha;
@@ -217,7 +310,9 @@ int cz_predict(const cz_predict_opts *o, const cz_dist *d, int *flagged, cz_erro
             rc = cz_error_set(err, CZ_EINVAL, "%s has %d classes but the model %s has %d", o->data, si->classes,
                               ckpt, mi->classes);
     }
-    size_t B = (size_t)o->batch, C = n ? (n + B - 1) / B : 0, c0 = 0, c1 = 0;
+    /* a --batch beyond N is one chunk of N rows: the same bytes, without buffers (and a
+     * session) sized for rows that do not exist */
+    size_t B = n && (size_t)o->batch > n ? n : (size_t)o->batch, C = n ? (n + B - 1) / B : 0, c0 = 0, c1 = 0;
     cz_feed_my_chunks(C, d->rank, d->size, &c0, &c1);
     size_t r0 = c0 * B < n ? c0 * B : n, r1 = c1 * B < n ? c1 * B : n, nr = r1 - r0;
     int F = o->norms && mi ? 1 + mi->n_hidden : 0;

@@ -9,14 +9,33 @@
 #include "predict_internal.h"
 #include "report.h"
 
+/* the length of the well-formed UTF-8 sequence at s (RFC 3629: no overlong forms, no
+ * surrogates, at most U+10FFFF), or 0 */
+static int utf8_len(const unsigned char *s)
+{
+    unsigned char c = s[0];
+    int n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    for (int i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80) return 0;
+    if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) || (c == 0xf0 && s[1] < 0x90) ||
+        (c == 0xf4 && s[1] > 0x8f))
+        return 0;
+    return n;
+}
+
+/* paths are bytes: one that is not UTF-8 is written with U+FFFD, so the JSON stays valid */
 static void json_string(FILE *f, const char *s)
 {
     fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        unsigned char c = *p;
+        int n = c < 0x80 ? 1 : utf8_len(p);
         if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
         else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
+        else if (n == 1) fputc(c, f);
+        else if (n) fwrite(p, 1, (size_t)n, f);
+        else fputs("\\ufffd", f);
+        p += n ? n : 1;
     }
     fputc('"', f);
 }

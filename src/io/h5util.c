@@ -247,3 +247,10 @@ int cz_write_text_atomic(const char *path, const char *text, cz_error *err)
     if (rc) unlink(tmp);
     return rc;
 }
+
+hid_t cz_h5_untimed(hid_t cls)
+{
+    hid_t p = H5Pcreate(cls);
+    if (p >= 0) H5Pset_obj_track_times(p, 0);
+    return p;
+}

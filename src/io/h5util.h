@@ -37,6 +37,9 @@ int cz_h5_read(hid_t loc, const char *name, hid_t type, size_t count, void *data
  * writes to disk, so a full disk cannot leave it with a half-flushed open file (which
  * crashed its exit handler). name only identifies it. @return the file id or < 0. */
 hid_t cz_h5_create_mem(const char *name);
+/* creation properties (H5P_GROUP_CREATE, H5P_DATASET_CREATE) without modification times:
+ * equal values give equal bytes; < 0 on failure */
+hid_t cz_h5_untimed(hid_t cls);
 /* Closes the in-memory file f and writes its image to path with write(2) (errors carry
  * the errno text, e.g. "No space left on device"); with partial = 1 only the first half
  * (the fault-injection aid of checkpoints). f is closed in every case. */

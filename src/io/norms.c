@@ -30,19 +30,11 @@ int cz_norms_check_path(const char *path, cz_error *err)
     return 0;
 }
 
-/* creation properties without modification times: equal values, equal bytes */
-static hid_t untimed(hid_t cls)
-{
-    hid_t p = H5Pcreate(cls);
-    if (p >= 0) H5Pset_obj_track_times(p, 0);
-    return p;
-}
-
 /* the group at path (created with its parents where missing), or < 0 */
 static hid_t group_at(hid_t f, const char *path)
 {
     char part[256];
-    hid_t g = -1, gcpl = untimed(H5P_GROUP_CREATE);
+    hid_t g = -1, gcpl = cz_h5_untimed(H5P_GROUP_CREATE);
     for (const char *p = path; gcpl >= 0;) {
         const char *slash = strchr(p, '/');
         size_t l = slash ? (size_t)(slash - path) : strlen(path);
@@ -63,7 +55,7 @@ static int write_1d(hid_t loc, const char *name, hid_t mem, hid_t file, size_t n
                     const char *meaning)
 {
     hsize_t dims[1] = {(hsize_t)n};
-    hid_t sp = H5Screate_simple(1, dims, NULL), dcpl = untimed(H5P_DATASET_CREATE);
+    hid_t sp = H5Screate_simple(1, dims, NULL), dcpl = cz_h5_untimed(H5P_DATASET_CREATE);
     hid_t ds = sp >= 0 && dcpl >= 0 ? H5Dcreate2(loc, name, file, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT) : -1;
     int rc = ds < 0 || (n && H5Dwrite(ds, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) ? CZ_EIO : 0;
     if (!rc && meaning) rc = cz_h5_set_str(ds, "meaning", meaning);

@@ -30,16 +30,9 @@ int cz_pred_check_path(const char *opt, const char *path, cz_error *err)
     return 0;
 }
 
-static hid_t untimed(hid_t cls)
-{
-    hid_t p = H5Pcreate(cls);
-    if (p >= 0) H5Pset_obj_track_times(p, 0);
-    return p;
-}
-
 static hid_t new_group(hid_t loc, const char *name)
 {
-    hid_t gcpl = untimed(H5P_GROUP_CREATE);
+    hid_t gcpl = cz_h5_untimed(H5P_GROUP_CREATE);
     hid_t g = gcpl >= 0 ? H5Gcreate2(loc, name, H5P_DEFAULT, gcpl, H5P_DEFAULT) : -1;
     if (gcpl >= 0) H5Pclose(gcpl);
     return g;
@@ -50,7 +43,7 @@ static int write_ds(hid_t loc, const char *name, hid_t mem, hid_t file, size_t n
                     hid_t *out)
 {
     hsize_t dims[2] = {(hsize_t)n, (hsize_t)k};
-    hid_t sp = H5Screate_simple(k ? 2 : 1, dims, NULL), dcpl = untimed(H5P_DATASET_CREATE);
+    hid_t sp = H5Screate_simple(k ? 2 : 1, dims, NULL), dcpl = cz_h5_untimed(H5P_DATASET_CREATE);
     hid_t ds = sp >= 0 && dcpl >= 0 ? H5Dcreate2(loc, name, file, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT) : -1;
     int rc = ds < 0 || (n && H5Dwrite(ds, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) ? CZ_EIO : 0;
     if (dcpl >= 0) H5Pclose(dcpl);

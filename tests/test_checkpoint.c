@@ -453,6 +453,91 @@ static void test_checkpoint_version_downgrade_refused(void **state)
     cz_ckpt_free(&c);
 }
 
+/* replaces a string attribute of obj in an HDF5 file as h5py or a text editor of h5dump's
+ * output would; what = NULL deletes it (a file written before the attribute existed) */
+static void set_attr_str(const char *path, const char *obj, const char *name, const char *what)
+{
+    hid_t h = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(h >= 0);
+    hid_t o = H5Oopen(h, obj, H5P_DEFAULT);
+    assert_true(o >= 0);
+    assert_true(H5Adelete(o, name) >= 0);
+    if (what) {
+        hid_t t = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR);
+        H5Tset_size(t, strlen(what) + 1);
+        hid_t a = H5Acreate2(o, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+        assert_true(a >= 0 && H5Awrite(a, t, what) >= 0);
+        H5Aclose(a);
+        H5Sclose(sp);
+        H5Tclose(t);
+    }
+    H5Oclose(o);
+    H5Fclose(h);
+}
+
+static const cz_model_spec relu_tanh_spec = {
+    .d = 4, .n_hidden = 2, .width = {5, 3}, .act = {CZ_ACT_RELU, CZ_ACT_TANH},
+    .head = CZ_HEAD_ORDINAL, .classes = 2, .dropout = 0};
+
+/* An architecture attribute that keeps the parameter count (layer 1's activation relu ->
+ * tanh, at the root or in /model/layer_1, the head ordinal -> regress, dropout) is refused
+ * by checksum_model; load_unverified reports it instead. */
+static void test_checkpoint_architecture_edit_refused(void **state)
+{
+    fixture *f = *state;
+    static const struct { const char *obj, *name, *value; } edits[] = {
+        {"/", "act", "tanh,tanh"}, {"/model/layer_1", "activation", "tanh"}, {"/", "head", "regress"}};
+    for (int i = 0; i < 4; i++) {
+        cz_checkpoint c, back;
+        make_ckpt(&c, &relu_tanh_spec, CZ_OPT_ADAMW, 1, 31 + (uint64_t)i);
+        cz_error err = {0};
+        assert_int_equal(cz_ckpt_save(f->path, &c, &err), 0);
+        assert_int_equal(cz_ckpt_load(f->path, &back, &err), 0); /* intact: loads */
+        cz_ckpt_free(&back);
+        if (i < 3) {
+            set_attr_str(f->path, edits[i].obj, edits[i].name, edits[i].value);
+        } else { /* dropout 0 -> 0.5 */
+            hid_t h = H5Fopen(f->path, H5F_ACC_RDWR, H5P_DEFAULT);
+            hid_t a = H5Aopen(h, "dropout", H5P_DEFAULT);
+            double half = 0.5;
+            assert_true(a >= 0 && H5Awrite(a, H5T_NATIVE_DOUBLE, &half) >= 0);
+            H5Aclose(a);
+            H5Fclose(h);
+        }
+        assert_int_equal(cz_ckpt_load(f->path, &back, &err), CZ_EINVAL);
+        assert_non_null(strstr(err.msg, f->path));
+        assert_non_null(strstr(err.msg, "the model's architecture attributes (activations, head, ...) do not match "
+                                        "checksum_model"));
+        assert_null(back.params);
+        cz_ckpt_verdict v;
+        assert_int_equal(cz_ckpt_load_unverified(f->path, &back, &v, &err), 0);
+        assert_int_equal(v.model_ok, 0);
+        assert_int_equal(v.params_ok, 1);
+        cz_ckpt_free(&back);
+        cz_ckpt_free(&c);
+    }
+}
+
+/* A file written before checksum_model existed (the attribute deleted) loads as before. */
+static void test_checkpoint_without_checksum_model_loads(void **state)
+{
+    fixture *f = *state;
+    cz_checkpoint c, back;
+    make_ckpt(&c, &relu_tanh_spec, CZ_OPT_SGD, 0, 41);
+    cz_error err = {0};
+    assert_int_equal(cz_ckpt_save(f->path, &c, &err), 0);
+    set_attr_str(f->path, "/", "checksum_model", NULL);
+    assert_int_equal(cz_ckpt_load(f->path, &back, &err), 0);
+    assert_int_equal(back.model.spec.act[0], CZ_ACT_RELU);
+    assert_int_equal(back.model.spec.head, CZ_HEAD_ORDINAL);
+    cz_ckpt_free(&back);
+    cz_ckpt_verdict v;
+    assert_int_equal(cz_ckpt_load_unverified(f->path, &back, &v, &err), 0);
+    assert_int_equal(v.model_ok, -1);
+    cz_ckpt_free(&back);
+    cz_ckpt_free(&c);
+}
+
 static void on_alarm(int sig)
 {
     (void)sig;
@@ -488,6 +573,8 @@ int main(void)
         cmocka_unit_test(test_checkpoint_checksum_fnv1a),
         cmocka_unit_test_setup_teardown(test_checkpoint_version_downgrade_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_fifo_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_architecture_edit_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_without_checksum_model_loads, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

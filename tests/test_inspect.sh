@@ -8,7 +8,8 @@
 #    both checksums ok; the last epoch's count/mean/p99/tau equal to metrics.h5's own;
 #  - corruption: bytes of /model/layer_1/weight flipped on disk: both checksums reported
 #    failed, exit 1, still a full description; one ulp of an optimizer moment: only
-#    checksum_all failed; a run directory whose latest is corrupt: exit 1;
+#    checksum_all failed; the dropout attribute edited: only checksum_model failed; a run
+#    directory whose latest is corrupt: exit 1;
 #  - an unknown HDF5 file: described with its root attributes, exit 0, its JSON strict UTF-8
 #    (a long value cut at a character, non-UTF-8 bytes of a value and the path as U+FFFD); a text file, a
 #    missing file, no argument, two files: exit 1 and a message saying what was expected;
@@ -123,6 +124,19 @@ if [ $st -eq 1 ] && grep -q "^  params: ok=yes" "$work/flipm.txt" && grep -q "^ 
     ok "one ulp of an optimizer moment: only checksum_all failed, exit 1"
 else
     bad "optimizer flip: status $st, $(grep checksum -A3 "$work/flipm.txt") $(cat "$work/flipm.err")"
+fi
+# dropout edited (the parameters and everything checksum_all covers unchanged): checksum_model
+cp "$ck" "$work/arch.h5"
+"$py" -c "import h5py,sys; f=h5py.File(sys.argv[1],'r+'); f.attrs['dropout']=0.25" "$work/arch.h5"
+inspect "$work/arch.h5" >"$work/arch.txt" 2>"$work/arch.err"; st=$?
+inspect "$work/arch.h5" --json >"$work/arch.json" 2>/dev/null; stj=$?
+if [ $st -eq 1 ] && [ $stj -eq 1 ] && grep -q "^  params: ok=yes" "$work/arch.txt" && grep -q "^  all: ok=yes" "$work/arch.txt" &&
+    grep -q "^  model: ok=no" "$work/arch.txt" &&
+    [ "$(jv "$work/arch.json" "j['checksum']['ok'], j['checksum']['params']['ok'], j['checksum']['all']['ok'], j['checksum']['model']['ok'], j['model']['dropout']")" = "False True True False 0.25" ] &&
+    grep -q "arch.h5: checksum_model (the model's architecture attributes: activations, head, ...) does not match" "$work/arch.err"; then
+    ok "dropout edited: only checksum_model failed, in text and JSON, exit 1"
+else
+    bad "dropout edit: status $st/$stj, $(grep -A4 '^checksum' "$work/arch.txt") $(cat "$work/arch.err")"
 fi
 cp -r "$work/run" "$work/run2"
 cp "$work/flip.h5" "$work/run2/checkpoints/$(cat "$work/run2/checkpoints/latest")"

@@ -10,13 +10,17 @@
  *           /state/tau/<family>/{counts, sum [2] (128-bit fixed point, low word first)}
  *           with attrs count, max: the epoch's histograms so far
  *   root attrs: format, version, config (JSON), model shape, world_size, checksum,
- *   checksum_all, chainz_version, time, SLURM job fields, blas_version, blas_kernels,
+ *   checksum_all, checksum_model, chainz_version, time, SLURM job fields, blas_version, blas_kernels,
  *   threads, and the identity of the training data: data_bytes, data_n, data_d,
  *   data_classes, data_labels_checksum, data_rows_checksum.
  * Files are written under a temporary name, fsynced and renamed: a crash at any moment
  * leaves the previous checkpoint intact.
  * Format versions: 2 (written) adds checksum_all, the data identity and the BLIS fields;
- * 1 (still read) has only the parameter checksum. A version above 2 is refused. */
+ * 1 (still read) has only the parameter checksum. A version above 2 is refused.
+ * checksum_model (written since 2026-11-30, version still 2: older readers ignore it) is
+ * FNV-1a 64 of the text "d=..;layers=..;act=..;head=..;classes=..;dropout=%.17g": the
+ * architecture attributes that change what the parameters compute but not their count
+ * (an activation, the head, dropout); verified when present, absent in older files. */
 #ifndef CHAINZ_CHECKPOINT_H
 #define CHAINZ_CHECKPOINT_H
 
@@ -82,14 +86,18 @@ uint64_t cz_ckpt_checksum_all(const cz_checkpoint *c);
 int cz_ckpt_save(const char *path, const cz_checkpoint *c, cz_error *err);
 /* Write errors name the system's reason (e.g. "No space left on device"); the temporary
  * file is removed and no HDF5 object stays open. */
-/* Loads and verifies (format, version, shapes, checksum_all; version 1: the parameter
+/* Loads and verifies (format, version, shapes, checksum_all, checksum_model when present
+ * and each layer's activation attribute against the root act; version 1: the parameter
  * checksum). A file of a newer version is CZ_EINVAL naming both versions. */
 int cz_ckpt_load(const char *path, cz_checkpoint *c, cz_error *err);
-/* What cz_ckpt_load_unverified found of the two checksums (hex text as stored/computed). */
+/* What cz_ckpt_load_unverified found of the three checksums (hex text as stored/computed). */
 typedef struct {
     int params_ok; /* 1: the parameter checksum matches; 0: it does not */
     int all_ok;    /* 1 / 0 the same for checksum_all; -1: none (format version 1) */
     char params_stored[32], params_computed[32], all_stored[32], all_computed[32];
+    int model_ok;  /* 1 / 0 the same for checksum_model (and each layer's activation
+                    * attribute); -1: no checksum_model (written before it existed) */
+    char model_stored[32], model_computed[32];
 } cz_ckpt_verdict;
 /* As cz_ckpt_load, but a checksum that does not match is reported in *v instead of failing
  * the load (`chainz inspect` describes a corrupt checkpoint and names the failed checksum).

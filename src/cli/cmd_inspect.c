@@ -35,7 +35,7 @@ static void inspect_usage(FILE *f)
 "Describes a chainz file by its kind (the root attribute `format`):\n"
 "  checkpoint   architecture, parameter count, epoch/step/position, lambda, lr, optimizer,\n"
 "               the key configuration, world size, versions, BLIS kernels and threads, the\n"
-"               training data's identity, SLURM fields, and both checksums verified\n"
+"               training data's identity, SLURM fields, and the three checksums verified\n"
 "  chainz-data  N, d, task, classes, class counts, label range, standardization statistics,\n"
 "               the storage layout of /features (chunked files: what it costs, the fix)\n"
 "  metrics.h5   families, epochs recorded, each family's last epoch (count, mean, p99, tau)\n"
@@ -133,16 +133,24 @@ static void ckpt_free(ckpt_view *k)
     k->loaded = k->has_cfg = 0;
 }
 
-static int ckpt_ok(const ckpt_view *k) { return k->v.params_ok && k->v.all_ok != 0; }
+static int ckpt_ok(const ckpt_view *k) { return k->v.params_ok && k->v.all_ok != 0 && k->v.model_ok != 0; }
 
 /* the failure in words, for stderr */
 static void ckpt_failure(const ckpt_view *k, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s: %s%s%s does not match the stored value: the file is corrupted (do not train or "
-             "evaluate from it; chainz train --resume auto sets such a file aside)", k->path,
-             k->v.params_ok ? "" : "the parameter checksum",
-             !k->v.params_ok && k->v.all_ok == 0 ? " and " : "",
-             k->v.all_ok == 0 ? "checksum_all (everything a resume reads)" : "");
+    const char *part[3] = {k->v.params_ok ? NULL : "the parameter checksum",
+                           k->v.all_ok == 0 ? "checksum_all (everything a resume reads)" : NULL,
+                           k->v.model_ok == 0 ? "checksum_model (the model's architecture attributes: "
+                                                "activations, head, ...)" : NULL};
+    char names[256] = "";
+    int n = 0;
+    for (int i = 0; i < 3; i++)
+        if (part[i]) {
+            size_t w = strlen(names);
+            snprintf(names + w, sizeof names - w, "%s%s", n++ ? " and " : "", part[i]);
+        }
+    snprintf(buf, len, "%s: %s does not match the stored value: the file is corrupted (do not train or "
+             "evaluate from it; chainz train --resume auto sets such a file aside)", k->path, names);
 }
 
 static void emit_ckpt(cz_emit *e, const ckpt_view *k)
@@ -223,6 +231,15 @@ static void emit_ckpt(cz_emit *e, const ckpt_view *k)
         em_bool(e, "ok", k->v.all_ok);
         em_str(e, "stored", k->v.all_stored);
         em_str(e, "computed", k->v.all_computed);
+        em_end(e);
+    }
+    if (k->v.model_ok < 0) { /* written before checksum_model existed */
+        em_str(e, "model", NULL);
+    } else {
+        em_row(e, "model");
+        em_bool(e, "ok", k->v.model_ok);
+        em_str(e, "stored", k->v.model_stored);
+        em_str(e, "computed", k->v.model_computed);
         em_end(e);
     }
     em_end(e);

@@ -84,6 +84,21 @@ uint64_t cz_ckpt_checksum_all(const cz_checkpoint *c)
     return sum_str(h, c->config_json ? c->config_json : "{}");
 }
 
+/* checksum_model: FNV-1a 64 of a canonical text of the spec, the attributes that change what
+ * the parameters compute without changing their count (an activation, the head, dropout) */
+static uint64_t spec_checksum(const cz_model_spec *s)
+{
+    char t[1024];
+    int w = snprintf(t, sizeof t, "d=%zu;layers=", s->d);
+    for (int l = 0; l < s->n_hidden; l++) w += snprintf(t + w, sizeof t - (size_t)w, "%s%zu", l ? "," : "", s->width[l]);
+    w += snprintf(t + w, sizeof t - (size_t)w, ";act=");
+    for (int l = 0; l < s->n_hidden; l++)
+        w += snprintf(t + w, sizeof t - (size_t)w, "%s%s", l ? "," : "", cz_act_name(s->act[l]));
+    w += snprintf(t + w, sizeof t - (size_t)w, ";head=%s;classes=%d;dropout=%.17g", cz_head_name(s->head),
+                  s->classes, s->dropout);
+    return cz_checksum(t, strlen(t));
+}
+
 static void hex64(char *buf, size_t len, uint64_t v) { snprintf(buf, len, "%016llx", (unsigned long long)v); }
 
 static int parse_hex64(const char *s, uint64_t *v)
@@ -266,13 +281,17 @@ int cz_ckpt_save(const char *path, const cz_checkpoint *c, cz_error *err)
              cz_h5_set_str(f, "checksum_meaning", "FNV-1a 64 of the flat float32 parameter buffer") |
              cz_h5_set_str(f, "chainz_version", c->version) | cz_h5_set_str(f, "time", when) |
              cz_h5_set_str(f, "slurm", c->state.slurm);
-        char all[32], ls[32], rs[32];
+        char all[32], ls[32], rs[32], ms[32];
         hex64(all, sizeof all, cz_ckpt_checksum_all(c));
+        hex64(ms, sizeof ms, spec_checksum(&m->spec));
         hex64(ls, sizeof ls, c->data.labels_checksum);
         hex64(rs, sizeof rs, c->data.rows_checksum);
         rc = rc | cz_h5_set_long(f, "version", 2) | cz_h5_set_str(f, "checksum_all", all) |
              cz_h5_set_str(f, "checksum_all_meaning",
                            "FNV-1a 64 over everything a resume reads (docs/DESIGN.md, checkpoints)") |
+             cz_h5_set_str(f, "checksum_model", ms) |
+             cz_h5_set_str(f, "checksum_model_meaning",
+                           "FNV-1a 64 of the text d=..;layers=..;act=..;head=..;classes=..;dropout=%.17g") |
              cz_h5_set_long(f, "data_bytes", (long)c->data.bytes) | cz_h5_set_long(f, "data_n", (long)c->data.n) |
              cz_h5_set_long(f, "data_d", (long)c->data.d) | cz_h5_set_long(f, "data_classes", (long)c->data.classes) |
              cz_h5_set_str(f, "data_labels_checksum", ls) | cz_h5_set_str(f, "data_rows_checksum", rs) |
@@ -304,11 +323,45 @@ void cz_ckpt_free(cz_checkpoint *c)
     memset(c, 0, sizeof *c);
 }
 
+/* checksum_model (absent in files written before it existed: nothing to verify) and each
+ * hidden layer's own activation attribute, which other readers (h5py, ONNX export checks)
+ * take instead of the root act: both must agree with the spec parsed from the root. */
+static int check_model_attrs(hid_t f, const cz_model *m, cz_ckpt_verdict *v, const char *path, cz_error *err)
+{
+    char stored[32] = "", now[32], why[160] = "";
+    hex64(now, sizeof now, spec_checksum(&m->spec));
+    int r = H5Aexists(f, "checksum_model") > 0 ? cz_h5_attr_str(f, "checksum_model", stored, sizeof stored) : 1;
+    int ok = r == 1 ? -1 : !r && !strcmp(stored, now);
+    for (int l = 0; l < m->n_hidden && ok != 0; l++) {
+        char name[32], act[32] = "";
+        snprintf(name, sizeof name, "model/layer_%d", l + 1);
+        hid_t g = H5Gopen2(f, name, H5P_DEFAULT);
+        if (g < 0) break; /* cannot happen: the structure was read */
+        if (H5Aexists(g, "activation") > 0 &&
+            (cz_h5_attr_str(g, "activation", act, sizeof act) || strcmp(act, cz_act_name(m->spec.act[l])))) {
+            ok = 0;
+            snprintf(why, sizeof why, " (/%s says activation '%s', the root act '%s')", name, act,
+                     cz_act_name(m->spec.act[l]));
+        }
+        H5Gclose(g);
+    }
+    if (v) {
+        v->model_ok = ok;
+        snprintf(v->model_stored, sizeof v->model_stored, "%s", r == 1 ? "" : stored);
+        snprintf(v->model_computed, sizeof v->model_computed, "%s", now);
+        return 0;
+    }
+    if (ok) return 0;
+    return cz_error_set(err, CZ_EINVAL, "%s: the model's architecture attributes (activations, head, ...) do not match "
+                        "checksum_model%s%s%s%s%s (altered or corrupted)", path, r == 1 ? "" : ": computed ", r == 1 ? "" : now,
+                        r == 1 ? "" : ", stored ", r == 1 ? "" : stored, why);
+}
+
 /* v == NULL: a checksum mismatch fails the load; otherwise it is recorded in *v. */
 static int load(const char *path, cz_checkpoint *c, cz_ckpt_verdict *v, cz_error *err)
 {
     memset(c, 0, sizeof *c);
-    if (v) *v = (cz_ckpt_verdict){.params_ok = 1, .all_ok = -1};
+    if (v) *v = (cz_ckpt_verdict){.params_ok = 1, .all_ok = -1, .model_ok = -1};
     cz_h5_quiet();
     /* a FIFO or a device would block open() inside H5Fopen: only a regular file is read */
     struct stat sb;
@@ -403,7 +456,8 @@ static int load(const char *path, cz_checkpoint *c, cz_ckpt_verdict *v, cz_error
         H5Gclose(gi);
     }
     H5Gclose(g);
-    if (rc) goto out;
+    /* after the structure: a damaged d or layers is named by the datasets' sizes */
+    if (rc || (rc = check_model_attrs(f, &c->model, v, path, err))) goto out;
     char want[32];
     snprintf(want, sizeof want, "%016llx", (unsigned long long)cz_checksum(c->params, n * sizeof(float)));
     if (v) {

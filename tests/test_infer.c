@@ -268,6 +268,14 @@ static void test_infer_classify(void **st)
     check_model(&sp, "classify.h5", 11);
 }
 
+static void test_infer_width8(void **st)
+{
+    (void)st; /* d = 8: the stream input norm's k = 8 code (Pima-sized inputs), an odd n_H */
+    cz_model_spec sp = {.d = 8, .n_hidden = 2, .width = {10, 7}, .act = {CZ_ACT_POLY, CZ_ACT_POLY},
+                        .head = CZ_HEAD_CLASSIFY, .classes = 2};
+    check_model(&sp, "width8.h5", 41);
+}
+
 static void test_infer_ordinal_gram(void **st)
 {
     (void)st; /* n_1 = 4 < d = 10: Gram stream, compared with the exact reference */
@@ -613,6 +621,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_infer_classify),
+        cmocka_unit_test(test_infer_width8),
         cmocka_unit_test(test_infer_ordinal_gram),
         cmocka_unit_test(test_infer_regress_one_layer),
         cmocka_unit_test(test_infer_refusals),

@@ -145,9 +145,9 @@ int cz_engine_sample_norms(cz_workspace *ws, const cz_real *params, double *inpu
 int cz_engine_input_grad_seeded(cz_workspace *ws, const cz_real *params, const cz_real *seed,
                                 cz_real *gx, double *norm, cz_error *err);
 /* The norms ||gx_b|| of the same quantity from the last step's forward stream (exact or
- * Gram, not overwritten by a DREG backward): seed_b^T W_o S_H, one small GEMM and B n_H k
- * multiply-adds, cheaper than the reverse pass when the stream ran anyway. @return 0 or
- * CZ_EINVAL. */
+ * Gram, not overwritten by a DREG backward): seed_b^T W_o S_H, B n_H (n_o + k)
+ * multiply-adds, cheaper than the reverse pass when the stream ran anyway. Uses ws's gH as
+ * scratch, not its gin. @return 0 or CZ_EINVAL. */
 int cz_engine_input_norm_stream(cz_workspace *ws, const cz_real *params, const cz_real *seed, double *norm,
                                 cz_error *err);
 

@@ -21,7 +21,9 @@ typedef struct {
 
 /* f, e: [B x n_out]. y_class (classify/ordinal) or y_value (regress) per sample.
  * e (may be NULL) receives d task_b / d f_b; loss_b (may be NULL) the per-sample loss;
- * pred (may be NULL) the predicted class (or rounded value). Sums are ADDED to *sums. */
+ * pred (may be NULL) the predicted class (or rounded value). Sums are ADDED to *sums.
+ * y_class NULL (classify/ordinal): each sample's own predicted class is its label, so one
+ * call gives the prediction and the gradient the inference library's input norm seeds. */
 void cz_loss_eval(cz_real *e, double *loss_b, int32_t *pred, cz_loss_sums *sums,
                   const cz_model *m, const cz_real *f, const int32_t *y_class,
                   const cz_real *y_value, size_t B);

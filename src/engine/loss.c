@@ -22,10 +22,10 @@ void cz_loss_eval(cz_real *e, double *loss_b, int32_t *pred, cz_loss_sums *sums,
         int32_t p = 0;
         switch (m->spec.head) {
         case CZ_HEAD_CLASSIFY: {
-            int32_t y = y_class[b];
             double mx = fb[0];
             for (size_t k = 1; k < K; k++)
                 if (fb[k] > mx) { mx = fb[k]; p = (int32_t)k; }
+            int32_t y = y_class ? y_class[b] : p;
             double se = 0;
             for (size_t k = 0; k < K; k++) se += exp(fb[k] - mx);
             double lse = mx + log(se);
@@ -37,7 +37,10 @@ void cz_loss_eval(cz_real *e, double *loss_b, int32_t *pred, cz_loss_sums *sums,
             break;
         }
         case CZ_HEAD_ORDINAL: {
-            int32_t y = y_class[b];
+            int32_t y = 0;
+            if (y_class) y = y_class[b];
+            else /* the prediction the loop below counts */
+                for (size_t k = 0; k < K; k++) y += fb[k] > 0;
             for (size_t k = 0; k < K; k++) {
                 double t = (int32_t)k < y ? 1.0 : 0.0;
                 loss += softplus(fb[k]) - t * fb[k];

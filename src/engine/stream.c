@@ -117,7 +117,8 @@ void cz_stream_carve(cz_workspace *ws, char *base, size_t *off)
         if (l + 1 < H) TAKE(ws->S[l], cz_real, n * B * k);
         if (l >= 1 || probe) TAKE(ws->T[l], cz_real, n * B * k);
     }
-    /* exact: the input gradient S_o^T e; Gram: the same at width n_0 (cz_engine_input_norm_stream) */
+    /* exact: the input gradient S_o^T e (a step's stream_input_grad); Gram keeps its slot
+     * (cz_engine_input_norm_stream no longer needs it) so the workspace's layout stays put */
     if (ws->ss.mode == CZ_STREAM_EXACT || gram) TAKE(ws->gin, cz_real, B * k);
     if (gram) {
         ws->lwork = (int)(n0 * 64);

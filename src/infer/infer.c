@@ -264,8 +264,12 @@ static int predict_chunk(czi_session *s, const float *x, size_t b0, size_t nb, c
     if (cz_engine_step(s->ws, m->params, s->x, s->yc, s->yv, NULL, nb, &o, NULL, &sums, &e)) return from_cz(err, &e);
     const cz_real *f = cz_engine_outputs(s->ws);
     cz_loss_sums ls = {0};
-    /* the label as `chainz eval` counts it correct: the loss code's own prediction */
-    cz_loss_eval(NULL, NULL, s->pred, &ls, cm, f, s->yc, s->yv, nb);
+    /* the label as `chainz eval` counts it correct: the loss code's own prediction; with the
+     * input norm asked of a classifier, the same call (no labels: the prediction is the label)
+     * also gives its seed q = the task loss at the predicted class, in its gradient in f */
+    int seeded = norms && out->input_norm && cm->spec.head != CZ_HEAD_REGRESS;
+    if (seeded) cz_loss_eval(s->seed, NULL, s->pred, &ls, cm, f, NULL, s->yv, nb);
+    else cz_loss_eval(NULL, NULL, s->pred, &ls, cm, f, s->yc, s->yv, nb);
     if (!out) return 0;
     if (out->label) memcpy(out->label + b0, s->pred, nb * sizeof *s->pred);
     size_t K = cm->spec.head == CZ_HEAD_REGRESS ? 0 : (size_t)cm->spec.classes; /* prob is [B x K] */
@@ -277,12 +281,10 @@ static int predict_chunk(czi_session *s, const float *x, size_t b0, size_t nb, c
             for (size_t b = 0; b < nb; b++) out->layer_norm[(b0 + b) * H + l] = sqrt(sq[b]);
         }
     if (out->input_norm) {
-        /* q = the task loss with the predicted class as label (its gradient in f), or the
+        /* q = the task loss with the predicted class as label (seeded above), or the
          * regression output itself (df/df = 1) */
-        if (cm->spec.head == CZ_HEAD_REGRESS)
+        if (!seeded)
             for (size_t b = 0; b < nb; b++) s->seed[b] = 1;
-        else
-            cz_loss_eval(s->seed, NULL, NULL, &ls, cm, f, s->pred, s->yv, nb);
         /* with the stream at hand (layer norms asked for) the norm is read off it, else one
          * reverse pass over the activations */
         int rc = o.stream ? cz_engine_input_norm_stream(s->ws, m->params, s->seed, out->input_norm + b0, &e)

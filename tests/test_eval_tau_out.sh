@@ -18,18 +18,6 @@ set -uo pipefail
 . "$(dirname "$0")/lib/cli.sh"
 cli_init "$1"
 mpi() { local np=$1; shift; timeout 120 mpirun -np "$np" "$@"; }
-expect_fail() { # expect_fail STATUS PATTERN LABEL -- command...
-    local want=$1 pat=$2 label=$3
-    shift 4
-    "$@" >"$work/out.txt" 2>"$work/err.txt"
-    local st=$?
-    if [ "$st" -eq "$want" ] && grep -qF -- "$pat" "$work/err.txt"; then
-        ok "$label: status $st, $(head -c 200 "$work/err.txt")"
-    else
-        bad "$label: status $st (expected $want), stderr: $(cat "$work/err.txt") (expected to contain '$pat')"
-    fi
-}
-
 # ---- a small CR model (2 hidden layers) and its data ----
 "$build/make_data" "$work/x.h5" --n 301 --d 6 --classes 3 --seed 2 >/dev/null || exit 1
 "$chainz" train --data "$work/x.h5" --out "$work/run" --layers 12,8 --epochs 2 --batch 32 \
@@ -150,17 +138,17 @@ sys.exit(not (f["label"].dtype == np.float32 and np.array_equal(f["label"][...],
 
 # ---- errors and atomic replacement ----
 mkdir -p "$work/adir"
-expect_fail 1 "is a directory" "--tau-out a directory" -- "$chainz" eval --model "$work/run" --data "$work/x.h5" --tau-out "$work/adir"
-expect_fail 1 "directory $work/nodir does not exist" "--tau-out in a missing directory" -- \
+expect_status 1 "is a directory" "--tau-out a directory" -- "$chainz" eval --model "$work/run" --data "$work/x.h5" --tau-out "$work/adir"
+expect_status 1 "directory $work/nodir does not exist" "--tau-out in a missing directory" -- \
     "$chainz" eval --model "$work/run" --data "$work/x.h5" --tau-out "$work/nodir/n.h5"
-expect_fail 1 "is the data file: refused" "--tau-out the data file" -- \
+expect_status 1 "is the data file: refused" "--tau-out the data file" -- \
     "$chainz" eval --model "$work/run" --data "$work/x.h5" --tau-out "$work/x.h5"
-expect_fail 1 "are the same file: give two names" "--json and --tau-out one file" -- \
+expect_status 1 "are the same file: give two names" "--json and --tau-out one file" -- \
     "$chainz" eval --model "$work/run" --data "$work/x.h5" --tau-out "$work/same.x" --json "$work/same.x"
-expect_fail 1 "--json $work/x.h5 is the data file: refused" "--json the data file" -- \
+expect_status 1 "--json $work/x.h5 is the data file: refused" "--json the data file" -- \
     "$chainz" eval --model "$work/run" --data "$work/x.h5" --json "$work/x.h5"
 echo "previous" >"$work/old.h5"
-expect_fail 1 "features but the model" "a failing eval" -- \
+expect_status 1 "features but the model" "a failing eval" -- \
     "$chainz" eval --model "$work/run" --data "$work/r.h5" --tau-out "$work/old.h5"
 [ "$(cat "$work/old.h5")" = previous ] && ok "a failed eval leaves the existing file as it was" || bad "old file changed"
 "$chainz" eval --model "$work/run" --data "$work/x.h5" --micro-batch 16 --tau-out "$work/old.h5" >/dev/null 2>&1 &&

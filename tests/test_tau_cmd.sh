@@ -36,17 +36,6 @@ expect_row() { # expect_row FILE KEY EXPECTED LABEL
 # every line of the first table in FILE (from its 'epoch'/'run' header to a blank line)
 # has the same length: the columns are aligned
 aligned() { awk -v h="$2" '$1 == h { on = 1 } on && !NF { exit } on { print length($0) }' "$1" | sort -u | wc -l; }
-expect_fail() { # expect_fail STATUS PATTERN LABEL -- command...
-    local want=$1 pat=$2 label=$3
-    shift 4
-    "$@" >"$work/out.txt" 2>"$work/err.txt"
-    local st=$?
-    if [ "$st" -eq "$want" ] && grep -qF -- "$pat" "$work/err.txt"; then
-        ok "$label: status $st, $(head -c 200 "$work/err.txt")"
-    else
-        bad "$label: status $st (expected $want), stderr: $(cat "$work/err.txt") (expected to contain '$pat')"
-    fi
-}
 png_ok() { [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ]; }
 svg_ok() { python3 -c 'import xml.dom.minidom,sys; d = xml.dom.minidom.parse(sys.argv[1]); sys.exit(d.documentElement.tagName != "svg")' "$1"; }
 
@@ -200,8 +189,8 @@ fi
 rm -f "$work/cmp2.png"
 (cd / && gnuplot "$work/pd2/plot.gp" 2>/dev/null) && png_ok "$work/cmp2.png" && ok "gnuplot DIR/plot.gp redraws the figure" ||
     bad "the kept plot.gp does not redraw $work/cmp2.png"
-expect_fail 1 "--plot-data needs --plot" "--plot-data without --plot" -- "$chainz" tau "$work/runA" --plot-data "$work/pd2"
-expect_fail 1 "not a writable directory" "--plot-data not a directory" -- "$chainz" tau "$work/runA" --plot "$work/x.png" --plot-data "$work/t.csv"
+expect_status 1 "--plot-data needs --plot" "--plot-data without --plot" -- "$chainz" tau "$work/runA" --plot-data "$work/pd2"
+expect_status 1 "not a writable directory" "--plot-data not a directory" -- "$chainz" tau "$work/runA" --plot "$work/x.png" --plot-data "$work/t.csv"
 
 # ---- errors ----
 mkdir -p "$work/empty" "$work/fakebin"
@@ -212,27 +201,27 @@ echo "not hdf5" >"$work/text.h5"
 "$mk" "$work/shortc.h5" --short /tau/jacobian/layer_1/counts
 "$mk" "$work/drop.h5" --drop /tau/param_grad/p99
 "$mk" "$work/none.h5" --epochs 0
-expect_fail 1 "$work/nowhere: no such run directory" "missing run dir" -- "$chainz" tau "$work/nowhere"
-expect_fail 1 "$work/empty/metrics.h5: missing" "run dir without metrics.h5" -- "$chainz" tau "$work/runA" "$work/empty"
-expect_fail 1 "$work/data.h5: attribute format is 'chainz-data', expected 'chainz-metrics'" "a chainz-data file" -- "$chainz" tau "$work/data.h5"
-expect_fail 1 "$work/text.h5: not an HDF5 file" "not HDF5" -- "$chainz" tau "$work/text.h5"
-expect_fail 1 "$work/v2.h5: metrics version 2 is not supported" "version 2" -- "$chainz" tau "$work/v2.h5"
-expect_fail 1 "$work/short.h5: dataset /history/val_acc has 2 rows, expected 3" "short history" -- "$chainz" tau "$work/short.h5"
-expect_fail 1 "$work/shortc.h5: dataset /tau/jacobian/layer_1/counts has 2 rows, expected 3" "short counts" -- "$chainz" tau "$work/shortc.h5"
-expect_fail 1 "$work/drop.h5: dataset /tau/param_grad/p99 is missing" "missing dataset" -- "$chainz" tau "$work/drop.h5"
-expect_fail 1 "$work/none.h5: holds no epoch yet" "no epoch" -- "$chainz" tau "$work/none.h5"
-expect_fail 1 "family 'nosuch' is not in $work/runA/metrics.h5 (it has: input_grad," "unknown family" -- \
+expect_status 1 "$work/nowhere: no such run directory" "missing run dir" -- "$chainz" tau "$work/nowhere"
+expect_status 1 "$work/empty/metrics.h5: missing" "run dir without metrics.h5" -- "$chainz" tau "$work/runA" "$work/empty"
+expect_status 1 "$work/data.h5: attribute format is 'chainz-data', expected 'chainz-metrics'" "a chainz-data file" -- "$chainz" tau "$work/data.h5"
+expect_status 1 "$work/text.h5: not an HDF5 file" "not HDF5" -- "$chainz" tau "$work/text.h5"
+expect_status 1 "$work/v2.h5: metrics version 2 is not supported" "version 2" -- "$chainz" tau "$work/v2.h5"
+expect_status 1 "$work/short.h5: dataset /history/val_acc has 2 rows, expected 3" "short history" -- "$chainz" tau "$work/short.h5"
+expect_status 1 "$work/shortc.h5: dataset /tau/jacobian/layer_1/counts has 2 rows, expected 3" "short counts" -- "$chainz" tau "$work/shortc.h5"
+expect_status 1 "$work/drop.h5: dataset /tau/param_grad/p99 is missing" "missing dataset" -- "$chainz" tau "$work/drop.h5"
+expect_status 1 "$work/none.h5: holds no epoch yet" "no epoch" -- "$chainz" tau "$work/none.h5"
+expect_status 1 "family 'nosuch' is not in $work/runA/metrics.h5 (it has: input_grad," "unknown family" -- \
     "$chainz" tau "$work/runA" "$work/runB" --family input_grad,nosuch
-expect_fail 1 "family 'jacobian/layer_3' is not in $work/runA/metrics.h5" "family of the second run only" -- \
+expect_status 1 "family 'jacobian/layer_3' is not in $work/runA/metrics.h5" "family of the second run only" -- \
     "$chainz" tau "$work/runB" "$work/runA" --family jacobian/layer_3
-expect_fail 1 "must end in .png or .svg" "--plot OUT.pdf" -- "$chainz" tau "$work/runA" --plot "$work/x.pdf"
-expect_fail 1 "directory $work/nodir does not exist" "--plot in a missing directory" -- "$chainz" tau "$work/runA" --plot "$work/nodir/x.png"
-expect_fail 1 "apt-get install gnuplot-nox" "gnuplot missing" -- env PATH="$work/empty" "$chainz" tau "$work/runA" --plot "$work/x.png"
-expect_fail 1 "missing RUN_DIR" "no run dir" -- "$chainz" tau
-expect_fail 1 "unknown option '--bogus'" "unknown option" -- "$chainz" tau --bogus "$work/runA"
+expect_status 1 "must end in .png or .svg" "--plot OUT.pdf" -- "$chainz" tau "$work/runA" --plot "$work/x.pdf"
+expect_status 1 "directory $work/nodir does not exist" "--plot in a missing directory" -- "$chainz" tau "$work/runA" --plot "$work/nodir/x.png"
+expect_status 1 "apt-get install gnuplot-nox" "gnuplot missing" -- env PATH="$work/empty" "$chainz" tau "$work/runA" --plot "$work/x.png"
+expect_status 1 "missing RUN_DIR" "no run dir" -- "$chainz" tau
+expect_status 1 "unknown option '--bogus'" "unknown option" -- "$chainz" tau --bogus "$work/runA"
 printf '#!/bin/sh\necho "line 7: boom" >&2\nexit 3\n' >"$work/fakebin/gnuplot"
 chmod +x "$work/fakebin/gnuplot"
-expect_fail 2 "line 7: boom" "gnuplot failing: its exit status checked, its message shown" -- \
+expect_status 2 "line 7: boom" "gnuplot failing: its exit status checked, its message shown" -- \
     env PATH="$work/fakebin:$PATH" "$chainz" tau "$work/runA" --plot "$work/fail.png"
 [ ! -e "$work/fail.png" ] && [ -z "$(ls -A "$TMPDIR"; ls "$work" | grep '\.tmp\.')" ] &&
     ok "failed plot: no figure, no temporary files" || bad "failed plot left files"

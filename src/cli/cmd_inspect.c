@@ -133,6 +133,20 @@ static void ckpt_free(ckpt_view *k)
     k->loaded = k->has_cfg = 0;
 }
 
+/* one checksum's row {ok, stored, computed}, or null when the file has none (ok < 0) */
+static void em_checksum(cz_emit *e, const char *name, int ok, const char *stored, const char *computed)
+{
+    if (ok < 0) {
+        em_str(e, name, NULL);
+        return;
+    }
+    em_row(e, name);
+    em_bool(e, "ok", ok);
+    em_str(e, "stored", stored);
+    em_str(e, "computed", computed);
+    em_end(e);
+}
+
 static int ckpt_ok(const ckpt_view *k) { return k->v.params_ok && k->v.all_ok != 0 && k->v.model_ok != 0; }
 
 /* the failure in words, for stderr */
@@ -219,29 +233,10 @@ static void emit_ckpt(cz_emit *e, const ckpt_view *k)
     em_str(e, "slurm", c->state.slurm[0] ? c->state.slurm : NULL);
     em_obj(e, "checksum");
     em_bool(e, "ok", ckpt_ok(k));
-    em_row(e, "params");
-    em_bool(e, "ok", k->v.params_ok);
-    em_str(e, "stored", k->v.params_stored);
-    em_str(e, "computed", k->v.params_computed);
-    em_end(e);
-    if (k->v.all_ok < 0) {
-        em_str(e, "all", NULL);
-    } else {
-        em_row(e, "all");
-        em_bool(e, "ok", k->v.all_ok);
-        em_str(e, "stored", k->v.all_stored);
-        em_str(e, "computed", k->v.all_computed);
-        em_end(e);
-    }
-    if (k->v.model_ok < 0) { /* written before checksum_model existed */
-        em_str(e, "model", NULL);
-    } else {
-        em_row(e, "model");
-        em_bool(e, "ok", k->v.model_ok);
-        em_str(e, "stored", k->v.model_stored);
-        em_str(e, "computed", k->v.model_computed);
-        em_end(e);
-    }
+    em_checksum(e, "params", k->v.params_ok, k->v.params_stored, k->v.params_computed);
+    em_checksum(e, "all", k->v.all_ok, k->v.all_stored, k->v.all_computed); /* -1: format 1 */
+    /* -1: written before checksum_model existed */
+    em_checksum(e, "model", k->v.model_ok, k->v.model_stored, k->v.model_computed);
     em_end(e);
 }
 

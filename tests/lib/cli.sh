@@ -15,3 +15,15 @@ cli_init() { # cli_init BUILD_DIR
 }
 ok() { echo "ok: $*"; }
 bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
+# a refusal: the command exits with STATUS and its stderr contains PATTERN (a fixed string)
+expect_status() { # expect_status STATUS PATTERN LABEL -- command...
+    local want=$1 pat=$2 label=$3
+    shift 4
+    "$@" >"$work/out.txt" 2>"$work/err.txt"
+    local st=$?
+    if [ "$st" -eq "$want" ] && grep -qF -- "$pat" "$work/err.txt"; then
+        ok "$label: status $st, $(head -c 200 "$work/err.txt")"
+    else
+        bad "$label: status $st (expected $want), stderr: $(cat "$work/err.txt") (expected to contain '$pat')"
+    fi
+}

@@ -1,11 +1,14 @@
 /* bench_reduce: the cost of one step's gradient reduction in process, without the
  * engine: for n parameters and C chunks per rank, one step of
  *   float   the reducer in float mode (float sums, MPI_SUM on floats, scalars apart)
- *   exact   the reducer in exact mode (two int64 limbs, one MPI_SUM on uint64)
+ *   exact   the reducer in exact mode (the fixed chunk tree: float sums, an all-to-all of
+ *           each rank's partial sums to the slices' owners, an allgather of the slices)
  *   fixed   the code before issue 15: cz_fixed_add_float (frexp per value), the 128-bit
  *           user-defined MPI_Op, a separate allreduce of the per-chunk scalars, then
  *           cz_fixed_value per parameter
- * The median and minimum over REPS steps, in ms (docs/BENCHMARKS.md, issue 15).
+ * The median and minimum over REPS steps, in ms (docs/BENCHMARKS.md, issue 15). Each chunk's
+ * values are copied into the reducer's buffer first (the engine writes them there in
+ * training): the same copy in both reducer modes.
  *
  *   mpirun -np P build/bench_reduce [--n 419333] [--chunks 1] [--reps 50]
  * (419333 = the parameters of d = 300, 512,512, 5 classes) */
@@ -36,11 +39,16 @@ typedef struct {
 static int step_reducer(cz_reducer *r, const cz_dist *d, const job *j, cz_error *err)
 {
     double sc[NSC] = {1, 2, 3, 4}, out[NSC];
-    cz_reducer_begin(r, j->chunks * (size_t)d->size);
-    for (size_t c = 0; c < j->chunks; c++)
-        cz_reducer_add(r, (size_t)d->rank * j->chunks + c, j->g + c * j->n, sc);
+    size_t c0, c1;
+    cz_reducer_begin(r, j->chunks * (size_t)d->size, 0, &c0, &c1);
+    for (size_t c = c0; c < c1; c++) {
+        memcpy(cz_reducer_buffer(r), j->g + (c - c0) * j->n, j->n * sizeof(float));
+        cz_reducer_add(r, c, sc);
+    }
     cz_reduced res;
-    return cz_reducer_finish(r, d, 128.0 * (double)(j->chunks * (size_t)d->size), j->grad, out, &res, err);
+    int rc = cz_reducer_finish(r, d, 128.0 * (double)(j->chunks * (size_t)d->size), j->grad, out, &res, err);
+    /* exact: the owners' slices to every rank (in training these are the updated parameters) */
+    return rc ? rc : cz_reducer_gather(r, d, j->grad, err);
 }
 
 static int step_fixed(cz_fixed_acc *a, const cz_dist *d, const job *j, cz_error *err)
@@ -82,7 +90,8 @@ int main(int argc, char **argv)
     cz_reducer rf, re;
     cz_fixed_acc fa;
     int rc = !g || !j.grad || !j.per_chunk || !t;
-    rc |= cz_reducer_init(&rf, j.n, NSC, C, 0, &err) | cz_reducer_init(&re, j.n, NSC, C, 1, &err);
+    rc |= cz_reducer_init(&rf, j.n, NSC, C, 0, 0, d.rank, d.size, &err) |
+          cz_reducer_init(&re, j.n, NSC, C, 0, 1, d.rank, d.size, &err);
     rc |= cz_fixed_init(&fa, j.n);
     if (cz_dist_agree(&d, rc ? cz_error_set(&err, CZ_ENOMEM, "out of memory") : 0, &err)) {
         if (d.rank == 0) fprintf(stderr, "bench_reduce: %s\n", err.msg);

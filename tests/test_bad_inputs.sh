@@ -9,9 +9,9 @@
 #  - a FIFO as --data, /features as an external link, in external raw files or a virtual
 #    dataset, the data format version; the data file written over while training;
 #  - float64 beyond float32's range, int64 labels beyond int32, a NaN in the validation
-#    set (found before training), regression targets around 1e7 (the loss sums stay out
-#    of the gradient's fixed-point range) and a diverging gradient (the message names the
-#    block), --epochs/--out messages and exit codes, chainz tau on a --no-tau run.
+#    set (found before training), regression targets around 1e7 and 1e14 (the loss sums
+#    and the gradients have no fixed-point range) and a diverging gradient (the message
+#    names the block), --epochs/--out messages and exit codes, chainz tau on a --no-tau run.
 # Usage: test_bad_inputs.sh BUILD_DIR
 set -uo pipefail
 build=$(cd "$1" && pwd)
@@ -215,9 +215,13 @@ if [ ! -s "$work/r7a/history.jsonl" ] || ! cmp -s <(sed -E 's/, "seconds": [0-9.
 else
     echo "ok: loss sums of 1 and 2 ranks are identical"
 fi
+# gradients of 1e13 and more: the exact reduction sums floats, it has no fixed-point range
 "$bad_data" regress "$work/r14.h5" 1e14
-expect "a diverging gradient names the block and the value" 2 "gradient of (layer [0-9]+|output) (weight|bias|poly).* = " -- \
-    "${run1[@]}" train --data "$work/r14.h5" --out "$work/r14" --layers 8 --epochs 1 --batch 32 --no-tau --no-standardize
+expect "targets around 1e14 train (no range limit in the exact reduction)" 0 "done" -- \
+    "${run2[@]}" train --data "$work/r14.h5" --out "$work/r14" --layers 8 --epochs 1 --batch 32 --micro-batch 8 --no-tau --no-standardize
+"$bad_data" regress "$work/r37.h5" 1e37
+expect "a diverging gradient names the block and the value" 2 "step 1: the summed gradient of (layer [0-9]+|output) (weight|bias|poly).* = -?(inf|nan) is not finite" -- \
+    "${run1[@]}" train --data "$work/r37.h5" --out "$work/r37" --layers 8 --epochs 1 --batch 32 --no-tau --no-standardize
 
 expect "eval: the memory estimate against --max-memory" 1 "needs about .* per rank.*--max-memory" -- \
     "${run1[@]}" eval --model "$work/r7a" --data "$work/r7.h5" --max-memory 1K

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "chainz/budget.h"
+#include "chainz/reducer.h"
 #include "chainz/config.h"
 #include "chainz/engine.h"
 
@@ -80,8 +81,9 @@ static void test_budget_estimate_bounds_the_workspace(void **state)
                     if (modes[mo].mode == CZ_STREAM_GRAM && m.layer[0].n_out > ds[i]) continue;
                     cz_workspace *ws = cz_workspace_new_stream(&m, Bs[j], &modes[mo], &err);
                     assert_non_null(ws);
+                    int P = 1 + (int)(mo % 3); /* 1, 2, 3 ranks */
                     cz_mem_request r = {.m = &m, .micro_batch = Bs[j], .batch = 4 * Bs[j], .rows = 1000,
-                                        .opt_moments = 2, .exact = 1, .tau = 1, .stream = modes[mo]};
+                                        .opt_moments = 2, .exact = 1, .ranks = P, .tau = 1, .stream = modes[mo]};
                     cz_mem_estimate e;
                     cz_mem_estimate_run(&r, &e);
                     size_t real = cz_workspace_bytes(ws);
@@ -89,8 +91,12 @@ static void test_budget_estimate_bounds_the_workspace(void **state)
                     assert_false(e.overflow);
                     assert_true(e.workspace >= real);
                     assert_true(e.workspace <= real + real / 4 + 4096);
-                    assert_true(e.params >= m.n_params * sizeof(cz_real) * 5); /* params, grad, gsum, m, v */
-                    assert_true(e.reduce >= m.n_params * 16);                  /* the exact accumulator */
+                    assert_true(e.params >= m.n_params * sizeof(cz_real) * 4); /* params, grad, m, v */
+                    /* the reducer's partial sums and its receive buffers for 4 chunks a step */
+                    size_t slots, nodes, last = (1000 % (4 * Bs[j]) + Bs[j] - 1) / Bs[j];
+                    cz_reducer_plan(4, last, 1, P, &slots, &nodes);
+                    assert_true(slots >= 1 && (P == 1 || nodes >= (size_t)P));
+                    assert_true(e.reduce >= (slots * m.n_params + nodes * (m.n_params / (size_t)P)) * sizeof(cz_real));
                     assert_true(e.total >= e.params + e.reduce + e.workspace + e.data);
                     cz_workspace_free(ws);
                 }

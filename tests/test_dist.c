@@ -83,52 +83,81 @@ static void test_dist_sum_fixed_equals_single_accumulator(void **state)
     free(all);
 }
 
-/* The reducer's one allreduce: 3 ranks holding uneven, rotated shares of 7 chunks give
- * the bytes of one process that added all 7 (gradient, scalars), with the bad values of
- * two ranks counted and one rank's failure flag seen by all. */
+/* One process adding all NC chunks (the reference): a reducer of one rank needs no MPI. */
+static int reduce_alone(const float *g, const double *sc, size_t NC, size_t NV, size_t NS, double samples,
+                        const cz_bucket *bk, size_t nbk, float *want, double *want_sc, cz_reduced *wr)
+{
+    cz_reducer ref;
+    cz_error err = {0};
+    cz_dist one = {0, 1};
+    size_t c0, c1;
+    int rc = cz_reducer_init(&ref, NV, NS, NC, 0, 1, 0, 1, &err);
+    if (!rc && bk) rc = cz_reducer_set_buckets(&ref, bk, nbk, &err); /* the same blocks of the sum of squares */
+    if (rc) return rc;
+    cz_reducer_begin(&ref, NC, 0, &c0, &c1);
+    for (size_t c = c0; c < c1; c++) {
+        memcpy(cz_reducer_buffer(&ref), g + c * NV, NV * sizeof *g);
+        cz_reducer_add(&ref, c, sc + c * NS);
+    }
+    rc = cz_reducer_finish(&ref, &one, samples, want, want_sc, wr, &err);
+    cz_reducer_free(&ref);
+    return rc;
+}
+
+/* The reducer's exchange: 3 ranks holding uneven, rotated shares of 7 chunks of 12589
+ * values (4 blocks of the sum of squares, split over the owners) give the bytes of one
+ * process that added all 7: gradient, scalars and sum of squares; a value of 1e30 (far
+ * beyond the old fixed-point range) sums like any other; in the second round a NaN passes
+ * through to the sum (training stops on it) and one rank's failure flag is seen by all. */
 static void test_dist_reducer_equals_single_process(void **state)
 {
     (void)state;
-    enum { NV = 301, NC = 7, NS = 4 };
+    enum { NV = 3 * CZ_REDUCER_BLOCK + 301, NC = 7, NS = 4 };
     const cz_dist *d = &g_dist;
-    float *g = malloc((size_t)NC * NV * sizeof *g);
+    float *g = malloc((size_t)NC * NV * sizeof *g), *want = malloc(NV * sizeof *want), *got = malloc(NV * sizeof *got);
     double sc[NC * NS];
-    assert_non_null(g);
-    cz_rng r;
-    cz_rng_seed(&r, 4242);
-    for (size_t i = 0; i < (size_t)NC * NV; i++) g[i] = (float)value_at(&r);
-    for (size_t i = 0; i < NC * NS; i++) sc[i] = value_at(&r);
-    g[2 * NV + 5] = NAN;      /* chunk 2 */
-    g[6 * NV + 9] = 1e13f;    /* chunk 6: beyond 2^42 */
-    cz_reducer ref, mine;
-    cz_error err = {0};
-    int rc1 = cz_reducer_init(&ref, NV, NS, NC, 1, &err), rc2 = cz_reducer_init(&mine, NV, NS, NC, 1, &err);
-    cz_reducer_begin(&ref, NC);
-    cz_reducer_begin(&mine, NC);
-    for (size_t c = 0; c < NC; c++) cz_reducer_add(&ref, c, g + c * NV, sc + c * NS);
-    size_t b = share_begin((d->rank + 1) % d->size, d->size) * NC / N_VALUES;
-    size_t e = share_begin((d->rank + 1) % d->size + 1, d->size) * NC / N_VALUES;
-    for (size_t c = e; c-- > b;) cz_reducer_add(&mine, c, g + c * NV, sc + c * NS);
-    if (d->rank == 2) cz_reducer_fail(&mine);
-    float want[NV], got[NV];
-    double want_sc[NS], got_sc[NS];
-    cz_reduced wr, gr;
-    cz_reducer_result(&ref, 12.0, want, want_sc, &wr);
-    int rc = cz_reducer_finish(&mine, d, 12.0, got, got_sc, &gr, &err);
-    assert_int_equal(rc1 | rc2 | rc, 0);
-    assert_memory_equal(got, want, sizeof got);
-    assert_memory_equal(got_sc, want_sc, sizeof got_sc);
-    assert_int_equal(gr.bad, 2);
-    assert_int_equal(gr.failed, 1);
-    assert_int_equal(wr.failed, 0);
-    cz_reducer_free(&ref);
-    cz_reducer_free(&mine);
+    assert_true(g && want && got);
+    for (int round = 0; round < 2; round++) {
+        cz_rng r;
+        cz_rng_seed(&r, 4242 + (uint64_t)round);
+        for (size_t i = 0; i < (size_t)NC * NV; i++) g[i] = (float)value_at(&r);
+        for (size_t i = 0; i < NC * NS; i++) sc[i] = value_at(&r);
+        g[6 * NV + 9] = 1e30f; /* chunk 6 */
+        if (round) g[2 * NV + 5] = NAN; /* chunk 2 */
+        double want_sc[NS], got_sc[NS];
+        cz_reduced wr, gr;
+        int rc1 = reduce_alone(g, sc, NC, NV, NS, 12.0, NULL, 0, want, want_sc, &wr);
+        cz_reducer mine;
+        cz_error err = {0};
+        size_t b, e;
+        int rc2 = cz_reducer_init(&mine, NV, NS, NC, 0, 1, d->rank, d->size, &err);
+        cz_reducer_begin(&mine, NC, 1 + round, &b, &e); /* shares rotated */
+        for (size_t c = b; c < e; c++) {
+            memcpy(cz_reducer_buffer(&mine), g + c * NV, NV * sizeof *g);
+            cz_reducer_add(&mine, c, sc + c * NS);
+        }
+        if (round && d->rank == 2) cz_reducer_fail(&mine);
+        int rc = cz_reducer_finish(&mine, d, 12.0, got, got_sc, &gr, &err);
+        rc |= cz_reducer_gather(&mine, d, got, &err); /* each rank held its slices */
+        assert_int_equal(rc1 | rc2 | rc, 0);
+        assert_true(isfinite(got[9]) && got[9] > 1e28f); /* 1e30 / 12 */
+        assert_memory_equal(got, want, NV * sizeof *got);
+        assert_memory_equal(got_sc, want_sc, sizeof got_sc);
+        if (round) assert_true(isnan(got[5]) && isnan(gr.sumsq) && isnan(wr.sumsq));
+        else assert_memory_equal(&gr.sumsq, &wr.sumsq, sizeof gr.sumsq);
+        assert_int_equal(gr.failed, round);
+        assert_int_equal(wr.failed, 0);
+        cz_reducer_free(&mine);
+    }
     free(g);
+    free(want);
+    free(got);
 }
 
-/* The overlapped (bucketed) reduction: each rank adds its chunks but the last whole, the
- * last bucket by bucket (posting each at once), a rank without a chunk posts zeros: the
- * bytes of one process that added every chunk, for 7 chunks and for 2 (a rank idle). */
+/* The overlapped (bucketed) exchange: each rank adds its chunks but the last whole, the
+ * last bucket by bucket (starting each at once), a rank without a chunk sends nothing:
+ * the bytes of one process that added every chunk, for 7 chunks and for 2 (a rank idle),
+ * with the shares rotated. */
 static void test_dist_reducer_buckets_equal_one_message(void **state)
 {
     (void)state;
@@ -145,32 +174,50 @@ static void test_dist_reducer_buckets_equal_one_message(void **state)
         cz_rng_seed(&r, 77 + NC);
         for (size_t i = 0; i < NC * NV; i++) g[i] = (float)value_at(&r);
         for (size_t i = 0; i < NC * NS; i++) sc[i] = value_at(&r);
-        cz_reducer ref, mine;
-        cz_error err = {0};
-        int rc = cz_reducer_init(&ref, NV, NS, NC, 1, &err) | cz_reducer_init(&mine, NV, NS, NC, 1, &err) |
-                 cz_reducer_set_buckets(&mine, bk, 3, &err);
-        cz_reducer_begin(&ref, NC);
-        cz_reducer_begin(&mine, NC);
-        for (size_t c = 0; c < NC; c++) cz_reducer_add(&ref, c, g + c * NV, sc + c * NS);
-        size_t b = (size_t)d->rank * NC / (size_t)d->size, e = (size_t)(d->rank + 1) * NC / (size_t)d->size;
-        for (size_t c = b; c < e; c++) {
-            if (c + 1 < e) {
-                cz_reducer_add(&mine, c, g + c * NV, sc + c * NS);
-                continue;
-            }
-            for (int k = 0; k < 3 && !rc; k++) cz_reducer_post_next(&mine, d, g + c * NV, &rc, &err);
-            cz_reducer_chunk_done(&mine, c, sc + c * NS);
-        }
         float want[NV], got[NV];
         double want_sc[NS], got_sc[NS];
         cz_reduced wr, gr;
-        cz_reducer_result(&ref, 9.0, want, want_sc, &wr);
+        int rc = reduce_alone(g, sc, NC, NV, NS, 9.0, bk, 3, want, want_sc, &wr);
+        cz_reducer mine;
+        cz_error err = {0};
+        size_t b, e;
+        rc |= cz_reducer_init(&mine, NV, NS, NC, 0, 1, d->rank, d->size, &err) |
+              cz_reducer_set_buckets(&mine, bk, 3, &err);
+        cz_reducer_begin(&mine, NC, 2 + t, &b, &e);
+        for (size_t c = b; c < e; c++) {
+            float *buf = cz_reducer_buffer(&mine);
+            if (c + 1 < e) {
+                memcpy(buf, g + c * NV, NV * sizeof *g);
+                cz_reducer_add(&mine, c, sc + c * NS);
+                continue;
+            }
+            /* the last chunk: each bucket's values arrive just before it is started */
+            for (int k = 0; k < 3 && !rc; k++) {
+                for (int j = 0; j < 2; j++)
+                    memcpy(buf + bk[k].off[j], g + c * NV + bk[k].off[j], bk[k].len[j] * sizeof *g);
+                cz_reducer_post_next(&mine, d, &rc, &err);
+            }
+            cz_reducer_add(&mine, c, sc + c * NS);
+        }
         rc |= cz_reducer_finish(&mine, d, 9.0, got, got_sc, &gr, &err);
+        /* my slices are the final values; the rest is gathered */
+        float part[NV];
+        memcpy(part, got, sizeof part);
+        size_t nsl = cz_reducer_slices(&mine), owned = 0;
+        rc |= cz_reducer_gather(&mine, d, got, &err);
         assert_int_equal(rc, 0);
+        for (size_t k = 0; k < nsl; k++) {
+            size_t off, len;
+            cz_reducer_slice(&mine, k, &off, &len);
+            assert_memory_equal(part + off, want + off, len * sizeof(float));
+            owned += len;
+        }
+        assert_true(owned < NV); /* sharded: each rank owns a share */
         assert_memory_equal(got, want, sizeof got);
+        /* the sum of squares of 3 ranks' blocks has the single process's bits */
+        assert_memory_equal(&gr.sumsq, &wr.sumsq, sizeof gr.sumsq);
         assert_memory_equal(got_sc, want_sc, sizeof got_sc);
         assert_int_equal(gr.failed, 0);
-        cz_reducer_free(&ref);
         cz_reducer_free(&mine);
         free(g);
         free(sc);

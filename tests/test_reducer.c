@@ -1,9 +1,10 @@
-/* The per-step reducer (include/chainz/reducer.h) without MPI: ranks are simulated with
- * cz_reducer_merge, which is what the allreduce computes. Exact sums give the same bytes
- * for any grouping and order of the chunks; every sum equals an independent __int128
- * reference (rint and 128-bit integers instead of limbs); carries across the limb
- * boundary, negative values and values just below the range; bad values counted and not
- * summed; the failure flag; the capacity guard. */
+/* The per-step reducer (include/chainz/reducer.h) and its chunk tree (chunktree.h) without
+ * MPI. Ranks are simulated: each simulated rank adds its share of the chunks to its own
+ * reducer, and the owners' step (cz_tree_sum over every rank's cover) is done here, as the
+ * exchange does it slice by slice. The sums give the same bytes for 1 to 6 ranks and every
+ * rotation of the shares, and equal an independent recursive float tree written here; the
+ * tree's covers, depths and plan; the scalars in chunk order; the failure flag; misuse
+ * refused. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,7 +17,7 @@
 
 #include "chainz/reducer.h"
 
-enum { N = 257, CHUNKS = 24, NSC = 4 };
+enum { N = 257, CHUNKS = 23, NSC = 4 };
 
 static uint64_t mix(uint64_t *s)
 {
@@ -28,235 +29,217 @@ static uint64_t mix(uint64_t *s)
 
 static double uniform(uint64_t *s) { return (double)(mix(s) >> 11) * 0x1p-53; }
 
-/* |x| log-uniform in 1e-18..1e11 (beyond the resolution at the bottom), random sign */
-static void random_chunks(float *g, double *sc, uint64_t seed)
+/* |x| log-uniform over 1e-30..1e30, random sign: float sums whose order matters */
+static void random_chunks(float *g, double *sc, size_t chunks, uint64_t seed)
 {
     uint64_t s = seed;
-    for (size_t i = 0; i < (size_t)CHUNKS * N; i++) {
-        double mag = pow(10.0, -18.0 + 29.0 * uniform(&s));
+    for (size_t i = 0; i < chunks * N; i++) {
+        double mag = pow(10.0, -30.0 + 60.0 * uniform(&s));
         g[i] = (float)((mix(&s) & 1) ? -mag : mag);
     }
-    for (size_t i = 0; i < (size_t)CHUNKS * NSC; i++) sc[i] = (uniform(&s) - 0.3) * pow(10.0, 20.0 * uniform(&s));
+    for (size_t i = 0; i < chunks * NSC; i++) sc[i] = (uniform(&s) - 0.3) * pow(10.0, 20.0 * uniform(&s));
 }
 
-/* the reference: round(v * 2^50), ties to even, summed in 128 bits */
-static __int128 ref_fixed(float v) { return (__int128)rint((double)v * 0x1p50); }
-
-static __int128 exact_sum(const cz_reducer *r, size_t i)
+/* the reference, written independently of chunktree.c: the sum of chunks [lo, hi) of
+ * value i, split at the largest power of two below hi - lo */
+static float ref_tree(const float *g, size_t lo, size_t hi, size_t i)
 {
-    int64_t hi;
-    uint64_t lo;
-    cz_reducer_limbs(r, i, &hi, &lo);
-    assert_true(lo < ((uint64_t)1 << CZ_REDUCER_LIMB_BITS)); /* normalised */
-    return (__int128)hi * ((__int128)1 << CZ_REDUCER_LIMB_BITS) + (__int128)lo;
+    if (hi - lo == 1) return g[lo * N + i];
+    size_t h = 1;
+    while (2 * h < hi - lo) h *= 2;
+    return ref_tree(g, lo, lo + h, i) + ref_tree(g, lo + h, hi, i);
 }
 
-typedef struct {
-    float grad[N];
-    double sc[NSC];
-    cz_reduced res;
-    __int128 q[N];
-} outcome;
-
-/* the chunks given to P simulated ranks by owner(c), each rank adding its chunks in the
- * order `order` (1: increasing, -1: decreasing), merged in rank order `merge_back` */
-static void reduce_grouped(const float *g, const double *sc, int P, int (*owner)(size_t, int), int order,
-                           int merge_back, outcome *out)
+/* P simulated ranks with the shares rotated by rot: each adds its chunks; then the owner's
+ * step over the whole vector. grad = sum / samples as the reducer divides. */
+static void reduce_simulated(const float *g, size_t chunks, int P, long rot, float *grad)
 {
-    cz_reducer rk[5];
+    cz_reducer rk[6];
     cz_error err;
-    assert_true(P <= 5);
-    for (int p = 0; p < P; p++) {
-        assert_int_equal(cz_reducer_init(&rk[p], N, NSC, CHUNKS, 1, &err), 0);
-        cz_reducer_begin(&rk[p], CHUNKS);
+    cz_span nodes[6 * 130];
+    float *parts[6 * 130];
+    size_t total = 0;
+    assert_true(P <= 6);
+    for (int q = 0; q < P; q++) {
+        size_t c0, c1;
+        assert_int_equal(cz_reducer_init(&rk[q], N, NSC, chunks, 0, 1, q, P, &err), 0);
+        cz_reducer_begin(&rk[q], chunks, rot, &c0, &c1);
+        double sc[NSC] = {0};
+        for (size_t c = c0; c < c1; c++) {
+            memcpy(cz_reducer_buffer(&rk[q]), g + c * N, N * sizeof(float));
+            cz_reducer_add(&rk[q], c, sc);
+        }
+        /* what a rank holds at the end is the tree's cover of its share */
+        cz_span cov[130], mine[130];
+        size_t k = cz_reducer_cover(&rk[q], mine);
+        assert_int_equal(k, cz_tree_cover(chunks, c0, c1, cov));
+        for (size_t i = 0; i < k; i++) {
+            assert_true(mine[i].lo == cov[i].lo && mine[i].hi == cov[i].hi);
+            nodes[total] = mine[i];
+            parts[total] = malloc(N * sizeof(float));
+            memcpy(parts[total++], cz_reducer_node(&rk[q], i), N * sizeof(float));
+        }
     }
-    for (size_t k = 0; k < CHUNKS; k++) {
-        size_t c = order > 0 ? k : CHUNKS - 1 - k;
-        assert_int_equal(cz_reducer_add(&rk[owner(c, P)], c, g + c * N, sc + c * NSC), 0);
-    }
-    cz_reducer *dst = &rk[merge_back ? P - 1 : 0];
-    for (int p = 0; p < P; p++)
-        if (&rk[p] != dst) cz_reducer_merge(dst, &rk[p]);
-    cz_reducer_result(dst, 96.0, out->grad, out->sc, &out->res);
-    for (size_t i = 0; i < N; i++) out->q[i] = exact_sum(dst, i);
-    for (int p = 0; p < P; p++) cz_reducer_free(&rk[p]);
+    /* the owner's step: the nodes by chunk (insertion sort on lo) */
+    for (size_t i = 1; i < total; i++)
+        for (size_t j = i; j > 0 && nodes[j - 1].lo > nodes[j].lo; j--) {
+            cz_span t = nodes[j];
+            nodes[j] = nodes[j - 1];
+            nodes[j - 1] = t;
+            float *p = parts[j];
+            parts[j] = parts[j - 1];
+            parts[j - 1] = p;
+        }
+    const float *root = cz_tree_sum(chunks, nodes, parts, total, N);
+    assert_non_null(root);
+    for (size_t i = 0; i < N; i++) grad[i] = (float)((double)root[i] * (1.0 / 96.0));
+    for (size_t i = 0; i < total; i++) free(parts[i]);
+    for (int q = 0; q < P; q++) cz_reducer_free(&rk[q]);
 }
 
-static int own_contiguous(size_t c, int P) { return (int)(c * (size_t)P / CHUNKS); }
-static int own_round_robin(size_t c, int P) { return (int)(c % (size_t)P); }
-static int own_last(size_t c, int P) { return c < 3 ? 0 : P - 1; } /* middle ranks idle */
-
-static void test_reducer_groupings_give_identical_bytes(void **state)
+static void test_reducer_any_ranks_and_rotation_give_identical_bytes(void **state)
 {
     (void)state;
-    float *g = malloc((size_t)CHUNKS * N * sizeof *g);
-    double *sc = malloc((size_t)CHUNKS * NSC * sizeof *sc);
-    outcome *ref = malloc(sizeof *ref), *o = malloc(sizeof *o);
-    assert_non_null(g);
-    assert_non_null(sc);
-    assert_non_null(ref);
-    assert_non_null(o);
-    random_chunks(g, sc, 42);
-    reduce_grouped(g, sc, 1, own_contiguous, 1, 0, ref);
-    /* the reference, independently: 128-bit sums of the rounded values; scalars in chunk order */
-    for (size_t i = 0; i < N; i++) {
-        __int128 q = 0;
-        for (size_t c = 0; c < CHUNKS; c++) q += ref_fixed(g[c * N + i]);
-        assert_true(ref->q[i] == q);
-    }
-    for (size_t k = 0; k < NSC; k++) {
-        double s = 0;
-        for (size_t c = 0; c < CHUNKS; c++) s += sc[c * NSC + k];
-        assert_memory_equal(&ref->sc[k], &s, sizeof s);
-    }
-    int (*own[3])(size_t, int) = {own_contiguous, own_round_robin, own_last};
-    for (int P = 1; P <= 5; P++)
-        for (int w = 0; w < 3; w++)
-            for (int order = -1; order <= 1; order += 2) {
-                reduce_grouped(g, sc, P, own[w], order, (P + w) & 1, o);
-                assert_memory_equal(o->grad, ref->grad, sizeof o->grad);
-                assert_memory_equal(o->sc, ref->sc, sizeof o->sc);
-                assert_memory_equal(o->q, ref->q, sizeof o->q);
-                assert_int_equal(o->res.bad, 0);
-                assert_int_equal(o->res.failed, 0);
+    float *g = malloc((size_t)CHUNKS * N * sizeof(float));
+    double sc[CHUNKS * NSC];
+    random_chunks(g, sc, CHUNKS, 7);
+    const size_t counts[3] = {CHUNKS, 8, 3};
+    for (int t = 0; t < 3; t++) {
+        size_t C = counts[t];
+        float want[N], got[N], seq[N];
+        for (size_t i = 0; i < N; i++) want[i] = (float)((double)ref_tree(g, 0, C, i) * (1.0 / 96.0));
+        /* the order matters for these values: chunk-order sums differ from the tree's */
+        int differ = 0;
+        for (size_t i = 0; i < N; i++) {
+            float s = 0;
+            for (size_t c = 0; c < C; c++) s += g[c * N + i];
+            seq[i] = (float)((double)s * (1.0 / 96.0));
+            differ |= memcmp(&seq[i], &want[i], sizeof(float)) != 0;
+        }
+        if (C > 3) assert_true(differ);
+        for (int P = 1; P <= 6; P++)
+            for (long rot = 0; rot < P; rot++) {
+                reduce_simulated(g, C, P, rot, got);
+                assert_memory_equal(got, want, sizeof got);
             }
-    free(g), free(sc), free(ref), free(o);
-}
-
-/* one value per slot, summed `times` times; the exact sum and its float read-out */
-static void sum_one(const float *x, size_t n, int times, __int128 *q, float *grad, double samples, long *bad)
-{
-    cz_reducer r;
-    cz_error err;
-    assert_int_equal(cz_reducer_init(&r, n, 1, (size_t)times, 1, &err), 0);
-    cz_reducer_begin(&r, (size_t)times);
-    double zero = 0;
-    for (int t = 0; t < times; t++) cz_reducer_add(&r, (size_t)t, x, &zero);
-    double sc;
-    cz_reduced res;
-    cz_reducer_result(&r, samples, grad, &sc, &res);
-    for (size_t i = 0; i < n; i++) q[i] = exact_sum(&r, i);
-    *bad = res.bad;
-    cz_reducer_free(&r);
-}
-
-static void test_reducer_carries_across_the_limb_boundary(void **state)
-{
-    (void)state;
-    /* v * 2^50 = odd multiples of 2^45: the low limb sits at +-2^45 exactly (hi rounds to
-     * even), so 1000 of them carry far past 2^46; then values whose low limb is just below
-     * and just above the boundary, negative ones, and the tiny 2^-50 step */
-    float x[] = {0x1p-5f, 3 * 0x1p-5f, -0x1p-5f, -3 * 0x1p-5f, 0x1p-4f - 0x1p-28f, 0x1p-4f + 0x1p-27f,
-                 -(0x1p-4f - 0x1p-28f), 0x1p-50f, -0x1p-50f, 0x1p-51f, 3 * 0x1p-51f, -0x1p-51f, 1.0f, -1.0f,
-                 12345.678f, -0.0f};
-    enum { NX = sizeof x / sizeof x[0], TIMES = 1000 };
-    __int128 q[NX];
-    float grad[NX];
-    long bad;
-    sum_one(x, NX, TIMES, q, grad, 1.0, &bad);
-    assert_int_equal(bad, 0);
-    for (size_t i = 0; i < NX; i++) {
-        assert_true(q[i] == TIMES * ref_fixed(x[i]));
-        /* the read-out is the exact sum rounded (it needs fewer than 53 bits here) */
-        assert_true(grad[i] == (float)((double)q[i] * 0x1p-50));
     }
-    /* ties to even at the resolution: 2^-51 -> 0, 3 * 2^-51 -> 2 * 2^-50, -2^-51 -> -0 */
-    assert_true(q[9] == 0 && q[10] == 2 * TIMES && q[11] == 0);
-    assert_true(grad[2] == -TIMES * 0x1p-5f && grad[12] == TIMES && grad[13] == -TIMES);
+    free(g);
 }
 
-static void test_reducer_range_and_bad_values(void **state)
+/* One rank through the reducer's own finish (no MPI with one rank): the root divided, the
+ * scalars summed in chunk order (the same doubles in the same order), the failure flag. */
+static void test_reducer_one_rank_finish_scalars_and_flag(void **state)
 {
     (void)state;
-    const float top = nextafterf(0x1p42f, 0.0f); /* 2^42 - 2^18, the largest in range */
-    float x[] = {top, -top, 0x1p42f, -0x1p42f, NAN, INFINITY, -INFINITY, 1e30f, 2.5f};
-    enum { NX = sizeof x / sizeof x[0] };
-    __int128 q[NX];
-    float grad[NX];
-    long bad;
-    sum_one(x, NX, 3, q, grad, 1.0, &bad);
-    assert_int_equal(bad, 3 * 6); /* 2^42, -2^42, NaN, +-Inf and 1e30, in each of 3 chunks */
-    assert_true(q[0] == 3 * ((__int128)top << 50));
-    assert_true(q[1] == -q[0]);
-    for (size_t i = 2; i < 8; i++) assert_true(q[i] == 0 && grad[i] == 0);
-    assert_true(grad[0] == 3 * top && grad[1] == -3 * top && grad[8] == 7.5f);
-    /* samples divide the sum */
-    sum_one(x, NX, 3, q, grad, 4.0, &bad);
-    assert_true(grad[0] == 0.75f * top && grad[8] == 1.875f);
-}
-
-static void test_reducer_full_capacity_does_not_overflow(void **state)
-{
-    (void)state;
-    /* the guard's worst case: the largest magnitudes in every chunk of a full step, where
-     * the limb sums come closest to int64's limits; one value per chunk keeps it fast */
-    const float top = nextafterf(0x1p42f, 0.0f);
-    float x[] = {top, -top, 3 * 0x1p-5f, -0x1p-5f};
-    enum { NX = sizeof x / sizeof x[0] };
-    __int128 q[NX];
-    float grad[NX];
-    long bad;
-    sum_one(x, NX, CZ_REDUCER_MAX_CHUNKS, q, grad, 1.0, &bad);
-    for (size_t i = 0; i < NX; i++) assert_true(q[i] == (__int128)CZ_REDUCER_MAX_CHUNKS * ref_fixed(x[i]));
-    assert_true(grad[0] == (float)((double)CZ_REDUCER_MAX_CHUNKS * top));
-}
-
-static void test_reducer_refuses_more_chunks_than_the_limbs_hold(void **state)
-{
-    (void)state;
+    float *g = malloc((size_t)CHUNKS * N * sizeof(float));
+    double sc[CHUNKS * NSC];
+    random_chunks(g, sc, CHUNKS, 11);
     cz_reducer r;
     cz_error err;
-    assert_int_equal(cz_reducer_init(&r, 8, NSC, CZ_REDUCER_MAX_CHUNKS + 1, 1, &err), CZ_EINVAL);
-    assert_non_null(strstr(err.msg, "at most 131071 chunks per step"));
-    cz_reducer_free(&r);
-    /* float mode has no such limit */
-    assert_int_equal(cz_reducer_init(&r, 8, NSC, CZ_REDUCER_MAX_CHUNKS + 1, 0, &err), 0);
-    cz_reducer_free(&r);
-    assert_int_equal(cz_reducer_init(&r, 8, NSC, CZ_REDUCER_MAX_CHUNKS, 1, &err), 0);
-    cz_reducer_free(&r);
-    cz_reducer_free(NULL);
-}
-
-static void test_reducer_flags_and_counts_travel_through_the_merge(void **state)
-{
-    (void)state;
-    cz_reducer a, b, c;
-    cz_error err;
-    for (int exact = 0; exact <= 1; exact++) {
-        assert_int_equal(cz_reducer_init(&a, 3, 2, 3, exact, &err), 0);
-        assert_int_equal(cz_reducer_init(&b, 3, 2, 3, exact, &err), 0);
-        assert_int_equal(cz_reducer_init(&c, 3, 2, 3, exact, &err), 0);
-        cz_reducer_begin(&a, 3), cz_reducer_begin(&b, 3), cz_reducer_begin(&c, 3);
-        float g0[3] = {1, NAN, 2}, g1[3] = {4, 5, 1e20f};
-        double s0[2] = {0.5, -1}, s1[2] = {0.25, 1e300}, s2[2] = {-0.0, 2};
-        assert_int_equal(cz_reducer_add(&a, 0, g0, s0), exact ? 1 : 0);
-        assert_int_equal(cz_reducer_add(&b, 2, g1, s2), exact ? 1 : 0);
-        assert_int_equal(cz_reducer_add(&b, 1, g0, s1), exact ? 1 : 0);
-        cz_reducer_fail(&b); /* rank "b" failed; "c" added nothing */
-        cz_reducer_merge(&c, &a);
-        cz_reducer_merge(&c, &b);
-        float grad[3];
-        double sc[2];
+    cz_dist one = {0, 1};
+    size_t c0, c1;
+    assert_int_equal(cz_reducer_init(&r, N, NSC, CHUNKS, 5, 1, 0, 1, &err), 0);
+    for (int round = 0; round < 2; round++) {
+        size_t C = round ? 5 : CHUNKS; /* the last step of an epoch has fewer chunks */
+        cz_reducer_begin(&r, C, 3, &c0, &c1);
+        assert_true(c0 == 0 && c1 == C);
+        for (size_t c = c0; c < c1; c++) {
+            memcpy(cz_reducer_buffer(&r), g + c * N, N * sizeof(float));
+            cz_reducer_add(&r, c, sc + c * NSC);
+        }
+        if (round) cz_reducer_fail(&r);
+        float grad[N];
+        double got[NSC];
         cz_reduced res;
-        cz_reducer_result(&c, 2.0, grad, sc, &res);
-        assert_int_equal(res.bad, exact ? 3 : 0);
-        assert_int_equal(res.failed, 1);
-        assert_true(sc[0] == 0.75 && sc[1] == (-1 + 1e300) + 2);
-        assert_true(grad[0] == 3.0f);
-        if (exact) assert_true(grad[1] == 2.5f && grad[2] == 2.0f); /* bad values not summed */
-        cz_reducer_free(&a), cz_reducer_free(&b), cz_reducer_free(&c);
+        assert_int_equal(cz_reducer_finish(&r, &one, 96.0, grad, got, &res, &err), 0);
+        for (size_t i = 0; i < N; i++) {
+            float w = (float)((double)ref_tree(g, 0, C, i) * (1.0 / 96.0));
+            assert_memory_equal(&grad[i], &w, sizeof w);
+        }
+        for (size_t k = 0; k < NSC; k++) {
+            double w = 0;
+            for (size_t c = 0; c < C; c++) w += sc[c * NSC + k];
+            assert_memory_equal(&got[k], &w, sizeof w);
+        }
+        assert_int_equal(res.failed, round);
     }
+    cz_reducer_free(&r);
+    free(g);
+}
+
+/* The tree: every share's cover partitions it into tree nodes; siblings are recognised
+ * only as children of one node; the stack depth stays within two nodes per level, and the
+ * plan reserves exactly the deepest share. */
+static void test_reducer_tree_covers_depths_and_plan(void **state)
+{
+    (void)state;
+    cz_span cov[300];
+    for (size_t C = 1; C <= 70; C++) {
+        size_t levels = 0;
+        while (((size_t)1 << levels) < C) levels++;
+        for (size_t a = 0; a < C; a++)
+            for (size_t b = a + 1; b <= C; b++) {
+                size_t k = cz_tree_cover(C, a, b, cov), at = a;
+                for (size_t i = 0; i < k; i++) {
+                    assert_int_equal(cov[i].lo, at);
+                    at = cov[i].hi;
+                    /* a node: a single chunk, or two siblings */
+                    if (cov[i].hi - cov[i].lo > 1)
+                        assert_true(cz_tree_siblings(C, cov[i].lo, cz_tree_mid(cov[i].lo, cov[i].hi), cov[i].hi));
+                }
+                assert_int_equal(at, b);
+                assert_true(cz_tree_depth(C, a, b) <= 2 * levels + 1);
+            }
+        if (C >= 3) assert_false(cz_tree_siblings(C, 1, 2, 3)); /* [1, 3) straddles [0, 2) | [2, ...) */
+        for (int P = 1; P <= 5; P++) {
+            size_t slots, nodes, most = 1, all = 0;
+            cz_reducer_plan(C, 0, 1, P, &slots, &nodes);
+            for (int s = 0; s < P; s++) {
+                size_t a, b;
+                cz_chunk_share(C, s, P, &a, &b);
+                if (cz_tree_depth(C, a, b) > most) most = cz_tree_depth(C, a, b);
+                all += cz_tree_cover(C, a, b, NULL);
+            }
+            assert_int_equal(slots, most);
+            assert_int_equal(nodes, P > 1 ? all : 0);
+        }
+    }
+    assert_int_equal(cz_tree_mid(0, 7), 4);
+    assert_int_equal(cz_tree_mid(4, 7), 6);
+    assert_int_equal(cz_tree_mid(0, 8), 4);
+}
+
+static void test_reducer_refuses_misuse(void **state)
+{
+    (void)state;
+    cz_reducer r;
+    cz_error err;
+    assert_int_equal(cz_reducer_init(&r, 8, NSC, CZ_REDUCER_MAX_CHUNKS + 1, 0, 1, 0, 1, &err), CZ_EINVAL);
+    assert_non_null(strstr(err.msg, "chunks per step"));
+    cz_reducer_free(&r);
+    assert_int_equal(cz_reducer_init(&r, 10, NSC, 4, 0, 1, 0, 2, &err), 0);
+    const cz_bucket gap[2] = {{{0, 0}, {4, 0}}, {{5, 0}, {5, 0}}};
+    const cz_bucket twice[2] = {{{0, 0}, {6, 0}}, {{5, 0}, {5, 0}}};
+    const cz_bucket beyond[1] = {{{0, 8}, {8, 5}}};
+    const cz_bucket good[2] = {{{6, 0}, {4, 0}}, {{0, 0}, {6, 0}}};
+    assert_int_equal(cz_reducer_set_buckets(&r, gap, 2, &err), CZ_EINVAL);
+    assert_int_equal(cz_reducer_set_buckets(&r, twice, 2, &err), CZ_EINVAL);
+    assert_int_equal(cz_reducer_set_buckets(&r, beyond, 1, &err), CZ_EINVAL);
+    assert_int_equal(cz_reducer_set_buckets(&r, good, 2, &err), 0);
+    cz_reducer_free(&r);
+    assert_int_equal(cz_reducer_init(&r, 10, NSC, 4, 0, 0, 0, 2, &err), 0);
+    assert_int_equal(cz_reducer_set_buckets(&r, good, 2, &err), 0); /* float mode: the ranges of the blocks */
+    assert_int_equal(r.overlap, 0);
+    cz_reducer_free(&r);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reducer_groupings_give_identical_bytes),
-        cmocka_unit_test(test_reducer_carries_across_the_limb_boundary),
-        cmocka_unit_test(test_reducer_range_and_bad_values),
-        cmocka_unit_test(test_reducer_full_capacity_does_not_overflow),
-        cmocka_unit_test(test_reducer_refuses_more_chunks_than_the_limbs_hold),
-        cmocka_unit_test(test_reducer_flags_and_counts_travel_through_the_merge),
+        cmocka_unit_test(test_reducer_any_ranks_and_rotation_give_identical_bytes),
+        cmocka_unit_test(test_reducer_one_rank_finish_scalars_and_flag),
+        cmocka_unit_test(test_reducer_tree_covers_depths_and_plan),
+        cmocka_unit_test(test_reducer_refuses_misuse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,7 +23,7 @@ int cz_size_add(size_t a, size_t b, size_t *out);
 
 typedef struct {
     size_t params;     /* parameters, gradient, reduction buffer, optimizer moments */
-    size_t reduce;     /* exact two-limb sums (reducer.h) and the per-chunk scalars */
+    size_t reduce;     /* the reducer's partial sums and exchange buffers (reducer.h), per-chunk scalars */
     size_t workspace;  /* engine workspace: value stream and Jacobian stream */
     size_t data;       /* labels, row indices, chunk buffers, feature statistics */
     size_t tau;        /* histograms */
@@ -37,6 +37,7 @@ typedef struct {
     size_t rows;                /* rows of the data file (labels and row indices) */
     size_t opt_moments;         /* 2 for AdamW, 1 for SGD */
     int exact;                  /* --reduce exact */
+    int ranks;                  /* ranks of the run (0: 1) */
     int tau;                    /* histograms recorded */
     int tau_norms;              /* per-sample norms kept and gathered (eval --tau-out) */
     size_t confusion;           /* classes K of an evaluation (K x K counts), else 0 */

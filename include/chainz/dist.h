@@ -36,6 +36,19 @@ typedef struct {
  * x must stay untouched until cz_dist_wait. n < 2^31. Collective (same order on every
  * rank). @return 0 or CZ_ERUNTIME. */
 int cz_dist_isum_u64(const cz_dist *d, uint64_t *x, size_t n, cz_dist_req *req, cz_error *err);
+/* Starts an all-to-all exchange of floats (MPI_Ialltoallv): rank j receives
+ * send[sdispls[j] ..][scounts[j]] into recv at its rdispls[r] from each rank r. Every
+ * buffer and array must stay untouched until cz_dist_wait. Collective. */
+int cz_dist_iexchange_float(const cz_dist *d, const float *send, const int *scounts, const int *sdispls, float *recv,
+                            const int *rcounts, const int *rdispls, cz_dist_req *req, cz_error *err);
+/* Starts the in-place gather to all of x's slices (MPI_Iallgatherv): rank r's slice is
+ * x[displs[r] ..][counts[r]]. Collective. */
+int cz_dist_igather_all_float(const cz_dist *d, float *x, const int *counts, const int *displs, cz_dist_req *req,
+                              cz_error *err);
+/* Gathers every rank's doubles to every rank (MPI_Allgatherv): rank r's send [counts[r]]
+ * lands at recv + displs[r]. Collective. */
+int cz_dist_gather_all_double(const cz_dist *d, const double *send, int n, double *recv, const int *counts,
+                              const int *displs, cz_error *err);
 /* Marks requests as nothing started (MPI_REQUEST_NULL). */
 void cz_dist_req_clear(cz_dist_req *reqs, size_t n);
 /* Lets started collectives progress (Open MPI moves them only inside MPI calls). */

@@ -26,5 +26,9 @@ const char *cz_optim_name(cz_optim_kind k);
  * state: [state_len * n], zero at step 1. */
 void cz_optim_step(const cz_optim_spec *o, cz_real *params, const cz_real *grad,
                    cz_real *state, size_t n, size_t n_decay, long step, double lr);
+/* The same update on parameters [a, b) of n only (each parameter's update depends on its
+ * own values alone: the bits are those of the whole update); state as above, for all n. */
+void cz_optim_step_range(const cz_optim_spec *o, cz_real *params, const cz_real *grad, cz_real *state, size_t n,
+                         size_t n_decay, size_t a, size_t b, long step, double lr);
 
 #endif

@@ -1,43 +1,35 @@
-/* The gradient reduction of one optimizer step (docs/DESIGN.md section 2): begin, add each
- * chunk this rank computed (its float gradient and its scalars), finish with ONE allreduce
- * that returns, on every rank, the gradient summed over all chunks divided by the global
- * sample count, the scalars summed, the number of bad values and the OR of a failure flag.
+/* The gradient reduction of one optimizer step (docs/DESIGN.md section 2): begin, add the
+ * chunks this rank computes (in increasing order, each gradient written into the buffer
+ * cz_reducer_buffer gives), finish. finish returns, on every rank, the gradient summed over
+ * all chunks divided by the global sample count, the scalars summed and the OR of a
+ * failure flag.
  *
- * Exact mode (--reduce exact): each value v is rounded to the nearest multiple of 2^-50
- * (ties to even), q = round(v * 2^50), and kept as two int64 limbs, q = hi * 2^46 + lo,
- * with hi = round(v * 2^4) and lo = q - hi * 2^46 in [-2^45, 2^45]. The split is a few
- * double operations and the "add 1.5 * 2^52" rounding trick, so the compiler vectorises it
- * (no frexp). The limbs of all chunks are summed as integers (MPI_SUM on MPI_UINT64_T; the
- * limbs are not normalised between chunks: carry-save), which is associative: the sums do
- * not depend on how the chunks are grouped across ranks or ordered. Carries are normalised
- * once, at the end (lo into [0, 2^46)), and hi * 2^46 + lo is rounded to double (correctly
- * when |sum| < 2^49, within an ulp beyond; always a function of the exact sum).
- *   Range: |v| < 2^42 (4.4e12); larger values, NaN and Inf are counted as bad, not summed.
- *   Resolution: 2^-50 (8.9e-16).
- *   Capacity: |hi| <= 2^46 and |lo| <= 2^45 per value, so the limb sums of K chunks stay
- *   within int64 while K <= CZ_REDUCER_MAX_CHUNKS = 2^17 - 1 chunks per step, whatever the
- *   number of ranks (each chunk is added on one rank; a rank without chunks adds zeros).
- *   cz_reducer_init refuses more.
- * The per-chunk scalars travel in the same message, each chunk in its own slots as the
- * double's bits (one rank writes a chunk's slots, every other rank adds zero: the integer
- * sum is the bits), then are added in chunk order: the same doubles in the same order on
- * any number of ranks, and no range limit (a loss sum of large regression targets).
+ * Exact mode (--reduce exact, the default): the chunk gradients are added in the fixed
+ * binary tree over the chunk indices of chunktree.h, which depends on the step's chunk count
+ * alone. A rank adds its own chunks as the tree says (siblings are merged as soon as both
+ * are complete) and ends the step holding its cover: a few partial sums. finish sends each
+ * owner its slice of every rank's cover (one MPI_Ialltoallv per range of parameters), the
+ * owner completes the tree for its slice, divides and sends the slice to every rank
+ * (MPI_Iallgatherv): reduce-scatter and allgather, as a ring allreduce moves, with float
+ * messages (4 bytes a parameter) and plain float additions, and the same bits on any number
+ * of ranks. Float sums have the float range and resolution: no range limit, no rounding to a
+ * grid. The owners then also update their slices (below), so each parameter is updated
+ * once and the updated parameters, not the gradient, are gathered.
+ * The per-chunk scalars travel as the double's bits in their chunk's own slots (one rank
+ * writes a chunk's slots, every other rank adds zero: the integer sum is the bits), with
+ * the failure flag, in one small MPI_SUM over uint64; they are then added in chunk order: the
+ * same doubles in the same order on any number of ranks.
  *
- * Float mode (--reduce float): plain float sums and MPI_SUM on floats (not reproducible
- * across rank counts); the scalars and flags then take a second, small allreduce. */
+ * Float mode (--reduce float): each rank adds its chunks in order, then MPI_Allreduce on
+ * floats (the sum's order depends on the ranks: not reproducible across rank counts). */
 #ifndef CHAINZ_REDUCER_H
 #define CHAINZ_REDUCER_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include "chainz/chunktree.h"
 #include "chainz/dist.h"
 #include "chainz/error.h"
-
-#define CZ_REDUCER_RANGE 0x1p42     /* |v| < 2^42 */
-#define CZ_REDUCER_RANGE_TEXT "4.4e12"
-#define CZ_REDUCER_FRAC_BITS 50     /* resolution 2^-50 */
-#define CZ_REDUCER_LIMB_BITS 46     /* q = hi * 2^46 + lo */
-#define CZ_REDUCER_MAX_CHUNKS 131071 /* 2^17 - 1 chunks per step */
 
 /* Up to two ranges of the flat buffer whose values become final together (a layer's
  * weights, and its bias and coefficients). */
@@ -45,65 +37,127 @@ typedef struct {
     size_t off[2], len[2];
 } cz_bucket;
 #define CZ_REDUCER_MAX_BUCKETS 40
+#define CZ_REDUCER_MAX_RANGES (2 * CZ_REDUCER_MAX_BUCKETS)
+
+/* The gradient's sum of squares (for --clip-grad-norm and tau) is summed in fixed blocks
+ * of each range, each block in index order, then the blocks in order: the same bits on
+ * any number of ranks, each owner summing its own blocks. */
+#define CZ_REDUCER_BLOCK 4096
+
+/* One range of parameters as the exchange cuts it: owner j holds [off + sd[j], off + sd[j]
+ * + sc[j]) (its slice: whole blocks, the owners rotated by the range's index so that small
+ * ranges spread over the ranks), and the int arrays MPI reads while the exchange is in
+ * flight. */
+typedef struct {
+    size_t off, len;
+    size_t blk0, nblk; /* its blocks of CZ_REDUCER_BLOCK values in the run's block list */
+    int *sc, *sd;    /* slice sizes and starts [P]: what I send each owner, and the gather */
+    int *rc, *rd;    /* [kmax x P]: per cover index k, what I receive from each rank, where */
+    float *recv;     /* every rank's cover nodes, my slice of each: [node in `all`][my slice] */
+} cz_reducer_range;
 
 typedef struct {
-    int exact;
-    size_t n, n_sc, max_chunks;
-    size_t chunks;   /* chunks of the step in progress */
-    int fresh;       /* nothing added since begin: the first chunk stores instead of adding */
-    /* exact: [lo n][hi n][tail]; float: [tail]. tail = [bad][failed][scalars chunks x n_sc] */
-    uint64_t *msg;
+    int exact, rank, size;
+    int sharded;     /* exact and size > 1: after finish, grad holds my slices only, and the
+                      * optimizer updates my slices (cz_reducer_slice, cz_reducer_gather) */
+    size_t n, n_sc, max_chunks, last_chunks;
+    size_t chunks, c0, c1; /* the step in progress, and my chunks [c0, c1) */
+    /* my partial sums: a stack of tree nodes, node k's sum in slot k (n floats each) */
+    float *slots;
+    size_t n_slots, depth;
+    cz_span stack[130];
+    size_t push_at, merges; /* the last push: its slot, and how many merges followed it */
+    int pushed;      /* the last chunk's leaf is already on the stack (overlap) */
     float *fsum;     /* float mode: [n] */
-    /* overlap (exact mode): the buckets in the order they become final, how many of this
-     * step are posted, and their requests (2 per range: lo and hi) */
+    uint64_t *tail;  /* [failed][scalars chunks x n_sc] */
+    /* the exchange (exact mode, size > 1) */
+    size_t *cover_n, *cover_at; /* [P]: rank q's cover size this step, its first index in `all` */
+    cz_span *all;    /* every rank's cover, rank by rank [n_all] */
+    cz_span *sorted; /* the same, by chunk */
+    size_t *order;   /* sorted[i] = all[order[i]] */
+    float **parts;
+    size_t n_all, all_cap, kmax, kstep;
+    int *zeros;      /* [P] */
     cz_bucket buckets[CZ_REDUCER_MAX_BUCKETS];
-    size_t n_buckets, posted;
-    cz_dist_req req[4 * CZ_REDUCER_MAX_BUCKETS];
+    size_t n_buckets, posted, bucket_range[CZ_REDUCER_MAX_BUCKETS + 1];
+    int overlap;     /* buckets set: the last chunk's are started by cz_reducer_post_next */
+    cz_reducer_range ranges[CZ_REDUCER_MAX_RANGES];
+    size_t n_ranges;
+    cz_dist_req *req; /* per range: kmax exchanges and one gather; then the tail's sum */
+    /* the sum of squares: every block's, in order; mine packed; where each block sits in
+     * the gathered packed list; the gather's counts and displacements [P] */
+    size_t n_blocks, n_mine;
+    double *bsq, *bmine, *bpacked;
+    size_t *bsrc;
+    int *bcount, *bdispl;
 } cz_reducer;
 
 typedef struct {
-    long bad;        /* values NaN, infinite or out of range, over all ranks (exact mode) */
     int failed;      /* some rank called cz_reducer_fail in this step */
+    double sumsq;    /* the summed gradient's sum of squares (in blocks, see above): the
+                      * same on every rank; NaN or Inf when a value is not finite */
 } cz_reduced;
 
-/* n values per chunk, n_sc scalars per chunk, at most max_chunks chunks per step.
- * @return 0; CZ_EINVAL when exact and max_chunks > CZ_REDUCER_MAX_CHUNKS; CZ_ENOMEM. */
-int cz_reducer_init(cz_reducer *r, size_t n, size_t n_sc, size_t max_chunks, int exact, cz_error *err);
+/* n values per chunk, n_sc scalars per chunk; steps of at most max_chunks chunks, and also
+ * of last_chunks (the smaller last step of an epoch; 0: none); rank of size ranks, each
+ * computing the chunks cz_dist_share gives it. Allocates everything a step needs.
+ * @return 0, CZ_EINVAL (more than CZ_REDUCER_MAX_CHUNKS chunks, or a slice too large for an
+ * MPI count) or CZ_ENOMEM. */
+int cz_reducer_init(cz_reducer *r, size_t n, size_t n_sc, size_t max_chunks, size_t last_chunks, int exact, int rank,
+                    int size, cz_error *err);
 void cz_reducer_free(cz_reducer *r); /* NULL-safe */
-/* A new step of `chunks` chunks (<= max_chunks), every rank the same. */
-void cz_reducer_begin(cz_reducer *r, size_t chunks);
-/* Adds chunk `chunk` (< chunks): g [n] and sc [n_sc]. @return the number of bad values of
- * g (always 0 in float mode); they are not summed. */
-long cz_reducer_add(cz_reducer *r, size_t chunk, const float *g, const double *sc);
+/* What cz_reducer_init allocates beyond the per-chunk scalars (the memory estimate): *slots
+ * buffers of n floats, and (exact, size > 1) the receive buffers: *nodes cover nodes, each
+ * with one slice of n / size floats plus one per range at most. */
+void cz_reducer_plan(size_t max_chunks, size_t last_chunks, int exact, int size, size_t *slots, size_t *nodes);
+#define CZ_REDUCER_MAX_CHUNKS 1048576 /* chunks per step: a sanity bound on the plan and the scalars */
+/* A new step of `chunks` chunks (max_chunks or last_chunks), every rank the same; rank q
+ * computes share (q + rot) mod size. *c0, *c1: this rank's chunks [c0, c1). */
+void cz_reducer_begin(cz_reducer *r, size_t chunks, long rot, size_t *c0, size_t *c1);
+/* Where the next chunk's gradient is to be written (n floats). */
+float *cz_reducer_buffer(cz_reducer *r);
+/* Chunk `chunk` (the next of [c0, c1)) is in the buffer, its scalars in sc [n_sc]. */
+void cz_reducer_add(cz_reducer *r, size_t chunk, const double *sc);
 /* This rank failed in this step: every rank learns it from cz_reducer_finish. */
 void cz_reducer_fail(cz_reducer *r);
-/* The one allreduce, then grad [n] = sum / samples (float) and sc [n_sc] = the scalars
- * summed in chunk order. Collective. @return 0 or CZ_ERUNTIME (MPI). */
+/* The exchange, then grad [n] = sum / samples (sharded: my slices only), sc [n_sc] = the
+ * scalars summed in chunk order, and the flag and sum of squares in res. Collective.
+ * @return 0 or CZ_ERUNTIME (MPI). */
 int cz_reducer_finish(cz_reducer *r, const cz_dist *d, double samples, float *grad, double *sc, cz_reduced *res,
                       cz_error *err);
 
-/* ---- overlap: the last chunk's gradient reduced bucket by bucket (exact mode) ----
- * With buckets set, the values of a rank's last chunk of the step are added bucket by
- * bucket as the backward pass finishes them, and each bucket's limbs start their sum at
- * once (MPI_Iallreduce), while the layers below are still computed. Every rank posts every
- * bucket in the same order: cz_reducer_finish posts those a rank did not (no chunk, or a
- * failure), then sums the tail (bad count, flag, scalars: one message) and waits. The
- * sums are the same integers as without buckets, so the bits do not change. */
-/* @return 0, or CZ_EINVAL in float mode or beyond CZ_REDUCER_MAX_BUCKETS (then no overlap). */
+/* ---- overlap: the last chunk's gradient sent bucket by bucket (exact mode) ----
+ * With buckets set (they must cover [0, n) exactly once), the rank's last chunk of the step
+ * completes its cover bucket by bucket as the backward pass finishes them, and each
+ * bucket's exchange starts at once (MPI_Ialltoallv), while the layers below are still
+ * computed. Every rank starts every bucket's exchange in the same order: finish starts those
+ * a rank did not (no chunk, or a failure). The additions are the same as without buckets,
+ * so the bits do not change. Without buckets, [0, n) is one bucket.
+ * The buckets also set the ranges of the sum of squares' blocks and of the slices, in every
+ * mode and on any number of ranks (the same blocks, so the same sum of squares).
+ * @return 0, or CZ_EINVAL beyond CZ_REDUCER_MAX_BUCKETS or when the buckets do not cover
+ * [0, n) once. */
 int cz_reducer_set_buckets(cz_reducer *r, const cz_bucket *b, size_t n, cz_error *err);
-/* Adds the next bucket's ranges of g (the chunk being computed) and starts their sum.
- * @return the bad values among them; *rc receives an MPI failure. */
-long cz_reducer_post_next(cz_reducer *r, const cz_dist *d, const float *g, int *rc, cz_error *err);
-/* The chunk whose buckets were posted is complete: its scalars. */
-void cz_reducer_chunk_done(cz_reducer *r, size_t chunk, const double *sc);
+/* The buffer holds the next bucket's final values of the last chunk: start its exchange.
+ * *rc receives an MPI failure. */
+void cz_reducer_post_next(cz_reducer *r, const cz_dist *d, int *rc, cz_error *err);
 
-/* The two halves of finish without MPI (what the allreduce computes, for tests):
- * dst's message += src's (both exact, or both float, begun with the same chunks). */
-void cz_reducer_merge(cz_reducer *dst, const cz_reducer *src);
-/* After the sum: the outputs of cz_reducer_finish. */
-void cz_reducer_result(cz_reducer *r, double samples, float *grad, double *sc, cz_reduced *res);
-/* Exact mode, after the sum: value i's exact sum, normalised, q = hi * 2^46 + lo with
- * 0 <= lo < 2^46 (in units of 2^-50). */
-void cz_reducer_limbs(const cz_reducer *r, size_t i, int64_t *hi, uint64_t *lo);
+/* ---- the update on slices (sharded: exact mode, more than one rank) ----
+ * After finish, a sharded reducer's grad holds this rank's slices only: the rank clips and
+ * updates those parameters and optimizer moments, then cz_reducer_gather gives every rank
+ * the updated parameters (a ZeRO-1 style split of the optimizer's work: each parameter is
+ * updated once, on its owner). The moments stay split until a checkpoint gathers them.
+ * Not sharded: one slice per range, the whole range. */
+/* The number of slices of this rank; slice k is [*off, *off + *len). */
+size_t cz_reducer_slices(const cz_reducer *r);
+void cz_reducer_slice(const cz_reducer *r, size_t k, size_t *off, size_t *len);
+/* Every rank's slices of x [n] to every rank (MPI_Iallgatherv per range, in place); nothing
+ * when not sharded. Collective. @return 0 or CZ_ERUNTIME. */
+int cz_reducer_gather(cz_reducer *r, const cz_dist *d, float *x, cz_error *err);
+
+/* Without MPI (tests): this rank's cover after its chunks, node k's sum in
+ * cz_reducer_node(r, k). */
+size_t cz_reducer_cover(const cz_reducer *r, cz_span *nodes);
+const float *cz_reducer_node(const cz_reducer *r, size_t k);
 
 #endif

@@ -98,14 +98,49 @@ static int allreduce(void *buf, size_t n, MPI_Datatype type, size_t elem, MPI_Op
 /* an MPI_Request in the opaque cz_dist_req (an int or a pointer, whatever the MPI) */
 _Static_assert(sizeof(MPI_Request) <= sizeof(cz_dist_req), "MPI_Request does not fit cz_dist_req");
 
+static void req_store(cz_dist_req *req, MPI_Request r)
+{
+    memset(req, 0, sizeof *req);
+    memcpy(req, &r, sizeof r);
+}
+
 int cz_dist_isum_u64(const cz_dist *d, uint64_t *x, size_t n, cz_dist_req *req, cz_error *err)
 {
     (void)d;
     MPI_Request r;
     if (n > (size_t)INT_MAX) return cz_error_set(err, CZ_EINVAL, "a bucket of %zu values is too large for MPI", n);
     MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, x, (int)n, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD, &r), err);
-    memset(req, 0, sizeof *req);
-    memcpy(req, &r, sizeof r);
+    req_store(req, r);
+    return 0;
+}
+
+int cz_dist_iexchange_float(const cz_dist *d, const float *send, const int *scounts, const int *sdispls, float *recv,
+                            const int *rcounts, const int *rdispls, cz_dist_req *req, cz_error *err)
+{
+    (void)d;
+    MPI_Request r;
+    MPI_CHECK(MPI_Ialltoallv(send, scounts, sdispls, MPI_FLOAT, recv, rcounts, rdispls, MPI_FLOAT, MPI_COMM_WORLD,
+                             &r), err);
+    req_store(req, r);
+    return 0;
+}
+
+int cz_dist_igather_all_float(const cz_dist *d, float *x, const int *counts, const int *displs, cz_dist_req *req,
+                              cz_error *err)
+{
+    (void)d;
+    MPI_Request r;
+    MPI_CHECK(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, x, counts, displs, MPI_FLOAT, MPI_COMM_WORLD, &r),
+              err);
+    req_store(req, r);
+    return 0;
+}
+
+int cz_dist_gather_all_double(const cz_dist *d, const double *send, int n, double *recv, const int *counts,
+                              const int *displs, cz_error *err)
+{
+    (void)d;
+    MPI_CHECK(MPI_Allgatherv(send, n, MPI_DOUBLE, recv, counts, displs, MPI_DOUBLE, MPI_COMM_WORLD), err);
     return 0;
 }
 

@@ -48,16 +48,24 @@ static inline void sgd_range(cz_real *restrict params, const cz_real *restrict g
 void cz_optim_step(const cz_optim_spec *o, cz_real *params, const cz_real *grad,
                    cz_real *state, size_t n, size_t n_decay, long step, double lr)
 {
+    cz_optim_step_range(o, params, grad, state, n, n_decay, 0, n, step, lr);
+}
+
+void cz_optim_step_range(const cz_optim_spec *o, cz_real *params, const cz_real *grad, cz_real *state, size_t n,
+                         size_t n_decay, size_t a, size_t b, long step, double lr)
+{
     double decay = 1.0 - lr * o->weight_decay;
     if (n_decay > n) n_decay = n;
-    int T = cz_par_threads(n); /* every parameter on its own: split by index (par.h) */
+    if (b > n) b = n;
+    if (a >= b) return;
+    int T = cz_par_threads(b - a); /* every parameter on its own: split by index (par.h) */
     if (o->kind == CZ_OPT_ADAMW) {
         cz_real *m = state, *v = state + n;
         double b1 = o->beta1, b2 = o->beta2, eps = o->eps;
         double c1 = 1.0 - pow(b1, (double)step), c2 = 1.0 - pow(b2, (double)step);
         CZ_PAR_FOR(
         for (int part = 0; part < T; part++) {
-            size_t i0 = n * (size_t)part / (size_t)T, i1 = n * (size_t)(part + 1) / (size_t)T;
+            size_t i0 = a + (b - a) * (size_t)part / (size_t)T, i1 = a + (b - a) * (size_t)(part + 1) / (size_t)T;
             size_t mid = i0 > n_decay ? i0 : i1 < n_decay ? i1 : n_decay;
             adamw_range(params, grad, m, v, i0, mid, b1, b2, c1, c2, eps, lr, decay, 1);
             adamw_range(params, grad, m, v, mid, i1, b1, b2, c1, c2, eps, lr, decay, 0);
@@ -66,7 +74,7 @@ void cz_optim_step(const cz_optim_spec *o, cz_real *params, const cz_real *grad,
         double mu = o->momentum;
         CZ_PAR_FOR(
         for (int part = 0; part < T; part++) {
-            size_t i0 = n * (size_t)part / (size_t)T, i1 = n * (size_t)(part + 1) / (size_t)T;
+            size_t i0 = a + (b - a) * (size_t)part / (size_t)T, i1 = a + (b - a) * (size_t)(part + 1) / (size_t)T;
             size_t mid = i0 > n_decay ? i0 : i1 < n_decay ? i1 : n_decay;
             sgd_range(params, grad, state, i0, mid, mu, lr, decay, 1);
             sgd_range(params, grad, state, mid, i1, mu, lr, decay, 0);

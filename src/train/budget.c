@@ -1,6 +1,8 @@
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "chainz/budget.h"
 
+#include "chainz/reducer.h"
+
 #include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -78,11 +80,17 @@ void cz_mem_estimate_run(const cz_mem_request *r, cz_mem_estimate *e)
     const cz_model *m = r->m;
     size_t n = m->n_params, d = m->spec.d, M = r->micro_batch, R = sizeof(cz_real);
     int *ov = &e->overflow;
-    /* parameters; training adds the gradient, the float reduction buffer and the moments */
-    madd(&e->params, ov, n, R, r->batch ? 3 + r->opt_moments : 1 + r->opt_moments + (r->tau ? 1 : 0));
+    /* parameters; training adds the gradient and the moments */
+    madd(&e->params, ov, n, R, r->batch ? 2 + r->opt_moments : 1 + r->opt_moments + (r->tau ? 1 : 0));
     if (r->batch) {
-        if (r->exact) madd(&e->reduce, ov, n, 16, 1);
         size_t chunks = (r->batch + M - 1) / M;
+        size_t last = r->rows > r->batch ? ((r->rows % r->batch) + M - 1) / M : 0, slots = 1, nodes = 0;
+        int P = r->ranks > 1 ? r->ranks : 1;
+        /* the reducer's partial sums (float mode: one chunk buffer and the sum) and the
+         * owners' receive buffers; beyond the chunk bound the reducer refuses the run */
+        if (chunks <= CZ_REDUCER_MAX_CHUNKS) cz_reducer_plan(chunks, last, r->exact, P, &slots, &nodes);
+        madd(&e->reduce, ov, n, R, slots + (r->exact ? 0 : 1));
+        madd(&e->reduce, ov, nodes, (n / (size_t)P + CZ_REDUCER_MAX_RANGES) * R, 1);
         madd(&e->reduce, ov, chunks, 4 * sizeof(double), 1);
     }
     /* an evaluation pass keeps its per-chunk sums too (validation, chainz eval) */

@@ -1,7 +1,6 @@
 /* Divergence detection on the reduced per-step scalars (diverge.h). */
 #include "diverge.h"
 
-#include "chainz/reducer.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -118,15 +117,14 @@ static void param_name(const cz_model *m, size_t i, char *buf, size_t len)
     snprintf(buf, len, "parameter %zu", i);
 }
 
-/* The message for a gradient the exact reduction cannot hold: the first such value of g. */
-int cz_diverge_overflow(const cz_model *m, const float *g, size_t n, long step, int summed, cz_error *err)
+/* The message for a summed gradient that is not finite: its first such value. */
+int cz_diverge_overflow(const cz_model *m, const float *g, size_t n, long step, cz_error *err)
 {
     size_t i = 0;
-    while (i < n && isfinite(g[i]) && fabs((double)g[i]) < CZ_REDUCER_RANGE) i++;
+    while (i < n && isfinite(g[i])) i++;
     char name[96];
     param_name(m, i < n ? i : 0, name, sizeof name);
-    return cz_error_set(err, CZ_ERUNTIME, "step %ld: %sgradient of %s = %g is %s (training diverged: lower --lr, "
-                        "--dreg or --clip-grad-norm, a new run with --clip-z, or rescale the targets)", step + 1, summed ? "the summed " : "a chunk's ", name,
-                        i < n ? (double)g[i] : NAN,
-                        i < n && isfinite(g[i]) ? "beyond the exact reduction's range (|g| < " CZ_REDUCER_RANGE_TEXT ")" : "not finite");
+    return cz_error_set(err, CZ_ERUNTIME, "step %ld: the summed gradient of %s = %g is not finite (training "
+                        "diverged: lower --lr, --dreg or --clip-grad-norm, a new run with --clip-z, or rescale the "
+                        "targets)", step + 1, name, i < n ? (double)g[i] : NAN);
 }

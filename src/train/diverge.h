@@ -37,9 +37,8 @@ int cz_diverge_explain(const cz_diverge *dv, int term, double value, double rati
                        double lambda, int stop, const cz_model *m, const float *params, const double *layer_sq, const cz_config *cfg,
                        cz_error *err);
 
-/* The stop message (CZ_ERUNTIME) for a gradient the exact reduction cannot hold (|g| >=
- * 2^42, NaN or Inf: reducer.h): the first such value of g[0..n), the parameter it belongs to ("layer
- * 2 poly [46, a3]"), the step, and whether it was one chunk's or the summed gradient. */
-int cz_diverge_overflow(const cz_model *m, const float *g, size_t n, long step, int summed, cz_error *err);
+/* The stop message (CZ_ERUNTIME) for a summed gradient with a NaN or Inf: the first such
+ * value of g[0..n), the parameter it belongs to ("layer 2 poly [46, a3]") and the step. */
+int cz_diverge_overflow(const cz_model *m, const float *g, size_t n, long step, cz_error *err);
 
 #endif

@@ -138,7 +138,7 @@ int cz_eval_pass(const cz_dist *d, cz_workspace *ws, const cz_model *m, const fl
     if (res->confusion) memset(res->confusion, 0, K * K * sizeof(uint64_t));
     /* a local failure still reaches the agreement below: no rank may skip a collective */
     int rc = pred && per_chunk ? 0 : cz_error_set(err, CZ_ENOMEM, "out of memory");
-    cz_feed_my_chunks(C, d->rank, d->size, &c0, &c1);
+    cz_chunk_share(C, d->rank, d->size, &c0, &c1);
     cz_step_opts opts = {.stream = tau != NULL};
     for (size_t c = c0; c < c1 && !rc; c++) {
         size_t b0 = c * M, nb = n - b0 < M ? n - b0 : M;
@@ -257,7 +257,7 @@ int cz_eval(const cz_eval_opts *o, const cz_dist *d, cz_error *err)
         rc = cz_tau_set_init(&ts, c.model.n_hidden, M, 0, err);
         if (!rc && o->tau_out[0]) { /* room for the rows of this rank's chunks */
             size_t c0, c1, C = (n + M - 1) / M;
-            cz_feed_my_chunks(C, d->rank, d->size, &c0, &c1);
+            cz_chunk_share(C, d->rank, d->size, &c0, &c1);
             size_t r0 = c0 * M < n ? c0 * M : n, r1 = c1 * M < n ? c1 * M : n;
             rc = cz_tau_set_keep_init(&ts, r1 - r0, err);
         }

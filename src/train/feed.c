@@ -50,17 +50,11 @@ int cz_feed_load(cz_feed *io, size_t n, cz_error *err)
     return 0;
 }
 
-void cz_feed_my_chunks(size_t C, int r, int P, size_t *c0, size_t *c1)
-{
-    *c0 = C * (size_t)r / (size_t)P;
-    *c1 = C * (size_t)(r + 1) / (size_t)P;
-}
-
 int cz_feed_check_rows(const cz_dist *d, cz_data *ds, float *x, const uint64_t *rows, size_t n, size_t M,
                        cz_error *err)
 {
     size_t C = (n + M - 1) / M, c0, c1;
-    cz_feed_my_chunks(C, d->rank, d->size, &c0, &c1);
+    cz_chunk_share(C, d->rank, d->size, &c0, &c1);
     int rc = 0;
     for (size_t c = c0; c < c1 && !rc; c++) {
         size_t b0 = c * M, nb = n - b0 < M ? n - b0 : M;
@@ -203,9 +197,7 @@ int cz_feed_holdout(uint64_t *perm, size_t N, double fraction, uint64_t seed, co
     return 0;
 }
 
-/* The same doubles, added in the same order, whatever the world size; and none of them
- * passes through the gradient's fixed point, whose range (2^42) a loss sum of large
- * regression targets exceeds. */
+/* The same doubles, added in the same order, whatever the world size. */
 int cz_feed_sum_scalars(const cz_dist *d, double *per_chunk, size_t C, double out[CZ_SC_N], cz_error *err)
 {
     int rc = cz_dist_sum_double(d, per_chunk, C * CZ_SC_N, err);

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "chainz/data.h"
+#include "chainz/chunktree.h"
 #include "chainz/dist.h"
 #include "chainz/error.h"
 
@@ -41,8 +42,6 @@ void cz_feed_free(cz_feed *io);
  * data set's error. */
 int cz_feed_load(cz_feed *io, size_t n, cz_error *err);
 
-/* The share of chunks [*c0, *c1) of C that rank r of P computes: contiguous, balanced. */
-void cz_feed_my_chunks(size_t C, int r, int P, size_t *c0, size_t *c1);
 
 /* Reads every row of rows[0..n) once (each rank its share of the chunks of M, into x of
  * [M x d]), so that a non-finite value stops the run before the first step. Collective:

@@ -313,7 +313,7 @@ int cz_predict(const cz_predict_opts *o, const cz_dist *d, int *flagged, cz_erro
     /* a --batch beyond N is one chunk of N rows: the same bytes, without buffers (and a
      * session) sized for rows that do not exist */
     size_t B = n && (size_t)o->batch > n ? n : (size_t)o->batch, C = n ? (n + B - 1) / B : 0, c0 = 0, c1 = 0;
-    cz_feed_my_chunks(C, d->rank, d->size, &c0, &c1);
+    cz_chunk_share(C, d->rank, d->size, &c0, &c1);
     size_t r0 = c0 * B < n ? c0 * B : n, r1 = c1 * B < n ? c1 * B : n, nr = r1 - r0;
     int F = o->norms && mi ? 1 + mi->n_hidden : 0;
     /* this rank's outputs; its rows are read a band at a time */

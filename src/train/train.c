@@ -128,7 +128,8 @@ int cz_trainer_config_json(trainer *t, cz_error *err)
     return 0;
 }
 
-/* The buckets of the overlapped reduction, in the order the backward pass finishes them:
+/* The buckets of the reduction (the overlap's unit, and the ranges of the slices and of the
+ * sum of squares' blocks), in the order the backward pass finishes them:
  * the output layer, then the hidden layers top down; each its weights and its bias with
  * the coefficients (adjacent in the flat layout) */
 static int set_buckets(trainer *t, cz_error *err)
@@ -154,7 +155,7 @@ static int setup(trainer *t, int head_given, cz_error *err)
     if (!rc) {
         cz_mem_request mr = {.m = &t->m, .micro_batch = (size_t)cfg->micro_batch, .batch = (size_t)cfg->batch,
                              .rows = cz_data_get_info(t->train)->n, .opt_moments = cz_optim_state_len(&os),
-                             .exact = cfg->reduce == CZ_REDUCE_EXACT, .tau = cfg->tau};
+                             .exact = cfg->reduce == CZ_REDUCE_EXACT, .ranks = d->size, .tau = cfg->tau};
         rc = cz_stream_plan_make(cfg, &t->m, mr.rows, &t->plan, err);
         mr.stream = t->plan.main;
         mr.tau_stream = t->plan.tau;
@@ -178,8 +179,12 @@ static int setup(trainer *t, int head_given, cz_error *err)
     t->std = malloc(dd * sizeof(float));
     if (!t->params || !t->grad || !t->opt || !t->mean || !t->std)
         rc = cz_error_set(err, CZ_ENOMEM, "out of memory for %zu parameters", n);
-    if (!rc) rc = cz_reducer_init(&t->red, n, CZ_SC_N, chunks, cfg->reduce == CZ_REDUCE_EXACT, err);
-    if (!rc && cfg->reduce == CZ_REDUCE_EXACT && d->size > 1) rc = set_buckets(t, err);
+    /* the last step of an epoch takes the rows left over: its own chunk count */
+    size_t left = per_step < t->n_train ? t->n_train % per_step : 0, last_chunks = (left + M - 1) / M;
+    if (!rc)
+        rc = cz_reducer_init(&t->red, n, CZ_SC_N, chunks, last_chunks, cfg->reduce == CZ_REDUCE_EXACT, d->rank,
+                             d->size, err);
+    if (!rc) rc = set_buckets(t, err);
     if (!rc && !(t->ws = cz_workspace_new_stream(&t->m, M, &t->plan.main, err))) rc = err->code;
     if (!rc) rc = cz_feed_init(&t->io, t->train, M, cfg->standardize ? t->mean : NULL, t->std, err);
     if (!rc) rc = cz_feed_init(&t->vio, t->val ? t->val : t->train, M,
@@ -285,10 +290,9 @@ static int publish_run(trainer *t, cz_error *err)
     return cz_dist_agree(d, rc, err);
 }
 
-/* the engine's layer_done: a layer of the rank's last chunk is final, start its sum */
+/* the engine's layer_done: a layer of the rank's last chunk is final, start its exchange */
 typedef struct {
     trainer *t;
-    long bad;
     int rc;
     cz_error *err;
 } bucket_ctx;
@@ -297,7 +301,7 @@ static void bucket_done(void *ctx, int layer)
 {
     bucket_ctx *b = ctx;
     (void)layer; /* the buckets are in the engine's order */
-    if (!b->rc) b->bad += cz_reducer_post_next(&b->t->red, b->t->d, b->t->grad, &b->rc, b->err);
+    if (!b->rc) cz_reducer_post_next(&b->t->red, b->t->d, &b->rc, b->err);
 }
 
 /* One optimizer step on global batch rows[0..nb): chunks of M, one reduction (reducer.h);
@@ -311,9 +315,8 @@ static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, lo
     size_t C = (nb + M - 1) / M, c0, c1;
     /* the shares rotate with the step: with more ranks than chunks (3 ranks, 2 chunks) no
      * rank sits idle for the whole run. Each chunk's gradient is the same wherever it is
-     * computed and the sums are exact, so the bits do not move. */
-    cz_feed_my_chunks(C, (int)(((long)d->rank + step) % d->size), d->size, &c0, &c1);
-    cz_reducer_begin(&t->red, C);
+     * computed and the tree of sums is fixed, so the bits do not move. */
+    cz_reducer_begin(&t->red, C, step, &c0, &c1);
     memset(t->layer_sq, 0, sizeof t->layer_sq);
     cz_step_opts opts = {.lambda = lambda, .train = 1, .stream = t->plan.tau_from_step};
     uint64_t epoch_key = cz_hash64(cfg->seed, 0x64726f70ULL + (uint64_t)epoch); /* "drop" */
@@ -321,7 +324,8 @@ static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, lo
     for (size_t c = c0; c < c1 && !rc; c++) {
         size_t b0 = c * M, mb = nb - b0 < M ? nb - b0 : M;
         bucket_ctx bc = {.t = t, .err = err};
-        int overlap = c + 1 == c1 && t->red.n_buckets;
+        float *g = cz_reducer_buffer(&t->red);
+        int overlap = c + 1 == c1 && t->red.overlap;
         opts.layer_done = overlap ? bucket_done : NULL;
         opts.ctx = &bc;
         memcpy(t->io.rows, rows + b0, mb * sizeof(uint64_t));
@@ -330,7 +334,7 @@ static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, lo
         rc = cz_feed_load(&t->io, mb, err);
         t->rows_read += mb;
         if (!rc) rc = cz_engine_step(t->ws, t->params, t->io.x, t->io.yc, t->io.yv, t->io.keys, mb,
-                                     &opts, t->grad, &s, err);
+                                     &opts, g, &s, err);
         if (!rc) rc = bc.rc;
         /* in probe mode the step's stream holds estimates: the Jacobian families then come
          * from the exact subsample alone */
@@ -344,9 +348,7 @@ static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, lo
             for (size_t b = 0; sq && b < mb; b++) t->layer_sq[l] += sq[b];
         }
         double v[CZ_SC_N] = {s.task.loss, s.dreg, s.task.correct, s.task.abs_err};
-        if (overlap) cz_reducer_chunk_done(&t->red, c, v);
-        if ((overlap ? bc.bad : cz_reducer_add(&t->red, c, t->grad, v)) > 0)
-            rc = cz_diverge_overflow(&t->m, t->grad, n, step, 0, err);
+        cz_reducer_add(&t->red, c, v);
     }
     /* one collective carries the gradient, the scalars and the failure flag; only a failure
      * costs a second one, which brings the failing rank's message to every rank */
@@ -356,11 +358,12 @@ static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, lo
     if (frc) return frc;
     if (res.failed) return cz_dist_agree(d, rc, err); /* non-zero: some rank failed */
     double inv = 1.0 / (double)nb;
-    /* identical on every rank after the reduction, so every rank stops here together */
-    double gsq = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(t->grad[i])) return cz_diverge_overflow(&t->m, t->grad, n, step, 1, err);
-        gsq += (double)t->grad[i] * (double)t->grad[i];
+    /* identical on every rank after the reduction, so every rank stops here together; the
+     * message needs the whole gradient (sharded: each rank holds its slices) */
+    double gsq = res.sumsq;
+    if (!isfinite(gsq)) {
+        rc = cz_reducer_gather(&t->red, d, t->grad, err);
+        return rc ? rc : cz_diverge_overflow(&t->m, t->grad, n, step, err);
     }
     /* a jump of the loss or of DREG (only when it is part of the loss): every rank sees the
      * same scalars and stops here together, before the update */
@@ -385,15 +388,23 @@ static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, lo
     /* one value per step, the same on every rank: rank 0 records it (before clipping: tau
      * describes the gradients the data produce) */
     if (cfg->tau && d->rank == 0) cz_hist_add(&t->ts.h[CZ_TAU_PARAM], sqrt(gsq));
-    /* --clip-grad-norm: every rank holds the same reduced gradient and sums its squares in
-     * the same order, so every rank scales by the same factor and exact stays exact */
+    /* --clip-grad-norm: every rank has the same sum of squares (fixed blocks, reducer.h),
+     * so every rank scales by the same factor and exact stays exact. Each rank clips and
+     * updates its slices (sharded: its share of the parameters; else all of them), then the
+     * updated parameters are gathered. */
+    float s = 1.0f;
     if (cfg->clip_grad_norm > 0 && sqrt(gsq) > cfg->clip_grad_norm) {
-        float s = (float)(cfg->clip_grad_norm / sqrt(gsq));
-        for (size_t i = 0; i < n; i++) t->grad[i] *= s;
+        s = (float)(cfg->clip_grad_norm / sqrt(gsq));
         t->clipped_steps++;
     }
-    cz_optim_step(&cfg->optim, t->params, t->grad, t->opt, n, t->m.n_weights, step + 1, lr);
-    return 0;
+    for (size_t k = 0; k < cz_reducer_slices(&t->red); k++) {
+        size_t off, len;
+        cz_reducer_slice(&t->red, k, &off, &len);
+        if (s != 1.0f)
+            for (size_t i = off; i < off + len; i++) t->grad[i] *= s;
+        cz_optim_step_range(&cfg->optim, t->params, t->grad, t->opt, n, t->m.n_weights, off, off + len, step + 1, lr);
+    }
+    return cz_reducer_gather(&t->red, d, t->params, err);
 }
 
 int cz_train(const cz_config *cfg, int head_given, const cz_dist *d, cz_error *err)

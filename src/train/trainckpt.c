@@ -10,6 +10,10 @@ int cz_trainer_save(trainer *t, const progress_state *ps, cz_error *err)
 {
     /* the epoch's histograms so far, merged into rank 0's, travel with the checkpoint */
     int rc = t->cfg->tau ? cz_tau_set_merge(&t->ts, t->d, err) : 0;
+    /* the optimizer moments are updated slice by slice on their owners: gather them */
+    cz_optim_spec so = t->cfg->optim;
+    for (size_t k = 0; !rc && k < cz_optim_state_len(&so); k++)
+        rc = cz_reducer_gather(&t->red, t->d, t->opt + k * t->m.n_params, err);
     if (rc) return rc;
     if (t->d->rank == 0) {
         cz_optim_spec os = t->cfg->optim;

@@ -40,7 +40,8 @@ static int step_reducer(cz_reducer *r, const cz_dist *d, const job *j, cz_error 
 {
     double sc[NSC] = {1, 2, 3, 4}, out[NSC];
     size_t c0, c1;
-    cz_reducer_begin(r, j->chunks * (size_t)d->size, 0, &c0, &c1);
+    int brc = cz_reducer_begin(r, j->chunks * (size_t)d->size, 0, &c0, &c1, err);
+    if (brc) return brc;
     for (size_t c = c0; c < c1; c++) {
         memcpy(cz_reducer_buffer(r), j->g + (c - c0) * j->n, j->n * sizeof(float));
         cz_reducer_add(r, c, sc);

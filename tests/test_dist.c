@@ -94,7 +94,8 @@ static int reduce_alone(const float *g, const double *sc, size_t NC, size_t NV, 
     int rc = cz_reducer_init(&ref, NV, NS, NC, 0, 1, 0, 1, &err);
     if (!rc && bk) rc = cz_reducer_set_buckets(&ref, bk, nbk, &err); /* the same blocks of the sum of squares */
     if (rc) return rc;
-    cz_reducer_begin(&ref, NC, 0, &c0, &c1);
+    rc = cz_reducer_begin(&ref, NC, 0, &c0, &c1, &err);
+    if (rc) return rc;
     for (size_t c = c0; c < c1; c++) {
         memcpy(cz_reducer_buffer(&ref), g + c * NV, NV * sizeof *g);
         cz_reducer_add(&ref, c, sc + c * NS);
@@ -131,7 +132,7 @@ static void test_dist_reducer_equals_single_process(void **state)
         cz_error err = {0};
         size_t b, e;
         int rc2 = cz_reducer_init(&mine, NV, NS, NC, 0, 1, d->rank, d->size, &err);
-        cz_reducer_begin(&mine, NC, 1 + round, &b, &e); /* shares rotated */
+        rc2 |= cz_reducer_begin(&mine, NC, 1 + round, &b, &e, &err); /* shares rotated */
         for (size_t c = b; c < e; c++) {
             memcpy(cz_reducer_buffer(&mine), g + c * NV, NV * sizeof *g);
             cz_reducer_add(&mine, c, sc + c * NS);
@@ -183,7 +184,7 @@ static void test_dist_reducer_buckets_equal_one_message(void **state)
         size_t b, e;
         rc |= cz_reducer_init(&mine, NV, NS, NC, 0, 1, d->rank, d->size, &err) |
               cz_reducer_set_buckets(&mine, bk, 3, &err);
-        cz_reducer_begin(&mine, NC, 2 + t, &b, &e);
+        rc |= cz_reducer_begin(&mine, NC, 2 + t, &b, &e, &err);
         for (size_t c = b; c < e; c++) {
             float *buf = cz_reducer_buffer(&mine);
             if (c + 1 < e) {

@@ -63,7 +63,7 @@ static void reduce_simulated(const float *g, size_t chunks, int P, long rot, flo
     for (int q = 0; q < P; q++) {
         size_t c0, c1;
         assert_int_equal(cz_reducer_init(&rk[q], N, NSC, chunks, 0, 1, q, P, &err), 0);
-        cz_reducer_begin(&rk[q], chunks, rot, &c0, &c1);
+        assert_int_equal(cz_reducer_begin(&rk[q], chunks, rot, &c0, &c1, &err), 0);
         double sc[NSC] = {0};
         for (size_t c = c0; c < c1; c++) {
             memcpy(cz_reducer_buffer(&rk[q]), g + c * N, N * sizeof(float));
@@ -141,7 +141,7 @@ static void test_reducer_one_rank_finish_scalars_and_flag(void **state)
     assert_int_equal(cz_reducer_init(&r, N, NSC, CHUNKS, 5, 1, 0, 1, &err), 0);
     for (int round = 0; round < 2; round++) {
         size_t C = round ? 5 : CHUNKS; /* the last step of an epoch has fewer chunks */
-        cz_reducer_begin(&r, C, 3, &c0, &c1);
+        assert_int_equal(cz_reducer_begin(&r, C, 3, &c0, &c1, &err), 0);
         assert_true(c0 == 0 && c1 == C);
         for (size_t c = c0; c < c1; c++) {
             memcpy(cz_reducer_buffer(&r), g + c * N, N * sizeof(float));
@@ -218,6 +218,9 @@ static void test_reducer_refuses_misuse(void **state)
     assert_non_null(strstr(err.msg, "chunks per step"));
     cz_reducer_free(&r);
     assert_int_equal(cz_reducer_init(&r, 10, NSC, 4, 0, 1, 0, 2, &err), 0);
+    size_t c0, c1;
+    assert_int_equal(cz_reducer_begin(&r, 3, 0, &c0, &c1, &err), CZ_EINVAL); /* not planned */
+    assert_true(c0 == 0 && c1 == 0);
     const cz_bucket gap[2] = {{{0, 0}, {4, 0}}, {{5, 0}, {5, 0}}};
     const cz_bucket twice[2] = {{{0, 0}, {6, 0}}, {{5, 0}, {5, 0}}};
     const cz_bucket beyond[1] = {{{0, 8}, {8, 5}}};

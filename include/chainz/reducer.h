@@ -111,9 +111,11 @@ void cz_reducer_free(cz_reducer *r); /* NULL-safe */
  * with one slice of n / size floats plus one per range at most. */
 void cz_reducer_plan(size_t max_chunks, size_t last_chunks, int exact, int size, size_t *slots, size_t *nodes);
 #define CZ_REDUCER_MAX_CHUNKS 1048576 /* chunks per step: a sanity bound on the plan and the scalars */
-/* A new step of `chunks` chunks (max_chunks or last_chunks), every rank the same; rank q
- * computes share (q + rot) mod size. *c0, *c1: this rank's chunks [c0, c1). */
-void cz_reducer_begin(cz_reducer *r, size_t chunks, long rot, size_t *c0, size_t *c1);
+/* A new step of `chunks` chunks, every rank the same; rank q computes share (q + rot) mod
+ * size. *c0, *c1: this rank's chunks [c0, c1). @return 0, or CZ_EINVAL for a chunk count
+ * other than 0, max_chunks and last_chunks (the buffers were planned for those): then no
+ * chunk is this rank's, and the step must not go on. */
+int cz_reducer_begin(cz_reducer *r, size_t chunks, long rot, size_t *c0, size_t *c1, cz_error *err);
 /* Where the next chunk's gradient is to be written (n floats). */
 float *cz_reducer_buffer(cz_reducer *r);
 /* Chunk `chunk` (the next of [c0, c1)) is in the buffer, its scalars in sc [n_sc]. */

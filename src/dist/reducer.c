@@ -196,8 +196,7 @@ int cz_reducer_init(cz_reducer *r, size_t n, size_t n_sc, size_t max_chunks, siz
     int rc = set_ranges(r, err);
     if (rc) return rc;
     size_t c0, c1;
-    cz_reducer_begin(r, 0, 0, &c0, &c1);
-    return 0;
+    return cz_reducer_begin(r, 0, 0, &c0, &c1, err);
 }
 
 void cz_reducer_free(cz_reducer *r)
@@ -217,9 +216,13 @@ void cz_reducer_free(cz_reducer *r)
     memset(r, 0, sizeof *r);
 }
 
-void cz_reducer_begin(cz_reducer *r, size_t chunks, long rot, size_t *c0, size_t *c1)
+int cz_reducer_begin(cz_reducer *r, size_t chunks, long rot, size_t *c0, size_t *c1, cz_error *err)
 {
     int P = r->size;
+    *c0 = *c1 = 0;
+    if (chunks && chunks != r->max_chunks && chunks != r->last_chunks)
+        return cz_error_set(err, CZ_EINVAL, "a step of %zu chunks: the reduction was planned for %zu and %zu",
+                            chunks, r->max_chunks, r->last_chunks);
     r->chunks = chunks;
     r->depth = 0;
     r->pushed = 0;
@@ -229,7 +232,7 @@ void cz_reducer_begin(cz_reducer *r, size_t chunks, long rot, size_t *c0, size_t
     *c1 = r->c1;
     memset(r->tail, 0, tail_len(r, chunks) * sizeof(uint64_t));
     if (!r->exact) memset(r->fsum, 0, r->n * sizeof(float));
-    if (!r->exact || P == 1) return;
+    if (!r->exact || P == 1) return 0;
     /* every rank's cover, rank by rank, and the same nodes in chunk order (share order) */
     size_t at = 0, i = 0;
     r->kstep = 0;
@@ -258,6 +261,7 @@ void cz_reducer_begin(cz_reducer *r, size_t chunks, long rot, size_t *c0, size_t
                 R->rd[k * (size_t)P + (size_t)q] = (int)((r->cover_at[q] + k) * mine);
             }
     }
+    return 0;
 }
 
 float *cz_reducer_buffer(cz_reducer *r)

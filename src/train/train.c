@@ -316,11 +316,11 @@ static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, lo
     /* the shares rotate with the step: with more ranks than chunks (3 ranks, 2 chunks) no
      * rank sits idle for the whole run. Each chunk's gradient is the same wherever it is
      * computed and the tree of sums is fixed, so the bits do not move. */
-    cz_reducer_begin(&t->red, C, step, &c0, &c1);
+    int rc = cz_reducer_begin(&t->red, C, step, &c0, &c1, err);
+    if (rc) return rc; /* every rank alike, before any collective */
     memset(t->layer_sq, 0, sizeof t->layer_sq);
     cz_step_opts opts = {.lambda = lambda, .train = 1, .stream = t->plan.tau_from_step};
     uint64_t epoch_key = cz_hash64(cfg->seed, 0x64726f70ULL + (uint64_t)epoch); /* "drop" */
-    int rc = 0;
     for (size_t c = c0; c < c1 && !rc; c++) {
         size_t b0 = c * M, mb = nb - b0 < M ? nb - b0 : M;
         bucket_ctx bc = {.t = t, .err = err};

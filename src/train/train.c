@@ -154,7 +154,8 @@ static int setup(trainer *t, int head_given, cz_error *err)
     cz_mem_estimate me = {0};
     if (!rc) {
         cz_mem_request mr = {.m = &t->m, .micro_batch = (size_t)cfg->micro_batch, .batch = (size_t)cfg->batch,
-                             .rows = cz_data_get_info(t->train)->n, .opt_moments = cz_optim_state_len(&os),
+                             .rows = cz_data_get_info(t->train)->n, .train_rows = t->n_train,
+                             .opt_moments = cz_optim_state_len(&os),
                              .exact = cfg->reduce == CZ_REDUCE_EXACT, .ranks = d->size, .tau = cfg->tau};
         rc = cz_stream_plan_make(cfg, &t->m, mr.rows, &t->plan, err);
         mr.stream = t->plan.main;

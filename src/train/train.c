@@ -274,13 +274,15 @@ static int publish_run(trainer *t, cz_error *err)
                    t->m.n_params, cz_workspace_bytes(t->ws) / 1e6, t->steps_per_epoch);
             printf("chainz: DREG stream %s\n", t->plan.why);
             if (cfg->tau) printf("chainz: tau layer-Jacobian families: %s\n", t->plan.tau_why);
-            size_t C = ((size_t)cfg->batch + (size_t)cfg->micro_batch - 1) / (size_t)cfg->micro_batch;
+            /* a step's rows: the batch, or every training row when the batch is larger */
+            size_t nb = (size_t)cfg->batch < t->n_train ? (size_t)cfg->batch : t->n_train;
+            size_t C = (nb + (size_t)cfg->micro_batch - 1) / (size_t)cfg->micro_batch;
             if ((size_t)d->size > C)
                 printf("chainz: warning: %d ranks but %zu chunk%s per step (--batch %ld / --micro-batch %ld): %zu "
                        "rank%s idle in every step (they take turns); --micro-batch %ld or less would use every "
                        "rank (the last bits depend on --micro-batch)\n", d->size, C, C > 1 ? "s" : "",
                        cfg->batch, cfg->micro_batch, (size_t)d->size - C, (size_t)d->size - C > 1 ? "s are" : " is",
-                       cfg->batch / d->size > 0 ? cfg->batch / d->size : 1);
+                       nb / (size_t)d->size > 0 ? (long)(nb / (size_t)d->size) : 1L);
             if (cfg->dreg_by_default && !cfg->dreg_schedule[0])
                 printf("chainz: DREG lambda %g: the default for %s (--dreg sets it)\n", cfg->dreg,
                        cfg->dreg > 0 ? "a CR network (poly activations)" : "activations other than poly");

@@ -113,7 +113,9 @@ void cz_mem_estimate_run(const cz_mem_request *r, cz_mem_estimate *e)
     /* labels (as int32 or float) and up to three [rows] index arrays; statistics over d */
     madd(&e->data, ov, 4 + 3 * 8, r->rows, 1);
     madd(&e->data, ov, 2 * sizeof(float) + 2 * sizeof(double) + 256 * sizeof(float), d, 1);
-    madd(&e->data, ov, 8, r->batch, 1);
+    /* a step's row indices: a batch beyond the training rows takes them all */
+    size_t rows = r->train_rows ? r->train_rows : r->rows;
+    madd(&e->data, ov, 8, r->batch < rows ? r->batch : rows, 1);
     madd(&e->data, ov, 8, r->confusion, r->confusion);
     if (r->tau) {
         size_t nf = 3 + (size_t)m->n_hidden;

@@ -437,7 +437,10 @@ int cz_train(const cz_config *cfg, int head_given, const cz_dist *d, cz_error *e
     if (!rc) { /* every rank reaches the agreement, whatever failed locally */
         int lrc = 0;
         perm = malloc((t.n_train ? t.n_train : 1) * sizeof(uint64_t));
-        rows = malloc((size_t)cfg->batch * sizeof(uint64_t));
+        /* a step's rows: at most the batch, and at most every training row (--batch may be
+         * far larger: full-batch training) */
+        rows = malloc(((size_t)cfg->batch < t.n_train ? (size_t)cfg->batch : t.n_train ? t.n_train : 1) *
+                      sizeof(uint64_t));
         if (!perm || !rows) lrc = cz_error_set(err, CZ_ENOMEM, "out of memory");
         if (!lrc && d->rank == 0) {
             char slurm[256];

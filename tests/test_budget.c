@@ -102,6 +102,53 @@ static void test_budget_estimate_bounds_the_workspace(void **state)
                 }
 }
 
+/* the reducer's real allocations on every rank (partial sums, the owners' receive buffers,
+ * the scalars) are within the estimate: slices are whole blocks of 4096 values, so a rank
+ * owning small ranges receives far more than n / P per cover node (it was counted as n / P
+ * plus one value per range); and the steps are those of the training rows (a holdout
+ * changes the last step's chunk count, a batch beyond the rows takes them all) */
+static void test_budget_counts_the_reducer(void **state)
+{
+    (void)state;
+    const size_t widths[] = {60, 130};
+    /* rows, training rows, batch, micro-batch */
+    const size_t runs[][4] = {{1000, 1000, 70, 7}, {1000, 999, 100, 7}, {1000, 900, 64, 8}, {50, 45, 1000, 4},
+                              {1000, 937, 128, 3}, {1000, 940, 64, 8}};
+    for (size_t wi = 0; wi < 2; wi++)
+        for (size_t ri = 0; ri < sizeof runs / sizeof runs[0]; ri++)
+            for (int P = 2; P <= 6; P++) {
+                cz_model m;
+                cz_error err = {0};
+                cz_model_spec s = spec_of(60, 2, widths[wi], CZ_HEAD_CLASSIFY, 4);
+                assert_int_equal(cz_model_init(&m, &s, &err), 0);
+                size_t rows = runs[ri][1], M = runs[ri][3], nb = runs[ri][2] < rows ? runs[ri][2] : rows;
+                cz_mem_request q = {.m = &m, .micro_batch = M, .batch = runs[ri][2], .rows = runs[ri][0],
+                                    .train_rows = rows, .opt_moments = 2, .exact = 1, .ranks = P};
+                cz_mem_estimate e;
+                cz_mem_estimate_run(&q, &e);
+                /* the buckets of train.c: each layer's weights, and its bias with the coefficients */
+                cz_bucket b[CZ_MAX_HIDDEN + 1];
+                for (int k = 0; k <= m.n_hidden; k++) {
+                    const cz_layer *L = &m.layer[m.n_hidden - k];
+                    b[k] = (cz_bucket){.off = {L->w, L->b},
+                                       .len = {L->n_out * L->n_in, L->n_out * (L->poly == CZ_NONE ? 1 : 5)}};
+                }
+                size_t chunks = (nb + M - 1) / M, last = rows > nb ? (rows % nb + M - 1) / M : 0;
+                for (int rank = 0; rank < P; rank++) {
+                    cz_reducer r;
+                    assert_int_equal(cz_reducer_init(&r, m.n_params, 4, chunks, last, 1, rank, P, &err), 0);
+                    assert_int_equal(cz_reducer_set_buckets(&r, b, (size_t)m.n_hidden + 1, &err), 0);
+                    size_t real = r.n_slots * m.n_params * sizeof(float) + (1 + chunks * 4) * sizeof(uint64_t);
+                    for (size_t j = 0; j < r.n_ranges; j++) {
+                        size_t mine = (size_t)r.ranges[j].sc[rank];
+                        real += r.all_cap * (mine ? mine : 1) * sizeof(float);
+                    }
+                    assert_true(e.reduce >= real);
+                    cz_reducer_free(&r);
+                }
+            }
+}
+
 /* the layer-Jacobian subsample's workspace (probe mode with tau) is part of the estimate:
  * without it a probe run on a wide model used about 3 % more than --max-memory allowed */
 static void test_budget_counts_the_jacobian_subsample(void **state)
@@ -197,6 +244,7 @@ int main(void)
         cmocka_unit_test(test_budget_model_refuses_wrapping_sizes),
         cmocka_unit_test(test_budget_estimate_bounds_the_workspace),
         cmocka_unit_test(test_budget_counts_the_jacobian_subsample),
+        cmocka_unit_test(test_budget_counts_the_reducer),
         cmocka_unit_test(test_budget_refuses_beyond_the_limit),
         cmocka_unit_test(test_budget_limit_from_the_node),
         cmocka_unit_test(test_config_json_has_no_nan),

@@ -96,6 +96,17 @@ for p in $ranks_list; do
     fi
 done
 
+# a --batch larger than the training set (2^40, the largest accepted): a step takes every
+# row (12 rows, 2 chunks of 8), so the run needs no 8 TB of row indices (it was refused
+# for them), and 3 ranks are more than the step's chunks: the log must say so (it once
+# counted the chunks of --batch and said nothing)
+"$make_data" "$work/twelve.h5" --n 12 --d 5 --classes 3 --seed 8 || exit 1
+run 3 train --data "$work/twelve.h5" --layers 4 --epochs 1 --batch 1099511627776 --micro-batch 8 --no-tau \
+    --out "$work/twelve" >"$work/twelve.log" 2>&1 || bad "12 rows on 3 ranks failed"
+grep -q "warning: 3 ranks but 2 chunks per step (--batch 1099511627776 / --micro-batch 8): 1 rank is idle in every step (they take turns); --micro-batch 4 or less" "$work/twelve.log" \
+    && ok "--batch beyond the rows: the idle-rank warning counts the chunks of the rows a step takes" \
+    || { bad "--batch beyond the rows: no or wrong idle-rank warning"; grep warning "$work/twelve.log"; }
+
 [ "$(history_of "$ref/history.jsonl" | wc -l)" -eq 3 ] && ok "history has one line per epoch" || bad "history lines"
 "$BW_H5BYTES" "$ref/metrics.h5" /tau >"$work/ref.tau" || bad "metrics.h5 /tau unreadable"
 for fam in input_grad param_grad sample_grad jacobian/layer_1 jacobian/layer_2; do

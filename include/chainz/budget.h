@@ -35,6 +35,7 @@ typedef struct {
     const cz_model *m;
     size_t micro_batch, batch;  /* batch: global batch (training), 0 for eval */
     size_t rows;                /* rows of the data file (labels and row indices) */
+    size_t train_rows;          /* of them, the training rows (without a holdout; 0: rows) */
     size_t opt_moments;         /* 2 for AdamW, 1 for SGD */
     int exact;                  /* --reduce exact */
     int ranks;                  /* ranks of the run (0: 1) */

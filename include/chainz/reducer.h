@@ -108,8 +108,13 @@ int cz_reducer_init(cz_reducer *r, size_t n, size_t n_sc, size_t max_chunks, siz
 void cz_reducer_free(cz_reducer *r); /* NULL-safe */
 /* What cz_reducer_init allocates beyond the per-chunk scalars (the memory estimate): *slots
  * buffers of n floats, and (exact, size > 1) the receive buffers: *nodes cover nodes, each
- * with one slice of n / size floats plus one per range at most. */
+ * with this rank's slices of every range (cz_reducer_slice_bound floats at most). */
 void cz_reducer_plan(size_t max_chunks, size_t last_chunks, int exact, int size, size_t *slots, size_t *nodes);
+/* The most floats one rank's slices of n values in n_ranges ranges take in a receive
+ * buffer, whatever the ranges' lengths: slices are whole blocks of CZ_REDUCER_BLOCK, so a
+ * rank can own up to a block beyond len / size of each range (a range of one block belongs
+ * to one rank), and an empty slice still takes one float. */
+size_t cz_reducer_slice_bound(size_t n, size_t n_ranges, int size);
 #define CZ_REDUCER_MAX_CHUNKS 1048576 /* chunks per step: a sanity bound on the plan and the scalars */
 /* A new step of `chunks` chunks, every rank the same; rank q computes share (q + rot) mod
  * size. *c0, *c1: this rank's chunks [c0, c1). @return 0, or CZ_EINVAL for a chunk count

@@ -47,6 +47,13 @@ void cz_reducer_plan(size_t max_chunks, size_t last_chunks, int exact, int size,
     *nodes = exact && size > 1 ? p.all : 0;
 }
 
+size_t cz_reducer_slice_bound(size_t n, size_t n_ranges, int size)
+{
+    /* a part of range len is at most ceil(nblk / P) blocks <= (len - 1) / P + B, and at most len */
+    size_t P = size > 1 ? (size_t)size : 1, per = n / P + n_ranges * CZ_REDUCER_BLOCK;
+    return (per < n ? per : n) + n_ranges;
+}
+
 static void free_ranges(cz_reducer *r)
 {
     for (size_t j = 0; j < r->n_ranges; j++) {

@@ -83,14 +83,18 @@ void cz_mem_estimate_run(const cz_mem_request *r, cz_mem_estimate *e)
     /* parameters; training adds the gradient and the moments */
     madd(&e->params, ov, n, R, r->batch ? 2 + r->opt_moments : 1 + r->opt_moments + (r->tau ? 1 : 0));
     if (r->batch) {
-        size_t chunks = (r->batch + M - 1) / M;
-        size_t last = r->rows > r->batch ? ((r->rows % r->batch) + M - 1) / M : 0, slots = 1, nodes = 0;
+        /* the steps the reducer is planned for: of the training rows, a batch larger than
+         * them takes them all, and the last step takes the rest */
+        size_t rows = r->train_rows ? r->train_rows : r->rows, nb = r->batch < rows ? r->batch : rows;
+        size_t chunks = (nb + M - 1) / M;
+        size_t last = rows > nb ? ((rows % nb) + M - 1) / M : 0, slots = 1, nodes = 0;
         int P = r->ranks > 1 ? r->ranks : 1;
         /* the reducer's partial sums (float mode: one chunk buffer and the sum) and the
-         * owners' receive buffers; beyond the chunk bound the reducer refuses the run */
+         * owners' receive buffers (a weight range and a bias range per layer); beyond the
+         * chunk bound the reducer refuses the run */
         if (chunks <= CZ_REDUCER_MAX_CHUNKS) cz_reducer_plan(chunks, last, r->exact, P, &slots, &nodes);
         madd(&e->reduce, ov, n, R, slots + (r->exact ? 0 : 1));
-        madd(&e->reduce, ov, nodes, (n / (size_t)P + CZ_REDUCER_MAX_RANGES) * R, 1);
+        madd(&e->reduce, ov, nodes, cz_reducer_slice_bound(n, 2 * ((size_t)m->n_hidden + 1), P) * R, 1);
         madd(&e->reduce, ov, chunks, 4 * sizeof(double), 1);
     }
     /* an evaluation pass keeps its per-chunk sums too (validation, chainz eval) */
@@ -109,7 +113,9 @@ void cz_mem_estimate_run(const cz_mem_request *r, cz_mem_estimate *e)
     /* labels (as int32 or float) and up to three [rows] index arrays; statistics over d */
     madd(&e->data, ov, 4 + 3 * 8, r->rows, 1);
     madd(&e->data, ov, 2 * sizeof(float) + 2 * sizeof(double) + 256 * sizeof(float), d, 1);
-    madd(&e->data, ov, 8, r->batch, 1);
+    /* a step's row indices: a batch beyond the training rows takes them all */
+    size_t rows = r->train_rows ? r->train_rows : r->rows;
+    madd(&e->data, ov, 8, r->batch < rows ? r->batch : rows, 1);
     madd(&e->data, ov, 8, r->confusion, r->confusion);
     if (r->tau) {
         size_t nf = 3 + (size_t)m->n_hidden;

@@ -154,7 +154,8 @@ static int setup(trainer *t, int head_given, cz_error *err)
     cz_mem_estimate me = {0};
     if (!rc) {
         cz_mem_request mr = {.m = &t->m, .micro_batch = (size_t)cfg->micro_batch, .batch = (size_t)cfg->batch,
-                             .rows = cz_data_get_info(t->train)->n, .opt_moments = cz_optim_state_len(&os),
+                             .rows = cz_data_get_info(t->train)->n, .train_rows = t->n_train,
+                             .opt_moments = cz_optim_state_len(&os),
                              .exact = cfg->reduce == CZ_REDUCE_EXACT, .ranks = d->size, .tau = cfg->tau};
         rc = cz_stream_plan_make(cfg, &t->m, mr.rows, &t->plan, err);
         mr.stream = t->plan.main;
@@ -273,13 +274,15 @@ static int publish_run(trainer *t, cz_error *err)
                    t->m.n_params, cz_workspace_bytes(t->ws) / 1e6, t->steps_per_epoch);
             printf("chainz: DREG stream %s\n", t->plan.why);
             if (cfg->tau) printf("chainz: tau layer-Jacobian families: %s\n", t->plan.tau_why);
-            size_t C = ((size_t)cfg->batch + (size_t)cfg->micro_batch - 1) / (size_t)cfg->micro_batch;
+            /* a step's rows: the batch, or every training row when the batch is larger */
+            size_t nb = (size_t)cfg->batch < t->n_train ? (size_t)cfg->batch : t->n_train;
+            size_t C = (nb + (size_t)cfg->micro_batch - 1) / (size_t)cfg->micro_batch;
             if ((size_t)d->size > C)
                 printf("chainz: warning: %d ranks but %zu chunk%s per step (--batch %ld / --micro-batch %ld): %zu "
                        "rank%s idle in every step (they take turns); --micro-batch %ld or less would use every "
                        "rank (the last bits depend on --micro-batch)\n", d->size, C, C > 1 ? "s" : "",
                        cfg->batch, cfg->micro_batch, (size_t)d->size - C, (size_t)d->size - C > 1 ? "s are" : " is",
-                       cfg->batch / d->size > 0 ? cfg->batch / d->size : 1);
+                       nb / (size_t)d->size > 0 ? (long)(nb / (size_t)d->size) : 1L);
             if (cfg->dreg_by_default && !cfg->dreg_schedule[0])
                 printf("chainz: DREG lambda %g: the default for %s (--dreg sets it)\n", cfg->dreg,
                        cfg->dreg > 0 ? "a CR network (poly activations)" : "activations other than poly");
@@ -434,7 +437,10 @@ int cz_train(const cz_config *cfg, int head_given, const cz_dist *d, cz_error *e
     if (!rc) { /* every rank reaches the agreement, whatever failed locally */
         int lrc = 0;
         perm = malloc((t.n_train ? t.n_train : 1) * sizeof(uint64_t));
-        rows = malloc((size_t)cfg->batch * sizeof(uint64_t));
+        /* a step's rows: at most the batch, and at most every training row (--batch may be
+         * far larger: full-batch training) */
+        rows = malloc(((size_t)cfg->batch < t.n_train ? (size_t)cfg->batch : t.n_train ? t.n_train : 1) *
+                      sizeof(uint64_t));
         if (!perm || !rows) lrc = cz_error_set(err, CZ_ENOMEM, "out of memory");
         if (!lrc && d->rank == 0) {
             char slurm[256];

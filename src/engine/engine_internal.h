@@ -4,12 +4,15 @@
  * output. The stream has width k per sample: k = d (exact), n_0 (Gram) or K (probe).
  * Buffers that hold the Jacobian stream, all neuron-major n_l x (B*k):
  *   S[l]  S_l = D_l T_l for l < H-1 (input of the next GEMM and of dW_{l+1});
- *         in the backward pass the same buffer receives U_l, then V_l, in place.
+ *         in the backward pass the same buffer receives U_l, then V_l, in place
+ *         (except U_0 under a shared seed at k = 8, whose V_0 is only summed: stream.c).
  *   T[l]  T_l = W_l S_{l-1} for l >= 1 (needed for q_l); the top one receives V_H.
  *         T[0] is materialized only in probe mode (T_0 = W_0 P_b differs per sample);
  *         otherwise T_0 is the seed shared by the batch: W_0 (exact) or F = R^T (Gram). */
 #ifndef CHAINZ_ENGINE_INTERNAL_H
 #define CHAINZ_ENGINE_INTERNAL_H
+
+#include <string.h>
 
 #include "chainz/engine.h"
 
@@ -68,6 +71,44 @@ static inline cz_real cz_dot8(const cz_real *a, const cz_real *b, size_t n)
     cz_real s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
     for (; j < n; j++) s += a[j] * b[j];
     return s;
+}
+
+/* CZ_AVX2_CLONE on a hot elementwise function: GCC compiles it twice, for AVX2 and for the
+ * baseline, and the loader picks the one the CPU runs (ifunc). Neither copy contracts to
+ * FMA (ISO C mode: -ffp-contract=off; the avx2 target has no FMA) nor reorders a sum, so
+ * both give the same bits; the AVX2 copy is faster for rows of 8 reals (one vector). */
+#ifndef CZ_AVX2_CLONE /* -DCZ_AVX2_CLONE= builds the baseline copy only */
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define CZ_AVX2_CLONE __attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+#endif
+#ifndef CZ_AVX2_CLONE
+#define CZ_AVX2_CLONE
+#endif
+
+/* A row of exactly 8 reals as one value (GCC's vector extension; d = 8 for a Pima-sized
+ * model): lane-wise IEEE operations, so the bits of the scalar loops, which the compiler
+ * otherwise left mostly scalar (one row per (neuron, sample) is too short for its loop
+ * vectorizer). cz_v8_dot is cz_dot8 for n = 8 term for term: acc = 0 + a b per lane (the
+ * + 0 kept for the sign of a zero), then the same pairwise sum. Values pass by pointer:
+ * a vector passed by value draws GCC's ABI notes (-Wpsabi) on baseline x86-64. */
+typedef cz_real cz_v8 __attribute__((vector_size(8 * sizeof(cz_real))));
+typedef cz_real cz_v4 __attribute__((vector_size(4 * sizeof(cz_real))));
+
+static inline void cz_v8_load(cz_v8 *v, const cz_real *p) { memcpy(v, p, sizeof *v); }
+
+static inline void cz_v8_store(cz_real *p, const cz_v8 *v) { memcpy(p, v, sizeof *v); }
+
+static inline cz_real cz_v8_dot(const cz_v8 *a, const cz_v8 *b)
+{
+    cz_v8 acc = (cz_v8){0} + *a * *b;
+    cz_v4 lo, hi;
+    memcpy(&lo, &acc, sizeof lo);
+    memcpy(&hi, (char *)&acc + sizeof lo, sizeof hi);
+    cz_v4 h = lo + hi; /* acc[j] + acc[j + 4] */
+    return (h[0] + h[1]) + (h[2] + h[3]);
 }
 
 /* ---- stream.c ---- */

@@ -28,6 +28,12 @@ void GEQRF(const int *m, const int *n, cz_real *a, const int *lda, cz_real *tau,
 void ORGQR(const int *m, const int *n, const int *k, cz_real *a, const int *lda, const cz_real *tau,
            cz_real *work, const int *lwork, int *info);
 
+/* 0: rows of 8 take the general loops (the engine_row8_bits test builds the engine so and
+ * compares every output byte with this build's) */
+#ifndef CZ_STREAM_ROW8
+#define CZ_STREAM_ROW8 1
+#endif
+
 /* a counter domain of the per-sample key that dropout (layer << 40 | neuron) never uses */
 #define PROBE_DOMAIN (1ULL << 62)
 
@@ -214,10 +220,8 @@ static inline void scale_copy(cz_real *restrict s, const cz_real *restrict t, cz
     for (size_t j = 0; j < k; j++) s[j] = Dv * t[j];
 }
 
-/* Neuron i of layer l forward: its terms D^2 |t|^2 and (S != NULL) its row of S_l. Inline
- * with k a constant at the call for k = 8 (Pima-sized inputs), where loop set-up per
- * (neuron, sample) would otherwise cost more than the 8 products; the same operations in
- * the same order for any k. */
+/* Neuron i of layer l forward: its terms D^2 |t|^2 (term [n x B], neuron-major) and
+ * (S != NULL) its row of S_l; the same operations in the same order for any k. */
 static inline void forward_row(cz_workspace *ws, int l, size_t i, size_t B, size_t n, size_t k, int shared,
                                const cz_real *D, cz_real *term, cz_real *S, cz_real c, int fuse)
 {
@@ -227,7 +231,7 @@ static inline void forward_row(cz_workspace *ws, int l, size_t i, size_t B, size
         cz_real Dv = D[b * n + i];
         const cz_real *t = stream_t(ws, l, i, b);
         cz_real tsq = shared ? seedsq : cz_dot8(t, t, k);
-        term[b * n + i] = Dv * Dv * tsq;
+        term[i * B + b] = Dv * Dv * tsq;
         if (S) scale_copy(S + i * Bk + b * k, t, Dv, k);
         if (fuse) { /* the top layer's backward step while t is in cache (see backward_row) */
             cz_real *v = ws->T[l] + i * Bk + b * k, cd = c * Dv;
@@ -238,7 +242,36 @@ static inline void forward_row(cz_workspace *ws, int l, size_t i, size_t B, size
     }
 }
 
-void cz_stream_forward(cz_workspace *ws, const cz_real *params, size_t B, cz_real c, int fuse_top)
+/* forward_row for k = 8 on whole-row vectors (engine_internal.h): the same bits */
+static inline void forward_row8(cz_workspace *ws, int l, size_t i, size_t B, size_t n, int shared,
+                                const cz_real *D, cz_real *term, cz_real *S, cz_real c, int fuse)
+{
+    size_t Bk = B * 8;
+    cz_v8 seed = {0}, t, r;
+    if (shared) cz_v8_load(&seed, ws->seed + i * 8);
+    cz_real seedsq = shared ? cz_v8_dot(&seed, &seed) : 0;
+    for (size_t b = 0; b < B; b++) {
+        cz_real Dv = D[b * n + i];
+        cz_real *tp = shared ? NULL : ws->T[l] + i * Bk + b * 8;
+        if (shared) t = seed;
+        else cz_v8_load(&t, tp);
+        cz_real tsq = shared ? seedsq : cz_v8_dot(&t, &t);
+        term[i * B + b] = Dv * Dv * tsq;
+        if (S) {
+            r = Dv * t;
+            cz_v8_store(S + i * Bk + b * 8, &r);
+        }
+        if (fuse) { /* fuse implies !shared: V lands over t */
+            cz_real cd = c * Dv;
+            ws->q[b * n + i] = cd * tsq;
+            r = (cd * Dv) * t;
+            cz_v8_store(tp, &r);
+        }
+    }
+}
+
+/* the AVX2 copy runs the rows of 8 as one vector each (engine_internal.h) */
+CZ_AVX2_CLONE void cz_stream_forward(cz_workspace *ws, const cz_real *params, size_t B, cz_real c, int fuse_top)
 {
     const cz_model *m = &ws->m;
     int H = m->n_hidden;
@@ -252,7 +285,7 @@ void cz_stream_forward(cz_workspace *ws, const cz_real *params, size_t B, cz_rea
         if (l >= 1) /* T_l = W_l S_{l-1}: [n x n_in] x [n_in x Bk] */
             cz_gemm(0, 0, n, Bk, L->n_in, 1, params + L->w, L->n_in, ws->S[l - 1], Bk, 0, ws->T[l], Bk);
         cz_real *S = l + 1 < H ? ws->S[l] : NULL;
-        /* term [B x n]: neuron i's share D^2 |t|^2 of ||S_{l,b}||^2. ws->d2phi is free until
+        /* term [n x B]: neuron i's share D^2 |t|^2 of ||S_{l,b}||^2. ws->d2phi is free until
          * the value backward fills it (ws->q may receive the fused top layer's q). */
         cz_real *term = ws->d2phi;
         int fuse = fuse_top && l == H - 1 && !shared;
@@ -260,17 +293,19 @@ void cz_stream_forward(cz_workspace *ws, const cz_real *params, size_t B, cz_rea
         int T = cz_par_threads(n * Bk);
         CZ_PAR_FOR(
         for (size_t i = 0; i < n; i++) {
-            if (k == 8) forward_row(ws, l, i, B, n, 8, shared, D, term, S, c, fuse);
+            if (CZ_STREAM_ROW8 && k == 8) forward_row8(ws, l, i, B, n, shared, D, term, S, c, fuse);
             else forward_row(ws, l, i, B, n, k, shared, D, term, S, c, fuse);
         });
         /* split by sample: each ||S_{l,b}||^2 sums its terms in the order of i, as one thread
-         * always did, so the sum is the same on any thread count */
+         * always did, so the sum is the same on any thread count; i outer over a range of
+         * samples, so the sums of neighbouring samples run side by side (vectorized) */
         T = cz_par_threads(B * n);
         CZ_PAR_FOR(
-        for (size_t b = 0; b < B; b++) {
-            double s = 0;
-            for (size_t i = 0; i < n; i++) s += (double)term[b * n + i];
-            sq[b] = s;
+        for (int part = 0; part < T; part++) {
+            size_t b0 = B * (size_t)part / (size_t)T, b1 = B * (size_t)(part + 1) / (size_t)T;
+            for (size_t b = b0; b < b1; b++) sq[b] = 0;
+            for (size_t i = 0; i < n; i++)
+                for (size_t b = b0; b < b1; b++) sq[b] += (double)term[i * B + b];
         });
     }
     ws->top_fused = fuse_top && !(H == 1 && ws->seed);
@@ -324,10 +359,59 @@ static inline void backward_row(cz_workspace *ws, int l, size_t i, size_t B, siz
     }
 }
 
+/* backward_row for k = 8 on whole-row vectors: the same bits. With a shared seed on layer 0
+ * below the top, V_0 = D U_0 is only summed into dseed (nothing reads S[0] after the
+ * backward pass), so it is not stored back. */
+static inline void backward_row8(cz_workspace *ws, int l, size_t i, size_t B, size_t n, cz_real c, int top,
+                                 int shared, cz_real *V, cz_real *dseed)
+{
+    size_t Bk = B * 8;
+    const cz_real *D = ws->D[l];
+    cz_v8 t, u, dw;
+    if (shared) {
+        cz_v8_load(&t, ws->seed + i * 8);
+        cz_v8_load(&dw, dseed + i * 8);
+        if (top) {
+            cz_real seedsq = cz_v8_dot(&t, &t), vsum_top = 0;
+            for (size_t b = 0; b < B; b++) {
+                cz_real Dv = D[b * n + i], cd = c * Dv;
+                ws->q[b * n + i] = cd * seedsq;
+                vsum_top += cd * Dv;
+            }
+            dw = dw + vsum_top * t;
+        } else {
+            for (size_t b = 0; b < B; b++) {
+                cz_v8_load(&u, V + i * Bk + b * 8);
+                ws->q[b * n + i] = cz_v8_dot(&u, &t);
+                dw = dw + u * D[b * n + i];
+            }
+        }
+        cz_v8_store(dseed + i * 8, &dw);
+        return;
+    }
+    for (size_t b = 0; b < B; b++) {
+        cz_real Dv = D[b * n + i];
+        cz_real *tp = ws->T[l] + i * Bk + b * 8;
+        cz_v8_load(&t, tp);
+        if (top) { /* V = c D^2 t over t */
+            cz_real cd = c * Dv;
+            ws->q[b * n + i] = cd * cz_v8_dot(&t, &t);
+            u = (cd * Dv) * t;
+            cz_v8_store(tp, &u);
+        } else {
+            cz_real *vp = V + i * Bk + b * 8;
+            cz_v8_load(&u, vp);
+            ws->q[b * n + i] = cz_v8_dot(&u, &t);
+            u = u * Dv;
+            cz_v8_store(vp, &u);
+        }
+    }
+}
+
 /* On entry U_l is implicit (top layer: U = c S_H = c D T) or held in S[l]. On exit q holds
  * q_l [B x n] and, for l >= 1, U_{l-1} = W_l^T V_l + c S_{l-1} is in S[l-1]. */
-void cz_stream_backward_layer(cz_workspace *ws, const cz_real *params, cz_real *grad, int l, cz_real c,
-                              size_t B, int want_gin)
+CZ_AVX2_CLONE void cz_stream_backward_layer(cz_workspace *ws, const cz_real *params, cz_real *grad, int l,
+                                            cz_real c, size_t B, int want_gin)
 {
     const cz_model *m = &ws->m;
     int H = m->n_hidden;
@@ -352,7 +436,7 @@ void cz_stream_backward_layer(cz_workspace *ws, const cz_real *params, cz_real *
         int T = cz_par_threads(n * Bk);
         CZ_PAR_FOR(
         for (size_t i = 0; i < n; i++) {
-            if (k == 8) backward_row(ws, l, i, B, n, 8, c, top, shared, V, dseed);
+            if (CZ_STREAM_ROW8 && k == 8) backward_row8(ws, l, i, B, n, c, top, shared, V, dseed);
             else backward_row(ws, l, i, B, n, k, c, top, shared, V, dseed);
         });
     }

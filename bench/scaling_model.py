@@ -3,7 +3,7 @@
 against measured step times. Plain Python 3 (no numpy needed).
 
     /usr/bin/python3 bench/scaling_model.py [--measure FILE] [--netns FILE] [--allreduce FILE]
-        [--bpp-exact 16] [--rate-op-exact 0.5e9] [--node-speedup 1] [--micro-batch 32]
+        [--bpp-exact 4] [--rate-op-exact 8e9] [--node-speedup 1] [--micro-batch 32]
         [--batches 128,4096] [--weak-batches 32,128] [--nodes 1,2,3,16,...] [--no-ms]
 
 --measure: output of bench/scaling_measure.sh (RESULT lines: 1-3 ranks on this machine);
@@ -18,9 +18,11 @@ Model of one optimizer step on p ranks, one rank per node, global batch B, chunk
   t_chunk = T_measured(1 rank, B = 128) / 4       (per mode and reduce: exact adds the local
                                                    fixed-point conversion of every chunk)
   t_net(p) = 2 (p-1)/p * S / bw  +  2 (p-1) * lat  +  (p-1)/p * S / rate_op
-  S = parameters * bytes per parameter (exact: 16 today, 128-bit fixed point through a
-      user-defined MPI_Op; float: 4); rate_op: the reduction's local combine rate
-      (the user op's integer adds for exact, MPI_SUM on floats for float).
+  S = parameters * bytes per parameter (exact: 4 since the fixed tree of float sums, a
+      reduce-scatter and an allgather of floats as a ring allreduce moves; 16 before, with
+      the 128-bit user-defined MPI_Op; float: 4); rate_op: the reduction's local combine
+      rate (float additions in both modes now). Not modelled: the exact mode's optimizer
+      split over the owners (it divides the optimizer's work by p: conservative).
 
 A rank computes whole chunks, so once p > C extra ranks do not cut the compute term (the
 rank with the most chunks sets the step time; chainz rotates the shares so none idles
@@ -57,7 +59,7 @@ MEASURED = {}
 MEASURED_3H = {}
 # bare allreduces (bench/allreduce_bw.c): {(where, ranks, kind, bytes): us}
 ALLREDUCE = {}
-CONF = {"bpp": {"exact": 16.0, "float": 4.0}, "rate": {"exact": 0.5e9, "float": 8.0e9}}
+CONF = {"bpp": {"exact": 4.0, "float": 4.0}, "rate": {"exact": 8.0e9, "float": 8.0e9}}
 
 NETWORKS = {
     # name: (bandwidth in bytes/s, latency in s)
@@ -122,12 +124,13 @@ def main():
     ap.add_argument("--netns")
     ap.add_argument("--allreduce", action="append",
                     help="output of allreduce_bw run with ranks on this machine (repeatable)")
-    ap.add_argument("--bpp-exact", type=float, default=16.0,
-                    help="bytes per parameter of the exact reduction (16: 128-bit today)")
+    ap.add_argument("--bpp-exact", type=float, default=4.0,
+                    help="bytes per parameter of the exact reduction (4: the fixed tree of floats, a "
+                         "reduce-scatter and an allgather; 16: the 128-bit and two-limb versions before)")
     ap.add_argument("--bpp-float", type=float, default=4.0)
-    ap.add_argument("--rate-op-exact", type=float, default=0.5e9,
-                    help="bytes/s the user-defined 128-bit sum combines on one core "
-                         "(fitted on this machine: 0.2-0.9 GB/s in 3 of 4 settings, printed with the check)")
+    ap.add_argument("--rate-op-exact", type=float, default=8.0e9,
+                    help="bytes/s the exact reduction combines on one core (float additions since the "
+                         "fixed tree; 0.5e9 fitted for the 128-bit user op before)")
     ap.add_argument("--rate-op-float", type=float, default=8.0e9,
                     help="bytes/s MPI_SUM on floats combines on one core")
     ap.add_argument("--node-speedup", type=float, default=1.0,

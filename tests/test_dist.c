@@ -109,7 +109,8 @@ static int reduce_alone(const float *g, const double *sc, size_t NC, size_t NV, 
  * values (4 blocks of the sum of squares, split over the owners) give the bytes of one
  * process that added all 7: gradient, scalars and sum of squares; a value of 1e30 (far
  * beyond the old fixed-point range) sums like any other; in the second round a NaN passes
- * through to the sum (training stops on it) and one rank's failure flag is seen by all. */
+ * through to the sum (training stops on it), and one rank's failure flag and another's stop
+ * request are seen by all. */
 static void test_dist_reducer_equals_single_process(void **state)
 {
     (void)state;
@@ -138,6 +139,7 @@ static void test_dist_reducer_equals_single_process(void **state)
             cz_reducer_add(&mine, c, sc + c * NS);
         }
         if (round && d->rank == 2) cz_reducer_fail(&mine);
+        if (round && d->rank == 1) cz_reducer_stop(&mine); /* a signal on one rank */
         int rc = cz_reducer_finish(&mine, d, 12.0, got, got_sc, &gr, &err);
         rc |= cz_reducer_gather(&mine, d, got, &err); /* each rank held its slices */
         assert_int_equal(rc1 | rc2 | rc, 0);
@@ -147,6 +149,8 @@ static void test_dist_reducer_equals_single_process(void **state)
         if (round) assert_true(isnan(got[5]) && isnan(gr.sumsq) && isnan(wr.sumsq));
         else assert_memory_equal(&gr.sumsq, &wr.sumsq, sizeof gr.sumsq);
         assert_int_equal(gr.failed, round);
+        assert_int_equal(gr.stop, round);
+        assert_int_equal(wr.stop, 0);
         assert_int_equal(wr.failed, 0);
         cz_reducer_free(&mine);
     }

@@ -17,7 +17,7 @@
  * once and the updated parameters, not the gradient, are gathered.
  * The per-chunk scalars travel as the double's bits in their chunk's own slots (one rank
  * writes a chunk's slots, every other rank adds zero: the integer sum is the bits), with
- * the failure flag, in one small MPI_SUM over uint64; they are then added in chunk order: the
+ * the failure and stop flags, in one small MPI_SUM over uint64; they are then added in chunk order: the
  * same doubles in the same order on any number of ranks.
  *
  * Float mode (--reduce float): each rank adds its chunks in order, then MPI_Allreduce on
@@ -69,7 +69,7 @@ typedef struct {
     size_t push_at, merges; /* the last push: its slot, and how many merges followed it */
     int pushed;      /* the last chunk's leaf is already on the stack (overlap) */
     float *fsum;     /* float mode: [n] */
-    uint64_t *tail;  /* [failed][scalars chunks x n_sc] */
+    uint64_t *tail;  /* [failed][stop][scalars chunks x n_sc] */
     /* the exchange (exact mode, size > 1) */
     size_t *cover_n, *cover_at; /* [P]: rank q's cover size this step, its first index in `all` */
     cz_span *all;    /* every rank's cover, rank by rank [n_all] */
@@ -94,6 +94,7 @@ typedef struct {
 
 typedef struct {
     int failed;      /* some rank called cz_reducer_fail in this step */
+    int stop;        /* some rank called cz_reducer_stop in this step */
     double sumsq;    /* the summed gradient's sum of squares (in blocks, see above): the
                       * same on every rank; NaN or Inf when a value is not finite */
 } cz_reduced;
@@ -127,6 +128,9 @@ float *cz_reducer_buffer(cz_reducer *r);
 void cz_reducer_add(cz_reducer *r, size_t chunk, const double *sc);
 /* This rank failed in this step: every rank learns it from cz_reducer_finish. */
 void cz_reducer_fail(cz_reducer *r);
+/* This rank was asked to stop (a signal): every rank learns it from cz_reducer_finish, in
+ * the same message, and stops at the next step boundary without a collective of its own. */
+void cz_reducer_stop(cz_reducer *r);
 /* The exchange, then grad [n] = sum / samples (sharded: my slices only), sc [n_sc] = the
  * scalars summed in chunk order, and the flag and sum of squares in res. Collective.
  * @return 0 or CZ_ERUNTIME (MPI). */

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TAIL 1 /* [failed] before the scalars */
+#define TAIL 2 /* [failed][stop] before the scalars */
 
 static size_t tail_len(const cz_reducer *r, size_t chunks) { return TAIL + chunks * r->n_sc; }
 
@@ -314,6 +314,8 @@ void cz_reducer_add(cz_reducer *r, size_t chunk, const double *sc)
 
 void cz_reducer_fail(cz_reducer *r) { r->tail[0] = 1; }
 
+void cz_reducer_stop(cz_reducer *r) { r->tail[1] = 1; }
+
 size_t cz_reducer_cover(const cz_reducer *r, cz_span *nodes)
 {
     memcpy(nodes, r->stack, r->depth * sizeof(cz_span));
@@ -434,6 +436,7 @@ static void scalars(const cz_reducer *r, double *sc, cz_reduced *res)
             sc[k] += v;
         }
     res->failed = r->tail[0] != 0;
+    res->stop = r->tail[1] != 0;
 }
 
 int cz_reducer_finish(cz_reducer *r, const cz_dist *d, double samples, float *grad, double *sc, cz_reduced *res,

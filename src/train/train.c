@@ -353,13 +353,16 @@ static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, lo
         double v[CZ_SC_N] = {s.task.loss, s.dreg, s.task.correct, s.task.abs_err};
         cz_reducer_add(&t->red, c, v);
     }
-    /* one collective carries the gradient, the scalars and the failure flag; only a failure
-     * costs a second one, which brings the failing rank's message to every rank */
+    /* the exchange carries the gradient; one small message the scalars, the failure flag and
+     * a signal's stop request (read at the next step boundary); only a failure costs a
+     * second one, which brings the failing rank's message to every rank */
     if (rc) cz_reducer_fail(&t->red);
+    if (cz_stop_requested) cz_reducer_stop(&t->red);
     cz_reduced res;
     int frc = cz_reducer_finish(&t->red, d, (double)nb, t->grad, sc, &res, err);
     if (frc) return frc;
     if (res.failed) return cz_dist_agree(d, rc, err); /* non-zero: some rank failed */
+    t->stop_seen = res.stop;
     double inv = 1.0 / (double)nb;
     /* identical on every rank after the reduction, so every rank stops here together; the
      * message needs the whole gradient (sharded: each rank holds its slices) */
@@ -474,9 +477,14 @@ int cz_train(const cz_config *cfg, int head_given, const cz_dist *d, cz_error *e
         }
         int stop = 0;
         for (size_t s = (size_t)ps.position; s < t.steps_per_epoch && !rc; s++) {
-            /* step boundary: one signalled rank is enough for all to stop here */
-            int flag = cz_stop_requested != 0;
-            if ((rc = cz_dist_max_int(d, &flag, 1, err))) break;
+            /* step boundary: one signalled rank is enough for all to stop here. Within an
+             * epoch the previous step's reduction brought the ranks' requests; the first
+             * step of an epoch (after validation and the checkpoint, or at the start) asks */
+            int flag = t.stop_seen;
+            if (s == (size_t)ps.position) {
+                flag = cz_stop_requested != 0;
+                if ((rc = cz_dist_max_int(d, &flag, 1, err))) break;
+            }
             if (flag || (cfg->max_steps && ps.step >= cfg->max_steps)) {
                 stop = flag ? 2 : 1;
                 break;

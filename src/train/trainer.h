@@ -40,6 +40,7 @@ typedef struct {
     char *config_json;
     uint64_t rows_read;      /* training rows this rank read (the share it computed) */
     long clipped_steps;      /* steps of this process whose gradient --clip-grad-norm scaled */
+    int stop_seen;           /* the last step's reduction carried a stop request (a signal) */
     cz_tau_set ts;
     cz_metrics *mx;          /* rank 0 */
     cz_run_lock lock;        /* rank 0: RUN_DIR/run.lock for the whole run */

@@ -32,17 +32,23 @@ static void plan_tau(cz_stream_plan *p, const cz_config *cfg, const cz_model *m)
         snprintf(p->tau_why, sizeof p->tau_why, "every sample, from the DREG stream");
         return;
     }
-    /* about a quarter of a step, but at least 1000 samples an epoch (p99 from ten) */
+    /* about a quarter of a step (tau on costs at most ~1.3x a --no-tau step, issue 15). A
+     * floor of 1000 samples an epoch (p99 from ten) cost 3.7x a step on 8,192 rows of d =
+     * 300: it is no longer the default; the log says when an epoch measures fewer, and
+     * --tau-jacobian-fraction buys more samples at their cost */
     p->tau.mode = n0 < d ? CZ_STREAM_GRAM : CZ_STREAM_EXACT;
     double f = 0.25 * step_flops(m) / stream_forward_flops(m, cz_stream_width(m, &p->tau));
-    double floor = p->n_train ? 1000.0 / (double)p->n_train : 1;
-    if (f < floor) f = floor;
     if (f > 1) f = 1;
     if (cfg->tau_jacobian_fraction > 0) f = cfg->tau_jacobian_fraction;
     p->tau_fraction = f;
-    snprintf(p->tau_why, sizeof p->tau_why, "exact (%s) on a seeded %.3g %% of each epoch's samples%s",
+    double per_epoch = f * (double)p->n_train;
+    char few[160] = "";
+    if (cfg->tau_jacobian_fraction <= 0 && f < 1 && per_epoch < 1000)
+        snprintf(few, sizeof few, " (about %.0f an epoch: their p99 is rough below 1000; --tau-jacobian-fraction "
+                 "measures more, each sample about %.0fx a training sample)", per_epoch, 0.25 / f);
+    snprintf(p->tau_why, sizeof p->tau_why, "exact (%s) on a seeded %.3g %% of each epoch's samples%s%s",
              cz_stream_mode_name(p->tau.mode), 100 * f,
-             cfg->tau_jacobian_fraction > 0 ? " (--tau-jacobian-fraction)" : "");
+             cfg->tau_jacobian_fraction > 0 ? " (--tau-jacobian-fraction)" : "", few);
 }
 
 int cz_stream_plan_make(const cz_config *cfg, const cz_model *m, size_t n_train, cz_stream_plan *p,

@@ -535,6 +535,45 @@ static void test_gradcheck_sample_norms(void **state)
         }
 }
 
+/* lambda = 0 without cubic coefficients: the norms read the step's own task-only dz (no
+ * repeated backward products); they must still equal each sample's own gradient norm and
+ * the input gradient by back-propagation, with dropout and every head */
+static void test_gradcheck_sample_norms_lambda0(void **state)
+{
+    (void)state;
+    size_t w[] = {4, 3, 5};
+    const cz_act plain[] = {CZ_ACT_RELU, CZ_ACT_TANH, CZ_ACT_GELU, CZ_ACT_IDENTITY};
+    for (int a = 0; a < 4; a++)
+        for (int hd = 0; hd < 3; hd++) {
+            cz_act acts[] = {plain[a], plain[(a + 1) % 4], plain[a]};
+            fixture f;
+            fixture_init(&f, acts, 3, w, ALL_HEADS[hd], 0.25, 0, 1700 + (uint64_t)(a * 3 + hd));
+            cz_step_sums sums;
+            cz_error err;
+            double sg[B_MAX], ig[B_MAX];
+            size_t d = f.m.spec.d;
+            cz_real gin[B_MAX * 5];
+            assert_int_equal(cz_engine_step(f.ws, f.params, f.x, f.yc, f.yv, f.keys, f.B, &f.opts,
+                                            f.grad, &sums, &err), 0);
+            assert_int_equal(cz_engine_sample_norms(f.ws, f.params, ig, sg, &err), 0);
+            assert_int_equal(cz_engine_input_grad_backprop(f.ws, f.params, gin, &err), 0);
+            for (size_t b = 0; b < f.B; b++) {
+                double r = 0;
+                for (size_t j = 0; j < d; j++) r += (double)gin[b * d + j] * (double)gin[b * d + j];
+                assert_true(rel_err(ig[b], sqrt(r)) < 1e-12);
+            }
+            cz_step_opts task_only = {.lambda = 0, .train = 1};
+            for (size_t b = 0; b < f.B; b++) {
+                assert_int_equal(cz_engine_step(f.ws, f.params, f.x + b * d, f.yc + b, f.yv + b, f.keys + b,
+                                                1, &task_only, f.grad, &sums, &err), 0);
+                double n2 = 0;
+                for (size_t k = 0; k < f.m.n_params; k++) n2 += f.grad[k] * f.grad[k];
+                assert_true(rel_err(sg[b], sqrt(n2)) < 1e-10);
+            }
+            fixture_free(&f);
+        }
+}
+
 /* the fixture's model with another stream */
 static void fixture_stream(fixture *f, cz_stream_mode mode, int probes)
 {
@@ -698,6 +737,7 @@ int main(void)
         cmocka_unit_test(test_gradcheck_batched_equals_naive_reference),
         cmocka_unit_test(test_gradcheck_micro_batches_sum_to_batch),
         cmocka_unit_test(test_gradcheck_sample_norms),
+        cmocka_unit_test(test_gradcheck_sample_norms_lambda0),
         cmocka_unit_test(test_gradcheck_gram_equals_exact),
         cmocka_unit_test(test_gradcheck_stream_modes_refuse_misuse),
         cmocka_unit_test(test_gradcheck_probe_exact_for_its_draw_and_unbiased),

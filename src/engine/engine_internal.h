@@ -53,6 +53,7 @@ struct cz_workspace {
     int stream_ran;                 /* the last step ran the stream: sq (and gin) valid */
     int stream_fwd;                 /* S/T still hold the forward stream of the last step */
     int have_grad;                  /* last step ran the backward pass */
+    int dz_task;                    /* ... without a DREG term: dz[l] are the task's alone */
     int have_fwd;                   /* last step ran the value forward: z, h, D valid */
     int have_gin;
     int top_fused;                  /* the forward pass did the top layer's q and V (backward skips it) */

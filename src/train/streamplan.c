@@ -32,7 +32,7 @@ static void plan_tau(cz_stream_plan *p, const cz_config *cfg, const cz_model *m)
         snprintf(p->tau_why, sizeof p->tau_why, "every sample, from the DREG stream");
         return;
     }
-    /* about a quarter of a step (tau on costs at most ~1.3x a --no-tau step, issue 15). A
+    /* about a quarter of a step (issue 15 asks tau on to cost at most 1.3x a step). A
      * floor of 1000 samples an epoch (p99 from ten) cost 3.7x a step on 8,192 rows of d =
      * 300: it is no longer the default; the log says when an epoch measures fewer, and
      * --tau-jacobian-fraction buys more samples at their cost */

@@ -497,6 +497,29 @@ static void test_gradcheck_micro_batches_sum_to_batch(void **state)
 /* per-sample norms for tau: sample_grad[b] == ||gradient of task_b alone|| (from a B = 1
  * step with lambda 0), even when the batched step ran with DREG; input_grad[b] == the row
  * norm of the stream's input gradient */
+/* the norms of the last step against the input gradient gin [B x d] and each sample's own
+ * task-only gradient (one step per sample; overwrites the fixture's gradient) */
+static void check_sample_norms(fixture *f, const double *ig, const double *sg, const cz_real *gin)
+{
+    size_t d = f->m.spec.d;
+    cz_step_sums sums;
+    cz_error err;
+    for (size_t b = 0; b < f->B; b++) {
+        double r = 0;
+        for (size_t j = 0; j < d; j++) r += (double)gin[b * d + j] * (double)gin[b * d + j];
+        assert_true(rel_err(ig[b], sqrt(r)) < 1e-12);
+    }
+    cz_step_opts task_only = {.lambda = 0, .train = 1};
+    for (size_t b = 0; b < f->B; b++) {
+        assert_int_equal(cz_engine_step(f->ws, f->params, f->x + b * d, f->yc + b, f->yv + b, f->keys + b, 1,
+                                        &task_only, f->grad, &sums, &err), 0);
+        double n2 = 0;
+        for (size_t k = 0; k < f->m.n_params; k++) n2 += f->grad[k] * f->grad[k];
+        if (rel_err(sg[b], sqrt(n2)) >= 1e-10) print_error("sample %zu: %.12g vs %.12g\n", b, sg[b], sqrt(n2));
+        assert_true(rel_err(sg[b], sqrt(n2)) < 1e-10);
+    }
+}
+
 static void test_gradcheck_sample_norms(void **state)
 {
     (void)state;
@@ -515,22 +538,7 @@ static void test_gradcheck_sample_norms(void **state)
                                             f.grad, &sums, &err), 0);
             assert_int_equal(cz_engine_sample_norms(f.ws, f.params, ig, sg, &err), 0);
             assert_int_equal(cz_engine_input_grad(f.ws, f.params, gin, &err), 0);
-            size_t d = f.m.spec.d;
-            for (size_t b = 0; b < f.B; b++) {
-                double r = 0;
-                for (size_t j = 0; j < d; j++) r += gin[b * d + j] * gin[b * d + j];
-                assert_true(rel_err(ig[b], sqrt(r)) < 1e-12);
-            }
-            cz_step_opts task_only = {.lambda = 0, .train = 1};
-            for (size_t b = 0; b < f.B; b++) {
-                assert_int_equal(cz_engine_step(f.ws, f.params, f.x + b * d, f.yc + b, f.yv + b, f.keys + b,
-                                                1, &task_only, f.grad, &sums, &err), 0);
-                double n2 = 0;
-                for (size_t k = 0; k < f.m.n_params; k++) n2 += f.grad[k] * f.grad[k];
-                if (rel_err(sg[b], sqrt(n2)) >= 1e-10)
-                    print_error("act %d head %d sample %zu: %.12g vs %.12g\n", a, hd, b, sg[b], sqrt(n2));
-                assert_true(rel_err(sg[b], sqrt(n2)) < 1e-10);
-            }
+            check_sample_norms(&f, ig, sg, gin);
             fixture_free(&f);
         }
 }
@@ -551,25 +559,12 @@ static void test_gradcheck_sample_norms_lambda0(void **state)
             cz_step_sums sums;
             cz_error err;
             double sg[B_MAX], ig[B_MAX];
-            size_t d = f.m.spec.d;
             cz_real gin[B_MAX * 5];
             assert_int_equal(cz_engine_step(f.ws, f.params, f.x, f.yc, f.yv, f.keys, f.B, &f.opts,
                                             f.grad, &sums, &err), 0);
             assert_int_equal(cz_engine_sample_norms(f.ws, f.params, ig, sg, &err), 0);
             assert_int_equal(cz_engine_input_grad_backprop(f.ws, f.params, gin, &err), 0);
-            for (size_t b = 0; b < f.B; b++) {
-                double r = 0;
-                for (size_t j = 0; j < d; j++) r += (double)gin[b * d + j] * (double)gin[b * d + j];
-                assert_true(rel_err(ig[b], sqrt(r)) < 1e-12);
-            }
-            cz_step_opts task_only = {.lambda = 0, .train = 1};
-            for (size_t b = 0; b < f.B; b++) {
-                assert_int_equal(cz_engine_step(f.ws, f.params, f.x + b * d, f.yc + b, f.yv + b, f.keys + b,
-                                                1, &task_only, f.grad, &sums, &err), 0);
-                double n2 = 0;
-                for (size_t k = 0; k < f.m.n_params; k++) n2 += f.grad[k] * f.grad[k];
-                assert_true(rel_err(sg[b], sqrt(n2)) < 1e-10);
-            }
+            check_sample_norms(&f, ig, sg, gin);
             fixture_free(&f);
         }
 }

@@ -393,17 +393,24 @@ static double block_sq(const float *g, size_t len)
     return s;
 }
 
-/* range j's blocks of my slice (rank q's part t) into out, in order; @return how many */
-static size_t my_blocks(const cz_reducer *r, size_t j, const float *grad, double *out)
+/* the sums of squares of range j's blocks [b0, b1) of grad into out, in order */
+static void range_blocks(const cz_reducer *r, size_t j, size_t b0, size_t b1, const float *grad, double *out)
 {
     const cz_reducer_range *R = &r->ranges[j];
-    size_t P = (size_t)r->size, B = CZ_REDUCER_BLOCK, k = 0;
+    for (size_t b = b0; b < b1; b++) {
+        size_t a = b * CZ_REDUCER_BLOCK, e = a + CZ_REDUCER_BLOCK < R->len ? a + CZ_REDUCER_BLOCK : R->len;
+        out[b - b0] = block_sq(grad + R->off + a, e - a);
+    }
+}
+
+/* range j's blocks of my slice into out, in order; @return how many */
+static size_t my_blocks(const cz_reducer *r, size_t j, const float *grad, double *out)
+{
+    size_t P = (size_t)r->size, k = 0, nb = r->ranges[j].nblk;
     for (size_t t = 0; t < P; t++) {
         if (owner_of(j, t, P) != r->rank) continue;
-        for (size_t b = R->nblk * t / P; b < R->nblk * (t + 1) / P; b++, k++) {
-            size_t a = b * B, e = a + B < R->len ? a + B : R->len;
-            out[k] = block_sq(grad + R->off + a, e - a);
-        }
+        range_blocks(r, j, nb * t / P, nb * (t + 1) / P, grad, out + k);
+        k += nb * (t + 1) / P - nb * t / P;
     }
     return k;
 }
@@ -469,12 +476,8 @@ int cz_reducer_finish(cz_reducer *r, const cz_dist *d, double samples, float *gr
             if (!rc) rc = cz_dist_sum_u64(d, r->tail, tail_len(r, r->chunks), err);
             for (size_t i = 0; !rc && i < r->n; i++) grad[i] = (float)((double)r->fsum[i] * inv);
         }
-        for (size_t j = 0; !rc && j < r->n_ranges; j++) /* one rank's view: every part is mine */
-            for (size_t b = 0; b < r->ranges[j].nblk; b++) {
-                const cz_reducer_range *R = &r->ranges[j];
-                size_t a = b * CZ_REDUCER_BLOCK, e = a + CZ_REDUCER_BLOCK < R->len ? a + CZ_REDUCER_BLOCK : R->len;
-                r->bsq[R->blk0 + b] = block_sq(grad + R->off + a, e - a);
-            }
+        for (size_t j = 0; !rc && j < r->n_ranges; j++) /* one rank's view: every block is mine */
+            range_blocks(r, j, 0, r->ranges[j].nblk, grad, r->bsq + r->ranges[j].blk0);
     }
     r->pushed = 0;
     if (rc) return rc;

@@ -543,25 +543,32 @@ static void test_gradcheck_sample_norms(void **state)
         }
 }
 
-/* lambda = 0 without cubic coefficients: the norms read the step's own task-only dz (no
- * repeated backward products); they must still equal each sample's own gradient norm and
- * the input gradient by back-propagation, with dropout and every head */
+/* lambda = 0: the norms read the step's own task-only dz_l and g_l (no repeated backward
+ * products); they must still equal each sample's own gradient norm and the input gradient
+ * by back-propagation, with dropout, every head, cubic coefficients (their gradient reads
+ * g_l) and more layers than the two buffers the backward once alternated between */
 static void test_gradcheck_sample_norms_lambda0(void **state)
 {
     (void)state;
-    size_t w[] = {4, 3, 5};
-    const cz_act plain[] = {CZ_ACT_RELU, CZ_ACT_TANH, CZ_ACT_GELU, CZ_ACT_IDENTITY};
-    for (int a = 0; a < 4; a++)
+    size_t w[] = {4, 3, 5, 3, 4};
+    for (int a = 0; a < 5; a++)
         for (int hd = 0; hd < 3; hd++) {
-            cz_act acts[] = {plain[a], plain[(a + 1) % 4], plain[a]};
+            int H = 3 + hd; /* 3, 4, 5 */
+            cz_act acts[CZ_MAX_HIDDEN];
+            for (int l = 0; l < H; l++) acts[l] = ALL_ACTS[(a + l) % 5];
             fixture f;
-            fixture_init(&f, acts, 3, w, ALL_HEADS[hd], 0.25, 0, 1700 + (uint64_t)(a * 3 + hd));
+            fixture_init(&f, acts, H, w, ALL_HEADS[hd], 0.25, 0, 1700 + (uint64_t)(a * 3 + hd));
             cz_step_sums sums;
             cz_error err;
             double sg[B_MAX], ig[B_MAX];
             cz_real gin[B_MAX * 5];
             assert_int_equal(cz_engine_step(f.ws, f.params, f.x, f.yc, f.yv, f.keys, f.B, &f.opts,
                                             f.grad, &sums, &err), 0);
+            if ((a + hd) % 2) { /* a reverse pass in between takes the kept g_l as scratch */
+                cz_real seed[B_MAX * 8];
+                for (size_t k = 0; k < f.B * f.m.n_out; k++) seed[k] = (cz_real)(0.5 + 0.1 * (double)k);
+                assert_int_equal(cz_engine_input_grad_seeded(f.ws, f.params, seed, NULL, NULL, &err), 0);
+            }
             assert_int_equal(cz_engine_sample_norms(f.ws, f.params, ig, sg, &err), 0);
             assert_int_equal(cz_engine_input_grad_backprop(f.ws, f.params, gin, &err), 0);
             check_sample_norms(&f, ig, sg, gin);

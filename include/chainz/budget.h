@@ -43,8 +43,7 @@ typedef struct {
     int tau_norms;              /* per-sample norms kept and gathered (eval --tau-out) */
     size_t confusion;           /* classes K of an evaluation (K x K counts), else 0 */
     cz_stream_spec stream;      /* the workspace's Jacobian stream (zero: none) */
-    cz_stream_spec tau_stream;  /* the layer-Jacobian subsample's exact stream (zero: none) */
-    size_t tau_batch;           /* its batch (CZ_TAU_SAMPLE_BATCH), 0 without a subsample */
+    int tau_sampled;            /* the layer-Jacobian subsample's scratch (chainz/jacnorm.h) */
 } cz_mem_request;
 
 /* Fills e (never fails; an overflow sets e->overflow and total = SIZE_MAX). */

@@ -33,7 +33,9 @@ struct cz_workspace {
     double *sq[CZ_MAX_HIDDEN];      /* B: ||S_l||_F^2 per sample (an estimate in probe mode) */
     cz_real *e;                     /* B x n_out: dtask/df */
     cz_real *gH;                    /* B x n_H: dtask/dh_H */
-    cz_real *g[2];                  /* B x max n: dloss/dh ping-pong */
+    cz_real *g[CZ_MAX_HIDDEN];      /* B x max n: g[l] = dloss/dh_l (l < H-1; the top's is
+                                     * gH), kept after the backward for the tau norms; at
+                                     * least g[0], g[1] (ping-pong scratch elsewhere) */
     cz_real *q;                     /* B x max n: dloss/dD_l */
     cz_real *d2phi;                 /* B x max n */
     cz_real *gin;                   /* B x k: stream input gradient (exact mode; Gram: times Q^T) */
@@ -53,7 +55,8 @@ struct cz_workspace {
     int stream_ran;                 /* the last step ran the stream: sq (and gin) valid */
     int stream_fwd;                 /* S/T still hold the forward stream of the last step */
     int have_grad;                  /* last step ran the backward pass */
-    int dz_task;                    /* ... without a DREG term: dz[l] are the task's alone */
+    int dz_task;                    /* ... without a DREG term: dz[l] and g[l] are the
+                                     * task's alone */
     int have_fwd;                   /* last step ran the value forward: z, h, D valid */
     int have_gin;
     int top_fused;                  /* the forward pass did the top layer's q and V (backward skips it) */

@@ -31,6 +31,7 @@ int cz_engine_input_grad_seeded(cz_workspace *ws, const cz_real *params, const c
     /* dq/dh_H [B x n_H] = seed [B x n_o] W_o [n_o x n_H]; g[H & 1] is not the buffer the top
      * layer writes (g[(H-1) & 1]), so the ping-pong never reads what it overwrites */
     cz_real *g = ws->g[H & 1];
+    ws->dz_task = 0; /* g[0] and g[1] become scratch: the tau norms must not read them */
     cz_gemm(0, 0, B, O->n_in, O->n_out, 1, seed, O->n_out, params + O->w, O->n_in, 0, g, O->n_in);
     for (int l = H - 1; l >= 0; l--) {
         const cz_layer *L = &m->layer[l];

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "chainz/hist.h"
+#include "chainz/jacnorm.h"
 
 int cz_size_mul(size_t a, size_t b, size_t *out)
 {
@@ -61,7 +62,7 @@ static size_t workspace_bytes(const cz_model *m, size_t B, const cz_stream_spec 
     }
     madd(&s, over, 2 * R, B, m->n_out);            /* outputs, dtask/df */
     madd(&s, over, R, B, m->layer[H - 1].n_out);   /* gH */
-    madd(&s, over, 4 * R, B, W);                   /* g[2], q, d2phi */
+    madd(&s, over, (H > 3 ? H + 1 : 4) * R, B, W); /* g[max(H-1, 2)], q, d2phi */
     madd(&s, over, R, B, d);                       /* gtask */
     if (ss->mode == CZ_STREAM_EXACT || ss->mode == CZ_STREAM_GRAM) madd(&s, over, R, B, k); /* gin */
     if (ss->mode == CZ_STREAM_GRAM) {              /* Q^T and W_0's copy, F, dF, LAPACK's */
@@ -70,7 +71,7 @@ static size_t workspace_bytes(const cz_model *m, size_t B, const cz_stream_spec 
         madd(&s, over, 65 * R, n0, 1);
     }
     if (probe) madd(&s, over, R * B, k, d);        /* the directions */
-    madd(&s, over, 64, 8 * H + 16, 1);             /* alignment of every buffer */
+    madd(&s, over, 64, 10 * H + 16, 1);            /* alignment of every buffer */
     return s;
 }
 
@@ -100,11 +101,10 @@ void cz_mem_estimate_run(const cz_mem_request *r, cz_mem_estimate *e)
     /* an evaluation pass keeps its per-chunk sums too (validation, chainz eval) */
     madd(&e->reduce, ov, r->rows / M + 1, 4 * sizeof(double), 1);
     e->workspace = workspace_bytes(m, M, &r->stream, ov);
-    /* the Jacobian subsample (probe mode, lambda 0): its own workspace and sample buffers */
-    if (r->tau_batch && r->tau_stream.mode != CZ_STREAM_NONE) {
-        size_t sw = workspace_bytes(m, r->tau_batch, &r->tau_stream, ov);
-        if (cz_size_add(e->workspace, sw, &e->workspace)) *ov = 1;
-        madd(&e->workspace, ov, r->tau_batch, d * sizeof(float) + 4 + 4 + 8, 1);
+    /* the Jacobian subsample (probe mode, lambda 0): one sample's products */
+    if (r->tau_sampled) {
+        size_t sw = cz_jacnorm_bytes(m);
+        if (!sw || cz_size_add(e->workspace, sw, &e->workspace)) *ov = 1;
     }
     /* two chunk buffers (training and validation) and the hyperslab scratch of the data
      * module, each M x d floats plus labels, keys and row indices */

@@ -1,8 +1,9 @@
 /* Which Jacobian streams a training run computes, and why (docs/DESIGN.md section 1):
  * the DREG stream of the training step (exact, Gram or probe; none when lambda is 0 for the
  * whole run) and, for the tau statistics, where the layer-Jacobian norms come from: the
- * step's own stream when it is exact, else an exact stream on a seeded subsample of each
- * epoch, sized so that it costs about a quarter of a step. Private to src/train. */
+ * step's own stream when it is exact, else exact norms over each chosen sample's active
+ * units (chainz/jacnorm.h) on a seeded subsample of each epoch, sized so that it costs at
+ * most about a quarter of a step. Private to src/train. */
 #ifndef CHAINZ_TRAIN_STREAMPLAN_H
 #define CHAINZ_TRAIN_STREAMPLAN_H
 
@@ -12,16 +13,13 @@
 
 typedef struct {
     cz_stream_spec main;     /* the training workspace's stream */
-    cz_stream_spec tau;      /* the subsample's exact stream (none when not needed) */
+    int tau_sampled;         /* Jacobian families from a seeded subsample (cz_jacnorm) */
     int tau_from_step;       /* Jacobian families from the step's own exact stream */
     double tau_fraction;     /* fraction of samples with Jacobian norms (1 from the step) */
     char why[512];           /* the DREG stream's choice, in words */
     char tau_why[256];       /* where the Jacobian families come from, in words */
     size_t n_train;
 } cz_stream_plan;
-
-/* The subsample's micro-batch: its stream memory stays small */
-#define CZ_TAU_SAMPLE_BATCH 16
 
 /* @return 0, or CZ_EINVAL when the asked mode does not fit the model. */
 int cz_stream_plan_make(const cz_config *cfg, const cz_model *m, size_t n_train, cz_stream_plan *p,

@@ -39,11 +39,7 @@ void cz_tau_set_free(cz_tau_set *ts)
     free(ts->pack);
     free(ts->maxes);
     free(ts->kept);
-    cz_workspace_free(ts->sws);
-    free(ts->sx);
-    free(ts->syv);
-    free(ts->syc);
-    free(ts->skeys);
+    cz_jacnorm_free(ts->jn);
     cz_fixed_free(&ts->sums);
 }
 
@@ -70,54 +66,24 @@ int cz_tau_set_collect(cz_tau_set *ts, cz_workspace *ws, const float *params, in
 
 #define SAMPLE_DOMAIN 0x7461755f6a6163ULL /* "tau_jac": a counter no other key use takes */
 
-int cz_tau_set_sampler_init(cz_tau_set *ts, const cz_model *m, const cz_stream_spec *ss, size_t sb, double frac,
-                            cz_error *err)
+int cz_tau_set_sampler_init(cz_tau_set *ts, const cz_model *m, double frac, cz_error *err)
 {
-    size_t d = m->spec.d;
     ts->frac = frac;
-    ts->sd = d;
-    ts->scap = sb;
-    ts->snh = m->n_hidden;
-    if (!(ts->sws = cz_workspace_new_stream(m, sb, ss, err))) return err->code;
-    ts->sx = malloc(sb * d * sizeof(float));
-    ts->syv = malloc(sb * sizeof(float));
-    ts->syc = malloc(sb * sizeof(int32_t));
-    ts->skeys = malloc(sb * sizeof(uint64_t));
-    if (!ts->sx || !ts->syv || !ts->syc || !ts->skeys)
-        return cz_error_set(err, CZ_ENOMEM, "out of memory for the Jacobian subsample");
-    return 0;
+    return (ts->jn = cz_jacnorm_new(m, err)) ? 0 : err->code;
 }
 
-static int sampled_flush(cz_tau_set *ts, const float *params, size_t n, cz_error *err)
+int cz_tau_set_collect_sampled(cz_tau_set *ts, const cz_workspace *ws, const float *params, const uint64_t *keys,
+                               size_t nb, cz_error *err)
 {
-    cz_step_opts o = {.train = 1, .stream = 1};
-    cz_step_sums s;
-    if (!n) return 0;
-    int rc = cz_engine_step(ts->sws, params, ts->sx, ts->syc, ts->syv, ts->skeys, n, &o, NULL, &s, err);
-    for (int l = 1; !rc && l <= ts->snh; l++) {
-        const double *sq = cz_engine_jacobian_sqnorm(ts->sws, l);
-        for (size_t b = 0; b < n; b++) cz_hist_add(&ts->h[CZ_TAU_JACOBIAN + l - 1], sqrt(sq[b]));
-    }
-    return rc;
-}
-
-int cz_tau_set_collect_sampled(cz_tau_set *ts, const float *params, const float *x, const int32_t *yc,
-                               const float *yv, const uint64_t *keys, size_t nb, cz_error *err)
-{
-    size_t d = ts->sd, cap = ts->scap, n = 0;
-    int rc = 0;
-    for (size_t b = 0; b < nb && !rc; b++) {
+    double sq[CZ_MAX_HIDDEN];
+    int H = ts->nf - CZ_TAU_JACOBIAN;
+    for (size_t b = 0; b < nb; b++) {
         if (ts->frac < 1 && cz_hash_uniform(keys[b], SAMPLE_DOMAIN) >= ts->frac) continue;
-        memcpy(ts->sx + n * d, x + b * d, d * sizeof(float));
-        ts->syc[n] = yc ? yc[b] : 0;
-        ts->syv[n] = yv ? yv[b] : 0;
-        ts->skeys[n] = keys[b];
-        if (++n == cap) {
-            rc = sampled_flush(ts, params, n, err);
-            n = 0;
-        }
+        int rc = cz_jacnorm_sample(ts->jn, ws, params, b, sq, err);
+        if (rc) return rc;
+        for (int l = 0; l < H; l++) cz_hist_add(&ts->h[CZ_TAU_JACOBIAN + l], sqrt(sq[l]));
     }
-    return rc ? rc : sampled_flush(ts, params, n, err);
+    return 0;
 }
 
 size_t cz_tau_set_kept_words(const cz_tau_set *ts) { return (size_t)ts->nf; }

@@ -15,6 +15,7 @@
 #include "chainz/error.h"
 #include "chainz/fixed.h"
 #include "chainz/hist.h"
+#include "chainz/jacnorm.h"
 
 /* families, in the order of cz_tau_set.h and .names; the Jacobians follow, one per layer */
 enum { CZ_TAU_INPUT, CZ_TAU_PARAM, CZ_TAU_SAMPLE, CZ_TAU_JACOBIAN };
@@ -33,13 +34,8 @@ typedef struct {
     uint64_t *kept;              /* [keep_cap x words] */
     size_t n_kept, keep_cap;
     /* the layer-Jacobian families from a seeded subsample (cz_tau_set_sampler_init) */
-    cz_workspace *sws;           /* an exact stream for up to CZ_TAU_SAMPLE_BATCH samples */
-    float *sx, *syv;             /* the chosen samples' features and labels */
-    int32_t *syc;
-    uint64_t *skeys;
+    cz_jacnorm *jn;              /* the exact norms' scratch (NULL: no subsample) */
     double frac;                 /* the fraction chosen */
-    size_t sd, scap;             /* d, and the subsample's micro-batch */
-    int snh;                     /* hidden layers */
 } cz_tau_set;
 
 /* Empty histograms for a model of n_hidden layers and chunks of up to M samples;
@@ -59,14 +55,13 @@ int cz_tau_set_collect(cz_tau_set *ts, cz_workspace *ws, const float *params, in
                        int jacobian, cz_error *err);
 
 /* The Jacobian families from a subsample: each sample is chosen with probability frac by
- * its key (the same on any rank count), up to sb at a time through an exact stream ss.
- * @return 0 or an allocation error. */
-int cz_tau_set_sampler_init(cz_tau_set *ts, const cz_model *m, const cz_stream_spec *ss, size_t sb, double frac,
-                            cz_error *err);
-/* Adds the Jacobian norms of the chosen samples of a chunk: x [nb x d] as the step saw it,
- * labels (one of yc / yv), keys [nb] (dropout masks as in the step). */
-int cz_tau_set_collect_sampled(cz_tau_set *ts, const float *params, const float *x, const int32_t *yc,
-                               const float *yv, const uint64_t *keys, size_t nb, cz_error *err);
+ * its key (the same on any rank count), its norms exact over its active units
+ * (chainz/jacnorm.h). @return 0 or an allocation error. */
+int cz_tau_set_sampler_init(cz_tau_set *ts, const cz_model *m, double frac, cz_error *err);
+/* Adds the Jacobian norms of the chosen samples of the chunk of nb samples the workspace
+ * just computed (its D, dropout masks included, as the step saw them); keys [nb]. */
+int cz_tau_set_collect_sampled(cz_tau_set *ts, const cz_workspace *ws, const float *params, const uint64_t *keys,
+                               size_t nb, cz_error *err);
 
 /* Words of one kept record: the row and every per-sample family (nf - 1). */
 size_t cz_tau_set_kept_words(const cz_tau_set *ts);

@@ -159,8 +159,7 @@ static int setup(trainer *t, int head_given, cz_error *err)
                              .exact = cfg->reduce == CZ_REDUCE_EXACT, .ranks = d->size, .tau = cfg->tau};
         rc = cz_stream_plan_make(cfg, &t->m, mr.rows, &t->plan, err);
         mr.stream = t->plan.main;
-        mr.tau_stream = t->plan.tau;
-        mr.tau_batch = cfg->tau && !t->plan.tau_from_step ? CZ_TAU_SAMPLE_BATCH : 0;
+        mr.tau_sampled = cfg->tau && t->plan.tau_sampled;
         cz_mem_estimate_run(&mr, &me);
         if (!rc) rc = cz_mem_check_train(&mr, &me, t->mem_limit, t->mem_source, err);
     }
@@ -191,8 +190,7 @@ static int setup(trainer *t, int head_given, cz_error *err)
     if (!rc) rc = cz_feed_init(&t->vio, t->val ? t->val : t->train, M,
                                 cfg->standardize ? t->mean : NULL, t->std, err);
     if (!rc && cfg->tau) rc = cz_tau_set_init(&t->ts, t->m.n_hidden, M, 1, err);
-    if (!rc && cfg->tau && !t->plan.tau_from_step)
-        rc = cz_tau_set_sampler_init(&t->ts, &t->m, &t->plan.tau, CZ_TAU_SAMPLE_BATCH, t->plan.tau_fraction, err);
+    if (!rc && cfg->tau && t->plan.tau_sampled) rc = cz_tau_set_sampler_init(&t->ts, &t->m, t->plan.tau_fraction, err);
     rc = cz_dist_agree(d, rc, err);
     if (rc) return rc;
     /* a bad value in the validation set stops the run now, not after the first epoch */
@@ -343,8 +341,8 @@ static int train_step(trainer *t, const uint64_t *rows, size_t nb, long step, lo
          * from the exact subsample alone */
         if (!rc && cfg->tau)
             rc = cz_tau_set_collect(&t->ts, t->ws, t->params, t->m.n_hidden, mb, t->plan.tau_from_step, err);
-        if (!rc && cfg->tau && !t->plan.tau_from_step)
-            rc = cz_tau_set_collect_sampled(&t->ts, t->params, t->io.x, t->io.yc, t->io.yv, t->io.keys, mb, err);
+        if (!rc && cfg->tau && t->plan.tau_sampled)
+            rc = cz_tau_set_collect_sampled(&t->ts, t->ws, t->params, t->io.keys, mb, err);
         if (rc) break;
         for (int l = 0; l < t->m.n_hidden; l++) {
             const double *sq = cz_engine_jacobian_sqnorm(t->ws, l + 1);

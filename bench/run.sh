@@ -21,7 +21,9 @@
 #   2. end-to-end samples/s of `chainz train` on 1 and 2 ranks (yelp-shape synthetic data
 #      from build/make_data; the time of an N+2-step run minus a 2-step run, --max-steps)
 #      vs PyTorch DDP over gloo (bench/torch_ddp.py), for the CR model with DREG and for a
-#      ReLU MLP (lambda 0), the latter also with --no-tau and with --reduce exact|float.
+#      ReLU MLP (lambda 0), the latter also with --no-tau and with --reduce exact|float;
+#   3. what tau costs a ReLU baseline's step, in one process: build/bench_tau on a checkpoint
+#      of one epoch of that model (the step with and without tau, alternated; the ratio).
 # A benchmark, never a test: it is not part of tests/run_all.sh or ctest.
 # Needs /usr/bin/python3 with torch (Debian: apt-get install python3-torch).
 set -euo pipefail
@@ -57,7 +59,7 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
     cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 fi
 cmake --build "$build" -j2 >/dev/null
-for t in bench_step chainz make_data; do
+for t in bench_step bench_tau chainz make_data; do
     [ -x "$build/$t" ] || { echo "run.sh: $build/$t missing after the build" >&2; exit 1; }
 done
 
@@ -156,6 +158,15 @@ for r in 1 2; do
         done
     done
 done
+log "bench_tau (tau's cost on the ReLU step, in one process)"
+rm -rf "$work/relu-ckpt"
+if "$build/chainz" train --data "$data" --out "$work/relu-ckpt" --layers 512,512 --act relu --dreg 0 --batch 128 \
+       --epochs 1 --no-tau --seed 1 >"$work/train.log" 2>&1; then
+    "$build/bench_tau" "$work/relu-ckpt/checkpoints/$(cat "$work/relu-ckpt/checkpoints/latest")" "$data" \
+        --steps "$relu_fast_steps" >"$work/tau.out" 2>&1 || echo "bench_tau failed: $(tail -1 "$work/tau.out")" >"$work/tau.out"
+else
+    echo "bench_tau: the ReLU checkpoint failed: $(tail -1 "$work/train.log")" >"$work/tau.out"
+fi
 log "torch_ddp.py"
 "$PY" "$here/torch_ddp.py" --model cr --procs 1,2 --steps "$ddp_cr_steps" --json | sed 's/^/ddp\t/' >>"$res"
 "$PY" "$here/torch_ddp.py" --model relu --procs 1,2 --steps "$ddp_relu_steps" --json | sed 's/^/ddp\t/' >>"$res"
@@ -240,3 +251,6 @@ for label, key, dkey in rows:
 print("(DDP: the CR model in the explicit dual stream (exact) for both CR rows; the ReLU model is the same for every")
 print(" chainz variant: PyTorch has no tau recording and sums gradients in float)")
 EOF
+echo
+echo "tau's cost on the ReLU baseline's step (issue 15: at most 1.3x), in one process:"
+cat "$work/tau.out"

@@ -7,7 +7,8 @@
  * With about half of a ReLU layer on, each product costs a quarter of the dense stream's
  * (d n_l n_{l-1}); no value forward is repeated and no QR is needed. Activations without
  * zeros (cubic, tanh, leaky ReLU) cost what the dense stream costs. The tau statistics'
- * layer-Jacobian subsample for runs without a DREG stream (DESIGN section 5). */
+ * layer-Jacobian subsample when the step's DREG stream is not exact or gram (lambda = 0,
+ * probe mode; docs/DESIGN.md section 6, "Where the tau families come from"). */
 #ifndef CHAINZ_JACNORM_H
 #define CHAINZ_JACNORM_H
 

@@ -223,6 +223,18 @@ static void test_misuse(void **state)
     assert_int_equal(cz_jacnorm_sample(jn, s.ws, s.params, 2, sq, &err), CZ_EINVAL);
     assert_non_null(strstr(err.msg, "no sample 2"));
     assert_int_equal(cz_jacnorm_sample(jn, s.ws, s.params, 1, sq, &err), 0);
+    /* scratch of a narrower model, or of another d: refused, not overrun */
+    size_t w2[1] = {9};
+    setup wide, other_d;
+    setup_init(&wide, 1, w2, 3, CZ_ACT_GELU, 0, 2, 6);
+    setup_init(&other_d, 1, w, 4, CZ_ACT_GELU, 0, 2, 6);
+    step(&wide);
+    step(&other_d);
+    assert_int_equal(cz_jacnorm_sample(jn, wide.ws, wide.params, 0, sq, &err), CZ_EINVAL);
+    assert_non_null(strstr(err.msg, "another model"));
+    assert_int_equal(cz_jacnorm_sample(jn, other_d.ws, other_d.params, 0, sq, &err), CZ_EINVAL);
+    setup_free(&wide);
+    setup_free(&other_d);
     cz_jacnorm_free(jn);
     cz_jacnorm_free(NULL);
     setup_free(&s);

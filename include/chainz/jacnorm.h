@@ -26,7 +26,8 @@ void cz_jacnorm_free(cz_jacnorm *s);
 /* sq[l - 1] = ||dh_l/dx||_F^2 of sample b (0-based) of ws's last step, l = 1..n_hidden.
  * Needs a step that ran the value forward (any step; no stream, no grad). The same
  * quantity as cz_engine_jacobian_sqnorm's exact stream, to float rounding (other sums).
- * @return 0, or CZ_EINVAL (no step, b out of range). */
+ * @return 0, or CZ_EINVAL (no step, b out of range, s made for a model with a narrower
+ * widest layer or another d). */
 int cz_jacnorm_sample(cz_jacnorm *s, const cz_workspace *ws, const cz_real *params, size_t b, double *sq,
                       cz_error *err);
 

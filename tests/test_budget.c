@@ -173,6 +173,30 @@ static void test_budget_counts_the_jacobian_subsample(void **state)
     assert_true(with.total > without.total);
 }
 
+/* an exact run over the limit is offered probe mode: with tau on, probe mode adds the
+ * Jacobian subsample's scratch (lambda = 0 or not), so the offer must count it. Here the
+ * default K fits only without that scratch: the offer must be a smaller K. */
+static void test_budget_probe_offer_counts_the_subsample(void **state)
+{
+    (void)state;
+    cz_model m;
+    cz_error err = {0};
+    cz_model_spec s = spec_of(1024, 2, 64, CZ_HEAD_CLASSIFY, 3);
+    assert_int_equal(cz_model_init(&m, &s, &err), 0);
+    cz_mem_request r = {.m = &m, .micro_batch = 32, .batch = 64, .rows = 1000, .opt_moments = 2, .exact = 1,
+                        .tau = 1, .stream = {CZ_STREAM_PROBE, CZ_STREAM_DEFAULT_PROBES}, .tau_sampled = 1};
+    cz_mem_estimate probe, exact;
+    cz_mem_estimate_run(&r, &probe);
+    r.stream = (cz_stream_spec){CZ_STREAM_EXACT, 0};
+    r.tau_sampled = 0; /* as train.c asks for an exact run: tau from the step's stream */
+    cz_mem_estimate_run(&r, &exact);
+    size_t limit = probe.total - 1;
+    assert_true(exact.total > limit);
+    assert_int_equal(cz_mem_check_train(&r, &exact, limit, "--max-memory", &err), CZ_EINVAL);
+    assert_null(strstr(err.msg, "--dreg-mode probe (an unbiased")); /* the default K: too much */
+    assert_non_null(strstr(err.msg, "--dreg-mode probe --dreg-probes "));
+}
+
 static void test_budget_refuses_beyond_the_limit(void **state)
 {
     (void)state;
@@ -243,6 +267,7 @@ int main(void)
         cmocka_unit_test(test_budget_model_refuses_wrapping_sizes),
         cmocka_unit_test(test_budget_estimate_bounds_the_workspace),
         cmocka_unit_test(test_budget_counts_the_jacobian_subsample),
+        cmocka_unit_test(test_budget_probe_offer_counts_the_subsample),
         cmocka_unit_test(test_budget_counts_the_reducer),
         cmocka_unit_test(test_budget_refuses_beyond_the_limit),
         cmocka_unit_test(test_budget_limit_from_the_node),

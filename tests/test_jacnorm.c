@@ -184,13 +184,16 @@ static void test_dead_layer(void **state)
     setup_free(&s);
 }
 
-/* large enough for both BLIS and the gather loops to split: the same bits */
+/* large enough for both BLIS and the gather loops to split: the same bits. Layer 2's
+ * product is nc x d x na with about 180 units on of 400 (ReLU, dropout 0.1): some 6.5e6
+ * multiply-adds, above CZ_GEMM_SMALL (4.2e6), so it takes the threaded packed path
+ * (300, 280 and d = 120 stayed below it, on one thread) */
 static void test_threads(void **state)
 {
     (void)state;
-    size_t w[2] = {300, 280};
+    size_t w[2] = {400, 400};
     setup s;
-    setup_init(&s, 2, w, 120, CZ_ACT_RELU, 0.1, 4, 11);
+    setup_init(&s, 2, w, 200, CZ_ACT_RELU, 0.1, 4, 11);
     cz_error err;
     cz_jacnorm *jn = cz_jacnorm_new(&s.m, &err);
     double one[4][2], two[4][2];
@@ -220,6 +223,18 @@ static void test_misuse(void **state)
     assert_int_equal(cz_jacnorm_sample(jn, s.ws, s.params, 2, sq, &err), CZ_EINVAL);
     assert_non_null(strstr(err.msg, "no sample 2"));
     assert_int_equal(cz_jacnorm_sample(jn, s.ws, s.params, 1, sq, &err), 0);
+    /* scratch of a narrower model, or of another d: refused, not overrun */
+    size_t w2[1] = {9};
+    setup wide, other_d;
+    setup_init(&wide, 1, w2, 3, CZ_ACT_GELU, 0, 2, 6);
+    setup_init(&other_d, 1, w, 4, CZ_ACT_GELU, 0, 2, 6);
+    step(&wide);
+    step(&other_d);
+    assert_int_equal(cz_jacnorm_sample(jn, wide.ws, wide.params, 0, sq, &err), CZ_EINVAL);
+    assert_non_null(strstr(err.msg, "another model"));
+    assert_int_equal(cz_jacnorm_sample(jn, other_d.ws, other_d.params, 0, sq, &err), CZ_EINVAL);
+    setup_free(&wide);
+    setup_free(&other_d);
     cz_jacnorm_free(jn);
     cz_jacnorm_free(NULL);
     setup_free(&s);

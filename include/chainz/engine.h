@@ -131,7 +131,10 @@ const char *cz_engine_blas_version(void);
  * input_grad[b] = ||d task_b / dx|| (= ||S_o^T dtask/df||, by reverse mode);
  * sample_grad[b] = ||d task_b / d theta||, the task loss's per-sample parameter gradient
  * (per layer ||delta_b||^2 (||a_b||^2 + 1) plus the poly terms; DREG's share is excluded).
- * It costs O(B (sum n_l n_{l-1} + n_1 d)), one value pass. Either output may be NULL. */
+ * After a DREG backward it costs O(B (sum n_l n_{l-1} + n_1 d)), one value pass; after a
+ * step without one it reads that step's dz_l and g_l and costs the n_1 d product and row
+ * sums (cz_engine_input_grad_seeded in between takes g_l back as scratch: one pass again).
+ * Either output may be NULL. */
 int cz_engine_sample_norms(cz_workspace *ws, const cz_real *params, double *input_grad,
                            double *sample_grad, cz_error *err);
 

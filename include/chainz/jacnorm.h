@@ -7,7 +7,8 @@
  * With about half of a ReLU layer on, each product costs a quarter of the dense stream's
  * (d n_l n_{l-1}); no value forward is repeated and no QR is needed. Activations without
  * zeros (cubic, tanh, leaky ReLU) cost what the dense stream costs. The tau statistics'
- * layer-Jacobian subsample for runs without a DREG stream (DESIGN section 5). */
+ * layer-Jacobian subsample when the step's DREG stream is not exact or gram (lambda = 0,
+ * probe mode; docs/DESIGN.md section 6, "Where the tau families come from"). */
 #ifndef CHAINZ_JACNORM_H
 #define CHAINZ_JACNORM_H
 
@@ -25,7 +26,8 @@ void cz_jacnorm_free(cz_jacnorm *s);
 /* sq[l - 1] = ||dh_l/dx||_F^2 of sample b (0-based) of ws's last step, l = 1..n_hidden.
  * Needs a step that ran the value forward (any step; no stream, no grad). The same
  * quantity as cz_engine_jacobian_sqnorm's exact stream, to float rounding (other sums).
- * @return 0, or CZ_EINVAL (no step, b out of range). */
+ * @return 0, or CZ_EINVAL (no step, b out of range, s made for a model with a narrower
+ * widest layer or another d). */
 int cz_jacnorm_sample(cz_jacnorm *s, const cz_workspace *ws, const cz_real *params, size_t b, double *sq,
                       cz_error *err);
 

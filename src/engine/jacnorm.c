@@ -13,6 +13,7 @@ struct cz_jacnorm {
     cz_real *Wg;     /* n_max x n_max: W_l[A_l, A_{l-1}] */
     cz_real *term;   /* n_max: D_i^2 |t_i|^2 */
     size_t *act[2];  /* A_{l-1}, A_l */
+    size_t n, d;     /* the model's widest layer and d: what the buffers hold */
 };
 
 static size_t widest(const cz_model *m)
@@ -53,6 +54,8 @@ cz_jacnorm *cz_jacnorm_new(const cz_model *m, cz_error *err)
                      cz_jacnorm_bytes(m) >> 20);
         return NULL;
     }
+    s->n = n;
+    s->d = d;
     return s;
 }
 
@@ -83,6 +86,9 @@ int cz_jacnorm_sample(cz_jacnorm *s, const cz_workspace *ws, const cz_real *para
     size_t d = m->spec.d, na = 0;
     if (!ws->have_fwd || b >= ws->B)
         return cz_error_set(err, CZ_EINVAL, "engine: no sample %zu in the last step for its Jacobian norms", b);
+    if (widest(m) > s->n || d != s->d) /* the buffers would overflow */
+        return cz_error_set(err, CZ_EINVAL, "engine: the Jacobian norms' scratch was made for another model "
+                            "(widest layer %zu, d = %zu; this one %zu, %zu)", s->n, s->d, widest(m), d);
     cz_real *P = s->P[0], *Q = s->P[1], *term = s->term;
     size_t *prev = s->act[0], *cur = s->act[1];
     for (int l = 0; l < m->n_hidden; l++) {

@@ -247,7 +247,10 @@ static size_t fits(const cz_mem_request *r, const cz_stream_spec *ss, size_t mic
 {
     cz_mem_request q = *r;
     cz_mem_estimate e;
-    if (ss) q.stream = *ss;
+    if (ss) { /* with tau, an exact or gram stream gives the Jacobian families; probe a subsample */
+        q.stream = *ss;
+        q.tau_sampled = r->tau && ss->mode == CZ_STREAM_PROBE;
+    }
     q.micro_batch = micro_batch;
     cz_mem_estimate_run(&q, &e);
     return !e.overflow && e.total <= limit ? e.total : 0;

@@ -48,9 +48,9 @@ void cz_tau_set_free(cz_tau_set *ts);
 void cz_tau_set_reset(cz_tau_set *ts);
 
 /* Adds the per-sample families of the chunk of nb samples the workspace just computed
- * (a step with the stream on); the layer-Jacobian families only when `jacobian` is set:
- * the workspace's stream is then exact (or gram), never probe estimates (those families
- * come from cz_tau_set_collect_sampled). @return 0 or the engine's error. */
+ * (a step with grad; a stream only for `jacobian`); the layer-Jacobian families only when
+ * `jacobian` is set: the workspace's stream is then exact (or gram), never probe estimates
+ * (those families come from cz_tau_set_collect_sampled). @return 0 or the engine's error. */
 int cz_tau_set_collect(cz_tau_set *ts, cz_workspace *ws, const float *params, int n_hidden, size_t nb,
                        int jacobian, cz_error *err);
 
@@ -59,7 +59,8 @@ int cz_tau_set_collect(cz_tau_set *ts, cz_workspace *ws, const float *params, in
  * (chainz/jacnorm.h). @return 0 or an allocation error. */
 int cz_tau_set_sampler_init(cz_tau_set *ts, const cz_model *m, double frac, cz_error *err);
 /* Adds the Jacobian norms of the chosen samples of the chunk of nb samples the workspace
- * just computed (its D, dropout masks included, as the step saw them); keys [nb]. */
+ * just computed (its D, dropout masks included, as the step saw them); keys [nb].
+ * @return 0 or the engine's error (CZ_EINVAL: no step, nb beyond it). */
 int cz_tau_set_collect_sampled(cz_tau_set *ts, const cz_workspace *ws, const float *params, const uint64_t *keys,
                                size_t nb, cz_error *err);
 

@@ -4,6 +4,10 @@
 #  - resumed with --dreg > 0 in probe mode and in exact mode, the run goes on (its checkpoint
 #    records dreg_mode "none", which no --dreg-mode names: it was refused as "unknown"), and
 #    its layer-Jacobian families keep counting (probe: the subsample; exact: every sample);
+#  - the other way, an exact DREG run (Jacobian families from its stream, recorded fraction
+#    1) resumed as a baseline (--dreg 0): the subsample's fraction is planned afresh (auto),
+#    not kept at 100 % (every sample at up to a step's cost), and --tau-jacobian-fraction
+#    is accepted (it was refused as "cannot change within a run");
 #  - one hidden layer: a measured sample costs less than a training sample, and the log
 #    says so ("up to 0.4x"), not "up to 0x".
 # Usage: test_tau_baseline_resume.sh BUILD_DIR
@@ -44,6 +48,22 @@ for mode in probe exact; do
         ok "$mode: Jacobian counts per epoch: $(echo "$c" | head -1)"
     else
         bad "$mode: Jacobian counts per epoch: $c"
+    fi
+done
+
+for opt in "" "--tau-jacobian-fraction 0.1"; do
+    run="$work/dreg-base${opt:+-f}"
+    "$chainz" train "${args[@]}" --out "$run" --dreg 0.01 --dreg-mode exact --max-steps 12 >"$run.log" 2>&1 ||
+        { bad "exact DREG run: $(tail -2 "$run.log")"; continue; }
+    # shellcheck disable=SC2086
+    if "$chainz" train "${args[@]}" --out "$run" --dreg 0 --resume auto $opt >"$run-resume.log" 2>&1; then
+        line=$(grep "tau layer-Jacobian families" "$run-resume.log")
+        want="exact on a seeded 5.26 % of each epoch's samples (about"
+        [ -n "$opt" ] && want="exact on a seeded 10 % of each epoch's samples (--tau-jacobian-fraction)"
+        echo "$line" | grep -qF "$want" && ok "exact DREG run resumed with --dreg 0 ${opt:-(auto)}: ${line#*: }" ||
+            bad "exact DREG run resumed with --dreg 0 ${opt:-(auto)}: $line"
+    else
+        bad "exact DREG run resumed with --dreg 0 $opt: $(grep error "$run-resume.log")"
     fi
 done
 

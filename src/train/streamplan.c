@@ -143,6 +143,11 @@ int cz_stream_plan_resume(cz_stream_plan *p, const cz_config *cfg, const cz_mode
     if (frac && !(was_frac > 0 && was_frac <= 1))
         return cz_error_set(err, CZ_EINVAL, "%s: tau_jacobian_fraction %g in its configuration is not in (0, 1]", path,
                             was_frac);
+    /* an exact or gram run took its Jacobian families from the stream, every sample: its
+     * recorded 1 chose no subsample, and continued without that stream (lambda 0) it would
+     * otherwise measure every sample at a cost of up to a step each, and refuse any other
+     * --tau-jacobian-fraction */
+    if (!bad && (was.mode == CZ_STREAM_EXACT || was.mode == CZ_STREAM_GRAM)) frac = NULL;
     int rc = resume_fraction(p, cfg, frac ? was_frac : 0, path, changed, err);
     if (rc || p->main.mode == CZ_STREAM_NONE) return rc;
     if (bad || was.mode == CZ_STREAM_AUTO)

@@ -576,6 +576,34 @@ static void test_gradcheck_sample_norms_lambda0(void **state)
         }
 }
 
+/* the inference library's stream input norm (reverse.c) after a lambda = 0 step with the
+ * stream forward: the sample norms that follow still read the step's own dtask/dh_H (the
+ * cubic top layer's coefficient gradient needs it), not the norm's scratch */
+static void test_gradcheck_sample_norms_after_stream_input_norm(void **state)
+{
+    (void)state;
+    size_t w[] = {4, 3};
+    for (int hd = 0; hd < 3; hd++) {
+        cz_act acts[] = {CZ_ACT_RELU, CZ_ACT_POLY};
+        fixture f;
+        fixture_init(&f, acts, 2, w, ALL_HEADS[hd], 0.25, 0, 2500 + (uint64_t)hd);
+        f.opts.stream = 1;
+        cz_step_sums sums;
+        cz_error err;
+        double sg[B_MAX], ig[B_MAX], sg2[B_MAX], ig2[B_MAX], norm[B_MAX];
+        cz_real seed[B_MAX * 8];
+        for (size_t k = 0; k < f.B * f.m.n_out; k++) seed[k] = (cz_real)(0.5 + 0.1 * (double)k);
+        assert_int_equal(cz_engine_step(f.ws, f.params, f.x, f.yc, f.yv, f.keys, f.B, &f.opts, f.grad, &sums,
+                                        &err), 0);
+        assert_int_equal(cz_engine_sample_norms(f.ws, f.params, ig, sg, &err), 0);
+        assert_int_equal(cz_engine_input_norm_stream(f.ws, f.params, seed, norm, &err), 0);
+        assert_int_equal(cz_engine_sample_norms(f.ws, f.params, ig2, sg2, &err), 0);
+        assert_memory_equal(sg, sg2, f.B * sizeof(double));
+        assert_memory_equal(ig, ig2, f.B * sizeof(double));
+        fixture_free(&f);
+    }
+}
+
 /* the fixture's model with another stream */
 static void fixture_stream(fixture *f, cz_stream_mode mode, int probes)
 {
@@ -740,6 +768,7 @@ int main(void)
         cmocka_unit_test(test_gradcheck_micro_batches_sum_to_batch),
         cmocka_unit_test(test_gradcheck_sample_norms),
         cmocka_unit_test(test_gradcheck_sample_norms_lambda0),
+        cmocka_unit_test(test_gradcheck_sample_norms_after_stream_input_norm),
         cmocka_unit_test(test_gradcheck_gram_equals_exact),
         cmocka_unit_test(test_gradcheck_stream_modes_refuse_misuse),
         cmocka_unit_test(test_gradcheck_probe_exact_for_its_draw_and_unbiased),

@@ -100,7 +100,8 @@ int cz_engine_input_norm_stream(cz_workspace *ws, const cz_real *params, const c
     const cz_layer *O = &m->layer[H];
     /* gd = gH D_H with gH [B x n_H] = seed W_o; then gin_b = sum_i gd[b,i] t_i = seed_b^T W_o
      * S_H (width k). Gram: the gradient is gin' Q^T and Q^T has orthonormal rows, so ||gin'||
-     * is its norm. Neither gH nor gin is kept: only the norm is asked for. */
+     * is its norm. gd goes to the DREG backward's scratch q (free after the step), not to
+     * gH, which cz_engine_sample_norms reads afterwards. */
     /* gH by a loop, not a GEMM: n_out is a handful of classes, and a BLIS call costs about a
      * microsecond, as much as a Pima-sized model's whole stream */
     const cz_real *Wo = params + O->w, *D = ws->D[H - 1];
@@ -112,7 +113,7 @@ int cz_engine_input_norm_stream(cz_workspace *ws, const cz_real *params, const c
     CZ_PAR_FOR(
     for (size_t b = 0; b < B; b++) {
         /* gd = (sum_c seed_c W_o[c, .]) D_b, the last class's pass applying D */
-        cz_real *restrict gd = ws->gH + b * nH;
+        cz_real *restrict gd = ws->q + b * nH; /* not gH: the step's, the tau norms read it */
         const cz_real *sb = seed + b * no, *Db = D + b * nH, *Wl = Wo + (no - 1) * nH;
         if (no == 1)
             for (size_t i = 0; i < nH; i++) gd[i] = sb[0] * Wo[i] * Db[i];

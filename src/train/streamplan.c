@@ -37,9 +37,12 @@ static void plan_tau(cz_stream_plan *p, const cz_config *cfg, const cz_model *m)
     p->tau_fraction = f;
     double per_epoch = f * (double)p->n_train;
     char few[160] = "";
+    /* a sample's cost relative to a training sample: below one with one hidden layer (its
+     * product is D_1 W_1 alone), where a whole number read "0x" */
+    double cost = 0.25 / f;
     if (cfg->tau_jacobian_fraction <= 0 && f < 1 && per_epoch < 1000)
         snprintf(few, sizeof few, " (about %.0f an epoch: their p99 is rough below 1000; --tau-jacobian-fraction "
-                 "measures more, each sample up to %.0fx a training sample)", per_epoch, 0.25 / f);
+                 "measures more, each sample up to %.*fx a training sample)", per_epoch, cost < 1 ? 1 : 0, cost);
     snprintf(p->tau_why, sizeof p->tau_why, "exact on a seeded %.3g %% of each epoch's samples%s%s", 100 * f,
              cfg->tau_jacobian_fraction > 0 ? " (--tau-jacobian-fraction)" : "", few);
 }
@@ -129,13 +132,22 @@ int cz_stream_plan_resume(cz_stream_plan *p, const cz_config *cfg, const cz_mode
     }
     /* copied before f goes: the messages below name it */
     if (mode) snprintf(modebuf, sizeof modebuf, "%s", mode), mode = modebuf;
-    int bad = mode && cz_stream_mode_parse(mode, &was.mode);
+    /* "none" (lambda 0 throughout) is no --dreg-mode a user can ask for, so the parser
+     * refuses it; a baseline resumed with DREG on must still read it */
+    int bad = 0;
+    if (mode && !strcmp(mode, "none")) was.mode = CZ_STREAM_NONE;
+    else if (mode) bad = cz_stream_mode_parse(mode, &was.mode) != 0;
     if (probes) was.probes = atoi(probes);
     if (frac) was_frac = strtod(frac, NULL);
     free(f);
     if (frac && !(was_frac > 0 && was_frac <= 1))
         return cz_error_set(err, CZ_EINVAL, "%s: tau_jacobian_fraction %g in its configuration is not in (0, 1]", path,
                             was_frac);
+    /* an exact or gram run took its Jacobian families from the stream, every sample: its
+     * recorded 1 chose no subsample, and continued without that stream (lambda 0) it would
+     * otherwise measure every sample at a cost of up to a step each, and refuse any other
+     * --tau-jacobian-fraction */
+    if (!bad && (was.mode == CZ_STREAM_EXACT || was.mode == CZ_STREAM_GRAM)) frac = NULL;
     int rc = resume_fraction(p, cfg, frac ? was_frac : 0, path, changed, err);
     if (rc || p->main.mode == CZ_STREAM_NONE) return rc;
     if (bad || was.mode == CZ_STREAM_AUTO)

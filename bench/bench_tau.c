@@ -117,7 +117,7 @@ int main(int argc, char **argv)
     cz_stream_plan plan;
     if (cz_stream_plan_make(&cfg, m, N, &plan, &err)) die(err.msg);
     cz_tau_set ts;
-    if (cz_tau_set_init(&ts, m->n_hidden, M, 1, &err) || cz_tau_set_sampler_init(&ts, m, plan.tau_fraction, &err))
+    if (cz_tau_set_init(&ts, m->n_hidden, M, 1, &err) || cz_tau_set_sampler_init(&ts, m, plan.tau_sampled, plan.tau_fraction, &err))
         die(err.msg);
     cz_optim_spec os = {.kind = CZ_OPT_ADAMW, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
     cz_stream_spec none = {.mode = CZ_STREAM_NONE};

@@ -164,12 +164,12 @@ static void test_budget_counts_the_jacobian_subsample(void **state)
                         .tau = 1, .stream = probe};
     cz_mem_estimate without, with;
     cz_mem_estimate_run(&r, &without);
-    r.tau_sampled = 1;
+    r.tau_sampled = CZ_STREAM_EXACT;
     cz_mem_estimate_run(&r, &with);
     assert_false(with.overflow);
     /* two 64 x 64 products, a 64 x 64 gather and the unit lists, at least */
-    assert_true(cz_jacnorm_bytes(&m) >= (3 * 64 * 64 + 64) * sizeof(float) + 128 * sizeof(size_t));
-    assert_true(with.workspace >= without.workspace + cz_jacnorm_bytes(&m));
+    assert_true(cz_jacnorm_bytes(&m, CZ_STREAM_EXACT) >= (3 * 64 * 64 + 64) * sizeof(float) + 128 * sizeof(size_t));
+    assert_true(with.workspace >= without.workspace + cz_jacnorm_bytes(&m, CZ_STREAM_EXACT));
     assert_true(with.total > without.total);
 }
 
@@ -184,11 +184,11 @@ static void test_budget_probe_offer_counts_the_subsample(void **state)
     cz_model_spec s = spec_of(1024, 2, 64, CZ_HEAD_CLASSIFY, 3);
     assert_int_equal(cz_model_init(&m, &s, &err), 0);
     cz_mem_request r = {.m = &m, .micro_batch = 32, .batch = 64, .rows = 1000, .opt_moments = 2, .exact = 1,
-                        .tau = 1, .stream = {CZ_STREAM_PROBE, CZ_STREAM_DEFAULT_PROBES}, .tau_sampled = 1};
+                        .tau = 1, .stream = {CZ_STREAM_PROBE, CZ_STREAM_DEFAULT_PROBES}, .tau_sampled = CZ_STREAM_EXACT};
     cz_mem_estimate probe, exact;
     cz_mem_estimate_run(&r, &probe);
     r.stream = (cz_stream_spec){CZ_STREAM_EXACT, 0};
-    r.tau_sampled = 0; /* as train.c asks for an exact run: tau from the step's stream */
+    r.tau_sampled = CZ_STREAM_NONE; /* as train.c asks for an exact run: tau from the step's stream */
     cz_mem_estimate_run(&r, &exact);
     size_t limit = probe.total - 1;
     assert_true(exact.total > limit);

@@ -112,13 +112,15 @@ static void reference(setup *s, size_t b, double *sq)
     free(J);
 }
 
+/* at width d, and at width n_1 (rows of R^T) when n_1 < d */
 static void check_against_stream_and_reference(int H, const size_t *width, size_t d, cz_act act, double dropout)
 {
+    for (int gram = 0; gram <= (width[0] < d); gram++) {
     setup s;
     setup_init(&s, H, width, d, act, dropout, 9, 7 + (uint64_t)act);
     step(&s);
     cz_error err;
-    cz_jacnorm *jn = cz_jacnorm_new(&s.m, &err);
+    cz_jacnorm *jn = cz_jacnorm_new(&s.m, gram ? CZ_STREAM_GRAM : CZ_STREAM_EXACT, &err);
     assert_non_null(jn);
     for (size_t b = 0; b < s.B; b++) {
         double sq[CZ_MAX_HIDDEN], ref[CZ_MAX_HIDDEN];
@@ -133,6 +135,7 @@ static void check_against_stream_and_reference(int H, const size_t *width, size_
     }
     cz_jacnorm_free(jn);
     setup_free(&s);
+    }
 }
 
 static void test_relu(void **state)
@@ -147,6 +150,33 @@ static void test_relu_dropout(void **state)
     (void)state;
     size_t w[3] = {50, 41, 29};
     check_against_stream_and_reference(3, w, 37, CZ_ACT_RELU, 0.3);
+    size_t narrow[3] = {12, 41, 29}; /* n_1 < d: both widths */
+    check_against_stream_and_reference(3, narrow, 37, CZ_ACT_RELU, 0.3);
+}
+
+/* Gram: R is made again when W_1 changes (it is cached while W_1 is the same) */
+static void test_gram_follows_w1(void **state)
+{
+    (void)state;
+    size_t w[2] = {6, 9};
+    setup s;
+    setup_init(&s, 2, w, 11, CZ_ACT_TANH, 0, 3, 21);
+    cz_error err;
+    cz_jacnorm *jn = cz_jacnorm_new(&s.m, CZ_STREAM_GRAM, &err);
+    assert_non_null(jn);
+    for (int round = 0; round < 2; round++) {
+        if (round) /* rotate W_1's columns' weights: another W_1 W_1^T */
+            for (size_t i = 0; i < 6 * 11; i++) s.params[s.m.layer[0].w + i] *= (float)(1 + 0.1 * (double)(i % 11));
+        step(&s);
+        for (size_t b = 0; b < s.B; b++) {
+            double sq[2], ref[2];
+            assert_int_equal(cz_jacnorm_sample(jn, s.ws, s.params, b, sq, &err), 0);
+            reference(&s, b, ref);
+            for (int l = 0; l < 2; l++) assert_true(fabs(sq[l] - ref[l]) <= 1e-4 * ref[l]);
+        }
+    }
+    cz_jacnorm_free(jn);
+    setup_free(&s);
 }
 
 /* no unit off: the products are the dense stream's, gathered */
@@ -172,7 +202,7 @@ static void test_dead_layer(void **state)
     for (size_t i = 0; i < 12; i++) s.params[s.m.layer[2].b + i] = 1;
     step(&s);
     cz_error err;
-    cz_jacnorm *jn = cz_jacnorm_new(&s.m, &err);
+    cz_jacnorm *jn = cz_jacnorm_new(&s.m, CZ_STREAM_EXACT, &err);
     for (size_t b = 0; b < s.B; b++) {
         double sq[3] = {-1, -1, -1};
         assert_int_equal(cz_jacnorm_sample(jn, s.ws, s.params, b, sq, &err), 0);
@@ -195,7 +225,7 @@ static void test_threads(void **state)
     setup s;
     setup_init(&s, 2, w, 200, CZ_ACT_RELU, 0.1, 4, 11);
     cz_error err;
-    cz_jacnorm *jn = cz_jacnorm_new(&s.m, &err);
+    cz_jacnorm *jn = cz_jacnorm_new(&s.m, CZ_STREAM_EXACT, &err);
     double one[4][2], two[4][2];
     cz_engine_set_threads(1);
     step(&s);
@@ -216,7 +246,12 @@ static void test_misuse(void **state)
     setup s;
     setup_init(&s, 1, w, 3, CZ_ACT_RELU, 0, 2, 5);
     cz_error err;
-    cz_jacnorm *jn = cz_jacnorm_new(&s.m, &err);
+    cz_jacnorm *jn = cz_jacnorm_new(&s.m, CZ_STREAM_EXACT, &err);
+    /* gram needs n_1 < d (here 8 > 3); other modes are not widths */
+    assert_null(cz_jacnorm_new(&s.m, CZ_STREAM_GRAM, &err));
+    assert_int_equal(err.code, CZ_EINVAL);
+    assert_null(cz_jacnorm_new(&s.m, CZ_STREAM_PROBE, &err));
+    assert_int_equal(cz_jacnorm_bytes(&s.m, CZ_STREAM_GRAM), 0);
     double sq[1];
     assert_int_equal(cz_jacnorm_sample(jn, s.ws, s.params, 0, sq, &err), CZ_EINVAL); /* no step yet */
     step(&s);
@@ -241,8 +276,8 @@ static void test_misuse(void **state)
     /* sizes that overflow are refused, not allocated short */
     cz_model huge = s.m;
     huge.spec.d = SIZE_MAX / 4;
-    assert_int_equal(cz_jacnorm_bytes(&huge), 0);
-    assert_null(cz_jacnorm_new(&huge, &err));
+    assert_int_equal(cz_jacnorm_bytes(&huge, CZ_STREAM_EXACT), 0);
+    assert_null(cz_jacnorm_new(&huge, CZ_STREAM_EXACT, &err));
 }
 
 int main(void)
@@ -250,6 +285,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_relu),      cmocka_unit_test(test_relu_dropout), cmocka_unit_test(test_dense_activations),
         cmocka_unit_test(test_dead_layer), cmocka_unit_test(test_threads),     cmocka_unit_test(test_misuse),
+        cmocka_unit_test(test_gram_follows_w1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,7 +43,9 @@ typedef struct {
     int tau_norms;              /* per-sample norms kept and gathered (eval --tau-out) */
     size_t confusion;           /* classes K of an evaluation (K x K counts), else 0 */
     cz_stream_spec stream;      /* the workspace's Jacobian stream (zero: none) */
-    int tau_sampled;            /* the layer-Jacobian subsample's scratch (chainz/jacnorm.h) */
+    cz_stream_mode tau_sampled; /* the layer-Jacobian subsample's scratch (chainz/jacnorm.h) at
+                                 * width d (EXACT) or n_1 (GRAM), AUTO: the larger of the
+                                 * two (not yet planned); NONE: none */
 } cz_mem_request;
 
 /* Fills e (never fails; an overflow sets e->overflow and total = SIZE_MAX). */

@@ -115,6 +115,18 @@ static inline cz_real cz_v8_dot(const cz_v8 *a, const cz_v8 *b)
     return (h[0] + h[1]) + (h[2] + h[3]);
 }
 
+/* LAPACK's QR (Gram mode's W_1^T = QR: stream.c; the tau subsample's R: jacnorm.c) */
+#ifdef CZ_REAL_DOUBLE
+#define GEQRF dgeqrf_
+#define ORGQR dorgqr_
+#else
+#define GEQRF sgeqrf_
+#define ORGQR sorgqr_
+#endif
+void GEQRF(const int *m, const int *n, cz_real *a, const int *lda, cz_real *tau, cz_real *work,
+           const int *lwork, int *info);
+void ORGQR(const int *m, const int *n, const int *k, cz_real *a, const int *lda, const cz_real *tau,
+           cz_real *work, const int *lwork, int *info);
 /* ---- stream.c ---- */
 /* Bytes of the stream's buffers for the workspace's shapes; with base != NULL, carves them
  * from base at offset *off. */

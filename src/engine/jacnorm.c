@@ -3,17 +3,22 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "engine_internal.h"
 #include "gemm.h"
 #include "par.h"
 
 struct cz_jacnorm {
-    cz_real *P[2];   /* n_max x d: P_{l-1} and P_l, rows of the active units */
+    cz_real *P[2];   /* n_max x k: P_{l-1} and P_l, rows of the active units */
     cz_real *Wg;     /* n_max x n_max: W_l[A_l, A_{l-1}] */
     cz_real *term;   /* n_max: D_i^2 |t_i|^2 */
     size_t *act[2];  /* A_{l-1}, A_l */
-    size_t n, d;     /* the model's widest layer and d: what the buffers hold */
+    size_t n, d, k;  /* the model's widest layer, d, and the rows' width (d, or n_1: Gram) */
+    /* Gram: W_1^T = QR, so J_l = M_l W_1 = M_l R^T Q^T and ||J_l|| = ||M_l R^T||: rows of
+     * F = R^T (n_1 wide) stand in for W_1's (d wide). R is refactored when W_1 changes. */
+    cz_real *w0copy, *qr, *F, *ltau, *lwork;
+    int lw, qr_valid;
 };
 
 static size_t widest(const cz_model *m)
@@ -24,38 +29,62 @@ static size_t widest(const cz_model *m)
     return n;
 }
 
-/* 0 when the sizes overflow */
-size_t cz_jacnorm_bytes(const cz_model *m)
+static int gram_ok(const cz_model *m, cz_stream_mode mode)
 {
-    size_t n = widest(m), d = m->spec.d, r = sizeof(cz_real);
-    if (n > SIZE_MAX / 8 / r / (d > n ? d : n)) return 0;
-    return sizeof(struct cz_jacnorm) + r * (2 * n * d + n * n + n) + 2 * n * sizeof(size_t);
+    return mode == CZ_STREAM_EXACT || (mode == CZ_STREAM_GRAM && m->layer[0].n_out < m->spec.d);
 }
 
-cz_jacnorm *cz_jacnorm_new(const cz_model *m, cz_error *err)
+/* 0 when the sizes overflow or the mode does not apply */
+size_t cz_jacnorm_bytes(const cz_model *m, cz_stream_mode mode)
 {
-    size_t n = widest(m), d = m->spec.d;
-    if (!cz_jacnorm_bytes(m)) {
+    size_t n = widest(m), d = m->spec.d, n0 = m->layer[0].n_out, r = sizeof(cz_real);
+    if (!gram_ok(m, mode) || n > SIZE_MAX / 8 / r / (d > n ? d : n)) return 0;
+    size_t k = mode == CZ_STREAM_GRAM ? n0 : d, b = r * (2 * n * k + n * n + n) + 2 * n * sizeof(size_t);
+    if (mode == CZ_STREAM_GRAM) b += r * (2 * n0 * d + n0 * n0 + 65 * n0);
+    return sizeof(struct cz_jacnorm) + b;
+}
+
+cz_jacnorm *cz_jacnorm_new(const cz_model *m, cz_stream_mode mode, cz_error *err)
+{
+    size_t n = widest(m), d = m->spec.d, n0 = m->layer[0].n_out;
+    if (!gram_ok(m, mode)) {
+        cz_error_set(err, CZ_EINVAL, "engine: the layer-Jacobian norms run at width d (exact) or n_1 < d (gram)");
+        return NULL;
+    }
+    if (!cz_jacnorm_bytes(m, mode)) {
         cz_error_set(err, CZ_ENOMEM, "the layer-Jacobian norms' scratch (%zu x %zu) is too large", n, d);
         return NULL;
     }
+    size_t k = mode == CZ_STREAM_GRAM ? n0 : d;
+    int gram = mode == CZ_STREAM_GRAM, ok = 0;
     cz_jacnorm *s = calloc(1, sizeof *s);
     if (s) {
-        s->P[0] = malloc(n * d * sizeof(cz_real));
-        s->P[1] = malloc(n * d * sizeof(cz_real));
+        s->P[0] = malloc(n * k * sizeof(cz_real));
+        s->P[1] = malloc(n * k * sizeof(cz_real));
         s->Wg = malloc(n * n * sizeof(cz_real));
         s->term = malloc(n * sizeof(cz_real));
         s->act[0] = malloc(n * sizeof(size_t));
         s->act[1] = malloc(n * sizeof(size_t));
+        s->lw = (int)(64 * n0);
+        if (gram) {
+            s->w0copy = malloc(n0 * d * sizeof(cz_real));
+            s->qr = malloc(n0 * d * sizeof(cz_real));
+            s->F = malloc(n0 * n0 * sizeof(cz_real));
+            s->ltau = malloc(n0 * sizeof(cz_real));
+            s->lwork = malloc((size_t)s->lw * sizeof(cz_real));
+        }
+        ok = s->P[0] && s->P[1] && s->Wg && s->term && s->act[0] && s->act[1] &&
+             (!gram || (s->w0copy && s->qr && s->F && s->ltau && s->lwork));
     }
-    if (!s || !s->P[0] || !s->P[1] || !s->Wg || !s->term || !s->act[0] || !s->act[1]) {
+    if (!ok) {
         cz_jacnorm_free(s);
         cz_error_set(err, CZ_ENOMEM, "out of memory for the layer-Jacobian norms (%zu MB)",
-                     cz_jacnorm_bytes(m) >> 20);
+                     cz_jacnorm_bytes(m, mode) >> 20);
         return NULL;
     }
     s->n = n;
     s->d = d;
+    s->k = k;
     return s;
 }
 
@@ -68,27 +97,73 @@ void cz_jacnorm_free(cz_jacnorm *s)
     free(s->term);
     free(s->act[0]);
     free(s->act[1]);
+    free(s->w0copy);
+    free(s->qr);
+    free(s->F);
+    free(s->ltau);
+    free(s->lwork);
     free(s);
 }
 
-double cz_jacnorm_flops(const cz_model *m)
+double cz_jacnorm_flops(const cz_model *m, cz_stream_mode mode)
 {
-    double d = (double)m->spec.d, f = 3.0 * d * (double)m->layer[0].n_out; /* P_1 and its norm */
+    double k = mode == CZ_STREAM_GRAM ? (double)m->layer[0].n_out : (double)m->spec.d;
+    double f = 3.0 * k * (double)m->layer[0].n_out; /* P_1 and its norm */
     for (int l = 1; l < m->n_hidden; l++)
-        f += (2.0 * (double)m->layer[l].n_in + 3.0) * d * (double)m->layer[l].n_out;
+        f += (2.0 * (double)m->layer[l].n_in + 3.0) * k * (double)m->layer[l].n_out;
     return f;
+}
+
+/* LAPACK's Householder QR of a tall, skinny W_1^T runs largely in matrix-vector products:
+ * 14-32 GFLOP/s against 64-80 for a GEMM of as many flops in bench_qr (zen3 kernels, one
+ * thread, d = 300..2000, n_1 = 32..256: 2.4-4.8x slower), and about 7x slower inside a
+ * training step (784 x 64: some 0.6 ms a step in bench_tau, caches cold), so its 2 d n_1^2
+ * flops count 8 times here (GEMM-equivalent) */
+#define QR_SLOWDOWN 8.0
+
+double cz_jacnorm_step_flops(const cz_model *m, cz_stream_mode mode)
+{
+    double d = (double)m->spec.d, n0 = (double)m->layer[0].n_out;
+    return mode == CZ_STREAM_GRAM ? QR_SLOWDOWN * 2.0 * d * n0 * n0 + 2.0 * d * n0 : 0; /* the QR, the check */
+}
+
+/* F = R^T of W_1^T = QR, unless W_1 is the one it was made from (once per step) */
+static int gram_factor(cz_jacnorm *s, const cz_real *W0, size_t n0, cz_error *err)
+{
+    size_t d = s->d;
+    if (s->qr_valid && !memcmp(s->w0copy, W0, n0 * d * sizeof *W0)) return 0;
+    memcpy(s->w0copy, W0, n0 * d * sizeof *W0);
+    memcpy(s->qr, W0, n0 * d * sizeof *W0); /* W_1 row-major = W_1^T column-major, d x n_1 */
+    int M = (int)d, N = (int)n0, info = 0;
+    /* LAPACK calls BLIS with its global thread count: one thread, as stream.c's QR */
+    dim_t threads = bli_thread_get_num_threads();
+    bli_thread_set_num_threads(1);
+    GEQRF(&M, &N, s->qr, &M, s->ltau, s->lwork, &s->lw, &info);
+    bli_thread_set_num_threads(threads);
+    s->qr_valid = !info;
+    if (info) return cz_error_set(err, CZ_ERUNTIME, "engine: QR of W_1 failed (LAPACK info %d)", info);
+    for (size_t i = 0; i < n0; i++)
+        for (size_t j = 0; j < n0; j++) s->F[i * n0 + j] = j <= i ? s->qr[i * d + j] : 0;
+    return 0;
 }
 
 int cz_jacnorm_sample(cz_jacnorm *s, const cz_workspace *ws, const cz_real *params, size_t b, double *sq,
                       cz_error *err)
 {
     const cz_model *m = &ws->m;
-    size_t d = m->spec.d, na = 0;
+    size_t d = m->spec.d, na = 0, k = s->k, n0 = m->layer[0].n_out;
     if (!ws->have_fwd || b >= ws->B)
         return cz_error_set(err, CZ_EINVAL, "engine: no sample %zu in the last step for its Jacobian norms", b);
-    if (widest(m) > s->n || d != s->d) /* the buffers would overflow */
+    if (widest(m) > s->n || d != s->d || (s->F && n0 != k)) /* the buffers would overflow */
         return cz_error_set(err, CZ_EINVAL, "engine: the Jacobian norms' scratch was made for another model "
                             "(widest layer %zu, d = %zu; this one %zu, %zu)", s->n, s->d, widest(m), d);
+    /* the rows of layer 1: W_1's own (width d), or F's (Gram, width n_1) */
+    const cz_real *seed = params + m->layer[0].w;
+    if (s->F) {
+        int rc = gram_factor(s, seed, n0, err);
+        if (rc) return rc;
+        seed = s->F;
+    }
     cz_real *P = s->P[0], *Q = s->P[1], *term = s->term;
     size_t *prev = s->act[0], *cur = s->act[1];
     for (int l = 0; l < m->n_hidden; l++) {
@@ -97,25 +172,25 @@ int cz_jacnorm_sample(cz_jacnorm *s, const cz_workspace *ws, const cz_real *para
         size_t nc = 0, nin = L->n_in;
         for (size_t i = 0; i < L->n_out; i++)
             if (D[i] != 0) cur[nc++] = i;
-        if (l > 0 && nc && na) { /* t = W_l[A_l, A_{l-1}] P_{l-1}: [nc x na] x [na x d] */
+        if (l > 0 && nc && na) { /* t = W_l[A_l, A_{l-1}] P_{l-1}: [nc x na] x [na x k] */
             int T = cz_par_threads(nc * na);
             CZ_PAR_FOR(
             for (size_t r = 0; r < nc; r++) {
                 const cz_real *w = W + cur[r] * nin;
                 for (size_t c = 0; c < na; c++) s->Wg[r * na + c] = w[prev[c]];
             });
-            cz_gemm(0, 0, nc, d, na, 1, s->Wg, na, P, d, 0, Q, d);
+            cz_gemm(0, 0, nc, k, na, 1, s->Wg, na, P, k, 0, Q, k);
         }
         if (l > 0 && !na) nc = 0; /* nothing reaches this layer: J_l = 0 from here on */
-        /* row r: t = row cur[r] of W_1 (l = 0) or of the product; P_l's row is D t, and
-         * the term D^2 |t|^2 as the dense stream forms it (stream.c) */
-        int T = cz_par_threads(nc * d);
+        /* row r: t = row cur[r] of the seed (l = 0) or of the product; P_l's row is D t,
+         * and the term D^2 |t|^2 as the dense stream forms it (stream.c) */
+        int T = cz_par_threads(nc * k);
         CZ_PAR_FOR(
         for (size_t r = 0; r < nc; r++) {
-            const cz_real *t = l == 0 ? W + cur[r] * d : Q + r * d;
-            cz_real Dv = D[cur[r]], *out = Q + r * d;
-            term[r] = Dv * Dv * cz_dot8(t, t, d);
-            for (size_t j = 0; j < d; j++) out[j] = Dv * t[j];
+            const cz_real *t = l == 0 ? seed + cur[r] * k : Q + r * k;
+            cz_real Dv = D[cur[r]], *out = Q + r * k;
+            term[r] = Dv * Dv * cz_dot8(t, t, k);
+            for (size_t j = 0; j < k; j++) out[j] = Dv * t[j];
         });
         double acc = 0; /* in the order of the units, on any thread count */
         for (size_t r = 0; r < nc; r++) acc += (double)term[r];

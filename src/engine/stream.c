@@ -16,17 +16,6 @@
 #include "gemm.h"
 #include "par.h"
 
-#ifdef CZ_REAL_DOUBLE
-#define GEQRF dgeqrf_
-#define ORGQR dorgqr_
-#else
-#define GEQRF sgeqrf_
-#define ORGQR sorgqr_
-#endif
-void GEQRF(const int *m, const int *n, cz_real *a, const int *lda, cz_real *tau, cz_real *work,
-           const int *lwork, int *info);
-void ORGQR(const int *m, const int *n, const int *k, cz_real *a, const int *lda, const cz_real *tau,
-           cz_real *work, const int *lwork, int *info);
 
 /* 0: rows of 8 take the general loops (the engine_row8_bits test builds the engine so and
  * compares every output byte with this build's) */

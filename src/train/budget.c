@@ -103,7 +103,10 @@ void cz_mem_estimate_run(const cz_mem_request *r, cz_mem_estimate *e)
     e->workspace = workspace_bytes(m, M, &r->stream, ov);
     /* the Jacobian subsample (probe mode, lambda 0): one sample's products */
     if (r->tau_sampled) {
-        size_t sw = cz_jacnorm_bytes(m);
+        int any = r->tau_sampled == CZ_STREAM_AUTO; /* either width, not yet planned: the larger */
+        size_t sw = cz_jacnorm_bytes(m, any ? CZ_STREAM_EXACT : r->tau_sampled);
+        size_t sg = any ? cz_jacnorm_bytes(m, CZ_STREAM_GRAM) : 0;
+        if (sg > sw) sw = sg;
         if (!sw || cz_size_add(e->workspace, sw, &e->workspace)) *ov = 1;
     }
     /* two chunk buffers (training and validation) and the hyperslab scratch of the data
@@ -249,7 +252,7 @@ static size_t fits(const cz_mem_request *r, const cz_stream_spec *ss, size_t mic
     cz_mem_estimate e;
     if (ss) { /* with tau, an exact or gram stream gives the Jacobian families; probe a subsample */
         q.stream = *ss;
-        q.tau_sampled = r->tau && ss->mode == CZ_STREAM_PROBE;
+        q.tau_sampled = r->tau && ss->mode == CZ_STREAM_PROBE ? CZ_STREAM_AUTO : CZ_STREAM_NONE;
     }
     q.micro_batch = micro_batch;
     cz_mem_estimate_run(&q, &e);

@@ -12,9 +12,29 @@
 static double step_flops(const cz_model *m) { return cz_engine_step_flops(m, 1, 0); }
 
 /* where the layer-Jacobian families come from, given the DREG stream */
+/* the rows' width that makes f of each step's samples cheapest: d, or n_1 < d with one QR
+ * of W_1 a step (per_step samples a step share it) */
+static cz_stream_mode tau_width(const cz_model *m, double f, double per_step)
+{
+    if (m->layer[0].n_out >= m->spec.d) return CZ_STREAM_EXACT;
+    double exact = f * per_step * cz_jacnorm_flops(m, CZ_STREAM_EXACT);
+    double gram = f * per_step * cz_jacnorm_flops(m, CZ_STREAM_GRAM) + cz_jacnorm_step_flops(m, CZ_STREAM_GRAM);
+    return gram < exact ? CZ_STREAM_GRAM : CZ_STREAM_EXACT;
+}
+
+/* "; rows of width 784 = d" for the log */
+static void width_words(const cz_stream_plan *p, const cz_model *m, char *buf, size_t len)
+{
+    if (p->tau_sampled == CZ_STREAM_GRAM)
+        snprintf(buf, len, "; rows of width %zu = n_1 (R^T of W_1^T = QR, one QR a step)", m->layer[0].n_out);
+    else
+        snprintf(buf, len, "; rows of width %zu = d", m->spec.d);
+}
+
+/* where the layer-Jacobian families come from, given the DREG stream */
 static void plan_tau(cz_stream_plan *p, const cz_config *cfg, const cz_model *m)
 {
-    p->tau_sampled = 0;
+    p->tau_sampled = CZ_STREAM_NONE;
     p->tau_from_step = 0;
     p->tau_fraction = 1;
     p->tau_why[0] = 0;
@@ -29,22 +49,33 @@ static void plan_tau(cz_stream_plan *p, const cz_config *cfg, const cz_model *m)
      * that (jacnorm.h), but the fraction is part of the run and cannot follow the data. A
      * floor of 1000 samples an epoch (p99 from ten) cost 3.7x a step on 8,192 rows of d =
      * 300: it is no longer the default; the log says when an epoch measures fewer, and
-     * --tau-jacobian-fraction buys more samples at their cost */
-    p->tau_sampled = 1;
-    double f = 0.25 * step_flops(m) / cz_jacnorm_flops(m);
+     * --tau-jacobian-fraction buys more samples at their cost. With n_1 < d the rows can be
+     * n_1 wide for one QR a step: the width that measures more samples for the budget. */
+    double S = step_flops(m), per_step = (double)p->n_train;
+    if (cfg->batch > 0 && (double)cfg->batch < per_step) per_step = (double)cfg->batch;
+    if (per_step < 1) per_step = 1;
+    double f = 0.25 * S / cz_jacnorm_flops(m, CZ_STREAM_EXACT);
+    if (m->layer[0].n_out < m->spec.d) {
+        double fg = (0.25 * S * per_step - cz_jacnorm_step_flops(m, CZ_STREAM_GRAM)) /
+                    (per_step * cz_jacnorm_flops(m, CZ_STREAM_GRAM));
+        if (fg > f) f = fg;
+    }
     if (f > 1) f = 1;
     if (cfg->tau_jacobian_fraction > 0) f = cfg->tau_jacobian_fraction;
     p->tau_fraction = f;
+    p->tau_sampled = tau_width(m, f, per_step);
+    p->tau_per_step = per_step;
     double per_epoch = f * (double)p->n_train;
-    char few[160] = "";
+    char few[160] = "", width[96];
     /* a sample's cost relative to a training sample: below one with one hidden layer (its
      * product is D_1 W_1 alone), where a whole number read "0x" */
-    double cost = 0.25 / f;
+    double cost = cz_jacnorm_flops(m, p->tau_sampled) / S;
     if (cfg->tau_jacobian_fraction <= 0 && f < 1 && per_epoch < 1000)
         snprintf(few, sizeof few, " (about %.0f an epoch: their p99 is rough below 1000; --tau-jacobian-fraction "
                  "measures more, each sample up to %.*fx a training sample)", per_epoch, cost < 1 ? 1 : 0, cost);
-    snprintf(p->tau_why, sizeof p->tau_why, "exact on a seeded %.3g %% of each epoch's samples%s%s", 100 * f,
-             cfg->tau_jacobian_fraction > 0 ? " (--tau-jacobian-fraction)" : "", few);
+    width_words(p, m, width, sizeof width);
+    snprintf(p->tau_why, sizeof p->tau_why, "exact on a seeded %.3g %% of each epoch's samples%s%s%s", 100 * f,
+             cfg->tau_jacobian_fraction > 0 ? " (--tau-jacobian-fraction)" : "", few, width);
 }
 
 int cz_stream_plan_make(const cz_config *cfg, const cz_model *m, size_t n_train, cz_stream_plan *p,
@@ -86,8 +117,8 @@ static void shortest(double x, char *buf, size_t len)
 /* The layer-Jacobian subsample keeps the run's fraction (was: 0 for a run that did not
  * record it): adopted when --tau-jacobian-fraction is not given, refused when it differs;
  * *changed |= 2 when it was adopted. */
-static int resume_fraction(cz_stream_plan *p, const cz_config *cfg, double was, const char *path, int *changed,
-                           cz_error *err)
+static int resume_fraction(cz_stream_plan *p, const cz_config *cfg, const cz_model *m, double was, const char *path,
+                           int *changed, cz_error *err)
 {
     if (!p->tau_sampled || was <= 0 || was == p->tau_fraction) return 0;
     if (cfg->tau_jacobian_fraction > 0) {
@@ -99,8 +130,11 @@ static int resume_fraction(cz_stream_plan *p, const cz_config *cfg, double was, 
                             "within a run): resume with --tau-jacobian-fraction %s (or without it)", path, a, b, a);
     }
     p->tau_fraction = was;
-    snprintf(p->tau_why, sizeof p->tau_why, "exact on a seeded %.3g %% of each epoch's samples, as the run began",
-             100 * was);
+    p->tau_sampled = tau_width(m, was, p->tau_per_step);
+    char width[96];
+    width_words(p, m, width, sizeof width);
+    snprintf(p->tau_why, sizeof p->tau_why, "exact on a seeded %.3g %% of each epoch's samples, as the run began%s",
+             100 * was, width);
     *changed |= 2;
     return 0;
 }
@@ -148,7 +182,7 @@ int cz_stream_plan_resume(cz_stream_plan *p, const cz_config *cfg, const cz_mode
      * otherwise measure every sample at a cost of up to a step each, and refuse any other
      * --tau-jacobian-fraction */
     if (!bad && (was.mode == CZ_STREAM_EXACT || was.mode == CZ_STREAM_GRAM)) frac = NULL;
-    int rc = resume_fraction(p, cfg, frac ? was_frac : 0, path, changed, err);
+    int rc = resume_fraction(p, cfg, m, frac ? was_frac : 0, path, changed, err);
     if (rc || p->main.mode == CZ_STREAM_NONE) return rc;
     if (bad || was.mode == CZ_STREAM_AUTO)
         return cz_error_set(err, CZ_EINVAL, "%s: unknown dreg_mode '%s' in its configuration", path, mode);
@@ -175,7 +209,7 @@ int cz_stream_plan_resume(cz_stream_plan *p, const cz_config *cfg, const cz_mode
              cz_stream_width(m, &was), mode ? "its configuration" : "a chainz before --dreg-mode");
     plan_tau(p, cfg, m);
     *changed |= 1;
-    return resume_fraction(p, cfg, frac ? was_frac : 0, path, changed, err);
+    return resume_fraction(p, cfg, m, frac ? was_frac : 0, path, changed, err);
 }
 
 void cz_stream_plan_json(const cz_stream_plan *p, char *buf, size_t len)

@@ -66,10 +66,11 @@ int cz_tau_set_collect(cz_tau_set *ts, cz_workspace *ws, const float *params, in
 
 #define SAMPLE_DOMAIN 0x7461755f6a6163ULL /* "tau_jac": a counter no other key use takes */
 
-int cz_tau_set_sampler_init(cz_tau_set *ts, const cz_model *m, double frac, cz_error *err)
+int cz_tau_set_sampler_init(cz_tau_set *ts, const cz_model *m, cz_stream_mode width, double frac, cz_error *err)
 {
     ts->frac = frac;
-    return (ts->jn = cz_jacnorm_new(m, err)) ? 0 : err->code;
+    cz_jacnorm_free(ts->jn);
+    return (ts->jn = cz_jacnorm_new(m, width, err)) ? 0 : err->code;
 }
 
 int cz_tau_set_collect_sampled(cz_tau_set *ts, const cz_workspace *ws, const float *params, const uint64_t *keys,

@@ -56,8 +56,10 @@ int cz_tau_set_collect(cz_tau_set *ts, cz_workspace *ws, const float *params, in
 
 /* The Jacobian families from a subsample: each sample is chosen with probability frac by
  * its key (the same on any rank count), its norms exact over its active units
- * (chainz/jacnorm.h). @return 0 or an allocation error. */
-int cz_tau_set_sampler_init(cz_tau_set *ts, const cz_model *m, double frac, cz_error *err);
+ * (chainz/jacnorm.h) at width d (width CZ_STREAM_EXACT) or n_1 (CZ_STREAM_GRAM). Again
+ * (a resume that changed them): the old scratch is replaced. @return 0 or the error of
+ * cz_jacnorm_new. */
+int cz_tau_set_sampler_init(cz_tau_set *ts, const cz_model *m, cz_stream_mode width, double frac, cz_error *err);
 /* Adds the Jacobian norms of the chosen samples of the chunk of nb samples the workspace
  * just computed (its D, dropout masks included, as the step saw them); keys [nb].
  * @return 0 or the engine's error (CZ_EINVAL: no step, nb beyond it). */

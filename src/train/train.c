@@ -159,7 +159,7 @@ static int setup(trainer *t, int head_given, cz_error *err)
                              .exact = cfg->reduce == CZ_REDUCE_EXACT, .ranks = d->size, .tau = cfg->tau};
         rc = cz_stream_plan_make(cfg, &t->m, mr.rows, &t->plan, err);
         mr.stream = t->plan.main;
-        mr.tau_sampled = cfg->tau && t->plan.tau_sampled;
+        mr.tau_sampled = cfg->tau ? t->plan.tau_sampled : CZ_STREAM_NONE;
         cz_mem_estimate_run(&mr, &me);
         if (!rc) rc = cz_mem_check_train(&mr, &me, t->mem_limit, t->mem_source, err);
     }
@@ -190,7 +190,8 @@ static int setup(trainer *t, int head_given, cz_error *err)
     if (!rc) rc = cz_feed_init(&t->vio, t->val ? t->val : t->train, M,
                                 cfg->standardize ? t->mean : NULL, t->std, err);
     if (!rc && cfg->tau) rc = cz_tau_set_init(&t->ts, t->m.n_hidden, M, 1, err);
-    if (!rc && cfg->tau && t->plan.tau_sampled) rc = cz_tau_set_sampler_init(&t->ts, &t->m, t->plan.tau_fraction, err);
+    if (!rc && cfg->tau && t->plan.tau_sampled)
+        rc = cz_tau_set_sampler_init(&t->ts, &t->m, t->plan.tau_sampled, t->plan.tau_fraction, err);
     rc = cz_dist_agree(d, rc, err);
     if (rc) return rc;
     /* a bad value in the validation set stops the run now, not after the first epoch */

@@ -70,9 +70,9 @@ static int resume_stream(trainer *t, const cz_checkpoint *c, const char *path, c
         if (!(t->ws = cz_workspace_new_stream(&t->m, (size_t)t->cfg->micro_batch, &t->plan.main, err)))
             return err->code;
     }
-    if (t->ts.jn) t->ts.frac = t->plan.tau_fraction; /* the run's subsample fraction */
-    if (t->cfg->tau && t->plan.tau_sampled && !t->ts.jn &&
-        (rc = cz_tau_set_sampler_init(&t->ts, &t->m, t->plan.tau_fraction, err)))
+    /* the run's subsample fraction, and the width that suits it (a new scratch) */
+    if (t->cfg->tau && t->plan.tau_sampled &&
+        (rc = cz_tau_set_sampler_init(&t->ts, &t->m, t->plan.tau_sampled, t->plan.tau_fraction, err)))
         return rc;
     return cz_trainer_config_json(t, err);
 }

@@ -131,6 +131,16 @@ else
     bad "baseline: fraction '$frac', counts '$counts'"
 fi
 bw_same_run "$work/base-1" "$work/base-2" && ok "baseline: the subsample is the same on 2 ranks (bytes)" || bad "baseline: 1 and 2 ranks differ"
+# a first layer narrower than d: the subsample's rows are R^T's (n_1 wide, one QR a step),
+# the same bytes on 3 ranks, and the Jacobian counts follow the logged fraction
+"$build/make_data" "$work/wide.h5" --n 1500 --d 60 --classes 3 --seed 7 >/dev/null || exit 1
+for p in 1 3; do
+    run "$p" train --data "$work/wide.h5" --layers 12,40,30 --act relu --dropout 0.2 --epochs 1 --batch 128 \
+        --micro-batch 32 --out "$work/narrow-$p" >"$work/narrow-$p.log" 2>&1 || bad "narrow first layer on $p ranks: $(tail -2 "$work/narrow-$p.log")"
+done
+grep -qE "tau layer-Jacobian families: exact on a seeded [0-9.]+ % of each epoch's samples.*; rows of width 12 = n_1 \(R\^T of W_1\^T = QR, one QR a step\)" "$work/narrow-1.log" &&
+    ok "narrow first layer: the log names rows of width n_1" || bad "narrow first layer: $(grep 'tau layer' "$work/narrow-1.log")"
+bw_same_run "$work/narrow-1" "$work/narrow-3" && ok "narrow first layer: the same bytes on 3 ranks" || bad "narrow first layer: 1 and 3 ranks differ"
 
 # ---- probe: the Jacobian families hold the exact subsample only, never the probe estimates ----
 run 1 train --data "$work/x.h5" --layers 12,8 --epochs 1 --batch 64 --micro-batch 16 --dreg 0.05 --seed 3 \

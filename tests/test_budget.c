@@ -173,6 +173,32 @@ static void test_budget_counts_the_jacobian_subsample(void **state)
     assert_true(with.total > without.total);
 }
 
+/* n_1 < d: the subsample at width n_1 holds the QR's copies of W_1 besides its products
+ * (here more than at width d), and a request not yet planned (AUTO) counts the larger */
+static void test_budget_counts_the_gram_subsample(void **state)
+{
+    (void)state;
+    cz_model m;
+    cz_error err = {0};
+    cz_model_spec s = spec_of(200, 2, 64, CZ_HEAD_CLASSIFY, 3);
+    assert_int_equal(cz_model_init(&m, &s, &err), 0);
+    cz_mem_request r = {.m = &m, .micro_batch = 32, .batch = 64, .rows = 1000, .opt_moments = 2, .exact = 1,
+                        .tau = 1, .stream = {CZ_STREAM_PROBE, 4}};
+    cz_mem_estimate without, gram, any;
+    cz_mem_estimate_run(&r, &without);
+    r.tau_sampled = CZ_STREAM_GRAM;
+    cz_mem_estimate_run(&r, &gram);
+    r.tau_sampled = CZ_STREAM_AUTO;
+    cz_mem_estimate_run(&r, &any);
+    size_t g = cz_jacnorm_bytes(&m, CZ_STREAM_GRAM), e = cz_jacnorm_bytes(&m, CZ_STREAM_EXACT);
+    /* two 64 x 200 copies of W_1 (the check, the QR), R^T and two 64 x 64 products, at least */
+    assert_true(g >= (2 * 64 * 200 + 3 * 64 * 64) * sizeof(float));
+    assert_true(g > e);
+    assert_false(gram.overflow);
+    assert_int_equal(gram.workspace, without.workspace + g);
+    assert_int_equal(any.workspace, without.workspace + g);
+}
+
 /* an exact run over the limit is offered probe mode: with tau on, probe mode adds the
  * Jacobian subsample's scratch (lambda = 0 or not), so the offer must count it. Here the
  * default K fits only without that scratch: the offer must be a smaller K. */
@@ -267,6 +293,7 @@ int main(void)
         cmocka_unit_test(test_budget_model_refuses_wrapping_sizes),
         cmocka_unit_test(test_budget_estimate_bounds_the_workspace),
         cmocka_unit_test(test_budget_counts_the_jacobian_subsample),
+        cmocka_unit_test(test_budget_counts_the_gram_subsample),
         cmocka_unit_test(test_budget_probe_offer_counts_the_subsample),
         cmocka_unit_test(test_budget_counts_the_reducer),
         cmocka_unit_test(test_budget_refuses_beyond_the_limit),

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <blis.h> /* the global thread count Gram's QR sets and restores */
 
 #include "chainz/engine.h"
 #include "chainz/jacnorm.h"
@@ -239,6 +240,60 @@ static void test_threads(void **state)
     setup_free(&s);
 }
 
+/* Gram at hostile shapes, against the double reference: n_1 = 1 with d = 2 (R is 1 x 1),
+ * n_1 = d - 1, and a W_1 with a zero row (a zero column of W_1^T: LAPACK's reflector is
+ * the identity there, no failure). Catches a transposed read of R out of LAPACK's
+ * column-major d x n_1 (its upper triangle is row i, columns j >= i, of the stored rows). */
+static void test_gram_hostile_shapes(void **state)
+{
+    (void)state;
+    struct { size_t w[2], d; int zero_row; } c[] = {{{1, 5}, 2, 0}, {{6, 7}, 7, 0}, {{5, 8}, 9, 1}};
+    for (size_t t = 0; t < sizeof c / sizeof c[0]; t++) {
+        setup s;
+        setup_init(&s, 2, c[t].w, c[t].d, CZ_ACT_TANH, 0, 3, 40 + t);
+        if (c[t].zero_row)
+            for (size_t j = 0; j < c[t].d; j++) s.params[s.m.layer[0].w + 2 * c[t].d + j] = 0;
+        step(&s);
+        cz_error err;
+        cz_jacnorm *jn = cz_jacnorm_new(&s.m, CZ_STREAM_GRAM, &err);
+        assert_non_null(jn);
+        for (size_t b = 0; b < s.B; b++) {
+            double sq[2], ref[2];
+            assert_int_equal(cz_jacnorm_sample(jn, s.ws, s.params, b, sq, &err), 0);
+            reference(&s, b, ref);
+            for (int l = 0; l < 2; l++) assert_true(fabs(sq[l] - ref[l]) <= 1e-4 * ref[l] + 1e-12);
+        }
+        cz_jacnorm_free(jn);
+        setup_free(&s);
+    }
+}
+
+/* Gram's QR runs LAPACK on BLIS's global thread count, set to one for it: the same bits on
+ * 1 and 2 threads, and the count the engine set is back afterwards. n_1 = 96 > LAPACK's
+ * block (32), so the QR takes its blocked path (BLIS level 3, which threads). */
+static void test_gram_threads(void **state)
+{
+    (void)state;
+    size_t w[2] = {96, 300};
+    setup s;
+    setup_init(&s, 2, w, 200, CZ_ACT_RELU, 0.1, 3, 12);
+    cz_error err;
+    cz_jacnorm *one_jn = cz_jacnorm_new(&s.m, CZ_STREAM_GRAM, &err), *two_jn = cz_jacnorm_new(&s.m, CZ_STREAM_GRAM, &err);
+    double one[3][2], two[3][2];
+    cz_engine_set_threads(1);
+    step(&s);
+    for (size_t b = 0; b < 3; b++) assert_int_equal(cz_jacnorm_sample(one_jn, s.ws, s.params, b, one[b], &err), 0);
+    cz_engine_set_threads(2);
+    for (size_t b = 0; b < 3; b++) assert_int_equal(cz_jacnorm_sample(two_jn, s.ws, s.params, b, two[b], &err), 0);
+    assert_int_equal(bli_thread_get_num_threads(), 2);
+    cz_engine_set_threads(1);
+    assert_memory_equal(one, two, sizeof one);
+    assert_true(one[0][1] > 0);
+    cz_jacnorm_free(one_jn);
+    cz_jacnorm_free(two_jn);
+    setup_free(&s);
+}
+
 static void test_misuse(void **state)
 {
     (void)state;
@@ -285,7 +340,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_relu),      cmocka_unit_test(test_relu_dropout), cmocka_unit_test(test_dense_activations),
         cmocka_unit_test(test_dead_layer), cmocka_unit_test(test_threads),     cmocka_unit_test(test_misuse),
-        cmocka_unit_test(test_gram_follows_w1),
+        cmocka_unit_test(test_gram_follows_w1), cmocka_unit_test(test_gram_hostile_shapes),
+        cmocka_unit_test(test_gram_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,10 @@
 #    1) resumed as a baseline (--dreg 0): the subsample's fraction is planned afresh (auto),
 #    not kept at 100 % (every sample at up to a step's cost), and --tau-jacobian-fraction
 #    is accepted (it was refused as "cannot change within a run");
+#  - a first layer narrower than d (the subsample's rows d or n_1 wide, picked for the
+#    fraction): a run begun with --tau-jacobian-fraction 0.002 (rows d wide), stopped
+#    mid-epoch and resumed without it, re-picks width d for the adopted fraction (the plan
+#    alone picks n_1 for its own): the same bytes as the uninterrupted run;
 #  - one hidden layer: a measured sample costs less than a training sample, and the log
 #    says so ("up to 0.4x"), not "up to 0x".
 # Usage: test_tau_baseline_resume.sh BUILD_DIR
@@ -15,6 +19,9 @@ set -uo pipefail
 # shellcheck source=lib/cli.sh
 . "$(dirname "$0")/lib/cli.sh"
 cli_init "$1"
+# shellcheck source=lib/bitwise.sh
+. "$(dirname "$0")/lib/bitwise.sh"
+bw_init "$build" || exit 1
 "$build/make_data" "$work/x.h5" --n 600 --d 20 --classes 3 --seed 3 >/dev/null || exit 1
 args=(--data "$work/x.h5" --layers 30,25,20 --act poly --epochs 3 --batch 64 --micro-batch 16)
 
@@ -75,6 +82,20 @@ if echo "$line" | grep -qE "each sample up to 0\.[1-9]x a training sample"; then
 else
     bad "one hidden layer: $line"
 fi
+
+"$build/make_data" "$work/w.h5" --n 1500 --d 60 --classes 3 --seed 7 >/dev/null || exit 1
+nargs=(--data "$work/w.h5" --layers 12,40,30 --act relu --dropout 0.2 --epochs 2 --batch 128 --micro-batch 32
+       --ckpt-every-steps 3 --seed 4)
+"$chainz" train "${nargs[@]}" --tau-jacobian-fraction 0.002 --out "$work/nref" >"$work/nref.log" 2>&1 ||
+    bad "narrow first layer: $(tail -2 "$work/nref.log")"
+"$chainz" train "${nargs[@]}" --tau-jacobian-fraction 0.002 --max-steps 5 --out "$work/ncut" >"$work/ncut.log" 2>&1 &&
+    "$chainz" train "${nargs[@]}" --resume auto --out "$work/ncut" >"$work/ncut-resume.log" 2>&1 ||
+    bad "narrow first layer, stopped and resumed: $(tail -2 "$work/ncut-resume.log")"
+grep -q "as the run began; rows of width 60 = d" "$work/ncut-resume.log" &&
+    ok "narrow first layer: the resume adopts 0.2 % and its width d" ||
+    bad "narrow first layer: $(grep 'tau layer' "$work/ncut-resume.log")"
+bw_same_run "$work/nref" "$work/ncut" && ok "narrow first layer: resumed mid-epoch, the same bytes as uninterrupted" ||
+    bad "narrow first layer: the resumed run differs"
 
 echo "test_tau_baseline_resume: $fails failure(s)"
 [ "$fails" -eq 0 ]

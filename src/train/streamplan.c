@@ -11,7 +11,6 @@
 /* flops of one sample: the step without a stream */
 static double step_flops(const cz_model *m) { return cz_engine_step_flops(m, 1, 0); }
 
-/* where the layer-Jacobian families come from, given the DREG stream */
 /* the rows' width that makes f of each step's samples cheapest: d, or n_1 < d with one QR
  * of W_1 a step (per_step samples a step share it) */
 static cz_stream_mode tau_width(const cz_model *m, double f, double per_step)

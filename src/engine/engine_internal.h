@@ -128,6 +128,12 @@ void GEQRF(const int *m, const int *n, cz_real *a, const int *lda, cz_real *tau,
 void ORGQR(const int *m, const int *n, const int *k, cz_real *a, const int *lda, const cz_real *tau,
            cz_real *work, const int *lwork, int *info);
 /* ---- stream.c ---- */
+/* W_1^T = QR of W0 [n0 x d] (LAPACK, on one BLIS thread so the bits do not depend on the
+ * count), unless *valid and W0's bytes equal w0copy's: F = R^T [n0 x n0], and with form_q
+ * Q^T over qr (else qr keeps LAPACK's reflectors). Gram mode's seed and the tau
+ * subsample's rows (jacnorm.c). @return 0 or CZ_ERUNTIME. */
+int cz_qr_of_w1(const cz_real *W0, size_t n0, size_t d, cz_real *w0copy, cz_real *qr, cz_real *F, cz_real *tau,
+                cz_real *work, int lwork, int form_q, int *valid, cz_error *err);
 /* Bytes of the stream's buffers for the workspace's shapes; with base != NULL, carves them
  * from base at offset *off. */
 void cz_stream_carve(cz_workspace *ws, char *base, size_t *off);

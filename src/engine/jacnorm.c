@@ -3,7 +3,6 @@
 
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "engine_internal.h"
 #include "gemm.h"
@@ -127,25 +126,6 @@ double cz_jacnorm_step_flops(const cz_model *m, cz_stream_mode mode)
     return mode == CZ_STREAM_GRAM ? QR_SLOWDOWN * 2.0 * d * n0 * n0 + 2.0 * d * n0 : 0; /* the QR, the check */
 }
 
-/* F = R^T of W_1^T = QR, unless W_1 is the one it was made from (once per step) */
-static int gram_factor(cz_jacnorm *s, const cz_real *W0, size_t n0, cz_error *err)
-{
-    size_t d = s->d;
-    if (s->qr_valid && !memcmp(s->w0copy, W0, n0 * d * sizeof *W0)) return 0;
-    memcpy(s->w0copy, W0, n0 * d * sizeof *W0);
-    memcpy(s->qr, W0, n0 * d * sizeof *W0); /* W_1 row-major = W_1^T column-major, d x n_1 */
-    int M = (int)d, N = (int)n0, info = 0;
-    /* LAPACK calls BLIS with its global thread count: one thread, as stream.c's QR */
-    dim_t threads = bli_thread_get_num_threads();
-    bli_thread_set_num_threads(1);
-    GEQRF(&M, &N, s->qr, &M, s->ltau, s->lwork, &s->lw, &info);
-    bli_thread_set_num_threads(threads);
-    s->qr_valid = !info;
-    if (info) return cz_error_set(err, CZ_ERUNTIME, "engine: QR of W_1 failed (LAPACK info %d)", info);
-    for (size_t i = 0; i < n0; i++)
-        for (size_t j = 0; j < n0; j++) s->F[i * n0 + j] = j <= i ? s->qr[i * d + j] : 0;
-    return 0;
-}
 
 int cz_jacnorm_sample(cz_jacnorm *s, const cz_workspace *ws, const cz_real *params, size_t b, double *sq,
                       cz_error *err)
@@ -160,7 +140,8 @@ int cz_jacnorm_sample(cz_jacnorm *s, const cz_workspace *ws, const cz_real *para
     /* the rows of layer 1: W_1's own (width d), or F's (Gram, width n_1) */
     const cz_real *seed = params + m->layer[0].w;
     if (s->F) {
-        int rc = gram_factor(s, seed, n0, err);
+        /* F = R^T, made again only when W_1 changed (once a step) */
+        int rc = cz_qr_of_w1(seed, n0, d, s->w0copy, s->qr, s->F, s->ltau, s->lwork, s->lw, 0, &s->qr_valid, err);
         if (rc) return rc;
         seed = s->F;
     }

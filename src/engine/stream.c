@@ -140,24 +140,30 @@ const cz_real *cz_stream_t(const cz_workspace *ws, int l, size_t i, size_t b) { 
 /* W_0^T [d x n_0] column-major is W_0 [n_0 x d] row-major as it is stored: factor in place,
  * take F = R^T, then form Q, whose column-major d x n_0 is Q^T row-major. LAPACK calls BLAS,
  * which in this process is BLIS: one thread there keeps the bits thread-count free. */
-static int gram_factor(cz_workspace *ws, const cz_real *W0, cz_error *err)
+int cz_qr_of_w1(const cz_real *W0, size_t n0, size_t d, cz_real *w0copy, cz_real *qr, cz_real *F, cz_real *tau,
+                cz_real *work, int lwork, int form_q, int *valid, cz_error *err)
 {
-    size_t d = ws->m.spec.d, n0 = ws->m.layer[0].n_out;
-    if (ws->qr_valid && !memcmp(ws->w0copy, W0, n0 * d * sizeof *W0)) return 0;
-    memcpy(ws->w0copy, W0, n0 * d * sizeof *W0);
-    memcpy(ws->qr, W0, n0 * d * sizeof *W0);
+    if (*valid && !memcmp(w0copy, W0, n0 * d * sizeof *W0)) return 0;
+    memcpy(w0copy, W0, n0 * d * sizeof *W0);
+    memcpy(qr, W0, n0 * d * sizeof *W0); /* W_1 row-major = W_1^T column-major, d x n_1 */
     int M = (int)d, N = (int)n0, info = 0;
     dim_t threads = bli_thread_get_num_threads();
     bli_thread_set_num_threads(1);
-    GEQRF(&M, &N, ws->qr, &M, ws->lapack_tau, ws->lapack_work, &ws->lwork, &info);
+    GEQRF(&M, &N, qr, &M, tau, work, &lwork, &info);
     if (!info)
         for (size_t i = 0; i < n0; i++)
-            for (size_t j = 0; j < n0; j++) ws->F[i * n0 + j] = j <= i ? ws->qr[i * d + j] : 0;
-    if (!info) ORGQR(&M, &N, &N, ws->qr, &M, ws->lapack_tau, ws->lapack_work, &ws->lwork, &info);
+            for (size_t j = 0; j < n0; j++) F[i * n0 + j] = j <= i ? qr[i * d + j] : 0;
+    if (!info && form_q) ORGQR(&M, &N, &N, qr, &M, tau, work, &lwork, &info);
     bli_thread_set_num_threads(threads);
-    ws->qr_valid = !info;
+    *valid = !info;
     if (info) return cz_error_set(err, CZ_ERUNTIME, "engine: QR of W_1 failed (LAPACK info %d)", info);
     return 0;
+}
+
+static int gram_factor(cz_workspace *ws, const cz_real *W0, cz_error *err)
+{
+    return cz_qr_of_w1(W0, ws->m.layer[0].n_out, ws->m.spec.d, ws->w0copy, ws->qr, ws->F, ws->lapack_tau,
+                       ws->lapack_work, ws->lwork, 1, &ws->qr_valid, err);
 }
 
 static void probe_draw(cz_workspace *ws, const uint64_t *keys, size_t B)

@@ -21,6 +21,14 @@ static cz_stream_mode tau_width(const cz_model *m, double f, double per_step)
     return gram < exact ? CZ_STREAM_GRAM : CZ_STREAM_EXACT;
 }
 
+/* training samples a step: --batch, or every row (full batch); they share gram's QR */
+static double step_samples(const cz_config *cfg, size_t n_train)
+{
+    double s = (double)n_train;
+    if (cfg->batch > 0 && (double)cfg->batch < s) s = (double)cfg->batch;
+    return s < 1 ? 1 : s;
+}
+
 /* "; rows of width 784 = d" for the log */
 static void width_words(const cz_stream_plan *p, const cz_model *m, char *buf, size_t len)
 {
@@ -50,9 +58,7 @@ static void plan_tau(cz_stream_plan *p, const cz_config *cfg, const cz_model *m)
      * 300: it is no longer the default; the log says when an epoch measures fewer, and
      * --tau-jacobian-fraction buys more samples at their cost. With n_1 < d the rows can be
      * n_1 wide for one QR a step: the width that measures more samples for the budget. */
-    double S = step_flops(m), per_step = (double)p->n_train;
-    if (cfg->batch > 0 && (double)cfg->batch < per_step) per_step = (double)cfg->batch;
-    if (per_step < 1) per_step = 1;
+    double S = step_flops(m), per_step = step_samples(cfg, p->n_train);
     double f = 0.25 * S / cz_jacnorm_flops(m, CZ_STREAM_EXACT);
     if (m->layer[0].n_out < m->spec.d) {
         double fg = (0.25 * S * per_step - cz_jacnorm_step_flops(m, CZ_STREAM_GRAM)) /
@@ -63,7 +69,6 @@ static void plan_tau(cz_stream_plan *p, const cz_config *cfg, const cz_model *m)
     if (cfg->tau_jacobian_fraction > 0) f = cfg->tau_jacobian_fraction;
     p->tau_fraction = f;
     p->tau_sampled = tau_width(m, f, per_step);
-    p->tau_per_step = per_step;
     double per_epoch = f * (double)p->n_train;
     char few[160] = "", width[96];
     /* a sample's cost relative to a training sample: below one with one hidden layer (its
@@ -129,7 +134,7 @@ static int resume_fraction(cz_stream_plan *p, const cz_config *cfg, const cz_mod
                             "within a run): resume with --tau-jacobian-fraction %s (or without it)", path, a, b, a);
     }
     p->tau_fraction = was;
-    p->tau_sampled = tau_width(m, was, p->tau_per_step);
+    p->tau_sampled = tau_width(m, was, step_samples(cfg, p->n_train));
     char width[96];
     width_words(p, m, width, sizeof width);
     snprintf(p->tau_why, sizeof p->tau_why, "exact on a seeded %.3g %% of each epoch's samples, as the run began%s",

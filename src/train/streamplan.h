@@ -15,7 +15,6 @@ typedef struct {
     cz_stream_spec main;     /* the training workspace's stream */
     cz_stream_mode tau_sampled; /* Jacobian families from a seeded subsample (cz_jacnorm) at
                               * width d (EXACT) or n_1 (GRAM); NONE: not from a subsample */
-    double tau_per_step;     /* training samples a step (they share gram's QR) */
     int tau_from_step;       /* Jacobian families from the step's own exact stream */
     double tau_fraction;     /* fraction of samples with Jacobian norms (1 from the step) */
     char why[512];           /* the DREG stream's choice, in words */
